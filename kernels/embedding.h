@@ -1,0 +1,21 @@
+// Token and position embeddings. Token embedding supports a vocabulary shard
+// [vocab_start, vocab_start + vocab_local): tokens outside it contribute zero (the caller
+// all-reduces across the tensor-parallel group).
+#pragma once
+
+#include <cstdint>
+
+namespace tessera::kernels::cpu {
+
+// out[r, :] = wte[tokens[r] - vocab_start, :] when the token is in the shard, else 0.
+void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int64_t rows,
+                             int64_t C, int64_t vocab_start, int64_t vocab_local);
+// dwte[tokens[r] - vocab_start, :] += dout[r, :] for tokens in the shard.
+void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int64_t rows,
+                              int64_t C, int64_t vocab_start, int64_t vocab_local);
+// x[b, t, :] += wpe[t, :] for x of shape [B, T, C].
+void position_embedding_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C);
+// dwpe[t, :] += sum_b dout[b, t, :].
+void position_embedding_backward(float* dwpe, const float* dout, int64_t B, int64_t T, int64_t C);
+
+}  // namespace tessera::kernels::cpu

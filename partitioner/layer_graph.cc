@@ -1,0 +1,105 @@
+// Layer graph construction with FLOP, parameter and activation-memory counts per layer.
+#include "partitioner/layer_graph.h"
+
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+constexpr int64_t kF32 = 4;
+
+LayerSpec gpt_block(const ModelConfig& m, int index, int64_t B) {
+  const int64_t C = m.hidden_size, F = m.ffn_hidden_size, T = m.seq_length;
+  const int64_t H = m.num_attention_heads, N = B * T;
+  LayerSpec s;
+  s.name = "h." + std::to_string(index);
+  s.kind = LayerKind::TransformerBlock;
+  const int64_t matmul_params = 3 * C * C + C * C + C * F + F * C;
+  s.params = matmul_params + 3 * C + C + F + C + 4 * C;
+  // 2 FLOPs per multiply-add; attention scores and the weighted sum are 2 * N * T * C each.
+  s.forward_flops = 2.0 * N * matmul_params + 4.0 * N * T * C;
+  s.backward_flops = 2.0 * s.forward_flops;
+  // Saved: block input, ln1 out + stats, qkv, probs, attention out, residual, ln2 out + stats,
+  // fc out, gelu out.
+  s.activation_bytes = kF32 * (N * C * 5 + 3 * N * C + B * H * T * T + 2 * N * F + 4 * N);
+  return s;
+}
+
+}  // namespace
+
+std::string layer_kind_name(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::Embedding: return "embedding";
+    case LayerKind::TransformerBlock: return "transformer_block";
+    case LayerKind::Head: return "head";
+    case LayerKind::Linear: return "linear";
+  }
+  return "?";
+}
+
+int64_t LayerGraph::total_params() const {
+  int64_t n = 0;
+  for (const auto& l : layers) n += l.params;
+  return n;
+}
+
+double LayerGraph::flops_per_token() const {
+  double f = 0;
+  for (const auto& l : layers) f += l.forward_flops + l.backward_flops;
+  return tokens_per_microbatch > 0 ? f / static_cast<double>(tokens_per_microbatch) : 0.0;
+}
+
+LayerGraph build_layer_graph(const ModelConfig& m, int64_t vocab_size, int64_t B) {
+  TESSERA_CHECK(vocab_size > 0 && B > 0, "vocab {} and micro batch {} must be positive", vocab_size, B);
+  LayerGraph g;
+  g.vocab_size = vocab_size;
+  const int64_t T = m.seq_length, C = m.hidden_size, N = B * T;
+  g.tokens_per_microbatch = N;
+  if (m.arch == "gpt") {
+    LayerSpec emb{"embedding", LayerKind::Embedding};
+    emb.params = vocab_size * C + T * C;
+    emb.activation_bytes = 0;
+    g.layers.push_back(emb);
+    for (int i = 0; i < m.num_layers; ++i) g.layers.push_back(gpt_block(m, i, B));
+    LayerSpec head{"head", LayerKind::Head};
+    head.params = 2 * C + C * vocab_size;
+    head.forward_flops = 2.0 * N * C * vocab_size;
+    head.backward_flops = 2.0 * head.forward_flops;
+    head.activation_bytes = kF32 * (2 * N * C + N * vocab_size + 4 * N);
+    g.layers.push_back(head);
+  } else if (m.arch == "mlp") {
+    // An embedding of the input tokens, then num_layers Linear layers; the last one
+    // projects to the output classes and is followed by the loss in the head.
+    LayerSpec emb{"embedding", LayerKind::Embedding};
+    const int64_t in = m.input_size > 0 ? m.input_size : C;
+    emb.params = vocab_size * in;
+    g.layers.push_back(emb);
+    int64_t width = in;
+    for (int i = 0; i < m.num_layers; ++i) {
+      LayerSpec l{"fc." + std::to_string(i), LayerKind::Linear};
+      l.in_features = width;
+      l.out_features = C;
+      l.activation = true;
+      l.params = width * C + C;
+      l.forward_flops = 2.0 * N * width * C;
+      l.backward_flops = 2.0 * l.forward_flops;
+      l.activation_bytes = kF32 * (N * width + 2 * N * C);
+      width = C;
+      g.layers.push_back(l);
+    }
+    const int64_t out = m.output_size > 0 ? m.output_size : vocab_size;
+    LayerSpec head{"head", LayerKind::Head};
+    head.in_features = width;
+    head.out_features = out;
+    head.params = width * out + out;
+    head.forward_flops = 2.0 * N * width * out;
+    head.backward_flops = 2.0 * head.forward_flops;
+    head.activation_bytes = kF32 * (N * width + N * out + 4 * N);
+    g.layers.push_back(head);
+  } else {
+    TESSERA_CHECK(false, "unknown arch '{}'", m.arch);
+  }
+  return g;
+}
+
+}  // namespace tessera

@@ -1,0 +1,50 @@
+// The Communicator interface: collectives and point-to-point over one group of ranks.
+// Implementations: MpiCommunicator (OpenMPI, CPU tensors). Communicators are created and
+// passed explicitly (ParallelGrid owns them); there is no global communicator.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+enum class ReduceOp { Sum, Avg, Max };
+
+// A pending non-blocking operation. wait() blocks until it completes or the communicator's
+// timeout expires (then it throws, naming the operation, the group and the peer).
+class CommRequest {
+ public:
+  virtual ~CommRequest() = default;
+  virtual void wait() = 0;
+  virtual bool test() = 0;  // true when complete
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Names the group in error messages ("world", "tp", "dp", "pp").
+  virtual const std::string& name() const = 0;
+  // The training step reported in timeout messages.
+  virtual void set_step(int64_t step) = 0;
+
+  // In place over the whole (contiguous) tensor.
+  virtual void all_reduce(Tensor& t, ReduceOp op) = 0;
+  virtual std::unique_ptr<CommRequest> all_reduce_async(Tensor& t, ReduceOp op) = 0;
+  // out has size() * in.numel() elements: rank i's `in` lands at offset i * in.numel().
+  virtual void all_gather(const Tensor& in, Tensor& out) = 0;
+  // in has size() * out.numel() elements: rank i receives the reduction of block i.
+  virtual void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) = 0;
+  virtual void broadcast(Tensor& t, int root) = 0;
+  virtual std::unique_ptr<CommRequest> send(const Tensor& t, int peer, int tag) = 0;
+  virtual std::unique_ptr<CommRequest> recv(Tensor& t, int peer, int tag) = 0;
+  virtual void barrier() = 0;
+  // Ranks with the same color form a new group, ordered by key.
+  virtual std::unique_ptr<Communicator> split(int color, int key, const std::string& name) = 0;
+};
+
+}  // namespace tessera

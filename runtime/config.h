@@ -1,0 +1,99 @@
+// The run configuration as plain structs. The launcher fills and validates them from YAML;
+// the runtime only reads them (no YAML here). Field names follow Megatron/NeMo.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+struct ModelConfig {
+  std::string arch = "gpt";  // gpt | mlp
+  int num_layers = 4;
+  int hidden_size = 128;
+  int num_attention_heads = 4;  // gpt only
+  int ffn_hidden_size = 512;    // gpt only; 0 means 4 * hidden_size
+  int seq_length = 64;
+  // "chars" (the distinct characters of the training text), "bytes" (256), or an integer
+  // written as a string ("50257") for token files.
+  std::string vocab = "chars";
+  std::string activation = "gelu";  // mlp only: gelu | relu
+  int input_size = 0;               // mlp only: 0 means hidden_size
+  int output_size = 0;              // mlp only: number of classes, 0 means the vocab size
+  float init_std = 0.02f;
+};
+
+struct ParallelConfig {
+  int tensor_model_parallel_size = 1;
+  int pipeline_model_parallel_size = 1;
+  int data_parallel_size = 0;  // 0 = auto: world / (tp * pp)
+  std::string schedule = "1f1b";  // gpipe | 1f1b | interleaved
+  int virtual_stages = 1;
+  std::vector<int> partition;  // empty = even split (or auto)
+  std::string recompute = "none";  // none | full | selective
+  bool sequence_parallel = false;
+  int zero_stage = 0;
+  double bucket_mb = 4.0;
+  double timeout_s = 300.0;
+};
+
+struct OptimizerConfig {
+  std::string name = "adamw";
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  int warmup_steps = 100;
+  int decay_steps = 0;  // 0 = max_steps
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;  // <= 0 disables
+};
+
+struct TrainConfig {
+  int micro_batch_size = 12;
+  int global_batch_size = 12;
+  int max_steps = 2000;
+  uint64_t seed = 1337;
+  std::string precision = "fp32";
+  int threads = 0;  // 0 = all cores available to this rank
+  int eval_interval = 250;  // 0 disables validation
+  int eval_iters = 20;
+  double peak_tflops = 0.0;  // 0 = measure the machine's fp32 GEMM roof at startup
+  OptimizerConfig optimizer;
+};
+
+struct DataConfig {
+  std::string path = "data/tinyshakespeare.txt";
+  std::string format = "text";  // text | tokens (llm.c .bin)
+  double val_fraction = 0.1;
+  std::string val_path;  // tokens format: a separate validation file (optional)
+};
+
+struct CheckpointConfig {
+  std::string dir;
+  int interval = 0;
+  int keep = 3;
+  std::string resume = "none";  // none | auto
+};
+
+struct LogConfig {
+  int interval = 10;
+  std::string metrics;  // JSONL path, empty = none
+  std::string trace;    // Chrome trace path, empty = none
+  std::string level = "info";
+};
+
+struct Config {
+  std::string source;  // the file it came from, for messages
+  ModelConfig model;
+  ParallelConfig parallel;
+  TrainConfig train;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+};
+
+}  // namespace tessera
