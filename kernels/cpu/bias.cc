@@ -1,0 +1,27 @@
+// CPU bias broadcast and its gradient.
+#include "kernels/bias.h"
+
+#include "kernels/cpu/common.h"
+
+namespace tessera::kernels::cpu {
+
+void bias_forward(float* x, const float* bias, int64_t rows, int64_t cols) {
+  detail::parallel_ranges(
+      rows, detail::threads_for(rows * cols),
+      [&](int64_t r0, int64_t r1) {
+        detail::mat(x + r0 * cols, r1 - r0, cols, cols).rowwise() +=
+            Eigen::Map<const Eigen::RowVectorXf>(bias, cols);
+      },
+      1);
+}
+
+// Each thread owns a range of columns and walks all rows, so the sums need no reduction and do
+// not depend on the thread count.
+void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) {
+  detail::parallel_ranges(cols, detail::threads_for(rows * cols), [&](int64_t c0, int64_t c1) {
+    detail::ArrayMap acc(dbias + c0, c1 - c0);
+    for (int64_t r = 0; r < rows; ++r) acc += detail::ConstArrayMap(dout + r * cols + c0, c1 - c0);
+  });
+}
+
+}  // namespace tessera::kernels::cpu

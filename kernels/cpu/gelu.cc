@@ -1,0 +1,46 @@
+// CPU GELU (tanh approximation) forward/backward, vectorised through Eigen's array tanh.
+#include "kernels/gelu.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/common.h"
+
+namespace tessera::kernels::cpu {
+namespace {
+
+const float kSqrt2OverPi = static_cast<float>(std::sqrt(2.0 / M_PI));
+constexpr float kCubic = 0.044715f;
+// tanh and its polynomial cost about 20 flops per element.
+constexpr int64_t kCostPerElement = 20;
+
+}  // namespace
+
+void gelu_forward(float* out, const float* inp, int64_t n) {
+  detail::parallel_elements(n, kCostPerElement, [&](int64_t b, int64_t e) {
+    detail::ConstArrayMap x(inp + b, e - b);
+    detail::ArrayMap(out + b, e - b) =
+        0.5f * x * (1.0f + (kSqrt2OverPi * (x + kCubic * x.cube())).tanh());
+  });
+}
+
+// d/dx [x/2 (1 + tanh u)] with u = k (x + c x^3):  (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2).
+// Processed in cache-sized blocks so tanh u lives in a stack buffer rather than a heap temporary.
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
+  constexpr int64_t kBlock = 1024;
+  detail::parallel_elements(n, kCostPerElement, [&](int64_t b, int64_t e) {
+    alignas(64) float tanh_u[kBlock];
+    for (int64_t i = b; i < e; i += kBlock) {
+      const int64_t len = std::min(kBlock, e - i);
+      detail::ConstArrayMap x(inp + i, len);
+      detail::ArrayMap t(tanh_u, len);
+      t = (kSqrt2OverPi * (x + kCubic * x.cube())).tanh();
+      detail::ArrayMap(dinp + i, len) =
+          detail::ConstArrayMap(dout + i, len) *
+          (0.5f * (1.0f + t) +
+           0.5f * x * (1.0f - t.square()) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * x.square()));
+    }
+  });
+}
+
+}  // namespace tessera::kernels::cpu

@@ -1,0 +1,176 @@
+// The rules between config fields, and those that need the world size. Each names the key
+// it blames, its value, and the other values involved.
+#include <fmt/format.h>
+
+#include <cstdint>
+
+#include "launcher/config_loader.h"
+#include "launcher/config_schema.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace config {
+namespace {
+
+int64_t ffn_size(const Config& c) {
+  return c.model.ffn_hidden_size > 0 ? c.model.ffn_hidden_size : 4 * int64_t{c.model.hidden_size};
+}
+
+// The layer graph holds the blocks (or Linear layers) plus the embedding and the head.
+int64_t graph_layers(const Config& c) { return int64_t{c.model.num_layers} + 2; }
+
+void check_model(const Config& c, const Provenance& at) {
+  if (c.model.arch == "gpt") {
+    require(c.model.hidden_size % c.model.num_attention_heads == 0, c, at, "model.hidden_size",
+            fmt::format("must be divisible by model.num_attention_heads = {}",
+                        c.model.num_attention_heads));
+  }
+}
+
+// Tensor and pipeline layout rules; tp and pp are in the config, so they need no world.
+void check_layout(const Config& c, const Provenance& at) {
+  const auto& p = c.parallel;
+  const int64_t tp = p.tensor_model_parallel_size;
+  if (p.schedule == "interleaved") {
+    require(p.virtual_stages > 1, c, at, "parallel.schedule", "needs parallel.virtual_stages > 1");
+  } else {
+    require(p.virtual_stages == 1, c, at, "parallel.virtual_stages",
+            "must be 1 unless parallel.schedule is interleaved");
+  }
+  const std::string by_tp = fmt::format("must be divisible by parallel.tensor_model_parallel_size = {}", tp);
+  if (c.model.arch == "gpt") {
+    require(c.model.num_attention_heads % tp == 0, c, at, "model.num_attention_heads", by_tp);
+    require(c.model.hidden_size % tp == 0, c, at, "model.hidden_size", by_tp);
+    require(ffn_size(c) % tp == 0, c, at, "model.ffn_hidden_size", by_tp);
+  } else {
+    require(c.model.hidden_size % tp == 0, c, at, "model.hidden_size", by_tp);
+  }
+  if (p.sequence_parallel) {
+    require(c.model.seq_length % tp == 0, c, at, "model.seq_length",
+            by_tp + " with parallel.sequence_parallel");
+  }
+  const int64_t stages = int64_t{p.pipeline_model_parallel_size} * p.virtual_stages;
+  const std::string model_layers = fmt::format(
+      "the model's {} layers (model.num_layers = {} plus embedding and head)", graph_layers(c),
+      c.model.num_layers);
+  require(stages <= graph_layers(c), c, at, "parallel.pipeline_model_parallel_size",
+          fmt::format("pipeline_model_parallel_size * virtual_stages = {} stages is more than {}",
+                      stages, model_layers));
+  if (!p.partition.empty()) {
+    require(static_cast<int64_t>(p.partition.size()) == stages, c, at, "parallel.partition",
+            fmt::format("must have pipeline_model_parallel_size * virtual_stages = {} entries, not {}",
+                        stages, p.partition.size()));
+    int64_t sum = 0;
+    for (int n : p.partition) sum += n;
+    require(sum == graph_layers(c), c, at, "parallel.partition",
+            fmt::format("must sum to {}, not {}", model_layers, sum));
+  }
+}
+
+void check_train(const Config& c, const Provenance& at) {
+  const auto& t = c.train;
+  const auto& o = t.optimizer;
+  require(t.global_batch_size % t.micro_batch_size == 0, c, at, "train.global_batch_size",
+          fmt::format("must be divisible by train.micro_batch_size = {}", t.micro_batch_size));
+  require(o.min_lr <= o.lr, c, at, "train.optimizer.min_lr",
+          fmt::format("must be <= train.optimizer.lr = {}", show(c, "train.optimizer.lr")));
+  require(o.warmup_steps <= t.max_steps, c, at, "train.optimizer.warmup_steps",
+          fmt::format("must be <= train.max_steps = {}", t.max_steps));
+  require(o.decay_steps == 0 || o.decay_steps >= o.warmup_steps, c, at, "train.optimizer.decay_steps",
+          fmt::format("must be 0 (decay until train.max_steps) or >= train.optimizer.warmup_steps = {}",
+                      o.warmup_steps));
+  if (t.eval_interval > 0) {
+    require(t.eval_iters > 0, c, at, "train.eval_iters",
+            fmt::format("must be positive when train.eval_interval = {} (0 disables validation)",
+                        t.eval_interval));
+  }
+}
+
+void check_data(const Config& c, const Provenance& at) {
+  const auto& d = c.data;
+  const std::string& vocab = c.model.vocab;
+  const bool tokens = d.format == "tokens";
+  if (tokens) {
+    const bool sized = vocab != "chars" && vocab != "bytes";
+    require(sized, c, at, "model.vocab", "must be an integer vocabulary size with data.format = tokens");
+    require(std::stoll(vocab) <= 65536, c, at, "model.vocab",
+            "must be at most 65536 with data.format = tokens (token files hold uint16 ids)");
+  } else {
+    require(vocab == "chars" || vocab == "bytes", c, at, "model.vocab",
+            "must be chars or bytes with data.format = text");
+    require(d.val_path.empty(), c, at, "data.val_path", "must be null unless data.format = tokens");
+  }
+  if (c.train.eval_interval > 0 && d.val_path.empty()) {
+    require(d.val_fraction > 0, c, at, "data.val_fraction",
+            fmt::format("must be > 0 when train.eval_interval = {}{}", c.train.eval_interval,
+                        tokens ? " and data.val_path is null" : ""));
+  }
+}
+
+void check_checkpoint(const Config& c, const Provenance& at) {
+  if (!c.checkpoint.dir.empty()) return;
+  require(c.checkpoint.interval == 0, c, at, "checkpoint.interval",
+          "must be 0 when checkpoint.dir is null");
+  require(c.checkpoint.resume == "none", c, at, "checkpoint.resume",
+          "must be none when checkpoint.dir is null");
+}
+
+}  // namespace
+
+void check_config(const Config& c, const Provenance& at) {
+  for (const auto& field : schema()) {
+    const std::string broken = field.violation(c);
+    require(broken.empty(), c, at, field.key, broken);
+  }
+  check_model(c, at);
+  check_layout(c, at);
+  check_train(c, at);
+  check_data(c, at);
+  check_checkpoint(c, at);
+}
+
+}  // namespace config
+
+void validate_config(const Config& c) { config::check_config(c, config::Provenance(c.source)); }
+
+void validate_for_world(const Config& c, int world_size) {
+  validate_config(c);
+  const config::Provenance at(c.source);
+  const std::string& source = at.source();
+  TESSERA_REQUIRE(world_size > 0, "{}: world size {} must be positive", source, world_size);
+  const auto& p = c.parallel;
+  const int64_t model_parallel = int64_t{p.tensor_model_parallel_size} * p.pipeline_model_parallel_size;
+  TESSERA_REQUIRE(world_size % model_parallel == 0,
+                  "{}: world size {} is not divisible by tensor_model_parallel_size * "
+                  "pipeline_model_parallel_size = {}",
+                  source, world_size, model_parallel);
+  const int64_t dp = world_size / model_parallel;
+  config::require(p.data_parallel_size == 0 || p.data_parallel_size == dp, c, at,
+                  "parallel.data_parallel_size",
+                  fmt::format("must be world size / (tensor_model_parallel_size * "
+                              "pipeline_model_parallel_size) = {} / {} = {}, or auto",
+                              world_size, model_parallel, dp));
+  const int64_t micro = c.train.micro_batch_size;
+  config::require(
+      c.train.global_batch_size % (micro * dp) == 0, c, at, "train.global_batch_size",
+      fmt::format("must be divisible by micro_batch_size * data_parallel_size = {} * {} = {}{}", micro,
+                  dp, micro * dp,
+                  p.data_parallel_size == 0
+                      ? fmt::format(" (data_parallel_size auto = world size {} / {})", world_size, model_parallel)
+                      : ""));
+  const int64_t microbatches = c.train.global_batch_size / (micro * dp);
+  if (p.schedule == "interleaved") {
+    config::require(microbatches % p.pipeline_model_parallel_size == 0, c, at, "parallel.schedule",
+                    fmt::format("needs the number of microbatches (global_batch_size / "
+                                "(micro_batch_size * data_parallel_size) = {}) to be divisible by "
+                                "pipeline_model_parallel_size = {}",
+                                microbatches, p.pipeline_model_parallel_size));
+  }
+}
+
+int resolved_data_parallel_size(const Config& c, int world_size) {
+  if (c.parallel.data_parallel_size > 0) return c.parallel.data_parallel_size;
+  return world_size / (c.parallel.tensor_model_parallel_size * c.parallel.pipeline_model_parallel_size);
+}
+
+}  // namespace tessera

@@ -1,0 +1,461 @@
+// The schema table (every field of runtime/config.h), its field builders, and the nearest-key
+// suggestions for unknown keys.
+#include "launcher/config_schema.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <climits>
+#include <type_traits>
+
+#include "runtime/error.h"
+
+namespace tessera::config {
+namespace {
+
+// A field's place in Config; generic, so one lambda serves const and non-const configs.
+#define TESSERA_AT(member) [](auto& c) -> auto& { return c.member; }
+
+template <class Ref>
+using ValueOf = std::remove_reference_t<decltype(std::declval<Ref>()(std::declval<Config&>()))>;
+
+// An int field with an inclusive range; the rule text says the range in words.
+template <class Ref>
+Field integer(std::string key, Ref ref, int lo, std::string rule, int hi = INT_MAX) {
+  return {std::move(key), rule,
+          [ref](const ConfigNode& n, Config& c) {
+            const auto v = scalar_integer<int>(n);
+            if (v) ref(c) = *v;
+            return v.has_value();
+          },
+          [ref, lo, hi, rule](const Config& c) {
+            return ref(c) >= lo && ref(c) <= hi ? std::string() : rule;
+          },
+          [ref](const Config& c) { return ConfigNode::scalar(std::to_string(ref(c))); }};
+}
+
+template <class Ref>
+Field positive(std::string key, Ref ref) {
+  return integer(std::move(key), ref, 1, "must be a positive integer");
+}
+
+template <class Ref>
+Field non_negative(std::string key, Ref ref) {
+  return integer(std::move(key), ref, 0, "must be a non-negative integer");
+}
+
+// A double (or float) field; ok says which finite values are allowed.
+template <class Ref>
+Field number(std::string key, Ref ref, bool (*ok)(double), std::string rule) {
+  return {std::move(key), rule,
+          [ref](const ConfigNode& n, Config& c) {
+            const auto v = scalar_number(n);
+            if (v) ref(c) = static_cast<ValueOf<Ref>>(*v);
+            return v.has_value();
+          },
+          [ref, ok, rule](const Config& c) { return ok(ref(c)) ? std::string() : rule; },
+          [ref](const Config& c) { return ConfigNode::scalar(format_number(ref(c))); }};
+}
+
+bool is_positive(double x) { return x > 0; }
+bool is_non_negative(double x) { return x >= 0; }
+bool is_finite(double) { return true; }  // scalar_number already refuses inf and nan
+bool is_fraction(double x) { return x >= 0 && x <= 0.5; }
+
+template <class Ref>
+Field boolean(std::string key, Ref ref) {
+  return {std::move(key), "must be true or false",
+          [ref](const ConfigNode& n, Config& c) {
+            const auto v = scalar_bool(n);
+            if (v) ref(c) = *v;
+            return v.has_value();
+          },
+          [](const Config&) { return std::string(); },
+          [ref](const Config& c) { return ConfigNode::scalar(ref(c) ? "true" : "false"); }};
+}
+
+template <class Ref>
+Field one_of(std::string key, Ref ref, std::vector<std::string> values) {
+  const std::string rule = fmt::format("must be one of {}", fmt::join(values, ", "));
+  return {std::move(key), rule,
+          [ref](const ConfigNode& n, Config& c) {
+            if (n.kind != ConfigNode::Kind::Scalar) return false;
+            ref(c) = n.text;
+            return true;
+          },
+          [ref, values, rule](const Config& c) {
+            return std::count(values.begin(), values.end(), ref(c)) ? std::string() : rule;
+          },
+          [ref](const Config& c) { return ConfigNode::string(ref(c)); }};
+}
+
+// A path; when optional, null (or an absent key) means "none" and is stored as "".
+template <class Ref>
+Field path(std::string key, Ref ref, bool optional) {
+  const std::string rule = optional ? "must be a path, or null for none" : "must be a path";
+  return {std::move(key), rule,
+          [ref, optional](const ConfigNode& n, Config& c) {
+            if (n.kind == ConfigNode::Kind::Null && optional) {
+              ref(c).clear();
+              return true;
+            }
+            if (n.kind != ConfigNode::Kind::Scalar) return false;
+            ref(c) = n.text;
+            return true;
+          },
+          [ref, optional, rule](const Config& c) {
+            return optional || !ref(c).empty() ? std::string() : rule;
+          },
+          [ref, optional](const Config& c) {
+            return optional && ref(c).empty() ? ConfigNode() : ConfigNode::string(ref(c));
+          }};
+}
+
+bool is_positive_integer_text(const std::string& text) {
+  const auto v = scalar_integer<int>(ConfigNode::scalar(text));
+  return v && *v > 0;
+}
+
+// model.vocab: chars, bytes, or a vocabulary size, stored as text ("50257").
+Field vocab_field() {
+  const std::string rule = "must be chars, bytes, or a positive integer";
+  return {"model.vocab", rule,
+          [](const ConfigNode& n, Config& c) {
+            if (n.kind != ConfigNode::Kind::Scalar) return false;
+            const auto v = scalar_integer<int64_t>(n);
+            c.model.vocab = v ? std::to_string(*v) : n.text;
+            return true;
+          },
+          [rule](const Config& c) {
+            const std::string& v = c.model.vocab;
+            return v == "chars" || v == "bytes" || is_positive_integer_text(v) ? std::string() : rule;
+          },
+          [](const Config& c) {
+            const std::string& v = c.model.vocab;
+            return scalar_integer<int64_t>(ConfigNode::scalar(v)) ? ConfigNode::scalar(v)
+                                                                    : ConfigNode::string(v);
+          }};
+}
+
+// model.ffn_hidden_size: null or 0 ask for 4 * hidden_size, which the loader fills in.
+Field ffn_field() {
+  Field f = integer("model.ffn_hidden_size", TESSERA_AT(model.ffn_hidden_size), 0,
+                    "must be a positive integer, or 0 for 4 * hidden_size");
+  f.read = [](const ConfigNode& n, Config& c) {
+    if (n.kind == ConfigNode::Kind::Null) {
+      c.model.ffn_hidden_size = 0;
+      return true;
+    }
+    const auto v = scalar_integer<int>(n);
+    if (v) c.model.ffn_hidden_size = *v;
+    return v.has_value();
+  };
+  return f;
+}
+
+bool is_auto(const ConfigNode& n) {
+  return n.kind == ConfigNode::Kind::Null || (n.kind == ConfigNode::Kind::Scalar && n.text == "auto");
+}
+
+// parallel.data_parallel_size: a size or auto (stored as 0: world / (tp * pp)).
+Field data_parallel_field() {
+  Field f = integer("parallel.data_parallel_size", TESSERA_AT(parallel.data_parallel_size), 0,
+                    "must be a positive integer or auto");
+  f.read = [](const ConfigNode& n, Config& c) {
+    if (is_auto(n)) {
+      c.parallel.data_parallel_size = 0;
+      return true;
+    }
+    const auto v = scalar_integer<int>(n);
+    if (v) c.parallel.data_parallel_size = *v;
+    return v && *v != 0;  // 0 is how auto is stored, but a user writes auto
+  };
+  f.write = [](const Config& c) {
+    const int dp = c.parallel.data_parallel_size;
+    return dp == 0 ? ConfigNode::string("auto") : ConfigNode::scalar(std::to_string(dp));
+  };
+  return f;
+}
+
+// parallel.partition: auto (stored empty) or the layer count of each stage.
+Field partition_field() {
+  const std::string rule = "must be auto or a list of positive integers";
+  return {"parallel.partition", rule,
+          [](const ConfigNode& n, Config& c) {
+            c.parallel.partition.clear();
+            if (is_auto(n)) return true;
+            if (n.kind != ConfigNode::Kind::Sequence) return false;
+            for (const auto& item : n.items) {
+              const auto v = scalar_integer<int>(item);
+              if (!v) return false;
+              c.parallel.partition.push_back(*v);
+            }
+            return true;
+          },
+          [rule](const Config& c) {
+            const auto& p = c.parallel.partition;
+            return std::all_of(p.begin(), p.end(), [](int x) { return x > 0; }) ? std::string() : rule;
+          },
+          [](const Config& c) {
+            if (c.parallel.partition.empty()) return ConfigNode::string("auto");
+            std::vector<ConfigNode> items;
+            for (int x : c.parallel.partition) items.push_back(ConfigNode::scalar(std::to_string(x)));
+            return ConfigNode::sequence(std::move(items));
+          }};
+}
+
+// train.optimizer.betas: [beta1, beta2], Adam's decay rates of the two moments.
+Field betas_field() {
+  return {"train.optimizer.betas", "must be a list of two numbers [beta1, beta2]",
+          [](const ConfigNode& n, Config& c) {
+            if (n.kind != ConfigNode::Kind::Sequence || n.items.size() != 2) return false;
+            const auto b1 = scalar_number(n.items[0]), b2 = scalar_number(n.items[1]);
+            if (!b1 || !b2) return false;
+            c.train.optimizer.beta1 = *b1;
+            c.train.optimizer.beta2 = *b2;
+            return true;
+          },
+          [](const Config& c) {
+            const auto in_range = [](double b) { return b >= 0 && b < 1; };
+            return in_range(c.train.optimizer.beta1) && in_range(c.train.optimizer.beta2)
+                       ? std::string()
+                       : std::string("must be two numbers in [0, 1)");
+          },
+          [](const Config& c) {
+            return ConfigNode::sequence({ConfigNode::scalar(format_number(c.train.optimizer.beta1)),
+                                         ConfigNode::scalar(format_number(c.train.optimizer.beta2))});
+          }};
+}
+
+Field seed_field() {
+  const std::string rule = "must be a non-negative integer";
+  return {"train.seed", rule,
+          [](const ConfigNode& n, Config& c) {
+            const auto v = scalar_integer<uint64_t>(n);
+            if (v) c.train.seed = *v;
+            return v.has_value();
+          },
+          [](const Config&) { return std::string(); },
+          [](const Config& c) { return ConfigNode::scalar(std::to_string(c.train.seed)); }};
+}
+
+std::vector<Field> make_schema() {
+  return {
+      one_of("model.arch", TESSERA_AT(model.arch), {"gpt", "mlp"}),
+      positive("model.num_layers", TESSERA_AT(model.num_layers)),
+      positive("model.hidden_size", TESSERA_AT(model.hidden_size)),
+      positive("model.num_attention_heads", TESSERA_AT(model.num_attention_heads)),
+      ffn_field(),
+      positive("model.seq_length", TESSERA_AT(model.seq_length)),
+      vocab_field(),
+      one_of("model.activation", TESSERA_AT(model.activation), {"gelu", "relu"}),
+      non_negative("model.input_size", TESSERA_AT(model.input_size)),
+      non_negative("model.output_size", TESSERA_AT(model.output_size)),
+      number("model.init_std", TESSERA_AT(model.init_std), is_positive, "must be a positive number"),
+
+      positive("parallel.tensor_model_parallel_size", TESSERA_AT(parallel.tensor_model_parallel_size)),
+      positive("parallel.pipeline_model_parallel_size", TESSERA_AT(parallel.pipeline_model_parallel_size)),
+      data_parallel_field(),
+      one_of("parallel.schedule", TESSERA_AT(parallel.schedule), {"gpipe", "1f1b", "interleaved"}),
+      positive("parallel.virtual_stages", TESSERA_AT(parallel.virtual_stages)),
+      partition_field(),
+      one_of("parallel.recompute", TESSERA_AT(parallel.recompute), {"none", "full", "selective"}),
+      boolean("parallel.sequence_parallel", TESSERA_AT(parallel.sequence_parallel)),
+      integer("parallel.zero_stage", TESSERA_AT(parallel.zero_stage), 0, "must be 0, 1, 2 or 3", 3),
+      number("parallel.bucket_mb", TESSERA_AT(parallel.bucket_mb), is_positive, "must be a positive number"),
+      number("parallel.timeout_s", TESSERA_AT(parallel.timeout_s), is_positive, "must be a positive number"),
+
+      positive("train.micro_batch_size", TESSERA_AT(train.micro_batch_size)),
+      positive("train.global_batch_size", TESSERA_AT(train.global_batch_size)),
+      positive("train.max_steps", TESSERA_AT(train.max_steps)),
+      seed_field(),
+      one_of("train.precision", TESSERA_AT(train.precision), {"fp32", "bf16", "fp16"}),
+      non_negative("train.threads", TESSERA_AT(train.threads)),
+      non_negative("train.eval_interval", TESSERA_AT(train.eval_interval)),
+      non_negative("train.eval_iters", TESSERA_AT(train.eval_iters)),
+      number("train.peak_tflops", TESSERA_AT(train.peak_tflops), is_non_negative,
+             "must be a non-negative number"),
+      one_of("train.optimizer.name", TESSERA_AT(train.optimizer.name), {"adamw"}),
+      number("train.optimizer.lr", TESSERA_AT(train.optimizer.lr), is_positive, "must be a positive number"),
+      number("train.optimizer.min_lr", TESSERA_AT(train.optimizer.min_lr), is_non_negative,
+             "must be a non-negative number"),
+      non_negative("train.optimizer.warmup_steps", TESSERA_AT(train.optimizer.warmup_steps)),
+      non_negative("train.optimizer.decay_steps", TESSERA_AT(train.optimizer.decay_steps)),
+      betas_field(),
+      number("train.optimizer.eps", TESSERA_AT(train.optimizer.eps), is_positive, "must be a positive number"),
+      number("train.optimizer.weight_decay", TESSERA_AT(train.optimizer.weight_decay), is_non_negative,
+             "must be a non-negative number"),
+      number("train.optimizer.grad_clip", TESSERA_AT(train.optimizer.grad_clip), is_finite,
+             "must be a number (<= 0 disables clipping)"),
+
+      path("data.path", TESSERA_AT(data.path), false),
+      one_of("data.format", TESSERA_AT(data.format), {"text", "tokens"}),
+      number("data.val_fraction", TESSERA_AT(data.val_fraction), is_fraction, "must be a number in [0, 0.5]"),
+      path("data.val_path", TESSERA_AT(data.val_path), true),
+
+      path("checkpoint.dir", TESSERA_AT(checkpoint.dir), true),
+      non_negative("checkpoint.interval", TESSERA_AT(checkpoint.interval)),
+      positive("checkpoint.keep", TESSERA_AT(checkpoint.keep)),
+      one_of("checkpoint.resume", TESSERA_AT(checkpoint.resume), {"none", "auto"}),
+
+      positive("log.interval", TESSERA_AT(log.interval)),
+      path("log.metrics", TESSERA_AT(log.metrics), true),
+      path("log.trace", TESSERA_AT(log.trace), true),
+      one_of("log.level", TESSERA_AT(log.level), {"trace", "debug", "info", "warn", "error"}),
+  };
+}
+
+#undef TESSERA_AT
+
+std::string parent_of(const std::string& key) {
+  const auto dot = key.rfind('.');
+  return dot == std::string::npos ? "" : key.substr(0, dot);
+}
+
+std::string leaf_of(const std::string& key) {
+  const auto dot = key.rfind('.');
+  return dot == std::string::npos ? key : key.substr(dot + 1);
+}
+
+// Every key a config may hold: the sections and the fields, in schema order.
+const std::vector<std::string>& known_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    for (const auto& f : schema()) {
+      for (std::string s = parent_of(f.key); !s.empty(); s = parent_of(s)) {
+        if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+      }
+      out.push_back(f.key);
+    }
+    return out;
+  }();
+  return keys;
+}
+
+// Edit distance counting a swap of neighbours as one edit (optimal string alignment).
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// Names other trainers use (nanoGPT, Megatron, Hugging Face) for our keys.
+const std::vector<std::pair<std::string, std::string>>& aliases() {
+  static const std::vector<std::pair<std::string, std::string>> table = {
+      {"n_layer", "model.num_layers"}, {"n_layers", "model.num_layers"},
+      {"num_hidden_layers", "model.num_layers"}, {"n_head", "model.num_attention_heads"},
+      {"n_heads", "model.num_attention_heads"}, {"num_heads", "model.num_attention_heads"},
+      {"n_embd", "model.hidden_size"}, {"d_model", "model.hidden_size"},
+      {"intermediate_size", "model.ffn_hidden_size"}, {"d_ff", "model.ffn_hidden_size"},
+      {"block_size", "model.seq_length"}, {"seq_len", "model.seq_length"},
+      {"max_position_embeddings", "model.seq_length"}, {"vocab_size", "model.vocab"},
+      {"init_method_std", "model.init_std"}, {"tp", "parallel.tensor_model_parallel_size"},
+      {"tensor_parallel_size", "parallel.tensor_model_parallel_size"},
+      {"pp", "parallel.pipeline_model_parallel_size"},
+      {"pipeline_parallel_size", "parallel.pipeline_model_parallel_size"},
+      {"dp", "parallel.data_parallel_size"},
+      {"virtual_pipeline_model_parallel_size", "parallel.virtual_stages"},
+      {"batch_size", "train.micro_batch_size"}, {"max_iters", "train.max_steps"},
+      {"train_iters", "train.max_steps"}, {"dtype", "train.precision"},
+      {"learning_rate", "train.optimizer.lr"}, {"warmup_iters", "train.optimizer.warmup_steps"},
+      {"lr_decay_iters", "train.optimizer.decay_steps"}, {"beta1", "train.optimizer.betas"},
+      {"beta2", "train.optimizer.betas"}, {"clip_grad", "train.optimizer.grad_clip"},
+      {"out_dir", "checkpoint.dir"}, {"save_interval", "checkpoint.interval"},
+      {"log_interval", "log.interval"},
+  };
+  return table;
+}
+
+std::string suggestion_for(const std::string& key) {
+  const std::string parent = parent_of(key), leaf = leaf_of(key);
+  // A typo within the right section is the likeliest mistake.
+  std::string best;
+  size_t best_distance = std::max<size_t>(1, leaf.size() / 3) + 1;
+  for (const auto& k : known_keys()) {
+    if (parent_of(k) != parent) continue;
+    const size_t d = edit_distance(leaf_of(k), leaf);
+    if (d < best_distance) best = k, best_distance = d;
+  }
+  if (!best.empty()) return best;
+  // Then the right name in the wrong section (train.lr -> train.optimizer.lr).
+  for (const auto& k : known_keys()) {
+    if (leaf_of(k) == leaf) return k;
+  }
+  for (const auto& [alias, target] : aliases()) {
+    if (alias == leaf) return target;
+  }
+  // Then a name cut short or run on (global_batch -> global_batch_size).
+  for (const auto& k : known_keys()) {
+    const std::string known = leaf_of(k);
+    if (parent_of(k) == parent && std::min(known.size(), leaf.size()) >= 4 &&
+        (known.starts_with(leaf) || leaf.starts_with(known))) {
+      return k;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+const std::vector<Field>& schema() {
+  static const std::vector<Field> fields = make_schema();
+  return fields;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : schema()) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+bool is_section(const std::string& key) {
+  if (key.empty()) return true;
+  const auto& keys = known_keys();
+  return std::find(keys.begin(), keys.end(), key) != keys.end() && find_field(key) == nullptr;
+}
+
+std::string show(const Config& c, const std::string& key) {
+  const Field* f = find_field(key);
+  TESSERA_CHECK(f != nullptr, "no config field '{}'", key);
+  return describe(f->write(c));
+}
+
+std::string unknown_key_message(const std::string& key) {
+  std::string message = fmt::format("unknown key '{}'", key);
+  const std::string suggestion = suggestion_for(key);
+  if (!suggestion.empty()) return message + fmt::format(" (did you mean '{}'?)", suggestion);
+  const std::string parent = parent_of(key);
+  if (!is_section(parent)) return message + fmt::format(" ({} is a value, not a section)", parent);
+  std::vector<std::string> siblings;
+  for (const auto& k : known_keys()) {
+    if (parent_of(k) == parent) siblings.push_back(leaf_of(k));
+  }
+  if (parent.empty()) return message + fmt::format(" (known sections: {})", fmt::join(siblings, ", "));
+  return message + fmt::format(" (known keys in {}: {})", parent, fmt::join(siblings, ", "));
+}
+
+Provenance::Provenance(std::string source) : source_(source.empty() ? "config" : std::move(source)) {}
+
+std::string Provenance::prefix(const std::string& key) const {
+  for (const auto& o : overridden_) {
+    if (key == o || key.starts_with(o + ".")) return source_ + ": --set ";
+  }
+  return source_ + ": ";
+}
+
+void require(bool ok, const Config& c, const Provenance& where, const std::string& key,
+             const std::string& rule) {
+  TESSERA_REQUIRE(ok, "{}{} = {}: {}", where.prefix(key), key, show(c, key), rule);
+}
+
+}  // namespace tessera::config

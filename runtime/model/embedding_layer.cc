@@ -1,0 +1,54 @@
+// Vocab-parallel token embedding plus position embedding.
+#include "runtime/model/embedding_layer.h"
+
+#include "kernels/embedding.h"
+
+namespace tessera {
+
+namespace k = kernels::cpu;
+
+int64_t padded_vocab(int64_t vocab, int tp_size) { return (vocab + tp_size - 1) / tp_size * tp_size; }
+
+EmbeddingLayer::EmbeddingLayer(std::string name, std::string wte_name, int64_t vocab, int64_t width,
+                               int64_t seq_length, float init_std, uint64_t seed, TpGroup tp)
+    : name_(std::move(name)), width_(width), seq_length_(seq_length), tp_(tp) {
+  const int64_t vpad = padded_vocab(vocab, tp.size);
+  vocab_local_ = vpad / tp.size;
+  vocab_start_ = vocab_local_ * tp.rank;
+  wte_ = make_parameter(wte_name, {vpad, width}, ShardSpec::split(0), tp.rank, tp.size, init_std,
+                        0.f, seed, true);
+  if (seq_length_ > 0) {
+    wpe_ = make_parameter("wpe.weight", {seq_length, width}, ShardSpec::replicated(), tp.rank, tp.size,
+                          init_std, 0.f, seed, true);
+  }
+}
+
+Tensor EmbeddingLayer::forward(const Tensor&, const MicrobatchContext& ctx) {
+  const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1), N = B * T;
+  Tensor out = Tensor::empty({N, width_});
+  k::token_embedding_forward(out.f32(), ctx.tokens.i32(), wte_.value.f32(), N, width_, vocab_start_,
+                             vocab_local_);
+  // Each rank looked up only its vocabulary shard; the sum over ranks is the full lookup.
+  reduce_from_tp_forward(out, tp_);
+  if (seq_length_ > 0) {
+    TESSERA_CHECK(T <= seq_length_, "sequence of {} tokens exceeds seq_length {}", T, seq_length_);
+    k::position_embedding_forward(out.f32(), wpe_.value.f32(), B, T, width_);
+  }
+  return out;
+}
+
+Tensor EmbeddingLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
+  const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1);
+  const Tensor d = reduce_from_tp_backward(dy, tp_);
+  k::token_embedding_backward(wte_.grad.f32(), d.f32(), ctx.tokens.i32(), B * T, width_,
+                              vocab_start_, vocab_local_);
+  if (seq_length_ > 0) k::position_embedding_backward(wpe_.grad.f32(), d.f32(), B, T, width_);
+  return Tensor();
+}
+
+std::vector<Parameter*> EmbeddingLayer::parameters() {
+  if (seq_length_ > 0) return {&wte_, &wpe_};
+  return {&wte_};
+}
+
+}  // namespace tessera

@@ -1,0 +1,100 @@
+// Head layer: final norm, vocab-parallel logits and cross-entropy.
+#include "runtime/model/head_layer.h"
+
+#include <algorithm>
+
+#include "kernels/cross_entropy.h"
+#include "kernels/layernorm.h"
+#include "kernels/matmul.h"
+#include "runtime/model/embedding_layer.h"
+
+namespace tessera {
+
+namespace k = kernels::cpu;
+
+HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64_t width,
+                     float init_std, uint64_t seed, TpGroup tp)
+    : name_(std::move(name)), options_(std::move(options)), vocab_(vocab), width_(width), tp_(tp) {
+  const int64_t vpad = padded_vocab(vocab, tp.size);
+  vocab_local_ = vpad / tp.size;
+  vocab_start_ = vocab_local_ * tp.rank;
+  // Columns of this shard that are real vocabulary entries; the rest is padding.
+  valid_local_ = std::clamp<int64_t>(vocab - vocab_start_, 0, vocab_local_);
+  const auto rep = ShardSpec::replicated();
+  if (!options_.norm_name.empty()) {
+    norm_w_ = make_parameter(options_.norm_name + ".weight", {width}, rep, tp.rank, tp.size, 0, 1,
+                             seed, false);
+    norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
+                             seed, false);
+  }
+  weight_ = make_parameter(options_.weight_name, {vpad, width}, ShardSpec::split(0), tp.rank,
+                           tp.size, init_std, 0, seed, true);
+  if (!options_.bias_name.empty()) {
+    bias_ = make_parameter(options_.bias_name, {vpad}, ShardSpec::split(0), tp.rank, tp.size, 0, 0,
+                           seed, false);
+  }
+}
+
+Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
+  const int64_t N = x.dim(0), C = width_, V = vocab_local_;
+  Saved s;
+  s.x = x;
+  s.normed = x;
+  if (norm_w_.value.defined()) {
+    s.normed = Tensor::empty({N, C});
+    s.mean = Tensor::empty({N});
+    s.rstd = Tensor::empty({N});
+    k::layernorm_forward(s.normed.f32(), s.mean.f32(), s.rstd.f32(), x.f32(), norm_w_.value.f32(),
+                         norm_b_.value.f32(), N, C);
+  }
+  const Tensor h = copy_to_tp_forward(s.normed, tp_);
+  s.logits = Tensor::empty({N, V});
+  k::linear_forward(s.logits.f32(), h.f32(), weight_.value.f32(),
+                    bias_.value.defined() ? bias_.value.f32() : nullptr, N, C, V);
+  s.row_max = Tensor::empty({N});
+  k::cross_entropy_row_max(s.row_max.f32(), s.logits.f32(), N, V, valid_local_);
+  if (tp_.size > 1) tp_.comm->all_reduce(s.row_max, ReduceOp::Max);
+  // sum_exp and the target logit are reduced together in one [2, N] buffer.
+  Tensor sums = Tensor::empty({2, N});
+  k::cross_entropy_partial_sums(sums.f32(), sums.f32() + N, s.logits.f32(), s.row_max.f32(),
+                                ctx.targets.i32(), N, V, valid_local_, vocab_start_);
+  if (tp_.size > 1) tp_.comm->all_reduce(sums, ReduceOp::Sum);
+  s.sum_exp = sums.narrow(0, 1).view({N});
+  Tensor losses = Tensor::empty({N});
+  k::cross_entropy_loss(losses.f32(), s.row_max.f32(), s.sum_exp.f32(), sums.f32() + N, N);
+  double total = 0;
+  for (int64_t i = 0; i < N; ++i) total += losses.f32()[i];
+  Tensor loss = Tensor::full({1}, static_cast<float>(total / static_cast<double>(N)));
+  last_logits_ = s.logits;
+  if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
+  return loss;
+}
+
+Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
+  Saved s = stash_.take(ctx.microbatch);
+  const int64_t N = s.x.dim(0), C = width_, V = vocab_local_;
+  // d(mean loss)/d(row loss) = 1/N, times the microbatch's weight in the total loss.
+  const Tensor dloss = Tensor::full({N}, ctx.loss_scale / static_cast<float>(N));
+  Tensor dlogits = Tensor::empty({N, V});
+  k::cross_entropy_backward(dlogits.f32(), s.logits.f32(), s.row_max.f32(), s.sum_exp.f32(),
+                            ctx.targets.i32(), dloss.f32(), N, V, valid_local_, vocab_start_);
+  Tensor dh = Tensor::empty({N, C});
+  k::linear_backward(dh.f32(), weight_.grad.f32(), bias_.value.defined() ? bias_.grad.f32() : nullptr,
+                     dlogits.f32(), s.normed.f32(), weight_.value.f32(), N, C, V);
+  copy_to_tp_backward(dh, tp_);
+  if (!norm_w_.value.defined()) return dh;
+  Tensor dx = Tensor::empty({N, C});
+  k::layernorm_backward(dx.f32(), norm_w_.grad.f32(), norm_b_.grad.f32(), dh.f32(), s.x.f32(),
+                        norm_w_.value.f32(), s.mean.f32(), s.rstd.f32(), N, C);
+  return dx;
+}
+
+std::vector<Parameter*> HeadLayer::parameters() {
+  std::vector<Parameter*> ps;
+  if (norm_w_.value.defined()) ps = {&norm_w_, &norm_b_};
+  ps.push_back(&weight_);
+  if (bias_.value.defined()) ps.push_back(&bias_);
+  return ps;
+}
+
+}  // namespace tessera

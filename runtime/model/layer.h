@@ -1,0 +1,58 @@
+// The Layer interface: forward/backward over one microbatch, with the activations needed by
+// backward saved per microbatch (so a pipeline schedule can keep several in flight).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/model/parameter.h"
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+// What a layer needs to know about the microbatch it is processing.
+struct MicrobatchContext {
+  int microbatch = 0;     // key of the saved activations
+  Tensor tokens;          // I32 [B, T]: read by the embedding
+  Tensor targets;         // I32 [B, T]: read by the head (loss)
+  float loss_scale = 1.f; // d(total loss)/d(this microbatch's mean loss), used by the head
+  bool training = true;   // false: forward only, nothing saved
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual const std::string& name() const = 0;
+  // x is [rows, features] (or ignored by the embedding, which reads ctx.tokens). The head
+  // returns the microbatch's mean loss as a [1] tensor.
+  virtual Tensor forward(const Tensor& x, const MicrobatchContext& ctx) = 0;
+  // Consumes the activations saved by forward for ctx.microbatch; returns d(input).
+  virtual Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) = 0;
+  virtual std::vector<Parameter*> parameters() = 0;
+  // Microbatches whose activations are currently held.
+  virtual int saved_count() const = 0;
+};
+
+// Per-microbatch storage of saved activations for a layer.
+template <typename Saved>
+class ActivationStash {
+ public:
+  void put(int microbatch, Saved saved) {
+    TESSERA_CHECK(stash_.emplace(microbatch, std::move(saved)).second,
+                  "activations of microbatch {} saved twice", microbatch);
+  }
+  Saved take(int microbatch) {
+    auto it = stash_.find(microbatch);
+    TESSERA_CHECK(it != stash_.end(), "no saved activations for microbatch {}", microbatch);
+    Saved s = std::move(it->second);
+    stash_.erase(it);
+    return s;
+  }
+  int size() const { return static_cast<int>(stash_.size()); }
+
+ private:
+  std::map<int, Saved> stash_;
+};
+
+}  // namespace tessera

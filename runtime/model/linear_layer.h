@@ -1,0 +1,33 @@
+// A Linear layer followed by an activation (GELU or ReLU): the building block of the MLP model.
+#pragma once
+
+#include "runtime/model/layer.h"
+#include "runtime/model/tensor_parallel.h"
+
+namespace tessera {
+
+enum class Activation { Gelu, Relu };
+
+class LinearLayer : public Layer {
+ public:
+  LinearLayer(std::string name, int64_t in_features, int64_t out_features, Activation activation,
+              float init_std, uint64_t seed, TpGroup tp);
+  const std::string& name() const override { return name_; }
+  Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
+  Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
+  std::vector<Parameter*> parameters() override { return {&weight_, &bias_}; }
+  int saved_count() const override { return stash_.size(); }
+
+ private:
+  struct Saved {
+    Tensor x, pre;
+  };
+  std::string name_;
+  int64_t in_, out_;
+  Activation activation_;
+  TpGroup tp_;
+  Parameter weight_, bias_;
+  ActivationStash<Saved> stash_;
+};
+
+}  // namespace tessera

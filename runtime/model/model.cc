@@ -1,0 +1,91 @@
+// Builds runtime layers from the layer graph.
+#include "runtime/model/model.h"
+
+#include "runtime/model/embedding_layer.h"
+#include "runtime/model/head_layer.h"
+#include "runtime/model/linear_layer.h"
+#include "runtime/model/transformer_block.h"
+
+namespace tessera {
+namespace {
+
+std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
+                                   TpGroup tp, uint64_t seed) {
+  const bool gpt = m.arch == "gpt";
+  const float std = m.init_std;
+  switch (spec.kind) {
+    case LayerKind::Embedding:
+      if (gpt) {
+        return std::make_unique<EmbeddingLayer>(spec.name, "wte.weight", g.vocab_size, m.hidden_size,
+                                                m.seq_length, std, seed, tp);
+      }
+      return std::make_unique<EmbeddingLayer>(spec.name, "embedding.weight", g.vocab_size,
+                                              m.input_size > 0 ? m.input_size : m.hidden_size, 0,
+                                              std, seed, tp);
+    case LayerKind::TransformerBlock:
+      return std::make_unique<TransformerBlock>(
+          spec.name, BlockShape{m.hidden_size, m.num_attention_heads, m.ffn_hidden_size},
+          m.num_layers, std, seed, tp);
+    case LayerKind::Linear:
+      return std::make_unique<LinearLayer>(spec.name, spec.in_features, spec.out_features,
+                                           m.activation == "relu" ? Activation::Relu : Activation::Gelu,
+                                           std, seed, tp);
+    case LayerKind::Head: {
+      HeadOptions options;
+      if (gpt) {
+        options.norm_name = "ln_f";
+        return std::make_unique<HeadLayer>(spec.name, options, g.vocab_size, m.hidden_size, std,
+                                           seed, tp);
+      }
+      options.weight_name = "head.weight";
+      options.bias_name = "head.bias";
+      return std::make_unique<HeadLayer>(spec.name, options, spec.out_features, spec.in_features,
+                                         std, seed, tp);
+    }
+  }
+  TESSERA_CHECK(false, "unknown layer kind for {}", spec.name);
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first,
+             int last)
+    : graph_(graph) {
+  if (last < 0) last = static_cast<int>(graph.layers.size());
+  TESSERA_CHECK(first >= 0 && first < last && last <= static_cast<int>(graph.layers.size()),
+                "bad layer range [{}, {}) of {}", first, last, graph.layers.size());
+  for (int i = first; i < last; ++i) layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed));
+}
+
+std::vector<Parameter*> Model::parameters() {
+  std::vector<Parameter*> ps;
+  for (auto& l : layers_) {
+    for (Parameter* p : l->parameters()) ps.push_back(p);
+  }
+  return ps;
+}
+
+Parameter* Model::find(const std::string& name) {
+  for (Parameter* p : parameters()) {
+    if (p->name == name) return p;
+  }
+  return nullptr;
+}
+
+void Model::zero_grad() {
+  for (Parameter* p : parameters()) p->grad.zero();
+}
+
+Tensor Model::forward(const Tensor& x, const MicrobatchContext& ctx) {
+  Tensor h = x;
+  for (auto& l : layers_) h = l->forward(h, ctx);
+  return h;
+}
+
+Tensor Model::backward(const Tensor& dy, const MicrobatchContext& ctx) {
+  Tensor d = dy;
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) d = (*it)->backward(d, ctx);
+  return d;
+}
+
+}  // namespace tessera

@@ -1,0 +1,38 @@
+// A model (or one pipeline stage of it): the layers of a LayerGraph in [first, last), built
+// for this rank's tensor-parallel shard.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "partitioner/layer_graph.h"
+#include "runtime/config.h"
+#include "runtime/model/layer.h"
+#include "runtime/model/tensor_parallel.h"
+
+namespace tessera {
+
+class Model {
+ public:
+  // Builds layers [first, last) of the graph (last = -1: to the end).
+  Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first = 0,
+        int last = -1);
+
+  std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
+  std::vector<Parameter*> parameters();
+  Parameter* find(const std::string& name);  // null when not on this rank
+  void zero_grad();
+  const LayerGraph& graph() const { return graph_; }
+
+  // Runs one microbatch through every layer; returns the last layer's output (the loss [1]
+  // when this is the whole model).
+  Tensor forward(const Tensor& x, const MicrobatchContext& ctx);
+  // Backward through every layer in reverse; returns d(input of the first layer).
+  Tensor backward(const Tensor& dy, const MicrobatchContext& ctx);
+
+ private:
+  LayerGraph graph_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,51 @@
+// Parameters and how they are sharded across the tensor-parallel group (ShardSpec), plus
+// deterministic initialisation of the global tensor so every layout starts from the same
+// weights.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+// How a parameter's global tensor maps onto the tp ranks. Split divides `axis` into `blocks`
+// equal contiguous parts (3 for the fused q|k|v weight) and gives each rank its 1/tp of every
+// part, so heads stay whole on a rank.
+struct ShardSpec {
+  enum class Kind { Replicated, Split };
+  Kind kind = Kind::Replicated;
+  int axis = 0;
+  int blocks = 1;
+  static ShardSpec replicated() { return {}; }
+  static ShardSpec split(int axis, int blocks = 1) { return {Kind::Split, axis, blocks}; }
+};
+
+struct Parameter {
+  std::string name;    // global name, e.g. "h.0.attn.c_attn.weight"
+  Shape global_shape;  // unsharded shape
+  ShardSpec shard;
+  Tensor value;        // this rank's shard
+  Tensor grad;         // same shape as value
+  bool weight_decay = false;  // nanoGPT: decay matrices and embeddings, not biases or norms
+};
+
+// Shape of rank `rank`'s shard of a tensor of shape `global` out of `ranks`.
+Shape shard_shape(const Shape& global, const ShardSpec& spec, int ranks);
+// Copies rank `rank`'s shard out of a global tensor.
+Tensor take_shard(const Tensor& global, const ShardSpec& spec, int rank, int ranks);
+// Writes a shard back into its place in a global tensor (the inverse of take_shard).
+void place_shard(Tensor& global, const Tensor& shard, const ShardSpec& spec, int rank, int ranks);
+
+// N(0, std) entries from a generator seeded by (seed, name): the same on every rank and layout.
+Tensor init_normal(const Shape& global, float std, uint64_t seed, const std::string& name);
+
+// Makes a Parameter: initialises the global tensor (normal std, or constant `fill` when
+// std == 0) and keeps this rank's shard; the grad is zeroed.
+Parameter make_parameter(const std::string& name, const Shape& global, const ShardSpec& spec,
+                         int tp_rank, int tp_size, float std, float fill, uint64_t seed,
+                         bool weight_decay);
+
+}  // namespace tessera

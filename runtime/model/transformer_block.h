@@ -1,0 +1,40 @@
+// A pre-LayerNorm GPT block, Megatron-style tensor parallel:
+//   x = x + c_proj(attn(c_attn(ln_1(x))))   c_attn column-parallel (heads split), c_proj row-parallel
+//   x = x + mlp.c_proj(gelu(mlp.c_fc(ln_2(x))))   c_fc column-parallel, c_proj row-parallel
+// LayerNorms and the row-parallel biases are replicated.
+#pragma once
+
+#include "runtime/model/layer.h"
+#include "runtime/model/tensor_parallel.h"
+
+namespace tessera {
+
+struct BlockShape {
+  int64_t hidden = 0, heads = 0, ffn = 0;
+};
+
+class TransformerBlock : public Layer {
+ public:
+  TransformerBlock(std::string name, BlockShape shape, int num_layers, float init_std,
+                   uint64_t seed, TpGroup tp);
+  const std::string& name() const override { return name_; }
+  Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
+  Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
+  std::vector<Parameter*> parameters() override;
+  int saved_count() const override { return stash_.size(); }
+
+ private:
+  struct Saved {
+    int64_t B = 0, T = 0;
+    Tensor x, ln1, mean1, rstd1, qkv, probs, att, x2, ln2, mean2, rstd2, fc, act;
+  };
+  std::string name_;
+  BlockShape shape_;
+  int64_t heads_local_, hidden_local_, ffn_local_;
+  TpGroup tp_;
+  Parameter ln1_w_, ln1_b_, qkv_w_, qkv_b_, attn_proj_w_, attn_proj_b_;
+  Parameter ln2_w_, ln2_b_, fc_w_, fc_b_, mlp_proj_w_, mlp_proj_b_;
+  ActivationStash<Saved> stash_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,48 @@
+// Step line formatting and the JSONL metrics writer.
+#include "runtime/train/metrics.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+std::string human_rate(double v) {
+  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
+}  // namespace
+
+std::string format_step_line(const StepMetrics& m) {
+  std::string line = fmt::format("step {}/{} | loss {:.4f} | lr {:.1e} | gnorm {:.2f} | {:.0f} ms | {} tok/s | {:.1f}% MFU | mem {} MiB",
+                                 m.step, m.max_steps, m.loss, m.lr, m.grad_norm, m.step_ms,
+                                 human_rate(m.tokens_per_s), 100.0 * m.mfu, m.mem_bytes >> 20);
+  if (m.val_loss) line += fmt::format(" | val {:.4f}", *m.val_loss);
+  return line;
+}
+
+MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  out_.open(path, std::ios::out | std::ios::trunc);
+  TESSERA_REQUIRE(out_.good(), "{}: cannot open the metrics file for writing (log.metrics)", path);
+}
+
+void MetricsWriter::write(const StepMetrics& m) {
+  nlohmann::json j = {{"step", m.step},         {"loss", m.loss},
+                      {"lr", m.lr},             {"grad_norm", m.grad_norm},
+                      {"step_ms", m.step_ms},   {"tokens_per_s", m.tokens_per_s},
+                      {"mfu", m.mfu},           {"mem_bytes", m.mem_bytes}};
+  if (m.val_loss) j["val_loss"] = *m.val_loss;
+  out_ << j.dump() << '\n';
+  out_.flush();
+  TESSERA_REQUIRE(out_.good(), "{}: write failed (disk full?)", path_);
+}
+
+}  // namespace tessera

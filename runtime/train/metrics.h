@@ -1,0 +1,34 @@
+// Per-step metrics: the rank-0 log line and the JSONL metrics file (field names from the
+// design brief; scripts and tests read them).
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace tessera {
+
+struct StepMetrics {
+  int64_t step = 0;  // 1-based count of optimizer steps done
+  int64_t max_steps = 0;
+  double loss = 0, lr = 0, grad_norm = 0, step_ms = 0, tokens_per_s = 0, mfu = 0;
+  int64_t mem_bytes = 0;
+  std::optional<double> val_loss;
+};
+
+// "step 120/2000 | loss 2.1432 | lr 9.6e-04 | gnorm 0.84 | 212 ms | 14.5k tok/s | 38.1% MFU | mem 412 MiB"
+std::string format_step_line(const StepMetrics& m);
+
+// Appends one JSON object per line, flushed per line so a killed job keeps its history.
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(const std::string& path);
+  void write(const StepMetrics& m);
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,45 @@
+// AdamW and the learning-rate schedule.
+#include "runtime/train/optimizer.h"
+
+#include <cmath>
+
+#include "kernels/adamw.h"
+
+namespace tessera {
+
+double learning_rate(const OptimizerConfig& opt, int64_t step, int64_t max_steps) {
+  const int64_t decay = opt.decay_steps > 0 ? opt.decay_steps : max_steps;
+  if (step < opt.warmup_steps) {
+    return opt.lr * static_cast<double>(step + 1) / static_cast<double>(opt.warmup_steps + 1);
+  }
+  if (step >= decay) return opt.min_lr;
+  const double ratio = static_cast<double>(step - opt.warmup_steps) /
+                       static_cast<double>(std::max<int64_t>(1, decay - opt.warmup_steps));
+  const double coeff = 0.5 * (1.0 + std::cos(M_PI * ratio));
+  return opt.min_lr + coeff * (opt.lr - opt.min_lr);
+}
+
+AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config) : config_(config) {
+  for (Parameter* p : params) {
+    states_.push_back({p, Tensor::zeros(p->value.shape()), Tensor::zeros(p->value.shape())});
+  }
+}
+
+void AdamW::step(double lr) {
+  ++step_;
+  for (State& s : states_) {
+    Parameter& p = *s.param;
+    kernels::cpu::adamw_update(p.value.f32(), p.grad.f32(), s.m.f32(), s.v.f32(), p.value.numel(),
+                               static_cast<float>(lr), static_cast<float>(config_.beta1),
+                               static_cast<float>(config_.beta2), static_cast<float>(config_.eps),
+                               p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f, step_);
+  }
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t n = 0;
+  for (const State& s : states_) n += static_cast<int64_t>(s.m.nbytes() + s.v.nbytes());
+  return n;
+}
+
+}  // namespace tessera

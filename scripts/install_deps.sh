@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian packages Tessera needs to build and test (run as root, or with
+# sudo available). CUDA is optional: when /usr/local/cuda/bin/nvcc exists the CUDA backend
+# is built too.
+set -euo pipefail
+
+packages=(
+  build-essential cmake git
+  libeigen3-dev
+  libopenmpi-dev openmpi-bin
+  libspdlog-dev libfmt-dev
+  libyaml-cpp-dev
+  libcli11-dev
+  nlohmann-json3-dev
+  catch2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install_deps: all packages present"
+  exit 0
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
