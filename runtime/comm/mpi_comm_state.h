@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,9 +30,10 @@ struct CommState {
 
   // Requests dropped before completion: MPI may still write into their buffers, so the
   // tensors stay alive until a later call sees the request finish.
+  using Keep = std::array<Tensor, 2>;  // the tensors an operation reads or writes
   struct Orphan {
     MPI_Request request;
-    std::vector<Tensor> keep;
+    Keep keep;
   };
   std::vector<Orphan> orphans;
 

@@ -14,6 +14,7 @@ namespace tessera {
 
 using detail::CommState;
 using detail::OpInfo;
+using Keep = CommState::Keep;
 
 namespace {
 
@@ -21,7 +22,7 @@ class MpiRequest final : public CommRequest {
  public:
   using OnComplete = std::function<void(const MPI_Status&)>;
 
-  MpiRequest(std::shared_ptr<CommState> state, OpInfo info, std::vector<Tensor> keep, OnComplete on_complete = {})
+  MpiRequest(std::shared_ptr<CommState> state, OpInfo info, Keep keep, OnComplete on_complete = {})
       : state_(std::move(state)), info_(info), keep_(std::move(keep)), on_complete_(std::move(on_complete)) {}
 
   ~MpiRequest() override {
@@ -66,13 +67,13 @@ class MpiRequest final : public CommRequest {
   void complete(const MPI_Status& status) {
     done_ = true;
     detail::finish_op(*state_, info_);
-    keep_.clear();
+    keep_ = {};
     if (on_complete_) on_complete_(status);
   }
 
   std::shared_ptr<CommState> state_;
   OpInfo info_;
-  std::vector<Tensor> keep_;
+  Keep keep_;
   OnComplete on_complete_;
   MPI_Request request_ = MPI_REQUEST_NULL;
   bool done_ = false;
@@ -201,24 +202,50 @@ void check_peer(const CommState& s, const char* op, const char* role, int peer) 
 
 // ---- collectives ---------------------------------------------------------------------------
 
-std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_async(Tensor& t, ReduceOp op) {
-  CommState& s = *state_;
-  check_tensor(s, "all_reduce", "t", t);
-  const MPI_Datatype type = reduction_type(s, "all_reduce", op, t.dtype());
-  const OpInfo info = detail::begin_op(s, CommOp::AllReduce);
+namespace {
+
+// The part of an all-reduce shared by the blocking and the async call.
+struct AllReduceCall {
+  MPI_Datatype type;
+  OpInfo info;
   MpiRequest::OnComplete on_complete;
+};
+
+AllReduceCall prepare_all_reduce(CommState& s, Tensor& t, ReduceOp op) {
+  check_tensor(s, "all_reduce", "t", t);
+  AllReduceCall call;
+  call.type = reduction_type(s, "all_reduce", op, t.dtype());
+  call.info = detail::begin_op(s, CommOp::AllReduce);
   if (op == ReduceOp::Avg && s.size > 1) {
-    on_complete = [t, size = s.size](const MPI_Status&) { divide(t, size); };
+    call.on_complete = [t, size = s.size](const MPI_Status&) { divide(t, size); };
   }
-  auto request = std::make_unique<MpiRequest>(state_, info, std::vector<Tensor>{t}, std::move(on_complete));
   hint_iallreduce_algorithm(s.size);
+  return call;
+}
+
+void issue_all_reduce(const CommState& s, Tensor& t, ReduceOp op, MPI_Datatype type, MPI_Request* request) {
   TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data<char>(), static_cast<int>(t.numel()), type, mpi_op(op),
-                                   s.comm, request->handle()),
+                                   s.comm, request),
                     "all_reduce on {}", detail::describe_group(s));
+}
+
+}  // namespace
+
+std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_async(Tensor& t, ReduceOp op) {
+  AllReduceCall call = prepare_all_reduce(*state_, t, op);
+  auto request = std::make_unique<MpiRequest>(state_, call.info, Keep{t}, std::move(call.on_complete));
+  issue_all_reduce(*state_, t, op, call.type, request->handle());
   return request;
 }
 
-void MpiCommunicator::all_reduce(Tensor& t, ReduceOp op) { all_reduce_async(t, op)->wait(); }
+// Not async + wait: the request lives on the stack, which keeps allocations off the
+// small-message path, where the call's own overhead shows against MPI_Allreduce.
+void MpiCommunicator::all_reduce(Tensor& t, ReduceOp op) {
+  AllReduceCall call = prepare_all_reduce(*state_, t, op);
+  MpiRequest request(state_, call.info, Keep{t}, std::move(call.on_complete));
+  issue_all_reduce(*state_, t, op, call.type, request.handle());
+  request.wait();
+}
 
 void MpiCommunicator::all_gather(const Tensor& in, Tensor& out) {
   CommState& s = *state_;
@@ -284,7 +311,7 @@ void MpiCommunicator::broadcast(Tensor& t, int root) {
 void MpiCommunicator::barrier() {
   CommState& s = *state_;
   const OpInfo info = detail::begin_op(s, CommOp::Barrier);
-  MpiRequest request(state_, info, {});
+  MpiRequest request(state_, info, Keep{});
   TESSERA_MPI_CHECK(MPI_Ibarrier(s.comm, request.handle()), "barrier on {}", detail::describe_group(s));
   request.wait();
 }
@@ -310,7 +337,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::send(const Tensor& t, int peer, in
   check_peer(s, "send", "peer", peer);
   check_tag(s, "send", tag);
   const OpInfo info = detail::begin_op(s, CommOp::Send, peer, tag);
-  auto request = std::make_unique<MpiRequest>(state_, info, std::vector<Tensor>{t});
+  auto request = std::make_unique<MpiRequest>(state_, info, Keep{t});
   TESSERA_MPI_CHECK(MPI_Isend(t.data<char>(), static_cast<int>(t.numel()), payload_type(t.dtype()), peer, tag,
                               s.comm, request->handle()),
                     "send to rank {} tag {} on {}", peer, tag, detail::describe_group(s));
@@ -331,7 +358,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::recv(Tensor& t, int peer, int tag)
     TESSERA_CHECK(received == expected, "recv from rank {} tag {} on {}: expected {} elements, received {}", peer,
                   tag, group, expected, received);
   };
-  auto request = std::make_unique<MpiRequest>(state_, info, std::vector<Tensor>{t}, std::move(check_count));
+  auto request = std::make_unique<MpiRequest>(state_, info, Keep{t}, std::move(check_count));
   TESSERA_MPI_CHECK(MPI_Irecv(t.data<char>(), expected, type, peer, tag, s.comm, request->handle()),
                     "recv from rank {} tag {} on {}", peer, tag, detail::describe_group(s));
   return request;
@@ -345,7 +372,7 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const s
   // no non-blocking split) cannot hang on a missing peer.
   const OpInfo info = detail::begin_op(s, CommOp::Split);
   {
-    MpiRequest request(state_, info, {});
+    MpiRequest request(state_, info, Keep{});
     TESSERA_MPI_CHECK(MPI_Ibarrier(s.comm, request.handle()), "split on {}", detail::describe_group(s));
     request.wait();
   }

@@ -100,7 +100,7 @@ CommState::~CommState() {
   if (!mpi_is_active()) return;
   reap_orphans();
   // Buffers MPI may still write into must outlive this object; they are leaked on purpose.
-  for (Orphan& orphan : orphans) new std::vector<Tensor>(std::move(orphan.keep));
+  for (Orphan& orphan : orphans) new Keep(std::move(orphan.keep));
   if (owns_comm && comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
 }
 

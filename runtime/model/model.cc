@@ -1,6 +1,8 @@
 // Builds runtime layers from the layer graph.
 #include "runtime/model/model.h"
 
+#include <cmath>
+
 #include "runtime/model/embedding_layer.h"
 #include "runtime/model/head_layer.h"
 #include "runtime/model/linear_layer.h"
@@ -8,6 +10,8 @@
 
 namespace tessera {
 namespace {
+
+float fan_in_std(int64_t fan_in) { return 1.f / std::sqrt(static_cast<float>(fan_in)); }
 
 std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
                                    TpGroup tp, uint64_t seed) {
@@ -21,15 +25,16 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
       }
       return std::make_unique<EmbeddingLayer>(spec.name, "embedding.weight", g.vocab_size,
                                               m.input_size > 0 ? m.input_size : m.hidden_size, 0,
-                                              std, seed, tp);
+                                              1.f, seed, tp);
     case LayerKind::TransformerBlock:
       return std::make_unique<TransformerBlock>(
           spec.name, BlockShape{m.hidden_size, m.num_attention_heads, m.ffn_hidden_size},
           m.num_layers, std, seed, tp);
     case LayerKind::Linear:
+      // 1/sqrt(fan_in), as PyTorch's nn.Linear scale: with GPT's 0.02 a deep MLP's signal vanishes.
       return std::make_unique<LinearLayer>(spec.name, spec.in_features, spec.out_features,
                                            m.activation == "relu" ? Activation::Relu : Activation::Gelu,
-                                           std, seed, tp);
+                                           fan_in_std(spec.in_features), seed, tp);
     case LayerKind::Head: {
       HeadOptions options;
       if (gpt) {
@@ -40,7 +45,7 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
       options.weight_name = "head.weight";
       options.bias_name = "head.bias";
       return std::make_unique<HeadLayer>(spec.name, options, spec.out_features, spec.in_features,
-                                         std, seed, tp);
+                                         fan_in_std(spec.in_features), seed, tp);
     }
   }
   TESSERA_CHECK(false, "unknown layer kind for {}", spec.name);
@@ -82,9 +87,13 @@ Tensor Model::forward(const Tensor& x, const MicrobatchContext& ctx) {
   return h;
 }
 
-Tensor Model::backward(const Tensor& dy, const MicrobatchContext& ctx) {
+Tensor Model::backward(const Tensor& dy, const MicrobatchContext& ctx,
+                       const std::function<void(int)>& after_layer) {
   Tensor d = dy;
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) d = (*it)->backward(d, ctx);
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    d = layers_[i]->backward(d, ctx);
+    if (after_layer) after_layer(i);
+  }
   return d;
 }
 

@@ -2,6 +2,7 @@
 // for this rank's tensor-parallel shard.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -27,8 +28,10 @@ class Model {
   // Runs one microbatch through every layer; returns the last layer's output (the loss [1]
   // when this is the whole model).
   Tensor forward(const Tensor& x, const MicrobatchContext& ctx);
-  // Backward through every layer in reverse; returns d(input of the first layer).
-  Tensor backward(const Tensor& dy, const MicrobatchContext& ctx);
+  // Backward through every layer in reverse; returns d(input of the first layer). When given,
+  // after_layer(i) runs once layer i's gradients are complete (for overlapped communication).
+  Tensor backward(const Tensor& dy, const MicrobatchContext& ctx,
+                  const std::function<void(int)>& after_layer = {});
 
  private:
   LayerGraph graph_;

@@ -22,7 +22,16 @@ Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups group
                 t.micro_batch_size, groups_.dp_size);
   microbatches_ = t.global_batch_size / (t.micro_batch_size * groups_.dp_size);
   model_ = std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed);
-  optimizer_ = std::make_unique<AdamW>(model_->parameters(), t.optimizer);
+  const ParallelConfig& par = config_.parallel;
+  if (data_parallel()) {
+    flat_ = std::make_unique<FlatParameters>(*model_, groups_.dp_size);
+    grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
+  }
+  if (data_parallel() && par.zero_stage == 1) {
+    zero_optimizer_ = std::make_unique<ZeroAdamW>(*flat_, *groups_.dp, t.optimizer);
+  } else {
+    optimizer_ = std::make_unique<AdamW>(model_->parameters(), t.optimizer);
+  }
   peak_flops_ = t.peak_tflops > 0 ? t.peak_tflops * 1e12 : measure_gemm_flops();
 }
 
@@ -34,10 +43,8 @@ double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op)
   return t.f32()[0];
 }
 
-void Trainer::average_gradients() {
-  if (groups_.dp == nullptr || groups_.dp_size == 1) return;
-  // Each rank's gradients are already scaled by 1 / (microbatches x dp), so a sum is the mean.
-  for (Parameter* p : model_->parameters()) groups_.dp->all_reduce(p->grad, ReduceOp::Sum);
+int64_t Trainer::optimizer_state_bytes() const {
+  return zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes();
 }
 
 StepResult Trainer::train_step() {
@@ -59,14 +66,26 @@ StepResult Trainer::train_step() {
     ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * groups_.dp_size);
     const Tensor loss = model_->forward(Tensor(), ctx);
     loss_sum += loss.f32()[0];
-    model_->backward(Tensor(), ctx);
+    // Gradients are final only in the last microbatch: that is when buckets can be sent.
+    const bool last = mb + 1 == microbatches_;
+    if (last && grad_sync_) {
+      model_->backward(Tensor(), ctx, [this](int layer) { grad_sync_->on_layer_backward_done(layer); });
+    } else {
+      model_->backward(Tensor(), ctx);
+    }
   }
-  average_gradients();
+  // Each rank's gradients are scaled by 1 / (microbatches x dp), so the sum is the mean.
+  if (grad_sync_) grad_sync_->finish();
   StepResult r;
   r.loss = all_reduce_scalar(loss_sum / microbatches_, groups_.dp, ReduceOp::Avg);
-  r.grad_norm = clip_grad_norm(model_->parameters(), t.optimizer.grad_clip, groups_.tp);
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
-  optimizer_->step(r.lr);
+  if (zero_optimizer_) {
+    r.grad_norm = zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp);
+    zero_optimizer_->step(grad_sync_->shard_grads(), r.lr);
+  } else {
+    r.grad_norm = clip_grad_norm(model_->parameters(), t.optimizer.grad_clip, groups_.tp);
+    optimizer_->step(r.lr);
+  }
   ++step_;
   r.step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return r;
@@ -99,6 +118,8 @@ void Trainer::fit() {
     spdlog::info("model: {} layers, {:.2f}M parameters, {:.1f} MFLOP per token; peak {:.1f} GFLOP/s per rank x {} ranks",
                  graph_.layers.size(), graph_.total_params() / 1e6, graph_.flops_per_token() / 1e6,
                  peak_flops_ / 1e9, world);
+    spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
+                 zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
   }
   double window_ms = 0;
   int window_steps = 0;

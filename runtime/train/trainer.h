@@ -13,7 +13,10 @@
 #include "runtime/data/dataset.h"
 #include "runtime/model/model.h"
 #include "runtime/train/metrics.h"
+#include "runtime/train/flat_parameters.h"
+#include "runtime/train/grad_sync.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/zero_adamw.h"
 
 namespace tessera {
 
@@ -43,18 +46,24 @@ class Trainer {
 
   Model& model() { return *model_; }
   int64_t step() const { return step_; }
+  // Gradient communication timing of the last step (zeros without data parallelism).
+  GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
+  int64_t optimizer_state_bytes() const;
   int microbatches_per_rank() const { return microbatches_; }
 
  private:
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
-  void average_gradients();
+  bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
 
   Config config_;
   const Dataset& data_;
   ParallelGroups groups_;
   LayerGraph graph_;
   std::unique_ptr<Model> model_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<FlatParameters> flat_;     // with data parallelism
+  std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
+  std::unique_ptr<AdamW> optimizer_;         // without ZeRO
+  std::unique_ptr<ZeroAdamW> zero_optimizer_;
   BatchSampler train_sampler_;
   std::optional<BatchSampler> val_sampler_;
   int microbatches_ = 1;  // per dp rank per step

@@ -1,0 +1,26 @@
+// Flat parameter and gradient storage.
+#include "runtime/train/flat_parameters.h"
+
+namespace tessera {
+
+FlatParameters::FlatParameters(Model& model, int pad_to) {
+  auto& layers = model.layers();
+  int64_t total = 0;
+  for (int l = static_cast<int>(layers.size()) - 1; l >= 0; --l) {
+    for (Parameter* p : layers[l]->parameters()) {
+      segments_.push_back({p, l, total, p->value.numel()});
+      total += p->value.numel();
+    }
+  }
+  const int64_t padded = (total + pad_to - 1) / pad_to * pad_to;
+  values_ = Tensor::zeros({padded});
+  grads_ = Tensor::zeros({padded});
+  for (const FlatSegment& s : segments_) {
+    Tensor v = values_.narrow(s.offset, s.numel).view(s.param->value.shape());
+    v.copy_from(s.param->value);
+    s.param->value = v;
+    s.param->grad = grads_.narrow(s.offset, s.numel).view(s.param->grad.shape());
+  }
+}
+
+}  // namespace tessera

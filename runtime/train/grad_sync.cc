@@ -1,0 +1,93 @@
+// Bucketed, overlapped data-parallel gradient reduction.
+#include "runtime/train/grad_sync.h"
+
+#include <algorithm>
+
+namespace tessera {
+namespace {
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+GradientSync::GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage)
+    : flat_(flat), dp_(dp), zero_stage_(zero_stage) {
+  if (zero_stage_ == 1) {
+    shard_numel_ = flat_.numel() / dp_.size();
+    shard_offset_ = shard_numel_ * dp_.rank();
+    shard_grads_ = Tensor::zeros({shard_numel_});
+    return;
+  }
+  // Segments are in backward order, so cutting them into runs gives buckets in the order
+  // their gradients become ready. A bucket never splits a parameter.
+  const int64_t bucket_elems = bucket_bytes > 0 ? std::max<int64_t>(1, static_cast<int64_t>(bucket_bytes / 4)) : flat_.numel();
+  Bucket current;
+  for (const FlatSegment& s : flat_.segments()) {
+    if (current.numel > 0 && current.numel + s.numel > bucket_elems) {
+      buckets_.push_back(std::move(current));
+      current = Bucket{};
+      current.offset = s.offset;
+    }
+    current.numel += s.numel;
+    current.last_layer = s.layer;
+  }
+  // The padding at the end rides with the last bucket.
+  current.numel = flat_.numel() - current.offset;
+  buckets_.push_back(std::move(current));
+}
+
+void GradientSync::poll() {
+  for (Bucket& b : buckets_) {
+    if (b.request && !b.complete && b.request->test()) {
+      b.complete = true;
+      b.done = std::chrono::steady_clock::now();
+    }
+  }
+}
+
+void GradientSync::on_layer_backward_done(int layer) {
+  if (zero_stage_ == 1) return;
+  // Layers finish in decreasing index order; a bucket is ready when its lowest layer is done.
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].last_layer >= layer) {
+    Bucket& b = buckets_[next_bucket_++];
+    Tensor range = flat_.grads().narrow(b.offset, b.numel);
+    b.launched = std::chrono::steady_clock::now();
+    b.request = dp_.all_reduce_async(range, ReduceOp::Sum);
+  }
+  poll();
+}
+
+void GradientSync::finish() {
+  const auto backward_end = std::chrono::steady_clock::now();
+  stats_ = GradSyncStats{};
+  if (zero_stage_ == 1) {
+    dp_.reduce_scatter(flat_.grads(), shard_grads_, ReduceOp::Sum);
+    stats_.exposed_ms = stats_.comm_span_ms = ms_between(backward_end, std::chrono::steady_clock::now());
+    stats_.buckets = 1;
+    return;
+  }
+  on_layer_backward_done(-1);  // launches anything not launched yet
+  for (Bucket& b : buckets_) {
+    if (!b.complete) {
+      b.request->wait();
+      b.done = std::chrono::steady_clock::now();
+    }
+  }
+  const auto end = std::chrono::steady_clock::now();
+  stats_.exposed_ms = ms_between(backward_end, end);
+  auto first = buckets_.front().launched;
+  auto last = buckets_.front().done;
+  for (Bucket& b : buckets_) {
+    first = std::min(first, b.launched);
+    last = std::max(last, b.done);
+    b.request.reset();
+    b.complete = false;
+  }
+  stats_.comm_span_ms = ms_between(first, last);
+  stats_.buckets = static_cast<int>(buckets_.size());
+  next_bucket_ = 0;
+}
+
+}  // namespace tessera

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Layout invariance check: trains a config on one rank and under a parallel layout (mpirun
+-np N with --set overrides) and requires the same loss (and grad norm) at every step, within a
+relative tolerance. Used by the multi-rank CTest tests; standard library only."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def train(args, np, overrides, metrics):
+    cmd = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "-np", str(np), args.tessera,
+           "train", args.config, "--set", f"log.metrics={metrics}", "--set", "log.interval=1",
+           "--set", f"train.max_steps={args.steps}", "--set", "train.eval_interval=0",
+           "--set", "train.threads=1"]
+    for o in args.common + overrides:
+        cmd += ["--set", o]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    if result.returncode != 0:
+        sys.exit(f"FAILED: {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
+    with open(metrics) as f:
+        return [json.loads(line) for line in f]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tessera", required=True)
+    p.add_argument("--mpirun", default="mpirun")
+    p.add_argument("--config", required=True)
+    p.add_argument("--np", type=int, required=True)
+    p.add_argument("--set", dest="layout", action="append", default=[], help="layout override")
+    p.add_argument("--common", action="append", default=[], help="override for both runs")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--timeout", type=float, default=300)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = train(args, 1, [], os.path.join(tmp, "base.jsonl"))
+        par = train(args, args.np, args.layout, os.path.join(tmp, "par.jsonl"))
+    if len(base) != args.steps or len(par) != args.steps:
+        sys.exit(f"FAILED: expected {args.steps} logged steps, got {len(base)} and {len(par)}")
+    worst = 0.0
+    for b, q in zip(base, par):
+        for key, rtol in (("loss", args.rtol), ("grad_norm", 10 * args.rtol)):
+            rel = abs(b[key] - q[key]) / max(abs(b[key]), 1e-12)
+            worst = max(worst, rel if key == "loss" else 0.0)
+            if rel > rtol:
+                sys.exit(f"FAILED at step {b['step']}: {key} {q[key]!r} (np={args.np}, "
+                         f"{' '.join(args.layout)}) vs {b[key]!r} (1 rank): relative {rel:.2e} > {rtol:g}")
+    print(f"OK: {args.steps} steps, np={args.np} {' '.join(args.layout)}: max relative loss "
+          f"difference {worst:.2e} (first {base[0]['loss']:.6f}, last {base[-1]['loss']:.6f})")
+
+
+if __name__ == "__main__":
+    main()

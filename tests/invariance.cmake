@@ -1,0 +1,21 @@
+# Layout-invariance tests: each runs a tiny config on one rank and under a parallel layout
+# with mpirun, and requires the same loss and grad norm at every step (tests/check_invariance.py).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+function(tessera_add_invariance_test name np config)
+  add_test(NAME invariance.${name}
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+                   --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
+                   --config ${PROJECT_SOURCE_DIR}/configs/tests/${config}.yaml --np ${np} ${ARGN}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  # Oversubscribed mpirun jobs on 2 cores must not run next to each other.
+  set_tests_properties(invariance.${name} PROPERTIES RUN_SERIAL TRUE TIMEOUT 600 LABELS mpi)
+endfunction()
+
+# Data parallelism: buckets small enough to split layers, with and without ZeRO-1.
+tessera_add_invariance_test(gpt.dp2 2 gpt_tiny --set parallel.bucket_mb=0.01)
+tessera_add_invariance_test(gpt.dp4 4 gpt_tiny --set parallel.bucket_mb=0.003)
+tessera_add_invariance_test(gpt.dp4.zero1 4 gpt_tiny --set parallel.zero_stage=1)
+tessera_add_invariance_test(gpt.dp2.zero1 2 gpt_tiny --set parallel.zero_stage=1)
+tessera_add_invariance_test(mlp.dp2 2 mlp_tiny --set parallel.bucket_mb=0.002)
+tessera_add_invariance_test(mlp.dp4.zero1 4 mlp_tiny --set parallel.zero_stage=1)
