@@ -122,7 +122,9 @@ def tessera_round(c, args, workdir, r):
     cmd = [args.tessera, "train", args.config, "--set",
            f"train.max_steps={total}", f"train.threads={args.threads}", "log.interval=1",
            "train.eval_interval=0", f"log.metrics={metrics}", "checkpoint.interval=0",
-           f"checkpoint.dir={workdir}/ckpt", "checkpoint.resume=none"]
+           f"checkpoint.dir={workdir}/ckpt", "checkpoint.resume=none",
+           # max_steps must be >= the warm-up of the lr schedule; both sides use this value.
+           f"train.optimizer.warmup_steps={c['warmup_steps']}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"tessera failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
@@ -155,6 +157,7 @@ def main():
     args.tessera = str(pathlib.Path(args.tessera).resolve())
 
     c = load_config(args.config)
+    c["warmup_steps"] = min(c["warmup_steps"], args.warmup + args.steps)
     torch.set_num_threads(args.threads)
     data, vocab = load_train_tokens(c)
     tokens_per_step = c["micro"] * c["microbatches"] * c["seq"]

@@ -74,8 +74,6 @@ void check_train(const Config& c, const Provenance& at) {
           fmt::format("must be divisible by train.micro_batch_size = {}", t.micro_batch_size));
   require(o.min_lr <= o.lr, c, at, "train.optimizer.min_lr",
           fmt::format("must be <= train.optimizer.lr = {}", show(c, "train.optimizer.lr")));
-  require(o.warmup_steps <= t.max_steps, c, at, "train.optimizer.warmup_steps",
-          fmt::format("must be <= train.max_steps = {}", t.max_steps));
   require(o.decay_steps == 0 || o.decay_steps >= o.warmup_steps, c, at, "train.optimizer.decay_steps",
           fmt::format("must be 0 (decay until train.max_steps) or >= train.optimizer.warmup_steps = {}",
                       o.warmup_steps));

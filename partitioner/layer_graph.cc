@@ -79,7 +79,11 @@ LayerGraph build_layer_graph(const ModelConfig& m, int64_t vocab_size, int64_t B
       LayerSpec l{"fc." + std::to_string(i), LayerKind::Linear};
       l.in_features = width;
       l.out_features = C;
-      l.activation = true;
+      if (i % 2 == 1) {
+        l.tp_rule = LayerSpec::TpRule::Row;
+      } else if (i + 1 < m.num_layers) {
+        l.tp_rule = LayerSpec::TpRule::Column;
+      }
       l.params = width * C + C;
       l.forward_flops = 2.0 * N * width * C;
       l.backward_flops = 2.0 * l.forward_flops;

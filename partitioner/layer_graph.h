@@ -18,7 +18,9 @@ struct LayerSpec {
   LayerKind kind;
   int64_t in_features = 0;   // Linear (mlp): input width
   int64_t out_features = 0;  // Linear (mlp): output width
-  bool activation = false;   // Linear (mlp): apply the activation after it
+  // Linear (mlp): how tensor parallelism splits it. Megatron pairs: column then row; a last
+  // unpaired layer stays replicated.
+  enum class TpRule { Replicated, Column, Row } tp_rule = TpRule::Replicated;
   int64_t params = 0;        // parameter count (unsharded)
   double forward_flops = 0;  // per microbatch (unsharded)
   double backward_flops = 0;

@@ -19,3 +19,18 @@ tessera_add_invariance_test(gpt.dp4.zero1 4 gpt_tiny --set parallel.zero_stage=1
 tessera_add_invariance_test(gpt.dp2.zero1 2 gpt_tiny --set parallel.zero_stage=1)
 tessera_add_invariance_test(mlp.dp2 2 mlp_tiny --set parallel.bucket_mb=0.002)
 tessera_add_invariance_test(mlp.dp4.zero1 4 mlp_tiny --set parallel.zero_stage=1)
+
+# Tensor parallelism: the communication pairs and gathered gradients (the world is one tp
+# group), then whole training runs, alone and combined with data parallelism.
+add_executable(tessera_mpi_tp_tests mpi/tp_tests.cc)
+target_link_libraries(tessera_mpi_tp_tests PRIVATE tessera_runtime)
+target_include_directories(tessera_mpi_tp_tests PRIVATE ${PROJECT_SOURCE_DIR})
+foreach(np 2 4)
+  tessera_add_mpi_test(mpi.tp.np${np} ${np} tessera_mpi_tp_tests)
+endforeach()
+foreach(model gpt mlp)
+  tessera_add_invariance_test(${model}.tp2 2 ${model}_tiny --set parallel.tensor_model_parallel_size=2)
+  tessera_add_invariance_test(${model}.tp4 4 ${model}_tiny --set parallel.tensor_model_parallel_size=4)
+  tessera_add_invariance_test(${model}.tp2.dp2 4 ${model}_tiny --set parallel.tensor_model_parallel_size=2
+                              --set parallel.bucket_mb=0.01)
+endforeach()

@@ -1,4 +1,7 @@
 // A Linear layer followed by an activation (GELU or ReLU): the building block of the MLP model.
+// Tensor parallel as Megatron's MLP: a Column layer splits its outputs over the tp group (input
+// replicated, output sharded), the Row layer after it splits its inputs (input sharded, partial
+// outputs all-reduced); a Replicated layer is computed whole on every rank.
 #pragma once
 
 #include "runtime/model/layer.h"
@@ -7,11 +10,12 @@
 namespace tessera {
 
 enum class Activation { Gelu, Relu };
+enum class TpSplit { Replicated, Column, Row };
 
 class LinearLayer : public Layer {
  public:
   LinearLayer(std::string name, int64_t in_features, int64_t out_features, Activation activation,
-              float init_std, uint64_t seed, TpGroup tp);
+              TpSplit split, float init_std, uint64_t seed, TpGroup tp);
   const std::string& name() const override { return name_; }
   Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
@@ -23,8 +27,9 @@ class LinearLayer : public Layer {
     Tensor x, pre;
   };
   std::string name_;
-  int64_t in_, out_;
+  int64_t in_, out_;              // local (sharded) widths
   Activation activation_;
+  TpSplit split_;
   TpGroup tp_;
   Parameter weight_, bias_;
   ActivationStash<Saved> stash_;

@@ -13,6 +13,15 @@ namespace {
 
 float fan_in_std(int64_t fan_in) { return 1.f / std::sqrt(static_cast<float>(fan_in)); }
 
+TpSplit tp_split(LayerSpec::TpRule rule) {
+  switch (rule) {
+    case LayerSpec::TpRule::Column: return TpSplit::Column;
+    case LayerSpec::TpRule::Row: return TpSplit::Row;
+    case LayerSpec::TpRule::Replicated: break;
+  }
+  return TpSplit::Replicated;
+}
+
 std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
                                    TpGroup tp, uint64_t seed) {
   const bool gpt = m.arch == "gpt";
@@ -34,7 +43,7 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
       // 1/sqrt(fan_in), as PyTorch's nn.Linear scale: with GPT's 0.02 a deep MLP's signal vanishes.
       return std::make_unique<LinearLayer>(spec.name, spec.in_features, spec.out_features,
                                            m.activation == "relu" ? Activation::Relu : Activation::Gelu,
-                                           fan_in_std(spec.in_features), seed, tp);
+                                           tp_split(spec.tp_rule), fan_in_std(spec.in_features), seed, tp);
     case LayerKind::Head: {
       HeadOptions options;
       if (gpt) {
