@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     for (size_t bytes = 4096; bytes <= max_bytes; bytes *= 4) {
       const int64_t count = static_cast<int64_t>(bytes / sizeof(float));
       Tensor t = Tensor::zeros({count});
-      const int reps = static_cast<int>(std::clamp<size_t>((size_t{1} << 28) / bytes, 10, 500));
+      const int reps = static_cast<int>(std::clamp<size_t>((size_t{1} << 28) / bytes, 20, 500));
       std::vector<double> raw, ours, nonblocking;
       for (int rep = -2; rep < reps; ++rep) {  // two untimed warm-up rounds
         double times[3] = {0, 0, 0};

@@ -137,6 +137,40 @@ def tessera_round(c, args, workdir, r):
     return times, mflop, peak
 
 
+def cpu_seconds():
+    """(CPU seconds busy on the whole machine, CPU seconds of this process and its waited-for
+    children): their difference over a run is the load other users put on the machine."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
+
+
+class Background:
+    """Cores' worth of CPU used by other processes while the `with` block ran."""
+
+    def __enter__(self):
+        self.t0, (self.busy0, self.self0) = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        busy, mine = cpu_seconds()
+        wall = time.perf_counter() - self.t0
+        self.cores = max(0.0, (busy - self.busy0) - (mine - self.self0)) / wall
+
+
+def wait_for_quiet(max_cores, timeout_s):
+    """Sleeps until other processes use under max_cores for 2 s (or timeout_s passed);
+    returns the last measured load."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with Background() as bg:
+            time.sleep(2.0)
+        if bg.cores < max_cores or time.monotonic() > deadline:
+            return bg.cores
+
+
 def stats(values):
     return statistics.median(values), min(values), max(values)
 
@@ -151,6 +185,10 @@ def main():
     p.add_argument("--tessera", default="build-bench/launcher/tessera")
     p.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa",
                    help="PyTorch attention: fused SDPA (nanoGPT) or written out (the fixtures)")
+    p.add_argument("--max-background", type=float, default=0.3, metavar="CORES",
+                   help="before each round, wait until other processes use fewer cores than this")
+    p.add_argument("--quiet-timeout", type=float, default=60, metavar="S",
+                   help="... but at most this long")
     p.add_argument("--json", help="also write the raw per-round numbers here")
     args = p.parse_args()
     args.config = str(pathlib.Path(args.config).resolve())
@@ -165,18 +203,24 @@ def main():
     rounds = []
     with tempfile.TemporaryDirectory(prefix="tessera_bench_") as workdir:
         for r in range(args.rounds):
-            pt = torch_round(c, data, vocab, args.warmup, args.steps, args.attention)
-            ts, mflop, peak = tessera_round(c, args, workdir, r)
+            idle = wait_for_quiet(args.max_background, args.quiet_timeout)
+            with Background() as bg_torch:
+                pt = torch_round(c, data, vocab, args.warmup, args.steps, args.attention)
+            with Background() as bg_tessera:
+                ts, mflop, peak = tessera_round(c, args, workdir, r)
             row = dict(round=r + 1,
                        torch_tok_s=tokens_per_step * len(pt) / sum(pt),
                        tessera_tok_s=tokens_per_step * len(ts) / sum(ts),
                        torch_step_ms=1e3 * statistics.median(pt),
                        tessera_step_ms=1e3 * statistics.median(ts),
-                       mflop_per_token=mflop, tessera_peak_gflops=peak)
+                       mflop_per_token=mflop, tessera_peak_gflops=peak,
+                       background_before=idle, background_torch=bg_torch.cores,
+                       background_tessera=bg_tessera.cores)
             row["ratio"] = row["tessera_tok_s"] / row["torch_tok_s"]
             rounds.append(row)
             print(f"round {r + 1}/{args.rounds}: PyTorch {row['torch_tok_s']:.0f} tok/s, "
-                  f"Tessera {row['tessera_tok_s']:.0f} tok/s, ratio {row['ratio']:.2f}",
+                  f"Tessera {row['tessera_tok_s']:.0f} tok/s, ratio {row['ratio']:.2f} "
+                  f"(other load {bg_torch.cores:.2f} / {bg_tessera.cores:.2f} cores)",
                   file=sys.stderr, flush=True)
 
     pt_med, pt_min, pt_max = stats([r["torch_tok_s"] for r in rounds])
@@ -187,14 +231,16 @@ def main():
           f"{c['micro']}x{c['microbatches']} x seq {c['seq']} = {tokens_per_step} tokens/step, "
           f"{args.rounds} rounds of {args.warmup} warm-up + {args.steps} timed steps; "
           f"torch {torch.__version__} eager, attention={args.attention}; started {started}\n")
-    print("| round | PyTorch tok/s | Tessera tok/s | Tessera / PyTorch | PyTorch ms/step | Tessera ms/step |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| round | PyTorch tok/s | Tessera tok/s | Tessera / PyTorch | PyTorch ms/step "
+          "(median) | Tessera ms/step (median) | other load, cores (PyTorch / Tessera) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rounds:
         print(f"| {r['round']} | {r['torch_tok_s']:.0f} | {r['tessera_tok_s']:.0f} | "
-              f"{r['ratio']:.2f} | {r['torch_step_ms']:.2f} | {r['tessera_step_ms']:.2f} |")
-    print(f"| **median** | **{pt_med:.0f}** | **{ts_med:.0f}** | **{ra_med:.2f}** | | |")
+              f"{r['ratio']:.2f} | {r['torch_step_ms']:.2f} | {r['tessera_step_ms']:.2f} | "
+              f"{r['background_torch']:.2f} / {r['background_tessera']:.2f} |")
+    print(f"| **median** | **{pt_med:.0f}** | **{ts_med:.0f}** | **{ra_med:.2f}** | | | |")
     print(f"| min - max | {pt_min:.0f} - {pt_max:.0f} | {ts_min:.0f} - {ts_max:.0f} | "
-          f"{ra_min:.2f} - {ra_max:.2f} | | |")
+          f"{ra_min:.2f} - {ra_max:.2f} | | | |")
     if not math.isnan(mflop):
         peak = statistics.median(r["tessera_peak_gflops"] for r in rounds)
         print(f"\nmodel {mflop:.2f} MFLOP/token: Tessera {ts_med * mflop / 1e3:.2f} GFLOP/s, "

@@ -13,6 +13,7 @@
 
 #include "launcher/config_loader.h"
 #include "launcher/rank_discovery.h"
+#include "launcher/runtime_support.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/comm/parallel_grid.h"
@@ -64,6 +65,7 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   const Config config = setup_phase(env, [&] {
     Config c = load_config(opts.config_path, opts.overrides);
     validate_for_world(c, world_size);
+    check_runtime_support(c);
     return c;
   });
   if (opts.print_config) {

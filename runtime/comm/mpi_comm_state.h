@@ -47,12 +47,13 @@ struct OpInfo {
   int64_t seq = 0;   // collectives: their sequence number on the group
   int peer = -1;     // send/recv: the group rank on the other side
   int tag = -1;
+  size_t bytes = 0;    // payload per rank, to size the busy-poll window
   uint64_t token = 0;  // PeerBoard token
 };
 
 // Starts an operation: refuses a failed group, reaps orphans, numbers collectives and
 // publishes the call on the board.
-OpInfo begin_op(CommState& s, CommOp op, int peer = -1, int tag = -1);
+OpInfo begin_op(CommState& s, CommOp op, size_t bytes, int peer = -1, int tag = -1);
 void finish_op(CommState& s, const OpInfo& info);
 
 // Polls `request` with MPI_Test until it completes or the timeout expires (then marks the

@@ -53,13 +53,14 @@ class MpiRequest final : public CommRequest {
   }
 
  private:
-  // An MPI error ends the request (MPI has released it); a timeout leaves it pending.
+  // An MPI error ends the request (MPI frees it and nulls the handle); a timeout leaves it
+  // pending, and the destructor hands it to the orphans so its buffers stay alive.
   template <typename F>
   void run_checked(F&& f) {
     try {
       f();
     } catch (const Error&) {
-      if (state_->failure.empty()) done_ = true;
+      done_ = request_ == MPI_REQUEST_NULL;
       throw;
     }
   }
@@ -215,7 +216,7 @@ AllReduceCall prepare_all_reduce(CommState& s, Tensor& t, ReduceOp op) {
   check_tensor(s, "all_reduce", "t", t);
   AllReduceCall call;
   call.type = reduction_type(s, "all_reduce", op, t.dtype());
-  call.info = detail::begin_op(s, CommOp::AllReduce);
+  call.info = detail::begin_op(s, CommOp::AllReduce, t.nbytes());
   if (op == ReduceOp::Avg && s.size > 1) {
     call.on_complete = [t, size = s.size](const MPI_Status&) { divide(t, size); };
   }
@@ -266,7 +267,7 @@ void MpiCommunicator::all_gather(const Tensor& in, Tensor& out) {
   }
   const MPI_Datatype type = payload_type(in.dtype());
   const int count = static_cast<int>(in.numel());
-  const OpInfo info = detail::begin_op(s, CommOp::AllGather);
+  const OpInfo info = detail::begin_op(s, CommOp::AllGather, out.nbytes());
   MpiRequest request(state_, info, {in, out});
   TESSERA_MPI_CHECK(MPI_Iallgather(send, count, type, out.data<char>(), count, type, s.comm, request.handle()),
                     "all_gather on {}", detail::describe_group(s));
@@ -286,7 +287,7 @@ void MpiCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op)
   // MPI's in-place form reads and writes at the start of the buffer, not at this rank's
   // block, so an aliased output goes through a scratch tensor.
   Tensor result = overlaps(in, out) ? Tensor::empty(out.shape(), out.dtype()) : out;
-  const OpInfo info = detail::begin_op(s, CommOp::ReduceScatter);
+  const OpInfo info = detail::begin_op(s, CommOp::ReduceScatter, in.nbytes());
   MpiRequest request(state_, info, {in, result});
   TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.data<char>(), result.data<char>(), static_cast<int>(out.numel()),
                                               type, mpi_op(op), s.comm, request.handle()),
@@ -300,7 +301,7 @@ void MpiCommunicator::broadcast(Tensor& t, int root) {
   CommState& s = *state_;
   check_tensor(s, "broadcast", "t", t);
   check_peer(s, "broadcast", "root", root);
-  const OpInfo info = detail::begin_op(s, CommOp::Broadcast);
+  const OpInfo info = detail::begin_op(s, CommOp::Broadcast, t.nbytes());
   MpiRequest request(state_, info, {t});
   TESSERA_MPI_CHECK(MPI_Ibcast(t.data<char>(), static_cast<int>(t.numel()), payload_type(t.dtype()), root, s.comm,
                                request.handle()),
@@ -310,7 +311,7 @@ void MpiCommunicator::broadcast(Tensor& t, int root) {
 
 void MpiCommunicator::barrier() {
   CommState& s = *state_;
-  const OpInfo info = detail::begin_op(s, CommOp::Barrier);
+  const OpInfo info = detail::begin_op(s, CommOp::Barrier, 0);
   MpiRequest request(state_, info, Keep{});
   TESSERA_MPI_CHECK(MPI_Ibarrier(s.comm, request.handle()), "barrier on {}", detail::describe_group(s));
   request.wait();
@@ -336,7 +337,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::send(const Tensor& t, int peer, in
   check_tensor(s, "send", "t", t);
   check_peer(s, "send", "peer", peer);
   check_tag(s, "send", tag);
-  const OpInfo info = detail::begin_op(s, CommOp::Send, peer, tag);
+  const OpInfo info = detail::begin_op(s, CommOp::Send, t.nbytes(), peer, tag);
   auto request = std::make_unique<MpiRequest>(state_, info, Keep{t});
   TESSERA_MPI_CHECK(MPI_Isend(t.data<char>(), static_cast<int>(t.numel()), payload_type(t.dtype()), peer, tag,
                               s.comm, request->handle()),
@@ -349,7 +350,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::recv(Tensor& t, int peer, int tag)
   check_tensor(s, "recv", "t", t);
   check_peer(s, "recv", "peer", peer);
   check_tag(s, "recv", tag);
-  const OpInfo info = detail::begin_op(s, CommOp::Recv, peer, tag);
+  const OpInfo info = detail::begin_op(s, CommOp::Recv, t.nbytes(), peer, tag);
   const MPI_Datatype type = payload_type(t.dtype());
   const int expected = static_cast<int>(t.numel());
   auto check_count = [type, expected, peer, tag, group = detail::describe_group(s)](const MPI_Status& status) {
@@ -370,7 +371,7 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const s
   CommState& s = *state_;
   // A timed barrier first: once every rank has arrived, the blocking MPI_Comm_split (MPI has
   // no non-blocking split) cannot hang on a missing peer.
-  const OpInfo info = detail::begin_op(s, CommOp::Split);
+  const OpInfo info = detail::begin_op(s, CommOp::Split, 0);
   {
     MpiRequest request(state_, info, Keep{});
     TESSERA_MPI_CHECK(MPI_Ibarrier(s.comm, request.handle()), "split on {}", detail::describe_group(s));

@@ -18,12 +18,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
-// Polling: spin on MPI_Test for a short window (a collective on this machine finishes in
-// microseconds to tens of milliseconds, and Open MPI only progresses it inside MPI calls),
-// then sleep between polls so ranks oversubscribed on few cores leave the CPU to the peers
-// they wait for. A sleep is at most 1/32 of the time already waited, which bounds the
-// delay it adds to ~3%, and at most 1 ms.
+// Polling: spin on MPI_Test while the transfer is plausibly still moving (Open MPI only
+// progresses a non-blocking collective inside MPI calls, and the blocking MPI_Allreduce we
+// are measured against spins the whole time), then sleep between polls so ranks
+// oversubscribed on few cores leave the CPU to the peers they wait for. The spin window is
+// 2 ms plus the time the message takes at a pessimistic 200 MB/s (5 ns per byte: 84 ms for
+// 16 MiB). A sleep is at most 1/32 of the time already waited (adding at most ~3% to a
+// wait) and at most 1 ms.
 constexpr auto kSpinWindow = std::chrono::microseconds(2000);
+constexpr int64_t kSpinNsPerByte = 5;
 constexpr auto kMinSleep = std::chrono::microseconds(20);
 constexpr auto kMaxSleep = std::chrono::microseconds(1000);
 
@@ -124,7 +127,7 @@ std::string timeout_message(const CommState& s, const OpInfo& info) {
   return text + ": " + (p2p ? p2p_detail(s, info) : collective_detail(s, info));
 }
 
-OpInfo begin_op(CommState& s, CommOp op, int peer, int tag) {
+OpInfo begin_op(CommState& s, CommOp op, size_t bytes, int peer, int tag) {
   if (!s.failure.empty()) {
     throw Error(fmt::format("{} on {} refused: the group is unusable after an earlier timeout ({})",
                             comm_op_name(op), describe_group(s), s.failure));
@@ -134,6 +137,7 @@ OpInfo begin_op(CommState& s, CommOp op, int peer, int tag) {
   info.op = op;
   info.peer = peer;
   info.tag = tag;
+  info.bytes = bytes;
   const bool p2p = op == CommOp::Send || op == CommOp::Recv;
   info.seq = p2p ? s.seq : ++s.seq;
   if (s.board) {
@@ -155,6 +159,7 @@ void finish_op(CommState& s, const OpInfo& info) {
 void wait_request(CommState& s, MPI_Request& request, MPI_Status* status, const OpInfo& info) {
   const auto start = Clock::now();
   const Seconds limit(s.timeout_s);
+  const auto spin = kSpinWindow + std::chrono::nanoseconds(static_cast<int64_t>(info.bytes) * kSpinNsPerByte);
   while (true) {
     int done = 0;
     TESSERA_MPI_CHECK(MPI_Test(&request, &done, status), "{} on {}", comm_op_name(info.op), describe_group(s));
@@ -164,7 +169,7 @@ void wait_request(CommState& s, MPI_Request& request, MPI_Status* status, const 
       s.failure = timeout_message(s, info);
       throw Error(s.failure);
     }
-    if (elapsed < kSpinWindow) continue;
+    if (elapsed < spin) continue;
     std::this_thread::sleep_for(
         std::clamp(std::chrono::duration_cast<std::chrono::microseconds>(elapsed / 32), kMinSleep, kMaxSleep));
   }

@@ -40,6 +40,8 @@ void MetricsWriter::write(const StepMetrics& m) {
                       {"step_ms", m.step_ms},   {"tokens_per_s", m.tokens_per_s},
                       {"mfu", m.mfu},           {"mem_bytes", m.mem_bytes}};
   if (m.val_loss) j["val_loss"] = *m.val_loss;
+  if (m.grad_comm_exposed_ms) j["grad_comm_exposed_ms"] = *m.grad_comm_exposed_ms;
+  if (m.grad_comm_span_ms) j["grad_comm_span_ms"] = *m.grad_comm_span_ms;
   out_ << j.dump() << '\n';
   out_.flush();
   TESSERA_REQUIRE(out_.good(), "{}: write failed (disk full?)", path_);

@@ -15,6 +15,9 @@ struct StepMetrics {
   double loss = 0, lr = 0, grad_norm = 0, step_ms = 0, tokens_per_s = 0, mfu = 0;
   int64_t mem_bytes = 0;
   std::optional<double> val_loss;
+  // Data-parallel gradient communication per step (mean over the window): time waited after
+  // backward, and the span from the first bucket's launch to the last one's completion.
+  std::optional<double> grad_comm_exposed_ms, grad_comm_span_ms;
 };
 
 // "step 120/2000 | loss 2.1432 | lr 9.6e-04 | gnorm 0.84 | 212 ms | 14.5k tok/s | 38.1% MFU | mem 412 MiB"

@@ -121,11 +121,13 @@ void Trainer::fit() {
     spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
                  zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
   }
-  double window_ms = 0;
+  double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0;
   int window_steps = 0;
   while (step_ < t.max_steps) {
     const StepResult r = train_step();
     window_ms += r.step_ms;
+    window_exposed_ms += grad_sync_stats().exposed_ms;
+    window_span_ms += grad_sync_stats().comm_span_ms;
     ++window_steps;
     const bool eval_now = t.eval_interval > 0 && (step_ % t.eval_interval == 0 || step_ == t.max_steps);
     const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
@@ -143,7 +145,11 @@ void Trainer::fit() {
     m.mfu = flops_per_step / (m.step_ms / 1e3) / (peak_flops_ * world);
     m.mem_bytes = host_memory_stats().peak_bytes;
     m.val_loss = val;
-    window_ms = 0;
+    if (grad_sync_) {
+      m.grad_comm_exposed_ms = window_exposed_ms / window_steps;
+      m.grad_comm_span_ms = window_span_ms / window_steps;
+    }
+    window_ms = window_exposed_ms = window_span_ms = 0;
     window_steps = 0;
     if (!logging) continue;
     spdlog::info("{}", format_step_line(m));

@@ -32,10 +32,11 @@ TEST_CASE("kernel adamw reproduces torch.optim.AdamW", "[kernels][adamw]") {
   }
   // The betas arrive as float: 1 - 0.9f and 1 - 0.99f differ from PyTorch's double 1 - 0.9 and
   // 1 - 0.99 by ~1e-6 relative, which shows in the moments (the parameters above still agree).
+  // m also cancels (0.9 * 0.47 - 0.4 = 0.023), so it gets an absolute bound of ~|g| 2.4e-8.
   check_close("adamw exp_avg", m,
               {0.061500001698732376, 0.027750002220273018, -9.999996109399945e-06,
                0.022999994456768036},
-              {2e-6, 1e-12});
+              {2e-6, 2e-7});
   check_close("adamw exp_avg_sq", v,
               {0.0034492502454668283, 0.0019085626117885113, 1.9900001646533383e-08,
                0.28780901432037354},

@@ -1,0 +1,13 @@
+// Which config features this build of the runtime can execute. The config schema accepts the
+// whole documented format; features whose runtime has not landed yet are refused here with
+// one clear line instead of being silently ignored.
+#pragma once
+
+#include "runtime/config.h"
+
+namespace tessera {
+
+// Throws InputError naming the field when the config asks for something not implemented.
+void check_runtime_support(const Config& config);
+
+}  // namespace tessera

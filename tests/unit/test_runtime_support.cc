@@ -1,0 +1,38 @@
+// Config features without a runtime yet are refused with one line naming the field.
+#include <catch2/catch.hpp>
+
+#include "launcher/config_loader.h"
+#include "launcher/runtime_support.h"
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+
+std::string refusal(const std::string& override_line) {
+  const Config c = parse_config_string("model: {arch: gpt}\n", "x.yaml", {override_line});
+  try {
+    check_runtime_support(c);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+}  // namespace
+
+TEST_CASE("unimplemented features are refused, not ignored", "[config][support]") {
+  CHECK(refusal("parallel.tensor_model_parallel_size=2") == "accepted");
+  CHECK(refusal("parallel.zero_stage=1") == "accepted");
+  CHECK(refusal("parallel.pipeline_model_parallel_size=2") ==
+        "x.yaml: parallel.pipeline_model_parallel_size = 2: pipeline parallelism is not implemented yet in "
+        "this build (use 1)");
+  CHECK(refusal("parallel.sequence_parallel=true") ==
+        "x.yaml: parallel.sequence_parallel = true: sequence parallelism is not implemented yet (use false)");
+  CHECK(refusal("parallel.recompute=full") ==
+        "x.yaml: parallel.recompute = 'full': activation recomputation is not implemented yet (use none)");
+  CHECK(refusal("train.precision=bf16") ==
+        "x.yaml: train.precision = 'bf16': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)");
+  CHECK(refusal("parallel.zero_stage=2") == "x.yaml: parallel.zero_stage = 2: only ZeRO stages 0 and 1 are implemented");
+}
+
+}  // namespace tessera
