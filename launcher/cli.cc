@@ -64,10 +64,11 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   const int world_size = env.world_size();
   const Config config = setup_phase(env, [&] {
     Config c = load_config(opts.config_path, opts.overrides);
-    validate_for_world(c, world_size);
     check_runtime_support(c);
+    validate_for_world(c, world_size);
     return c;
   });
+  spdlog::set_level(spdlog::level::from_str(config.log.level));
   if (opts.print_config) {
     if (env.world_rank() == 0) std::cout << config_to_yaml(config);
     return 0;

@@ -14,7 +14,7 @@ struct ModelConfig {
   int num_layers = 4;
   int hidden_size = 128;
   int num_attention_heads = 4;  // gpt only
-  int ffn_hidden_size = 512;    // gpt only; 0 means 4 * hidden_size
+  int ffn_hidden_size = 0;      // gpt only; 0 means 4 * hidden_size
   int seq_length = 64;
   // "chars" (the distinct characters of the training text), "bytes" (256), or an integer
   // written as a string ("50257") for token files.
@@ -58,7 +58,7 @@ struct TrainConfig {
   int max_steps = 2000;
   uint64_t seed = 1337;
   std::string precision = "fp32";
-  int threads = 0;  // 0 = all cores available to this rank
+  int threads = 0;  // 0 = the cores of this node divided among its ranks
   int eval_interval = 250;  // 0 disables validation
   int eval_iters = 20;
   double peak_tflops = 0.0;  // 0 = measure the machine's fp32 GEMM roof at startup

@@ -4,10 +4,11 @@
 
 #include <omp.h>
 
-// GCC 12 reports its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as maybe-uninitialized once
+// GCC 12 reports its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as (maybe-)uninitialized once
 // Eigen's GEMM packing inlines them; the report is located in the headers, so this covers it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <Eigen/Core>
 #pragma GCC diagnostic pop
 #include <algorithm>

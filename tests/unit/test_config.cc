@@ -139,7 +139,7 @@ log: {metrics: ~, trace: runs/trace.json}
   CHECK(q.parallel.sequence_parallel);
 }
 
-TEST_CASE("--set overrides apply to the YAML tree before conversion", "[config]") {
+TEST_CASE("overrides from --set apply to the YAML tree before conversion", "[config]") {
   const std::string base = "model:\n  num_layers: 4\ntrain:\n  optimizer:\n    lr: 1.0e-3\n    min_lr: 1.0e-4\n";
   SECTION("numbers, lists and auto") {
     const Config c = parse_config_string(base, "base.yaml",
