@@ -85,7 +85,7 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
 
   ParallelGroups groups;
   groups.world = world.get();
-  groups.tp = TpGroup{&grid.tp(), grid.tp_rank(), grid.tp_size()};
+  groups.tp = TpGroup{&grid.tp(), grid.tp_rank(), grid.tp_size(), config.parallel.sequence_parallel};
   groups.dp = &grid.dp();
   groups.dp_rank = grid.dp_rank();
   groups.dp_size = grid.dp_size();

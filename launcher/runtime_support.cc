@@ -17,9 +17,6 @@ void check_runtime_support(const Config& c) {
   TESSERA_REQUIRE(p.recompute == "none",
                   "{}: parallel.recompute = '{}': activation recomputation is not implemented yet (use none)",
                   src, p.recompute);
-  TESSERA_REQUIRE(!p.sequence_parallel,
-                  "{}: parallel.sequence_parallel = true: sequence parallelism is not implemented yet (use false)",
-                  src);
   TESSERA_REQUIRE(p.zero_stage <= 1, "{}: parallel.zero_stage = {}: only ZeRO stages 0 and 1 are implemented",
                   src, p.zero_stage);
   TESSERA_REQUIRE(c.train.precision == "fp32",

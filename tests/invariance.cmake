@@ -33,4 +33,11 @@ foreach(model gpt mlp)
   tessera_add_invariance_test(${model}.tp4 4 ${model}_tiny --set parallel.tensor_model_parallel_size=4)
   tessera_add_invariance_test(${model}.tp2.dp2 4 ${model}_tiny --set parallel.tensor_model_parallel_size=2
                               --set parallel.bucket_mb=0.01)
+  # Sequence parallelism: LayerNorm/residual rows split over tp.
+  tessera_add_invariance_test(${model}.tp2.sp 2 ${model}_tiny --set parallel.tensor_model_parallel_size=2
+                              --set parallel.sequence_parallel=true)
+  tessera_add_invariance_test(${model}.tp4.sp 4 ${model}_tiny --set parallel.tensor_model_parallel_size=4
+                              --set parallel.sequence_parallel=true)
+  tessera_add_invariance_test(${model}.tp2.dp2.sp 4 ${model}_tiny --set parallel.tensor_model_parallel_size=2
+                              --set parallel.sequence_parallel=true --set parallel.zero_stage=1)
 endforeach()

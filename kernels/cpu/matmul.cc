@@ -78,11 +78,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
                     int64_t rows, int64_t in_features, int64_t out_features) {
   if (rows == 0 || out_features == 0) return;
-  const GemmArgs g{false, true, in_features, 1.0f, inp,    in_features,
-                   weight, in_features, 1.0f, out, out_features};
+  const GemmArgs g{false, true, in_features, 1.0f, inp, in_features, weight, in_features,
+                   1.0f, out, out_features};
   for_output_blocks(rows, out_features, in_features,
                     [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-                      // Seeding the block with the bias (while it is in cache) saves a pass.
+                      // The block starts as the bias rows and the product accumulates onto
+                      // them (beta = 1): the bias replaces the zeroing instead of adding a pass.
                       auto o = mat(out + m0 * out_features + n0, m1 - m0, n1 - n0, out_features);
                       if (bias) {
                         o.rowwise() = Eigen::Map<const Eigen::RowVectorXf>(bias + n0, n1 - n0);

@@ -28,20 +28,22 @@ Tensor EmbeddingLayer::forward(const Tensor&, const MicrobatchContext& ctx) {
   Tensor out = Tensor::empty({N, width_});
   k::token_embedding_forward(out.f32(), ctx.tokens.i32(), wte_.value.f32(), N, width_, vocab_start_,
                              vocab_local_);
-  // Each rank looked up only its vocabulary shard; the sum over ranks is the full lookup.
-  reduce_from_tp_forward(out, tp_);
-  if (seq_length_ > 0) {
+  if (seq_length_ > 0 && tp_.rank == 0) {
+    // Added by one rank only: the reduction below sums it into every rank's rows once.
     TESSERA_CHECK(T <= seq_length_, "sequence of {} tokens exceeds seq_length {}", T, seq_length_);
     k::position_embedding_forward(out.f32(), wpe_.value.f32(), B, T, width_);
   }
-  return out;
+  // Each rank looked up only its vocabulary shard; the sum over ranks is the full lookup
+  // (reduce-scattered into row shards with sequence parallelism).
+  return exit_tp_region_forward(out, tp_);
 }
 
 Tensor EmbeddingLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
   const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1);
-  const Tensor d = reduce_from_tp_backward(dy, tp_);
+  const Tensor d = exit_tp_region_backward(dy, tp_);
   k::token_embedding_backward(wte_.grad.f32(), d.f32(), ctx.tokens.i32(), B * T, width_,
                               vocab_start_, vocab_local_);
+  // Every rank holds the full gradient here, so the replicated wpe gets the same grad on all.
   if (seq_length_ > 0) k::position_embedding_backward(wpe_.grad.f32(), d.f32(), B, T, width_);
   return Tensor();
 }

@@ -27,6 +27,9 @@ HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64
     norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
                              seed, false);
   }
+  if (tp.sequence_sharded() && norm_w_.value.defined()) {
+    norm_w_.sequence_parallel_grad = norm_b_.sequence_parallel_grad = true;
+  }
   weight_ = make_parameter(options_.weight_name, {vpad, width}, ShardSpec::split(0), tp.rank,
                            tp.size, init_std, 0, seed, true);
   if (!options_.bias_name.empty()) {
@@ -35,19 +38,22 @@ HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64
   }
 }
 
+// The input rows are this rank's sequence shard with sequence parallelism; the logits and the
+// loss cover all B * T rows on every rank (split by vocabulary instead).
 Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
-  const int64_t N = x.dim(0), C = width_, V = vocab_local_;
+  const int64_t Ns = x.dim(0), N = ctx.targets.numel(), C = width_, V = vocab_local_;
   Saved s;
   s.x = x;
   s.normed = x;
   if (norm_w_.value.defined()) {
-    s.normed = Tensor::empty({N, C});
-    s.mean = Tensor::empty({N});
-    s.rstd = Tensor::empty({N});
+    s.normed = Tensor::empty({Ns, C});
+    s.mean = Tensor::empty({Ns});
+    s.rstd = Tensor::empty({Ns});
     k::layernorm_forward(s.normed.f32(), s.mean.f32(), s.rstd.f32(), x.f32(), norm_w_.value.f32(),
-                         norm_b_.value.f32(), N, C);
+                         norm_b_.value.f32(), Ns, C);
   }
-  const Tensor h = copy_to_tp_forward(s.normed, tp_);
+  const Tensor h = enter_tp_region_forward(s.normed, tp_);
+  s.input = h;
   s.logits = Tensor::empty({N, V});
   k::linear_forward(s.logits.f32(), h.f32(), weight_.value.f32(),
                     bias_.value.defined() ? bias_.value.f32() : nullptr, N, C, V);
@@ -72,7 +78,7 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
 
 Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
   Saved s = stash_.take(ctx.microbatch);
-  const int64_t N = s.x.dim(0), C = width_, V = vocab_local_;
+  const int64_t Ns = s.x.dim(0), N = ctx.targets.numel(), C = width_, V = vocab_local_;
   // d(mean loss)/d(row loss) = 1/N, times the microbatch's weight in the total loss.
   const Tensor dloss = Tensor::full({N}, ctx.loss_scale / static_cast<float>(N));
   Tensor dlogits = Tensor::empty({N, V});
@@ -80,12 +86,12 @@ Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
                             ctx.targets.i32(), dloss.f32(), N, V, valid_local_, vocab_start_);
   Tensor dh = Tensor::empty({N, C});
   k::linear_backward(dh.f32(), weight_.grad.f32(), bias_.value.defined() ? bias_.grad.f32() : nullptr,
-                     dlogits.f32(), s.normed.f32(), weight_.value.f32(), N, C, V);
-  copy_to_tp_backward(dh, tp_);
-  if (!norm_w_.value.defined()) return dh;
-  Tensor dx = Tensor::empty({N, C});
-  k::layernorm_backward(dx.f32(), norm_w_.grad.f32(), norm_b_.grad.f32(), dh.f32(), s.x.f32(),
-                        norm_w_.value.f32(), s.mean.f32(), s.rstd.f32(), N, C);
+                     dlogits.f32(), s.input.f32(), weight_.value.f32(), N, C, V);
+  const Tensor dnormed = enter_tp_region_backward(dh, tp_);
+  if (!norm_w_.value.defined()) return dnormed;
+  Tensor dx = Tensor::empty({Ns, C});
+  k::layernorm_backward(dx.f32(), norm_w_.grad.f32(), norm_b_.grad.f32(), dnormed.f32(), s.x.f32(),
+                        norm_w_.value.f32(), s.mean.f32(), s.rstd.f32(), Ns, C);
   return dx;
 }
 

@@ -30,7 +30,7 @@ class HeadLayer : public Layer {
 
  private:
   struct Saved {
-    Tensor x, normed, mean, rstd, logits, row_max, sum_exp;
+    Tensor x, normed, mean, rstd, input, logits, row_max, sum_exp;  // input: all rows, normed
   };
   std::string name_;
   HeadOptions options_;

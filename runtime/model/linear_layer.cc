@@ -26,27 +26,33 @@ LinearLayer::LinearLayer(std::string name, int64_t in_features, int64_t out_feat
                            tp.size, init_std, 0, seed, true);
   bias_ = make_parameter(name_ + ".bias", {out_features}, bias_spec, tp.rank, tp.size, 0, 0, seed,
                          false);
+  // With sequence parallelism these see only this rank's rows: their gradients are partial.
+  if (tp.sequence_sharded() && split == TpSplit::Row) bias_.sequence_parallel_grad = true;
+  if (tp.sequence_sharded() && split == TpSplit::Replicated) {
+    weight_.sequence_parallel_grad = bias_.sequence_parallel_grad = true;
+  }
 }
 
 Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
-  const int64_t N = x.dim(0);
   Saved s;
   s.x = x;
-  s.pre = Tensor::empty({N, out_});
   if (split_ == TpSplit::Row) {
     // Partial sums over this rank's input slice; the replicated bias is added once, after.
-    k::linear_forward(s.pre.f32(), x.f32(), weight_.value.f32(), nullptr, N, in_, out_);
-    reduce_from_tp_forward(s.pre, tp_);
-    k::bias_forward(s.pre.f32(), bias_.value.f32(), N, out_);
+    Tensor partial = Tensor::empty({x.dim(0), out_});
+    k::linear_forward(partial.f32(), x.f32(), weight_.value.f32(), nullptr, x.dim(0), in_, out_);
+    s.pre = exit_tp_region_forward(partial, tp_);
+    k::bias_forward(s.pre.f32(), bias_.value.f32(), s.pre.dim(0), out_);
   } else {
-    const Tensor h = split_ == TpSplit::Column ? copy_to_tp_forward(x, tp_) : x;
-    k::linear_forward(s.pre.f32(), h.f32(), weight_.value.f32(), bias_.value.f32(), N, in_, out_);
+    const Tensor h = split_ == TpSplit::Column ? enter_tp_region_forward(x, tp_) : x;
+    s.pre = Tensor::empty({h.dim(0), out_});
+    k::linear_forward(s.pre.f32(), h.f32(), weight_.value.f32(), bias_.value.f32(), h.dim(0), in_, out_);
   }
-  Tensor y = Tensor::empty({N, out_});
+  const int64_t n = s.pre.numel();
+  Tensor y = Tensor::empty(s.pre.shape());
   if (activation_ == Activation::Gelu) {
-    k::gelu_forward(y.f32(), s.pre.f32(), N * out_);
+    k::gelu_forward(y.f32(), s.pre.f32(), n);
   } else {
-    k::relu_forward(y.f32(), s.pre.f32(), N * out_);
+    k::relu_forward(y.f32(), s.pre.f32(), n);
   }
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return y;
@@ -54,25 +60,32 @@ Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
 
 Tensor LinearLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
   Saved s = stash_.take(ctx.microbatch);
-  const int64_t N = s.x.dim(0);
-  Tensor dpre = Tensor::empty({N, out_});
+  Tensor dpre = Tensor::empty(s.pre.shape());
   if (activation_ == Activation::Gelu) {
-    k::gelu_backward(dpre.f32(), s.pre.f32(), dy.f32(), N * out_);
+    k::gelu_backward(dpre.f32(), s.pre.f32(), dy.f32(), dpre.numel());
   } else {
-    k::relu_backward(dpre.f32(), s.pre.f32(), dy.f32(), N * out_);
+    k::relu_backward(dpre.f32(), s.pre.f32(), dy.f32(), dpre.numel());
   }
-  Tensor dx = Tensor::empty({N, in_});
   if (split_ == TpSplit::Row) {
-    k::bias_backward(bias_.grad.f32(), dpre.f32(), N, out_);
-    const Tensor d = reduce_from_tp_backward(dpre, tp_);
+    Tensor dx = Tensor::empty(s.x.shape());
+    k::bias_backward(bias_.grad.f32(), dpre.f32(), dpre.dim(0), out_);
+    const Tensor d = exit_tp_region_backward(dpre, tp_);
     k::linear_backward(dx.f32(), weight_.grad.f32(), nullptr, d.f32(), s.x.f32(), weight_.value.f32(),
-                       N, in_, out_);
+                       s.x.dim(0), in_, out_);
     return dx;
   }
-  k::linear_backward(dx.f32(), weight_.grad.f32(), bias_.grad.f32(), dpre.f32(), s.x.f32(),
-                     weight_.value.f32(), N, in_, out_);
-  if (split_ == TpSplit::Column) copy_to_tp_backward(dx, tp_);
-  return dx;
+  if (split_ == TpSplit::Replicated) {
+    Tensor dx = Tensor::empty(s.x.shape());
+    k::linear_backward(dx.f32(), weight_.grad.f32(), bias_.grad.f32(), dpre.f32(), s.x.f32(),
+                       weight_.value.f32(), s.x.dim(0), in_, out_);
+    return dx;
+  }
+  // Column: the input was entered into the tp region; its gradient leaves it.
+  const Tensor h = enter_tp_region_forward(s.x, tp_);
+  Tensor dh = Tensor::empty(h.shape());
+  k::linear_backward(dh.f32(), weight_.grad.f32(), bias_.grad.f32(), dpre.f32(), h.f32(),
+                     weight_.value.f32(), h.dim(0), in_, out_);
+  return enter_tp_region_backward(dh, tp_);
 }
 
 }  // namespace tessera

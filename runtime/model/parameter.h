@@ -30,6 +30,10 @@ struct Parameter {
   Tensor value;        // this rank's shard
   Tensor grad;         // same shape as value
   bool weight_decay = false;  // nanoGPT: decay matrices and embeddings, not biases or norms
+  // With sequence parallelism a replicated parameter applied to this rank's rows only (norms,
+  // biases after a row-parallel layer) gets a partial gradient: it is summed over tp after
+  // backward.
+  bool sequence_parallel_grad = false;
 };
 
 // Shape of rank `rank`'s shard of a tensor of shape `global` out of `ranks`.

@@ -42,21 +42,28 @@ TransformerBlock::TransformerBlock(std::string name, BlockShape s, int num_layer
   fc_b_ = param(".mlp.c_fc.bias", {F}, ShardSpec::split(0), 0, 0, false);
   mlp_proj_w_ = param(".mlp.c_proj.weight", {C, F}, ShardSpec::split(1), proj_std, 0, true);
   mlp_proj_b_ = param(".mlp.c_proj.bias", {C}, rep, 0, 0, false);
+  if (tp.sequence_sharded()) {
+    for (Parameter* p : {&ln1_w_, &ln1_b_, &attn_proj_b_, &ln2_w_, &ln2_b_, &mlp_proj_b_}) {
+      p->sequence_parallel_grad = true;
+    }
+  }
 }
 
+// Rows outside the tensor-parallel regions are this rank's sequence shard (all rows without
+// sequence parallelism); inside them every rank sees all B * T rows.
 Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) {
-  const int64_t N = x.dim(0), C = shape_.hidden, Cl = hidden_local_, Fl = ffn_local_;
-  const int64_t B = ctx.tokens.dim(0), T = N / B, D = C / shape_.heads;
+  const int64_t Ns = x.dim(0), C = shape_.hidden, Cl = hidden_local_, Fl = ffn_local_;
+  const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1), N = B * T, D = C / shape_.heads;
   Saved s;
   s.B = B;
   s.T = T;
   s.x = x;
-  s.ln1 = Tensor::empty({N, C});
-  s.mean1 = Tensor::empty({N});
-  s.rstd1 = Tensor::empty({N});
+  s.ln1 = Tensor::empty({Ns, C});
+  s.mean1 = Tensor::empty({Ns});
+  s.rstd1 = Tensor::empty({Ns});
   k::layernorm_forward(s.ln1.f32(), s.mean1.f32(), s.rstd1.f32(), x.f32(), ln1_w_.value.f32(),
-                       ln1_b_.value.f32(), N, C);
-  const Tensor h1 = copy_to_tp_forward(s.ln1, tp_);
+                       ln1_b_.value.f32(), Ns, C);
+  const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   s.qkv = Tensor::empty({N, 3 * Cl});
   k::linear_forward(s.qkv.f32(), h1.f32(), qkv_w_.value.f32(), qkv_b_.value.f32(), N, C, 3 * Cl);
   s.att = Tensor::empty({N, Cl});
@@ -64,70 +71,74 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   k::attention_forward(s.att.f32(), s.probs.f32(), s.qkv.f32(), B, T, heads_local_, D);
   Tensor o = Tensor::empty({N, C});
   k::linear_forward(o.f32(), s.att.f32(), attn_proj_w_.value.f32(), nullptr, N, Cl, C);
-  reduce_from_tp_forward(o, tp_);
+  o = exit_tp_region_forward(o, tp_);
   // The replicated bias is added once, after the partial sums are reduced.
-  k::bias_forward(o.f32(), attn_proj_b_.value.f32(), N, C);
-  s.x2 = Tensor::empty({N, C});
-  k::residual_forward(s.x2.f32(), x.f32(), o.f32(), N * C);
+  k::bias_forward(o.f32(), attn_proj_b_.value.f32(), Ns, C);
+  s.x2 = Tensor::empty({Ns, C});
+  k::residual_forward(s.x2.f32(), x.f32(), o.f32(), Ns * C);
 
-  s.ln2 = Tensor::empty({N, C});
-  s.mean2 = Tensor::empty({N});
-  s.rstd2 = Tensor::empty({N});
+  s.ln2 = Tensor::empty({Ns, C});
+  s.mean2 = Tensor::empty({Ns});
+  s.rstd2 = Tensor::empty({Ns});
   k::layernorm_forward(s.ln2.f32(), s.mean2.f32(), s.rstd2.f32(), s.x2.f32(), ln2_w_.value.f32(),
-                       ln2_b_.value.f32(), N, C);
-  const Tensor h2 = copy_to_tp_forward(s.ln2, tp_);
+                       ln2_b_.value.f32(), Ns, C);
+  const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
   s.fc = Tensor::empty({N, Fl});
   k::linear_forward(s.fc.f32(), h2.f32(), fc_w_.value.f32(), fc_b_.value.f32(), N, C, Fl);
   s.act = Tensor::empty({N, Fl});
   k::gelu_forward(s.act.f32(), s.fc.f32(), N * Fl);
   Tensor p = Tensor::empty({N, C});
   k::linear_forward(p.f32(), s.act.f32(), mlp_proj_w_.value.f32(), nullptr, N, Fl, C);
-  reduce_from_tp_forward(p, tp_);
-  k::bias_forward(p.f32(), mlp_proj_b_.value.f32(), N, C);
-  Tensor y = Tensor::empty({N, C});
-  k::residual_forward(y.f32(), s.x2.f32(), p.f32(), N * C);
+  p = exit_tp_region_forward(p, tp_);
+  k::bias_forward(p.f32(), mlp_proj_b_.value.f32(), Ns, C);
+  Tensor y = Tensor::empty({Ns, C});
+  k::residual_forward(y.f32(), s.x2.f32(), p.f32(), Ns * C);
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return y;
 }
 
 Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& ctx) {
   Saved s = stash_.take(ctx.microbatch);
-  const int64_t N = s.x.dim(0), C = shape_.hidden, Cl = hidden_local_, Fl = ffn_local_;
+  const int64_t Ns = s.x.dim(0), N = s.B * s.T, C = shape_.hidden, Cl = hidden_local_, Fl = ffn_local_;
   const int64_t D = C / shape_.heads;
 
   // MLP branch: y = x2 + proj(gelu(fc(ln2(x2)))).
-  const Tensor dy = reduce_from_tp_backward(dy_in, tp_);
-  k::bias_backward(mlp_proj_b_.grad.f32(), dy.f32(), N, C);
+  k::bias_backward(mlp_proj_b_.grad.f32(), dy_in.f32(), Ns, C);
+  const Tensor dy = exit_tp_region_backward(dy_in, tp_);
   Tensor dact = Tensor::empty({N, Fl});
   k::linear_backward(dact.f32(), mlp_proj_w_.grad.f32(), nullptr, dy.f32(), s.act.f32(),
                      mlp_proj_w_.value.f32(), N, Fl, C);
   Tensor dfc = Tensor::empty({N, Fl});
   k::gelu_backward(dfc.f32(), s.fc.f32(), dact.f32(), N * Fl);
-  Tensor dln2 = Tensor::empty({N, C});
-  k::linear_backward(dln2.f32(), fc_w_.grad.f32(), fc_b_.grad.f32(), dfc.f32(), s.ln2.f32(),
+  Tensor dh2 = Tensor::empty({N, C});
+  // Sequence parallelism keeps only the ln2 shard; the full input is gathered again here
+  // rather than held through the whole forward-backward gap.
+  const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
+  k::linear_backward(dh2.f32(), fc_w_.grad.f32(), fc_b_.grad.f32(), dfc.f32(), h2.f32(),
                      fc_w_.value.f32(), N, C, Fl);
-  copy_to_tp_backward(dln2, tp_);
-  Tensor dx2 = Tensor::empty({N, C});
+  const Tensor dln2 = enter_tp_region_backward(dh2, tp_);
+  Tensor dx2 = Tensor::empty({Ns, C});
   k::layernorm_backward(dx2.f32(), ln2_w_.grad.f32(), ln2_b_.grad.f32(), dln2.f32(), s.x2.f32(),
-                        ln2_w_.value.f32(), s.mean2.f32(), s.rstd2.f32(), N, C);
-  k::accumulate(dx2.f32(), dy_in.f32(), N * C);
+                        ln2_w_.value.f32(), s.mean2.f32(), s.rstd2.f32(), Ns, C);
+  k::accumulate(dx2.f32(), dy_in.f32(), Ns * C);
 
   // Attention branch: x2 = x + proj(attn(qkv(ln1(x)))).
-  const Tensor do_ = reduce_from_tp_backward(dx2, tp_);
-  k::bias_backward(attn_proj_b_.grad.f32(), do_.f32(), N, C);
+  k::bias_backward(attn_proj_b_.grad.f32(), dx2.f32(), Ns, C);
+  const Tensor do_ = exit_tp_region_backward(dx2, tp_);
   Tensor datt = Tensor::empty({N, Cl});
   k::linear_backward(datt.f32(), attn_proj_w_.grad.f32(), nullptr, do_.f32(), s.att.f32(),
                      attn_proj_w_.value.f32(), N, Cl, C);
   Tensor dqkv = Tensor::empty({N, 3 * Cl});
   k::attention_backward(dqkv.f32(), datt.f32(), s.qkv.f32(), s.probs.f32(), s.B, s.T, heads_local_, D);
-  Tensor dln1 = Tensor::empty({N, C});
-  k::linear_backward(dln1.f32(), qkv_w_.grad.f32(), qkv_b_.grad.f32(), dqkv.f32(), s.ln1.f32(),
+  Tensor dh1 = Tensor::empty({N, C});
+  const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
+  k::linear_backward(dh1.f32(), qkv_w_.grad.f32(), qkv_b_.grad.f32(), dqkv.f32(), h1.f32(),
                      qkv_w_.value.f32(), N, C, 3 * Cl);
-  copy_to_tp_backward(dln1, tp_);
-  Tensor dx = Tensor::empty({N, C});
+  const Tensor dln1 = enter_tp_region_backward(dh1, tp_);
+  Tensor dx = Tensor::empty({Ns, C});
   k::layernorm_backward(dx.f32(), ln1_w_.grad.f32(), ln1_b_.grad.f32(), dln1.f32(), s.x.f32(),
-                        ln1_w_.value.f32(), s.mean1.f32(), s.rstd1.f32(), N, C);
-  k::accumulate(dx.f32(), dx2.f32(), N * C);
+                        ln1_w_.value.f32(), s.mean1.f32(), s.rstd1.f32(), Ns, C);
+  k::accumulate(dx.f32(), dx2.f32(), Ns * C);
   return dx;
 }
 

@@ -47,6 +47,15 @@ int64_t Trainer::optimizer_state_bytes() const {
   return zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes();
 }
 
+void Trainer::on_layer_gradients_final(int layer) {
+  if (groups_.tp.sequence_sharded()) {
+    for (Parameter* p : model_->layers()[layer]->parameters()) {
+      if (p->sequence_parallel_grad) groups_.tp.comm->all_reduce(p->grad, ReduceOp::Sum);
+    }
+  }
+  if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
+}
+
 StepResult Trainer::train_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const TrainConfig& t = config_.train;
@@ -68,8 +77,8 @@ StepResult Trainer::train_step() {
     loss_sum += loss.f32()[0];
     // Gradients are final only in the last microbatch: that is when buckets can be sent.
     const bool last = mb + 1 == microbatches_;
-    if (last && grad_sync_) {
-      model_->backward(Tensor(), ctx, [this](int layer) { grad_sync_->on_layer_backward_done(layer); });
+    if (last) {
+      model_->backward(Tensor(), ctx, [this](int layer) { on_layer_gradients_final(layer); });
     } else {
       model_->backward(Tensor(), ctx);
     }

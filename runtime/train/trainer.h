@@ -53,6 +53,9 @@ class Trainer {
 
  private:
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
+  // Runs once per step when layer `layer` has its final gradients: sums sequence-parallel
+  // partial gradients over tp, then hands the layer to the data-parallel buckets.
+  void on_layer_gradients_final(int layer);
   bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
 
   Config config_;

@@ -1,7 +1,8 @@
 // tessera_mpi_tp_tests: tensor-parallel tests under mpirun (the whole world is one tp group).
 // Each named fwd/bwd communication pair is checked on its own, then the tiny GPT and MLP
-// sharded over the world must give the single-rank loss, and their gathered gradients must
-// equal the single-rank gradients (including a vocabulary of 65 padded to a multiple of tp).
+// sharded over the world, with and without sequence parallelism, must give the single-rank
+// loss, and their gathered gradients must equal the single-rank gradients (including a
+// vocabulary of 65 padded to a multiple of tp).
 #include <cmath>
 
 #include "partitioner/layer_graph.h"
@@ -14,36 +15,72 @@
 namespace tessera::mpitest {
 namespace {
 
+// The expected value of element i of a sum over ranks of per-rank seeded values.
+float rank_sum(Communicator& world, uint64_t seed, int64_t i) {
+  float expect = 0;
+  for (int r = 0; r < world.size(); ++r) expect += f32_value(seed, r, i);
+  return expect;
+}
+
+Tensor seeded(Shape shape, uint64_t seed, int rank) {
+  Tensor t = Tensor::empty(shape);
+  fill(t, seed, rank);
+  return t;
+}
+
 void test_comm_pairs(Harness& h, Communicator& world) {
   const TpGroup tp{&world, world.rank(), world.size()};
-  const int n = world.size();
+  const int n = world.size(), me = world.rank();
   h.run("copy_to_tp", [&] {
-    Tensor x = Tensor::empty({5});
-    fill(x, 1, world.rank());
+    const Tensor x = seeded({5}, 1, me);
     const Tensor y = copy_to_tp_forward(x, tp);
     for (int i = 0; i < 5; ++i) h.check(y.f32()[i] == x.f32()[i], "forward is not the identity at {}", i);
-    Tensor dx = Tensor::empty({5});
-    fill(dx, 2, world.rank());
-    copy_to_tp_backward(dx, tp);
+    const Tensor dx = copy_to_tp_backward(seeded({5}, 2, me), tp);
     for (int i = 0; i < 5; ++i) {
-      float expect = 0;
-      for (int r = 0; r < n; ++r) expect += f32_value(2, r, i);
-      h.check(dx.f32()[i] == expect, "backward [{}] = {} (expected the sum {})", i, dx.f32()[i], expect);
+      h.check(dx.f32()[i] == rank_sum(world, 2, i), "backward [{}] = {} (expected the sum)", i, dx.f32()[i]);
     }
   });
   h.run("reduce_from_tp", [&] {
-    Tensor y = Tensor::empty({7});
-    fill(y, 3, world.rank());
-    reduce_from_tp_forward(y, tp);
+    const Tensor y = reduce_from_tp_forward(seeded({7}, 3, me), tp);
     for (int i = 0; i < 7; ++i) {
-      float expect = 0;
-      for (int r = 0; r < n; ++r) expect += f32_value(3, r, i);
-      h.check(y.f32()[i] == expect, "forward [{}] = {} (expected the sum {})", i, y.f32()[i], expect);
+      h.check(y.f32()[i] == rank_sum(world, 3, i), "forward [{}] = {} (expected the sum)", i, y.f32()[i]);
     }
-    Tensor dy = Tensor::empty({7});
-    fill(dy, 4, world.rank());
+    const Tensor dy = seeded({7}, 4, me);
     const Tensor d = reduce_from_tp_backward(dy, tp);
     for (int i = 0; i < 7; ++i) h.check(d.f32()[i] == dy.f32()[i], "backward is not the identity at {}", i);
+  });
+  // Rows of 3 columns; the full tensor has 2 rows per rank. Element (r, c) of the full
+  // tensor is value r * 3 + c of the seeded stream of the rank that owns it / contributes.
+  h.run("gather_from_sp", [&] {
+    const Tensor shard = seeded({2, 3}, 5, me);
+    const Tensor full = gather_from_sp_forward(shard, tp);
+    h.check(full.dim(0) == 2 * n && full.dim(1) == 3, "forward shape {}", shape_string(full.shape()));
+    for (int r = 0; r < 2 * n; ++r) {
+      for (int c = 0; c < 3; ++c) {
+        const float expect = f32_value(5, r / 2, (r % 2) * 3 + c);
+        h.check(full.f32()[r * 3 + c] == expect, "forward row {} col {}", r, c);
+      }
+    }
+    const Tensor dfull = seeded({2 * n, 3}, 6, me);
+    const Tensor dshard = gather_from_sp_backward(dfull, tp);
+    h.check(dshard.dim(0) == 2, "backward shape {}", shape_string(dshard.shape()));
+    for (int i = 0; i < 6; ++i) {
+      h.check(dshard.f32()[i] == rank_sum(world, 6, me * 6 + i), "backward [{}]: not the sum of this rank's rows", i);
+    }
+  });
+  h.run("scatter_to_sp", [&] {
+    const Tensor partial = seeded({2 * n, 3}, 7, me);
+    const Tensor shard = scatter_to_sp_forward(partial, tp);
+    h.check(shard.dim(0) == 2, "forward shape {}", shape_string(shard.shape()));
+    for (int i = 0; i < 6; ++i) {
+      h.check(shard.f32()[i] == rank_sum(world, 7, me * 6 + i), "forward [{}]: not the sum of this rank's rows", i);
+    }
+    const Tensor dfull = scatter_to_sp_backward(seeded({2, 3}, 8, me), tp);
+    for (int r = 0; r < 2 * n; ++r) {
+      for (int c = 0; c < 3; ++c) {
+        h.check(dfull.f32()[r * 3 + c] == f32_value(8, r / 2, (r % 2) * 3 + c), "backward row {} col {}", r, c);
+      }
+    }
   });
 }
 
@@ -69,12 +106,19 @@ Tensor gather_global(const Parameter& p, Communicator& world) {
   return global;
 }
 
-void test_model(Harness& h, Communicator& world, const ModelConfig& m, int64_t vocab) {
-  h.run(m.arch + ".gradients", [&] {
+// Sums the sequence-parallel partial gradients over tp, as the trainer does after backward.
+void reduce_sequence_parallel_grads(Model& model, Communicator& world) {
+  for (Parameter* p : model.parameters()) {
+    if (p->sequence_parallel_grad) world.all_reduce(p->grad, ReduceOp::Sum);
+  }
+}
+
+void test_model(Harness& h, Communicator& world, const ModelConfig& m, int64_t vocab, bool sp) {
+  h.run(m.arch + (sp ? ".sequence_parallel" : "") + ".gradients", [&] {
     const int64_t B = 4;
     const LayerGraph graph = build_layer_graph(m, vocab, B);
     Model single(m, graph, TpGroup::single(), 7);
-    Model sharded(m, graph, TpGroup{&world, world.rank(), world.size()}, 7);
+    Model sharded(m, graph, TpGroup{&world, world.rank(), world.size(), sp}, 7);
     std::vector<int32_t> text(500);
     for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<int32_t>((i * 7919 + i / 3) % vocab);
     const BatchSampler sampler(&text, m.seq_length, 11);
@@ -88,6 +132,7 @@ void test_model(Harness& h, Communicator& world, const ModelConfig& m, int64_t v
             world.size(), loss1);
     single.backward(Tensor(), ctx);
     sharded.backward(Tensor(), ctx);
+    reduce_sequence_parallel_grads(sharded, world);
     for (Parameter* p : sharded.parameters()) {
       const Parameter* q = single.find(p->name);
       if (!h.check(q != nullptr, "{} missing from the single-rank model", p->name)) continue;
@@ -122,13 +167,13 @@ int main(int argc, char** argv) {
     gpt.num_attention_heads = 4;
     gpt.ffn_hidden_size = 64;
     gpt.seq_length = 16;
-    mpitest::test_model(h, *world, gpt, 65);
+    for (bool sp : {false, true}) mpitest::test_model(h, *world, gpt, 65, sp);
     ModelConfig mlp;
     mlp.arch = "mlp";
     mlp.num_layers = 3;
     mlp.hidden_size = 32;
     mlp.seq_length = 16;
-    mpitest::test_model(h, *world, mlp, 65);
+    for (bool sp : {false, true}) mpitest::test_model(h, *world, mlp, 65, sp);
     code = h.finish();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "[rank %d] ERROR: %s\n", env.world_rank(), e.what());

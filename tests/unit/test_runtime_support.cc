@@ -26,8 +26,7 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
   CHECK(refusal("parallel.pipeline_model_parallel_size=2") ==
         "x.yaml: parallel.pipeline_model_parallel_size = 2: pipeline parallelism is not implemented yet in "
         "this build (use 1)");
-  CHECK(refusal("parallel.sequence_parallel=true") ==
-        "x.yaml: parallel.sequence_parallel = true: sequence parallelism is not implemented yet (use false)");
+  CHECK(refusal("parallel.sequence_parallel=true") == "accepted");
   CHECK(refusal("parallel.recompute=full") ==
         "x.yaml: parallel.recompute = 'full': activation recomputation is not implemented yet (use none)");
   CHECK(refusal("train.precision=bf16") ==

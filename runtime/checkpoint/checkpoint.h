@@ -1,0 +1,115 @@
+// Saving and loading training checkpoints: one safetensors file per (tp, pp) shard plus a
+// manifest.json, in <dir>/step_<N>/, with a `latest` marker naming the newest complete one.
+//
+// A save is crash safe at every instant: the files are written into <dir>/step_<N>.tmp/
+// (each through a temporary name, fsynced, renamed), the manifest last; then the whole
+// directory is renamed to step_<N> and only then is `latest` replaced. A killed job leaves
+// either no step_<N> at all or a complete one, and `latest` always names a complete one.
+// A checkpoint loads under any layout: each parameter's global tensor is rebuilt from the
+// saved pieces (the manifest says where each lives) and re-sharded for the loading rank.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/checkpoint/manifest.h"
+#include "runtime/comm/communicator.h"
+#include "runtime/model/parameter.h"
+
+namespace tessera {
+
+class ParallelGrid;
+struct ModelConfig;
+struct LayerGraph;
+
+// AdamW moments of one parameter, shaped like its local shard.
+struct OptimizerMoments {
+  Tensor exp_avg, exp_avg_sq;
+};
+
+// What one rank contributes to a save, or receives from a load.
+struct CheckpointState {
+  int64_t step = 0;              // training steps done (the data position)
+  int64_t optimizer_steps = -1;  // AdamW updates done (bias correction); -1 means `step`
+  std::vector<Parameter*> params;          // this rank's parameters (local shards)
+  std::vector<OptimizerMoments*> moments;  // parallel to params, or empty (weights only)
+  // Parameters whose axis 0 is a vocabulary padded to a multiple of tp: name -> real rows.
+  // Recorded in the manifest so that loads under another tp and exports can unpad them.
+  std::map<std::string, int64_t> padded_rows;
+  nlohmann::json extra = nlohmann::json::object();  // saved as is (RNG, loss scale, counters, ...)
+};
+
+// The name -> real rows map of a model's vocab-parallel tables (GPT: wte, lm_head; MLP:
+// embedding, head weight and bias), for CheckpointState::padded_rows.
+std::map<std::string, int64_t> vocab_padded_rows(const ModelConfig& model, const LayerGraph& graph);
+CheckpointLayout checkpoint_layout(const ParallelGrid& grid, int zero_stage);
+
+// What a save wrote.
+struct SaveResult {
+  std::string step_dir;              // <dir>/step_<N>
+  uint64_t bytes = 0;                // all shard files together
+  std::vector<std::string> removed;  // step directories pruned by `keep`
+};
+
+// Collective over `world` (every rank calls it; dp rank 0 of each (tp, pp) shard writes its
+// file, world rank 0 writes the manifest and `latest` after all files are durable, then
+// prunes to the newest `keep` checkpoints; keep <= 0 keeps all). Returns on every rank only
+// once the checkpoint is committed.
+SaveResult save_checkpoint(const std::string& dir, const CheckpointState& state,
+                           const CheckpointLayout& layout, Communicator& world,
+                           const std::string& config_yaml, const nlohmann::json& vocab, int keep);
+
+// ---- The steps of a save, usable without a communicator (tests, offline resharding). ----
+
+// Makes an empty staging directory <dir>/step_<N>.tmp (removing a stale one); returns it.
+std::string begin_checkpoint(const std::string& dir, int64_t step);
+// One shard's record: its file, and the pieces of the tensors it holds.
+struct ShardRecord {
+  std::optional<ShardFileEntry> file;  // none when this rank writes nothing (dp rank > 0)
+  std::vector<TensorEntry> tensors;    // one piece each
+};
+nlohmann::json shard_record_to_json(const ShardRecord& record);
+ShardRecord shard_record_from_json(const nlohmann::json& json);
+// Writes this rank's shard file into `staging_dir` when it is dp rank 0: the tp-split
+// parameters' local shards and, on tp rank 0, the replicated ones, each as param.<name>,
+// exp_avg.<name> and exp_avg_sq.<name>.
+ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointState& state,
+                             const CheckpointLayout& layout);
+// Merges every rank's record into a manifest (checking that they agree).
+Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& layout,
+                        const std::string& config_yaml, const nlohmann::json& vocab,
+                        const std::vector<ShardRecord>& records);
+// Renames the staging directory (which must hold the manifest) to <dir>/step_<N>, replaces
+// `latest`, and prunes; the steps of a commit, each made durable before the next.
+SaveResult commit_checkpoint(const std::string& dir, int64_t step, int keep);
+
+// ---- Finding and loading. ----
+
+// The newest complete checkpoint under `dir` (its step directory): the one `latest` names,
+// else the newest step_<N> with a manifest; nullopt when there is none. Step directories
+// without a manifest (a save that did not finish) are skipped with a warning.
+std::optional<std::string> find_latest_checkpoint(const std::string& dir,
+                                                  std::vector<std::string>* warnings);
+// Complete step directories under `dir`, oldest first.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir);
+
+// Loads values (and moments, when state.moments is not empty) into this rank's parameters,
+// whatever layout the checkpoint was saved under. Each parameter is found by name, its
+// global tensor rebuilt from the saved pieces, padded vocabulary rows adjusted to the
+// parameter's global shape, and tp rank `tp_rank` of `tp_size` taken with the parameter's
+// own ShardSpec. Values are copied into the existing tensors (they may be views into flat
+// buffers); undefined moment tensors are allocated. Returns the step (also set in state,
+// with optimizer_steps). InputError naming the file, tensor and rule on any mismatch.
+int64_t load_checkpoint(const std::string& step_dir, CheckpointState& state, int tp_rank, int tp_size);
+
+// The global tensor `<prefix>.<name>` ("param", "exp_avg", "exp_avg_sq") assembled from a
+// checkpoint's pieces (padded as saved). Reads the files it needs.
+Tensor read_global_tensor(const std::string& step_dir, const Manifest& manifest,
+                          const TensorEntry& entry, const std::string& prefix);
+
+}  // namespace tessera

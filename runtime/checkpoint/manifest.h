@@ -1,0 +1,91 @@
+// The checkpoint manifest (manifest.json in a step directory): what was saved, under which
+// layout, and where every piece of every tensor lives, so that a checkpoint saved under one
+// (dp, tp, pp, zero) layout can be loaded under any other. See docs/checkpoints.md for the
+// field-by-field format.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/model/parameter.h"
+
+namespace tessera {
+
+inline constexpr const char* kCheckpointFormat = "tessera-checkpoint";
+inline constexpr int kCheckpointVersion = 1;
+inline constexpr const char* kManifestFile = "manifest.json";
+inline constexpr const char* kLatestFile = "latest";
+
+// The parallel layout a checkpoint was saved under (sizes), plus this rank's coordinates
+// when saving.
+struct CheckpointLayout {
+  int dp = 1, tp = 1, pp = 1;
+  int dp_rank = 0, tp_rank = 0, pp_rank = 0;
+  int zero_stage = 0;
+};
+
+// One rank's part of a tensor: the tensor `<prefix>.<name>` of `file` (for each saved prefix:
+// param, exp_avg, exp_avg_sq), of shape `shape`. For a split tensor, `ranges` are the
+// [begin, end) intervals of the global tensor along the split axis that it holds, one per
+// block, in order; empty for a replicated tensor (the piece is the whole tensor).
+struct ShardPiece {
+  std::string file;
+  int tp_rank = 0;
+  Shape shape;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+};
+
+struct TensorEntry {
+  std::string name;  // the parameter's global name, e.g. "h.0.attn.c_attn.weight"
+  DType dtype = DType::F32;
+  Shape global_shape;  // as saved: vocab-parallel rows padded to a multiple of the saved tp
+  ShardSpec shard;
+  int64_t rows = -1;  // real length of axis 0 when it is padded (vocab-parallel); -1 = not padded
+  int pp_rank = 0;
+  std::vector<ShardPiece> pieces;  // replicated: one (tp rank 0); split: one per tp rank, in order
+};
+
+struct ShardFileEntry {
+  std::string name;  // shard_tp<t>_pp<p>.safetensors, relative to the step directory
+  int tp_rank = 0, pp_rank = 0;
+  uint64_t bytes = 0;
+};
+
+struct Manifest {
+  std::string path;  // where it was read from (for messages); empty when built in memory
+  int version = kCheckpointVersion;
+  int64_t step = 0;             // training steps done; batches are a pure function of (seed, step)
+  int64_t optimizer_steps = 0;  // AdamW's update count (bias correction)
+  std::vector<std::string> moments;  // saved optimizer moments: "exp_avg", "exp_avg_sq" or none
+  CheckpointLayout layout;           // sizes only (ranks are 0)
+  std::string config_yaml;           // the run's full config, opaque here
+  nlohmann::json vocabulary;         // Vocabulary::to_json(), or null
+  nlohmann::json extra = nlohmann::json::object();  // trainer state this module does not interpret
+  std::vector<ShardFileEntry> files;
+  std::vector<TensorEntry> tensors;  // in model order (pipeline stage, then layer)
+
+  const TensorEntry* find(const std::string& name) const;  // null when absent
+};
+
+// The [begin, end) ranges along spec.axis that tp rank `rank` of `ranks` holds.
+std::vector<std::pair<int64_t, int64_t>> shard_ranges(const Shape& global, const ShardSpec& spec,
+                                                      int rank, int ranks);
+std::string shard_spec_string(const ShardSpec& spec);  // "replicated", "split(axis 0)", "split(axis 0, 3 blocks)"
+std::string shard_file_name(int tp_rank, int pp_rank);  // shard_tp<t>_pp<p>.safetensors
+
+nlohmann::json manifest_to_json(const Manifest& manifest);
+// Validates every field and every cross-reference (files, tp ranks, shard shapes and ranges);
+// throws InputError "<where>: <rule>" on the first violation.
+Manifest manifest_from_json(const nlohmann::json& json, const std::string& where);
+
+// Reads <step_dir>/manifest.json. InputError naming the file and the rule when it is missing,
+// not JSON, or breaks any rule of the format.
+Manifest read_manifest(const std::string& step_dir);
+// Writes <step_dir>/manifest.json crash-safely (temporary name, fsync, rename, directory fsync).
+void write_manifest(const std::string& step_dir, const Manifest& manifest);
+
+}  // namespace tessera
