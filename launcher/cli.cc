@@ -89,6 +89,9 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   groups.dp = &grid.dp();
   groups.dp_rank = grid.dp_rank();
   groups.dp_size = grid.dp_size();
+  groups.pp = &grid.pp();
+  groups.pp_rank = grid.pp_rank();
+  groups.pp_size = grid.pp_size();
   if (world->rank() == 0) {
     spdlog::info("tessera {}: {} ranks = dp {} x tp {} x pp {}, {} threads per rank, data {} ({} train / {} val tokens, vocab {})",
                  TESSERA_VERSION, world_size, grid.dp_size(), grid.tp_size(), grid.pp_size(),

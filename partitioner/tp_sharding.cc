@@ -19,6 +19,7 @@ ShardedLayer gpt_embedding(const ModelConfig& m, int64_t vocab, int64_t B, const
   const bool sp = o.sequence_parallel && tp > 1;
   ShardedLayer s;
   s.params = tp_padded_vocab(vocab, o.tp) / tp * C + T * C;  // wte split by vocab, wpe replicated
+  s.input_bytes = 4 * N;  // int32 tokens
   s.output_bytes = kF32 * N * C / (sp ? tp : 1);
   // Each rank looked up its vocabulary shard: the exit of the region sums the rows.
   if (tp > 1) {
@@ -146,6 +147,7 @@ ShardedLayer shard_layer(const LayerSpec& l, const ModelConfig& m, int64_t vocab
       } else {
         const int64_t in = m.input_size > 0 ? m.input_size : m.hidden_size;
         s.params = tp_padded_vocab(vocab, o.tp) / o.tp * in;
+        s.input_bytes = 4 * N;  // int32 tokens
         s.output_bytes = kF32 * N * in;
         if (o.tp > 1) s.forward_comm.push_back({CollectiveKind::AllReduce, kF32 * N * in});
       }

@@ -41,3 +41,27 @@ foreach(model gpt mlp)
   tessera_add_invariance_test(${model}.tp2.dp2.sp 4 ${model}_tiny --set parallel.tensor_model_parallel_size=2
                               --set parallel.sequence_parallel=true --set parallel.zero_stage=1)
 endforeach()
+
+# Pipeline parallelism: each schedule, recompute on and off, and all three kinds of
+# parallelism together on 8 ranks.
+set(pp2 --set parallel.pipeline_model_parallel_size=2)
+tessera_add_invariance_test(gpt.pp2.1f1b 2 gpt_tiny ${pp2})
+tessera_add_invariance_test(gpt.pp2.gpipe 2 gpt_tiny ${pp2} --set parallel.schedule=gpipe)
+tessera_add_invariance_test(gpt.pp2.interleaved 2 gpt_tiny ${pp2} --set parallel.schedule=interleaved
+                            --set parallel.virtual_stages=2)
+tessera_add_invariance_test(gpt.pp4.1f1b.recompute_full 4 gpt_tiny --set parallel.pipeline_model_parallel_size=4
+                            --set parallel.recompute=full)
+tessera_add_invariance_test(gpt.pp4.gpipe 4 gpt_tiny --set parallel.pipeline_model_parallel_size=4
+                            --set parallel.schedule=gpipe)
+tessera_add_invariance_test(gpt.pp2.recompute_selective 2 gpt_tiny ${pp2} --set parallel.recompute=selective)
+tessera_add_invariance_test(gpt.pp2.partition 2 gpt_tiny ${pp2} --set "parallel.partition=[1,3]")
+tessera_add_invariance_test(gpt.dp2.tp2.pp2 8 gpt_tiny ${pp2} --set parallel.tensor_model_parallel_size=2)
+tessera_add_invariance_test(gpt.dp2.tp2.pp2.sp.zero1.recompute 8 gpt_tiny ${pp2}
+                            --set parallel.tensor_model_parallel_size=2 --set parallel.sequence_parallel=true
+                            --set parallel.zero_stage=1 --set parallel.recompute=full)
+tessera_add_invariance_test(mlp.pp2 2 mlp_tiny ${pp2})
+tessera_add_invariance_test(mlp.pp2.interleaved 2 mlp_tiny ${pp2} --set parallel.schedule=interleaved
+                            --set parallel.virtual_stages=2)
+tessera_add_invariance_test(mlp.pp4.recompute_full 4 mlp_tiny --set parallel.pipeline_model_parallel_size=4
+                            --set parallel.recompute=full)
+tessera_add_invariance_test(mlp.dp2.tp2.pp2 8 mlp_tiny ${pp2} --set parallel.tensor_model_parallel_size=2)

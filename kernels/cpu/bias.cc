@@ -15,12 +15,15 @@ void bias_forward(float* x, const float* bias, int64_t rows, int64_t cols) {
       1);
 }
 
-// Each thread owns a range of columns and walks all rows, so the sums need no reduction and do
-// not depend on the thread count.
+// Each thread owns a range of columns and sums all rows into a private accumulator, added to
+// dbias once: writing dbias row by row would bounce the cache line the two ranges share. The
+// sums need no reduction and do not depend on the thread count.
 void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) {
+  if (rows == 0) return;
   detail::parallel_ranges(cols, detail::threads_for(rows * cols), [&](int64_t c0, int64_t c1) {
-    detail::ArrayMap acc(dbias + c0, c1 - c0);
-    for (int64_t r = 0; r < rows; ++r) acc += detail::ConstArrayMap(dout + r * cols + c0, c1 - c0);
+    Eigen::ArrayXf acc = detail::ConstArrayMap(dout + c0, c1 - c0);
+    for (int64_t r = 1; r < rows; ++r) acc += detail::ConstArrayMap(dout + r * cols + c0, c1 - c0);
+    detail::ArrayMap(dbias + c0, c1 - c0) += acc;
   });
 }
 

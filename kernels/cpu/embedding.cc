@@ -28,18 +28,21 @@ void token_embedding_forward(float* out, const int32_t* tokens, const float* wte
       1);
 }
 
-// Rows may repeat a token, so threads split the columns instead of the rows: no two threads
-// touch the same element and the accumulation order does not depend on the thread count.
+// Rows may repeat a token, so threads split the vocabulary rather than the rows: each owns a
+// range of dwte rows and scans all tokens for its own. No two threads write the same row (or,
+// but at one range boundary, the same cache line), and each row accumulates its tokens in row
+// order whatever the thread count.
 void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int64_t rows,
                               int64_t C, int64_t vocab_start, int64_t vocab_local) {
-  detail::parallel_ranges(C, detail::threads_for(rows * C), [&](int64_t c0, int64_t c1) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t t = tokens[r] - vocab_start;
-      if (t >= 0 && t < vocab_local) {
-        ArrayMap(dwte + t * C + c0, c1 - c0) += ConstArrayMap(dout + r * C + c0, c1 - c0);
-      }
-    }
-  });
+  detail::parallel_ranges(
+      vocab_local, detail::threads_for(rows * C),
+      [&](int64_t v0, int64_t v1) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t t = tokens[r] - vocab_start;
+          if (t >= v0 && t < v1) ArrayMap(dwte + t * C, C) += ConstArrayMap(dout + r * C, C);
+        }
+      },
+      1);
 }
 
 void position_embedding_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C) {

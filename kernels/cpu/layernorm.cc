@@ -2,7 +2,6 @@
 #include "kernels/layernorm.h"
 
 #include <cmath>
-#include <vector>
 
 #include "kernels/cpu/common.h"
 
@@ -35,15 +34,18 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 // With n = (x - mean) rstd and g = dout * weight:
 //   dinp = rstd (g - mean(g) - n mean(g n)),  dweight += sum_r dout n,  dbias += sum_r dout.
 // Each thread accumulates dweight/dbias over its rows into its own slot; the slots are added in
-// thread order afterwards so the result is the same on every run.
+// thread order afterwards so the result is the same on every run. Slots start on their own
+// cache lines (Eigen allocates 64-byte aligned; the stride is a multiple of 16 floats) so the
+// threads' per-row writes do not bounce a shared line.
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean, const float* rstd,
                         int64_t rows, int64_t cols) {
   const int threads = detail::threads_for(rows * cols * 12);
-  std::vector<float> partial(static_cast<size_t>(threads) * 2 * cols, 0.0f);
+  const int64_t stride = (2 * cols + 15) / 16 * 16;
+  Eigen::ArrayXf partial = Eigen::ArrayXf::Zero(threads * stride);
   const ConstArrayMap w(weight, cols);
   auto rows_of = [&](int slot, int64_t r0, int64_t r1) {
-    ArrayMap dw(partial.data() + slot * 2 * cols, cols), db(dw.data() + cols, cols);
+    ArrayMap dw(partial.data() + slot * stride, cols), db(dw.data() + cols, cols);
     Eigen::ArrayXf n(cols), g(cols);
     for (int64_t r = r0; r < r1; ++r) {
       const ConstArrayMap x(inp + r * cols, cols), dy(dout + r * cols, cols);
@@ -69,8 +71,8 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   }
   ArrayMap dweight_acc(dweight, cols), dbias_acc(dbias, cols);
   for (int t = 0; t < threads; ++t) {
-    dweight_acc += ConstArrayMap(partial.data() + t * 2 * cols, cols);
-    dbias_acc += ConstArrayMap(partial.data() + t * 2 * cols + cols, cols);
+    dweight_acc += partial.segment(t * stride, cols);
+    dbias_acc += partial.segment(t * stride + cols, cols);
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/comm/communicator.h"
+#include "runtime/io/safetensors.h"
 #include "runtime/model/parameter.h"
 
 namespace tessera {
@@ -107,9 +108,29 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 // with optimizer_steps). InputError naming the file, tensor and rule on any mismatch.
 int64_t load_checkpoint(const std::string& step_dir, CheckpointState& state, int tp_rank, int tp_size);
 
-// The global tensor `<prefix>.<name>` ("param", "exp_avg", "exp_avg_sq") assembled from a
-// checkpoint's pieces (padded as saved). Reads the files it needs.
-Tensor read_global_tensor(const std::string& step_dir, const Manifest& manifest,
-                          const TensorEntry& entry, const std::string& prefix);
+// Reads a checkpoint: the validated manifest, and global tensors assembled from the pieces.
+// Shard files are read (and fully validated) on first use and kept until the reader goes away.
+class CheckpointReader {
+ public:
+  explicit CheckpointReader(std::string step_dir);
+  const Manifest& manifest() const { return manifest_; }
+  const std::string& step_dir() const { return step_dir_; }
+  // The global tensor `<prefix>.<name>` (prefix "param", "exp_avg" or "exp_avg_sq"), with
+  // padded rows as saved. InputError when a file or piece is missing or does not match.
+  Tensor global(const TensorEntry& entry, const std::string& prefix);
+  // Piece `index` of `<prefix>.<name>` as saved (no assembly).
+  Tensor local_piece(const TensorEntry& entry, const std::string& prefix, size_t index);
+
+ private:
+  void check_prefix(const std::string& prefix) const;
+  const Tensor& piece(const ShardPiece& piece, const std::string& key);
+  std::string step_dir_;
+  Manifest manifest_;
+  std::map<std::string, SafetensorsFile> files_;
+};
+
+// A copy of `global` with shape `shape`, which differs only in axis 0: rows [0, rows) are
+// copied and the rest are zero (a vocabulary padded for another tp size).
+Tensor resize_padded_rows(const Tensor& global, const Shape& shape, int64_t rows);
 
 }  // namespace tessera

@@ -21,6 +21,8 @@ class EmbeddingLayer : public Layer {
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
   int saved_count() const override { return 0; }
+  Shape input_shape(int64_t, int64_t) const override { return {}; }
+  Shape output_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), width_}; }
 
  private:
   std::string name_;

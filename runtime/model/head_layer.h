@@ -25,6 +25,8 @@ class HeadLayer : public Layer {
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
   int saved_count() const override { return stash_.size(); }
+  Shape input_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), width_}; }
+  Shape output_shape(int64_t, int64_t) const override { return {1}; }
   // Logits of this rank's vocabulary shard for the last forward (for tests and generation).
   const Tensor& last_logits() const { return last_logits_; }
 

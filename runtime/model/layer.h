@@ -30,6 +30,11 @@ class Layer {
   // Consumes the activations saved by forward for ctx.microbatch; returns d(input).
   virtual Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) = 0;
   virtual std::vector<Parameter*> parameters() = 0;
+  // Shapes of this rank's input and output activations for a microbatch of B sequences of T
+  // tokens (what a pipeline stage boundary sends and receives). Row counts are B * T, divided
+  // by tp where sequence parallelism shards the rows.
+  virtual Shape input_shape(int64_t B, int64_t T) const = 0;
+  virtual Shape output_shape(int64_t B, int64_t T) const = 0;
   // Microbatches whose activations are currently held.
   virtual int saved_count() const = 0;
 };

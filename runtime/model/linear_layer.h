@@ -21,6 +21,14 @@ class LinearLayer : public Layer {
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override { return {&weight_, &bias_}; }
   int saved_count() const override { return stash_.size(); }
+  // A Row layer takes the Column layer's sharded features on all rows; everything else
+  // lives on the (sequence-sharded) rows outside the tp region.
+  Shape input_shape(int64_t B, int64_t T) const override {
+    return {split_ == TpSplit::Row ? B * T : tp_.outside_rows(B * T), in_};
+  }
+  Shape output_shape(int64_t B, int64_t T) const override {
+    return {split_ == TpSplit::Column ? B * T : tp_.outside_rows(B * T), out_};
+  }
 
  private:
   struct Saved {

@@ -23,7 +23,7 @@ TpSplit tp_split(LayerSpec::TpRule rule) {
 }
 
 std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
-                                   TpGroup tp, uint64_t seed) {
+                                   TpGroup tp, uint64_t seed, bool selective_recompute) {
   const bool gpt = m.arch == "gpt";
   const float std = m.init_std;
   switch (spec.kind) {
@@ -38,7 +38,7 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
     case LayerKind::TransformerBlock:
       return std::make_unique<TransformerBlock>(
           spec.name, BlockShape{m.hidden_size, m.num_attention_heads, m.ffn_hidden_size},
-          m.num_layers, std, seed, tp);
+          m.num_layers, std, seed, tp, selective_recompute);
     case LayerKind::Linear:
       // 1/sqrt(fan_in), as PyTorch's nn.Linear scale: with GPT's 0.02 a deep MLP's signal vanishes.
       return std::make_unique<LinearLayer>(spec.name, spec.in_features, spec.out_features,
@@ -63,12 +63,14 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
 }  // namespace
 
 Model::Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first,
-             int last)
+             int last, bool selective_recompute)
     : graph_(graph) {
   if (last < 0) last = static_cast<int>(graph.layers.size());
   TESSERA_CHECK(first >= 0 && first < last && last <= static_cast<int>(graph.layers.size()),
                 "bad layer range [{}, {}) of {}", first, last, graph.layers.size());
-  for (int i = first; i < last; ++i) layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed));
+  for (int i = first; i < last; ++i) {
+    layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed, selective_recompute));
+  }
 }
 
 std::vector<Parameter*> Model::parameters() {

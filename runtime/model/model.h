@@ -15,9 +15,11 @@ namespace tessera {
 
 class Model {
  public:
-  // Builds layers [first, last) of the graph (last = -1: to the end).
+  // Builds layers [first, last) of the graph (last = -1: to the end). selective_recompute:
+  // transformer blocks drop their attention probabilities after forward and recompute them
+  // in backward.
   Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first = 0,
-        int last = -1);
+        int last = -1, bool selective_recompute = false);
 
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   std::vector<Parameter*> parameters();

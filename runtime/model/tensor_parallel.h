@@ -25,6 +25,8 @@ struct TpGroup {
   bool sequence_parallel = false;
   static TpGroup single() { return {}; }
   bool sequence_sharded() const { return sequence_parallel && size > 1; }
+  // Rows of an activation outside the tp regions for n tokens.
+  int64_t outside_rows(int64_t n) const { return sequence_sharded() ? n / size : n; }
 };
 
 // copy-to-tp: identity forward, all-reduce (sum) of the input gradient backward.

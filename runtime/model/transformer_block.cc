@@ -15,8 +15,8 @@ namespace tessera {
 namespace k = kernels::cpu;
 
 TransformerBlock::TransformerBlock(std::string name, BlockShape s, int num_layers, float init_std,
-                                   uint64_t seed, TpGroup tp)
-    : name_(std::move(name)), shape_(s), tp_(tp) {
+                                   uint64_t seed, TpGroup tp, bool recompute_attention)
+    : name_(std::move(name)), shape_(s), tp_(tp), recompute_attention_(recompute_attention) {
   TESSERA_CHECK(s.heads % tp.size == 0 && s.ffn % tp.size == 0 && s.hidden % s.heads == 0,
                 "block {}: heads {} / ffn {} not divisible by tp {}", name_, s.heads, s.ffn, tp.size);
   heads_local_ = s.heads / tp.size;
@@ -93,6 +93,7 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   k::bias_forward(p.f32(), mlp_proj_b_.value.f32(), Ns, C);
   Tensor y = Tensor::empty({Ns, C});
   k::residual_forward(y.f32(), s.x2.f32(), p.f32(), Ns * C);
+  if (recompute_attention_) s.probs = Tensor();
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return y;
 }
@@ -128,6 +129,11 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   Tensor datt = Tensor::empty({N, Cl});
   k::linear_backward(datt.f32(), attn_proj_w_.grad.f32(), nullptr, do_.f32(), s.att.f32(),
                      attn_proj_w_.value.f32(), N, Cl, C);
+  if (!s.probs.defined()) {
+    s.probs = Tensor::empty({s.B, heads_local_, s.T, s.T});
+    Tensor unused = Tensor::empty({N, Cl});
+    k::attention_forward(unused.f32(), s.probs.f32(), s.qkv.f32(), s.B, s.T, heads_local_, D);
+  }
   Tensor dqkv = Tensor::empty({N, 3 * Cl});
   k::attention_backward(dqkv.f32(), datt.f32(), s.qkv.f32(), s.probs.f32(), s.B, s.T, heads_local_, D);
   Tensor dh1 = Tensor::empty({N, C});

@@ -15,13 +15,17 @@ struct BlockShape {
 
 class TransformerBlock : public Layer {
  public:
+  // recompute_attention: keep q, k, v but not the [B, H, T, T] softmax, recomputed in backward
+  // (Megatron's selective recomputation: the largest activation for the least compute).
   TransformerBlock(std::string name, BlockShape shape, int num_layers, float init_std,
-                   uint64_t seed, TpGroup tp);
+                   uint64_t seed, TpGroup tp, bool recompute_attention = false);
   const std::string& name() const override { return name_; }
   Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
   int saved_count() const override { return stash_.size(); }
+  Shape input_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), shape_.hidden}; }
+  Shape output_shape(int64_t B, int64_t T) const override { return input_shape(B, T); }
 
  private:
   struct Saved {
@@ -32,6 +36,7 @@ class TransformerBlock : public Layer {
   BlockShape shape_;
   int64_t heads_local_, hidden_local_, ffn_local_;
   TpGroup tp_;
+  bool recompute_attention_;
   Parameter ln1_w_, ln1_b_, qkv_w_, qkv_b_, attn_proj_w_, attn_proj_b_;
   Parameter ln2_w_, ln2_b_, fc_w_, fc_b_, mlp_proj_w_, mlp_proj_b_;
   ActivationStash<Saved> stash_;

@@ -3,8 +3,11 @@
 
 namespace tessera {
 
-FlatParameters::FlatParameters(Model& model, int pad_to) {
-  auto& layers = model.layers();
+FlatParameters::FlatParameters(const std::vector<Model*>& chunks, int pad_to) {
+  std::vector<Layer*> layers;
+  for (Model* m : chunks) {
+    for (auto& l : m->layers()) layers.push_back(l.get());
+  }
   int64_t total = 0;
   for (int l = static_cast<int>(layers.size()) - 1; l >= 0; --l) {
     for (Parameter* p : layers[l]->parameters()) {

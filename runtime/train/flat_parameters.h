@@ -12,16 +12,17 @@ namespace tessera {
 
 struct FlatSegment {
   Parameter* param = nullptr;
-  int layer = 0;         // index of the owning layer in the model
+  int layer = 0;         // index of the owning layer across the chunks
   int64_t offset = 0;    // in elements, in the flat buffers
   int64_t numel = 0;
 };
 
 class FlatParameters {
  public:
-  // Rebinds every parameter's value and grad (keeping their contents) into flat storage whose
-  // length is padded up to a multiple of `pad_to`.
-  FlatParameters(Model& model, int pad_to);
+  // Rebinds every parameter's value and grad of the model chunks (keeping their contents) into
+  // flat storage whose length is padded up to a multiple of `pad_to`. Layers are numbered
+  // across the chunks in order (chunk 0's layers first).
+  FlatParameters(const std::vector<Model*>& chunks, int pad_to);
 
   Tensor& values() { return values_; }
   Tensor& grads() { return grads_; }

@@ -8,7 +8,8 @@
 
 namespace tessera {
 
-double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, const TpGroup& tp) {
+double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, const TpGroup& tp,
+                      Communicator* pp) {
   double sq = 0;
   for (Parameter* p : params) {
     // A replicated parameter holds the same gradient on every tp rank: count it once.
@@ -18,6 +19,11 @@ double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, co
   if (tp.size > 1) {
     Tensor t = Tensor::full({1}, static_cast<float>(sq));
     tp.comm->all_reduce(t, ReduceOp::Sum);
+    sq = t.f32()[0];
+  }
+  if (pp != nullptr && pp->size() > 1) {
+    Tensor t = Tensor::full({1}, static_cast<float>(sq));
+    pp->all_reduce(t, ReduceOp::Sum);
     sq = t.f32()[0];
   }
   const double norm = std::sqrt(sq);

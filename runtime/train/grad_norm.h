@@ -9,8 +9,10 @@
 namespace tessera {
 
 // Computes the global L2 norm of all gradients (tp shards summed, replicated parameters
-// counted once), scales them by min(1, max_norm / (norm + 1e-6)) when max_norm > 0, and
-// returns the norm before clipping (as torch.nn.utils.clip_grad_norm_).
-double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, const TpGroup& tp);
+// counted once, pipeline stages summed over pp when given), scales them by
+// min(1, max_norm / (norm + 1e-6)) when max_norm > 0, and returns the norm before clipping
+// (as torch.nn.utils.clip_grad_norm_).
+double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, const TpGroup& tp,
+                      Communicator* pp = nullptr);
 
 }  // namespace tessera

@@ -1,14 +1,31 @@
 // The training loop.
 #include "runtime/train/trainer.h"
 
-
 #include <chrono>
+#include <numeric>
 #include <spdlog/spdlog.h>
 
-#include "runtime/train/grad_norm.h"
 #include "runtime/train/gemm_roof.h"
+#include "runtime/train/grad_norm.h"
 
 namespace tessera {
+namespace {
+
+using Clock = TraceRecorder::Clock;
+
+// Steps recorded in the trace: the first is skipped (allocations, first-touch), then ten.
+constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;
+
+}  // namespace
+
+std::vector<int> stage_partition(const ParallelConfig& p, int graph_layers) {
+  if (!p.partition.empty()) return p.partition;
+  const int stages = p.pipeline_model_parallel_size * p.virtual_stages;
+  std::vector<int> counts(stages, graph_layers / stages);
+  for (int i = 0; i < graph_layers % stages; ++i) ++counts[i];
+  return counts;
+}
+
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups)
     : config_(config),
       data_(data),
@@ -17,22 +34,56 @@ Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups group
       train_sampler_(&data.train, config.model.seq_length, config.train.seed) {
   if (!data.val.empty()) val_sampler_.emplace(&data.val, config.model.seq_length, config.train.seed, kValStream);
   const TrainConfig& t = config_.train;
+  const ParallelConfig& par = config_.parallel;
   TESSERA_CHECK(t.global_batch_size % (t.micro_batch_size * groups_.dp_size) == 0,
                 "global batch {} not divisible by micro batch {} x dp {}", t.global_batch_size,
                 t.micro_batch_size, groups_.dp_size);
   microbatches_ = t.global_batch_size / (t.micro_batch_size * groups_.dp_size);
-  model_ = std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed);
-  const ParallelConfig& par = config_.parallel;
+
+  const int v = par.virtual_stages;
+  TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
+  const std::vector<int> counts = stage_partition(par, static_cast<int>(graph_.layers.size()));
+  std::vector<int> first(counts.size() + 1, 0);
+  std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
+  const bool selective = par.recompute == "selective";
+  for (int c = 0; c < v; ++c) {
+    const int g = c * groups_.pp_size + groups_.pp_rank;
+    chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, first[g], first[g + 1],
+                                              selective));
+  }
+  std::vector<Model*> chunk_ptrs;
+  for (auto& m : chunks_) {
+    chunk_ptrs.push_back(m.get());
+    for (auto& l : m->layers()) layers_.push_back(l.get());
+  }
+  if (!config_.log.trace.empty()) {
+    const int rank = groups_.world ? groups_.world->rank() : 0;
+    trace_ = std::make_unique<TraceRecorder>(
+        rank, fmt::format("rank {} (dp {}, tp {}, pp {})", rank, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank));
+  }
+  if (pipelined()) {
+    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v};
+    executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
+    schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
+  }
   if (data_parallel()) {
-    flat_ = std::make_unique<FlatParameters>(*model_, groups_.dp_size);
+    flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
     grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
   }
   if (data_parallel() && par.zero_stage == 1) {
     zero_optimizer_ = std::make_unique<ZeroAdamW>(*flat_, *groups_.dp, t.optimizer);
   } else {
-    optimizer_ = std::make_unique<AdamW>(model_->parameters(), t.optimizer);
+    optimizer_ = std::make_unique<AdamW>(parameters(), t.optimizer);
   }
   peak_flops_ = t.peak_tflops > 0 ? t.peak_tflops * 1e12 : measure_gemm_flops();
+}
+
+std::vector<Parameter*> Trainer::parameters() const {
+  std::vector<Parameter*> ps;
+  for (const auto& m : chunks_) {
+    for (Parameter* p : m->parameters()) ps.push_back(p);
+  }
+  return ps;
 }
 
 double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op) {
@@ -47,70 +98,117 @@ int64_t Trainer::optimizer_state_bytes() const {
   return zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes();
 }
 
+void Trainer::trace(const char* name, Clock::time_point start) {
+  if (trace_) trace_->add(name, name, start, Clock::now());
+}
+
 void Trainer::on_layer_gradients_final(int layer) {
   if (groups_.tp.sequence_sharded()) {
-    for (Parameter* p : model_->layers()[layer]->parameters()) {
+    for (Parameter* p : layers_[layer]->parameters()) {
       if (p->sequence_parallel_grad) groups_.tp.comm->all_reduce(p->grad, ReduceOp::Sum);
     }
   }
   if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
 }
 
-StepResult Trainer::train_step() {
-  const auto t0 = std::chrono::steady_clock::now();
+MicrobatchContext Trainer::train_context(int mb) const {
   const TrainConfig& t = config_.train;
-  for (Communicator* c : {groups_.world, groups_.dp, groups_.tp.comm}) {
-    if (c != nullptr) c->set_step(step_);
-  }
-  model_->zero_grad();
   const int64_t per_rank = static_cast<int64_t>(microbatches_) * t.micro_batch_size;
+  const int64_t first = groups_.dp_rank * per_rank + static_cast<int64_t>(mb) * t.micro_batch_size;
+  Batch batch = train_sampler_.sample(step_, first, t.micro_batch_size);
+  MicrobatchContext ctx;
+  ctx.microbatch = mb;
+  ctx.tokens = batch.tokens;
+  ctx.targets = batch.targets;
+  // The step's loss is the mean over all microbatches of all replicas.
+  ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * groups_.dp_size);
+  return ctx;
+}
+
+double Trainer::forward_backward() {
+  const auto make_ctx = [this](int mb) { return train_context(mb); };
+  if (pipelined()) {
+    const double loss_sum =
+        executor_->run(schedule_, make_ctx, config_.train.micro_batch_size, config_.model.seq_length);
+    // The pipeline flushes before any gradient is final; then every layer is.
+    for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) on_layer_gradients_final(l);
+    return loss_sum;
+  }
+  Model& model = *chunks_.front();
   double loss_sum = 0;
   for (int mb = 0; mb < microbatches_; ++mb) {
-    const int64_t first = groups_.dp_rank * per_rank + static_cast<int64_t>(mb) * t.micro_batch_size;
-    Batch batch = train_sampler_.sample(step_, first, t.micro_batch_size);
-    MicrobatchContext ctx;
-    ctx.microbatch = mb;
-    ctx.tokens = batch.tokens;
-    ctx.targets = batch.targets;
-    ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * groups_.dp_size);
-    const Tensor loss = model_->forward(Tensor(), ctx);
-    loss_sum += loss.f32()[0];
+    const MicrobatchContext ctx = make_ctx(mb);
+    auto start = Clock::now();
+    loss_sum += model.forward(Tensor(), ctx).f32()[0];
+    if (trace_) trace_->add("forward", "compute", start, Clock::now(), mb, 0);
+    start = Clock::now();
     // Gradients are final only in the last microbatch: that is when buckets can be sent.
-    const bool last = mb + 1 == microbatches_;
-    if (last) {
-      model_->backward(Tensor(), ctx, [this](int layer) { on_layer_gradients_final(layer); });
+    if (mb + 1 == microbatches_) {
+      model.backward(Tensor(), ctx, [this](int layer) { on_layer_gradients_final(layer); });
     } else {
-      model_->backward(Tensor(), ctx);
+      model.backward(Tensor(), ctx);
     }
+    if (trace_) trace_->add("backward", "compute", start, Clock::now(), mb, 0);
   }
-  // Each rank's gradients are scaled by 1 / (microbatches x dp), so the sum is the mean.
+  return loss_sum;
+}
+
+StepResult Trainer::train_step() {
+  const auto t0 = Clock::now();
+  const TrainConfig& t = config_.train;
+  for (Communicator* c : {groups_.world, groups_.dp, groups_.tp.comm, groups_.pp}) {
+    if (c != nullptr) c->set_step(step_);
+  }
+  if (trace_) trace_->set_step(step_, step_ >= kTraceFirstStep && step_ < kTraceFirstStep + kTraceSteps);
+  for (auto& m : chunks_) m->zero_grad();
+  const double loss_sum = forward_backward();
+  auto start = Clock::now();
   if (grad_sync_) grad_sync_->finish();
+  trace("grad_sync", start);
   StepResult r;
-  r.loss = all_reduce_scalar(loss_sum / microbatches_, groups_.dp, ReduceOp::Avg);
+  // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
+  r.loss = all_reduce_scalar(all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_, groups_.dp,
+                             ReduceOp::Avg);
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
+  start = Clock::now();
   if (zero_optimizer_) {
-    r.grad_norm = zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp);
+    r.grad_norm = zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
     zero_optimizer_->step(grad_sync_->shard_grads(), r.lr);
   } else {
-    r.grad_norm = clip_grad_norm(model_->parameters(), t.optimizer.grad_clip, groups_.tp);
+    r.grad_norm = clip_grad_norm(parameters(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
     optimizer_->step(r.lr);
   }
+  trace("optimizer", start);
   ++step_;
-  r.step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   return r;
 }
 
 double Trainer::evaluate() {
   TESSERA_CHECK(val_sampler_.has_value(), "no validation split to evaluate on");
   const TrainConfig& t = config_.train;
-  double sum = 0;
-  for (int i = groups_.dp_rank; i < t.eval_iters; i += groups_.dp_size) {
-    Batch batch = val_sampler_->sample(0, static_cast<int64_t>(i) * t.micro_batch_size, t.micro_batch_size);
+  // Replica d evaluates batches d, d + dp, ...; every stage of a pipeline sees the same ones.
+  std::vector<int> mine;
+  for (int i = groups_.dp_rank; i < t.eval_iters; i += groups_.dp_size) mine.push_back(i);
+  const auto make_ctx = [&](int k) {
+    Batch batch = val_sampler_->sample(0, static_cast<int64_t>(mine[k]) * t.micro_batch_size, t.micro_batch_size);
     MicrobatchContext ctx;
+    ctx.microbatch = k;
     ctx.tokens = batch.tokens;
     ctx.targets = batch.targets;
     ctx.training = false;
-    sum += model_->forward(Tensor(), ctx).f32()[0];
+    return ctx;
+  };
+  double sum = 0;
+  if (pipelined()) {
+    const bool tracing = trace_ && trace_->enabled();
+    if (trace_) trace_->set_step(step_, false);
+    sum = executor_->forward_only(static_cast<int>(mine.size()), make_ctx, t.micro_batch_size,
+                                  config_.model.seq_length);
+    if (trace_) trace_->set_step(step_, tracing);
+    sum = all_reduce_scalar(sum, groups_.pp, ReduceOp::Sum);
+  } else {
+    for (size_t k = 0; k < mine.size(); ++k) sum += chunks_.front()->forward(Tensor(), make_ctx(k)).f32()[0];
   }
   return all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / t.eval_iters;
 }
@@ -129,6 +227,12 @@ void Trainer::fit() {
                  peak_flops_ / 1e9, world);
     spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
                  zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
+    if (pipelined()) {
+      spdlog::info("pipeline: {} stages x {} virtual, schedule {}, {} microbatches, partition [{}], recompute {}",
+                   groups_.pp_size, config_.parallel.virtual_stages, config_.parallel.schedule, microbatches_,
+                   fmt::join(stage_partition(config_.parallel, static_cast<int>(graph_.layers.size())), ", "),
+                   config_.parallel.recompute);
+    }
   }
   double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0;
   int window_steps = 0;
@@ -163,6 +267,11 @@ void Trainer::fit() {
     if (!logging) continue;
     spdlog::info("{}", format_step_line(m));
     if (metrics) metrics->write(m);
+  }
+  if (trace_ && groups_.world) {
+    trace_->write(config_.log.trace, *groups_.world);
+    if (logging) spdlog::info("trace of steps {}-{} written to {}", kTraceFirstStep + 1,
+                              std::min<int64_t>(t.max_steps, kTraceFirstStep + kTraceSteps), config_.log.trace);
   }
 }
 

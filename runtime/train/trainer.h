@@ -1,9 +1,8 @@
-// The training loop: microbatches with gradient accumulation, data-parallel gradient
-// averaging, global-norm clipping, AdamW, periodic validation, the rank-0 log line and
-// JSONL metrics.
+// The training loop: microbatches with gradient accumulation, pipeline stages run by a
+// StageExecutor, data-parallel gradient averaging, global-norm clipping, AdamW (or ZeRO-1),
+// periodic validation, the rank-0 log line, JSONL metrics and the Chrome trace.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <optional>
 
@@ -12,10 +11,12 @@
 #include "runtime/data/batch_sampler.h"
 #include "runtime/data/dataset.h"
 #include "runtime/model/model.h"
-#include "runtime/train/metrics.h"
+#include "runtime/pipeline/stage_executor.h"
 #include "runtime/train/flat_parameters.h"
 #include "runtime/train/grad_sync.h"
+#include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/trace.h"
 #include "runtime/train/zero_adamw.h"
 
 namespace tessera {
@@ -26,12 +27,18 @@ struct ParallelGroups {
   TpGroup tp;
   Communicator* dp = nullptr;  // null when dp size is 1
   int dp_rank = 0, dp_size = 1;
+  Communicator* pp = nullptr;  // null when pp size is 1
+  int pp_rank = 0, pp_size = 1;
   bool is_logging_rank() const { return world == nullptr || world->rank() == 0; }
 };
 
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
 };
+
+// Layer counts of the p * v global stages: the configured partition, or an even split
+// (earlier stages take the remainder).
+std::vector<int> stage_partition(const ParallelConfig& parallel, int graph_layers);
 
 class Trainer {
  public:
@@ -41,28 +48,40 @@ class Trainer {
   StepResult train_step();
   // Mean validation loss over train.eval_iters microbatches (fixed batches, all ranks).
   double evaluate();
-  // Trains to train.max_steps, logging on rank 0.
+  // Trains to train.max_steps, logging on rank 0; writes the trace when log.trace is set.
   void fit();
 
-  Model& model() { return *model_; }
+  // This rank's model chunks (one unless virtual pipeline stages are used).
+  const std::vector<std::unique_ptr<Model>>& chunks() const { return chunks_; }
+  std::vector<Parameter*> parameters() const;
   int64_t step() const { return step_; }
+  int microbatches_per_rank() const { return microbatches_; }
   // Gradient communication timing of the last step (zeros without data parallelism).
   GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
   int64_t optimizer_state_bytes() const;
-  int microbatches_per_rank() const { return microbatches_; }
+  // Peak microbatch-chunks whose activations this rank held in the last step.
+  int peak_in_flight() const { return executor_ ? executor_->peak_in_flight() : 1; }
 
  private:
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
-  // Runs once per step when layer `layer` has its final gradients: sums sequence-parallel
-  // partial gradients over tp, then hands the layer to the data-parallel buckets.
-  void on_layer_gradients_final(int layer);
   bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
+  bool pipelined() const { return groups_.pp_size > 1; }
+  MicrobatchContext train_context(int microbatch) const;
+  // Runs once per step when a layer has its final gradients: sums sequence-parallel partial
+  // gradients over tp, then hands the layer to the data-parallel buckets.
+  void on_layer_gradients_final(int layer);
+  double forward_backward();  // returns this rank's sum of microbatch losses
+  void trace(const char* name, TraceRecorder::Clock::time_point start);
 
   Config config_;
   const Dataset& data_;
   ParallelGroups groups_;
   LayerGraph graph_;
-  std::unique_ptr<Model> model_;
+  std::vector<std::unique_ptr<Model>> chunks_;
+  std::vector<Layer*> layers_;  // all layers of all chunks, numbered as FlatParameters does
+  std::unique_ptr<StageExecutor> executor_;  // with pipeline parallelism
+  std::vector<Action> schedule_;
+  std::unique_ptr<TraceRecorder> trace_;
   std::unique_ptr<FlatParameters> flat_;     // with data parallelism
   std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
   std::unique_ptr<AdamW> optimizer_;         // without ZeRO

@@ -27,7 +27,7 @@ void ZeroAdamW::for_each_piece(F f) const {
   }
 }
 
-double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp) {
+double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, Communicator* pp) {
   double sq = 0;
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
     // A tp-replicated parameter has the same gradient on every tp rank: count it once.
@@ -37,6 +37,7 @@ double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp) 
   Tensor t = Tensor::full({1}, static_cast<float>(sq));
   dp_.all_reduce(t, ReduceOp::Sum);
   if (tp.size > 1) tp.comm->all_reduce(t, ReduceOp::Sum);
+  if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
   const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
   if (coeff < 1.f) kernels::cpu::scale(shard_grads.f32(), coeff, shard_grads.numel());

@@ -16,7 +16,7 @@ class ZeroAdamW {
 
   // Global gradient norm from the shards (dp and tp reduced; tp-replicated parameters counted
   // once) and clipping of this rank's shard; returns the norm before clipping.
-  double clip(Tensor& shard_grads, double max_norm, const TpGroup& tp);
+  double clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, Communicator* pp = nullptr);
   // Updates this rank's shard from shard_grads and all-gathers the parameters.
   void step(const Tensor& shard_grads, double lr);
   int64_t state_bytes() const { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }

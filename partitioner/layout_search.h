@@ -1,0 +1,77 @@
+// Layout search: for a model, a world size and a memory cap per rank, enumerate the parallel
+// layouts the runtime accepts (dp, tp, pp, micro batch, schedule, virtual stages, recompute,
+// ZeRO, sequence parallelism), balance each one's stages, simulate its pipeline schedule with
+// the cost model, and rank them by predicted step time. Every layout left out gets one line
+// saying why ("tp = 8 > heads 4", "needs 31.2 GiB > 24.0 GiB cap").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "partitioner/cost_model.h"
+#include "partitioner/memory_model.h"
+#include "partitioner/partition_plan.h"
+#include "partitioner/schedule.h"
+#include "runtime/config.h"
+
+namespace tessera {
+
+// One candidate layout.
+struct Layout {
+  int dp = 1, tp = 1, pp = 1, virtual_stages = 1;
+  int micro_batch_size = 1;
+  ScheduleKind schedule = ScheduleKind::OneFOneB;
+  Recompute recompute = Recompute::None;
+  int zero_stage = 0;
+  bool sequence_parallel = false;
+  std::string label() const;  // "dp2 tp2 pp2 1f1b mb3 rc=none zero0"
+};
+
+struct SearchOptions {
+  int world = 1;
+  int global_batch_size = 1;
+  double memory_cap = 0;  // bytes per rank; 0: the cluster's (device memory, or node RAM / ranks)
+  std::vector<int> micro_batch_sizes;  // empty: 1, 2, 4, 8 and the config's, where valid
+  std::vector<ScheduleKind> schedules = {ScheduleKind::GPipe, ScheduleKind::OneFOneB, ScheduleKind::Interleaved};
+  int max_virtual_stages = 4;          // interleaved: v in 2..this
+  std::vector<Recompute> recompute = {Recompute::None, Recompute::Selective, Recompute::Full};
+  std::vector<int> zero_stages = {0, 1};     // 1 only where dp > 1
+  std::vector<bool> sequence_parallel = {false, true};  // true only for gpt with tp > 1
+  double bucket_bytes = 4.0 * (1 << 20);
+};
+
+struct Rejection {
+  std::string layout;  // the part of the layout that decides ("tp8", "dp2 tp1 pp4 mb3 ...")
+  std::string reason;  // one line
+};
+
+struct SearchResult {
+  std::vector<PartitionPlan> plans;  // best first
+  std::vector<Rejection> rejected;
+  int evaluated = 0;                 // layouts simulated (plans + memory rejections)
+};
+
+// The memory cap in effect: options.memory_cap, else the cluster's.
+double effective_memory_cap(const ClusterModel& cluster, int world, double memory_cap);
+
+// Why a layout is not valid for this model and world, or nullopt: tp must divide heads,
+// hidden and ffn size; layers >= pp * v; the global batch divisible by micro batch * dp;
+// interleaved needs v > 1, pp >= 2 and microbatches % pp == 0; sequence parallelism needs
+// tp > 1 and seq_length % tp == 0.
+std::optional<std::string> layout_error(const ModelConfig& model, const Layout& layout, int world,
+                                        int global_batch_size);
+
+// Balances, simulates and sizes one layout; the plan, or the reason it does not fit (memory).
+// partition: a fixed split instead of the balancer's (layers per global stage).
+struct Evaluation {
+  std::optional<PartitionPlan> plan;
+  std::string rejection;
+};
+Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostModel& cost, const Layout& layout,
+                           const SearchOptions& options, const std::vector<int>& partition = {});
+
+SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostModel& cost,
+                            const SearchOptions& options);
+
+}  // namespace tessera

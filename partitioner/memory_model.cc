@@ -1,0 +1,152 @@
+// Memory model: per-rank bytes by kind, following what the runtime allocates.
+#include "partitioner/memory_model.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+#include "runtime/error.h"
+
+namespace tessera {
+namespace {
+constexpr int64_t kF32 = 4;
+}
+
+Recompute parse_recompute(const std::string& name) {
+  if (name == "none") return Recompute::None;
+  if (name == "selective") return Recompute::Selective;
+  if (name == "full") return Recompute::Full;
+  TESSERA_REQUIRE(false, "recompute '{}' must be none, selective or full", name);
+  return Recompute::None;
+}
+
+std::string recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::None: return "none";
+    case Recompute::Selective: return "selective";
+    case Recompute::Full: return "full";
+  }
+  return "?";
+}
+
+nlohmann::json to_json(const MemoryBreakdown& m) {
+  return {{"params", m.params},         {"grads", m.grads},
+          {"optimizer", m.optimizer},   {"activations", m.activations},
+          {"workspace", m.workspace},   {"comm_buffers", m.comm_buffers},
+          {"in_flight", m.in_flight},   {"total", m.total()}};
+}
+
+MemoryBreakdown memory_from_json(const nlohmann::json& j) {
+  MemoryBreakdown m;
+  m.params = j.at("params").get<int64_t>();
+  m.grads = j.at("grads").get<int64_t>();
+  m.optimizer = j.at("optimizer").get<int64_t>();
+  m.activations = j.at("activations").get<int64_t>();
+  m.workspace = j.at("workspace").get<int64_t>();
+  m.comm_buffers = j.at("comm_buffers").get<int64_t>();
+  m.in_flight = j.at("in_flight").get<int>();
+  return m;
+}
+
+int64_t chunk_saved_bytes(const std::vector<ShardedLayer>& layers, LayerRange c, Recompute r) {
+  TESSERA_CHECK(0 <= c.first && c.first < c.last && c.last <= static_cast<int>(layers.size()),
+                "bad layer range [{}, {})", c.first, c.last);
+  // Full recompute: only the chunk's input survives until the backward reruns the forward.
+  if (r == Recompute::Full) return layers[c.first].input_bytes;
+  int64_t bytes = 0;
+  for (int i = c.first; i < c.last; ++i) {
+    bytes += layers[i].activation_bytes;
+    // Selective: the softmax probabilities (B * heads * T^2) are recomputed, not kept.
+    if (r == Recompute::Selective) bytes -= layers[i].attention_bytes;
+  }
+  return bytes;
+}
+
+int64_t chunk_workspace_bytes(const std::vector<ShardedLayer>& layers, LayerRange c, Recompute r) {
+  int64_t largest = 0, inputs = 0;
+  for (int i = c.first; i < c.last; ++i) {
+    const ShardedLayer& l = layers[i];
+    // A backward allocates the gradients of what it saved (about as many bytes) while the
+    // incoming gradient (the size of its output) and its input gradient are alive.
+    largest = std::max(largest, l.activation_bytes + l.output_bytes + l.input_bytes);
+    inputs += l.input_bytes;
+  }
+  // Full recompute: the rerun forward keeps each layer's input for the chunk, then one layer
+  // at a time has its full activations back while its backward runs.
+  if (r == Recompute::Full) {
+    int64_t full = 0;
+    for (int i = c.first; i < c.last; ++i) full = std::max(full, layers[i].activation_bytes);
+    return inputs + full + largest;
+  }
+  return largest;
+}
+
+int64_t peak_saved_bytes(const std::vector<int64_t>& saved, int stage, const MemoryOptions& o, int* in_flight) {
+  TESSERA_CHECK(static_cast<int>(saved.size()) == o.virtual_stages, "{} chunk sizes for {} virtual stages",
+                saved.size(), o.virtual_stages);
+  if (o.virtual_stages == 1) {
+    // GPipe: all m microbatches forward before any backward; 1F1B: rank s warms up with
+    // p - s - 1 forwards, so at most min(p - s, m) are in flight (stage 0 holds p).
+    const int n = expected_peak_in_flight(o.schedule, stage, o.pp, o.microbatches, 1);
+    if (in_flight) *in_flight = n;
+    return n * saved[0];
+  }
+  // Interleaved: walk the schedule itself. Megatron's bound is warm-up + 1 microbatch-chunks,
+  // (p - s - 1) * 2 + (v - 1) * p + 1, but which chunks those are depends on the order.
+  int64_t cur = 0, peak = 0;
+  int n = 0, peak_n = 0;
+  for (const Action& a : make_schedule(o.schedule, stage, o.pp, o.microbatches, o.virtual_stages)) {
+    if (a.kind == ActionKind::Forward) {
+      cur += saved[a.chunk];
+      ++n;
+      if (cur > peak) {
+        peak = cur;
+        peak_n = n;
+      }
+    } else if (a.kind == ActionKind::Backward) {
+      cur -= saved[a.chunk];
+      --n;
+    }
+  }
+  if (in_flight) *in_flight = peak_n;
+  return peak;
+}
+
+MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std::vector<LayerRange>& chunks,
+                             int stage, const MemoryOptions& o) {
+  MemoryBreakdown m;
+  int64_t params = 0, workspace = 0, boundary = 0;
+  std::vector<int64_t> saved;
+  for (const LayerRange& c : chunks) {
+    for (int i = c.first; i < c.last; ++i) params += layers[i].params;
+    saved.push_back(chunk_saved_bytes(layers, c, o.recompute));
+    workspace = std::max(workspace, chunk_workspace_bytes(layers, c, o.recompute));
+    boundary = std::max({boundary, layers[c.first].input_bytes, layers[c.last - 1].output_bytes});
+  }
+  const bool zero = o.zero_stage >= 1 && o.dp > 1;
+  const int64_t slice = (params + o.dp - 1) / o.dp;
+  // fp32 weights of this rank's tp shard of its stage's layers.
+  m.params = kF32 * params;
+  // fp32 gradients of the same; ZeRO-1 reduce-scatters them into a separate 1/dp slice.
+  m.grads = kF32 * (params + (zero ? slice : 0));
+  // AdamW's two fp32 moments, for the rank's 1/dp slice only with ZeRO-1.
+  m.optimizer = 2 * kF32 * (zero ? slice : params);
+  m.activations = peak_saved_bytes(saved, stage, o, &m.in_flight);
+  m.workspace = workspace;
+  // Buffers of communication in flight: one gradient bucket being all-reduced (dp, no ZeRO),
+  // and an activation and a gradient message on each side of a pipeline stage.
+  if (o.dp > 1 && !zero) m.comm_buffers += std::min<int64_t>(static_cast<int64_t>(o.bucket_bytes), kF32 * params);
+  if (o.pp > 1) m.comm_buffers += 2 * boundary;
+  return m;
+}
+
+std::string format_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, units[u]);
+}
+
+}  // namespace tessera

@@ -1,0 +1,71 @@
+// The memory model: bytes one rank holds at its peak during a training step, by kind --
+// parameters, gradients, optimizer state, saved activations (as many microbatches as the
+// pipeline schedule keeps in flight, less with recompute), the backward workspace and
+// communication buffers. fp32 throughout, as the runtime trains.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "partitioner/schedule.h"
+#include "partitioner/tp_sharding.h"
+
+namespace tessera {
+
+// parallel.recompute. None: every layer keeps what its backward needs. Selective: the
+// attention probabilities are dropped and recomputed (Megatron's selective recompute). Full:
+// a chunk keeps only its input per microbatch and reruns its forward before the backward.
+enum class Recompute { None, Selective, Full };
+Recompute parse_recompute(const std::string& name);  // InputError for other names
+std::string recompute_name(Recompute r);
+
+struct MemoryOptions {
+  int tp = 1, dp = 1, pp = 1, virtual_stages = 1;
+  int microbatches = 1;
+  ScheduleKind schedule = ScheduleKind::OneFOneB;
+  Recompute recompute = Recompute::None;
+  int zero_stage = 0;
+  double bucket_bytes = 4.0 * (1 << 20);  // parallel.bucket_mb
+};
+
+struct MemoryBreakdown {
+  int64_t params = 0;        // this rank's parameter shard
+  int64_t grads = 0;         // its gradients (+ the reduced 1/dp slice with ZeRO-1)
+  int64_t optimizer = 0;     // AdamW moments
+  int64_t activations = 0;   // saved activations of the microbatches in flight, at the peak
+  int64_t workspace = 0;     // transient buffers of the largest layer's backward (or recompute)
+  int64_t comm_buffers = 0;  // gradient bucket and pipeline message buffers
+  int in_flight = 0;         // microbatch-chunks in flight at the peak
+  int64_t total() const { return params + grads + optimizer + activations + workspace + comm_buffers; }
+};
+nlohmann::json to_json(const MemoryBreakdown& m);
+MemoryBreakdown memory_from_json(const nlohmann::json& j);
+
+// Layers [first, last) of the layer graph: one pipeline chunk.
+struct LayerRange {
+  int first = 0, last = 0;
+};
+
+// What one chunk keeps per microbatch between its forward and its backward.
+int64_t chunk_saved_bytes(const std::vector<ShardedLayer>& layers, LayerRange chunk, Recompute r);
+// The largest transient of one backward in the chunk: activation gradients of about the size
+// of what the layer saved, plus the incoming and outgoing gradient; with full recompute, the
+// chunk's rerun forward (every layer's input) and one layer's full activations on top.
+int64_t chunk_workspace_bytes(const std::vector<ShardedLayer>& layers, LayerRange chunk, Recompute r);
+
+// Peak of the saved activations of pipeline rank `stage` over its schedule, chunk c saving
+// saved[c] bytes per microbatch; also returns the in-flight count at that peak.
+int64_t peak_saved_bytes(const std::vector<int64_t>& saved, int stage, const MemoryOptions& o,
+                         int* in_flight = nullptr);
+
+// The memory of pipeline rank `stage`, holding chunks[c] = global stage c * pp + stage.
+MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std::vector<LayerRange>& chunks,
+                             int stage, const MemoryOptions& o);
+
+// "31.2 GiB", "412 MiB", "12.0 KiB".
+std::string format_bytes(double bytes);
+
+}  // namespace tessera

@@ -1,0 +1,298 @@
+// Saving a checkpoint: shard files, the merged manifest, the commit (rename, `latest`) and
+// pruning. See checkpoint.h for the crash-safety argument.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "partitioner/layer_graph.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/durable_file.h"
+#include "runtime/comm/parallel_grid.h"
+#include "runtime/config.h"
+#include "runtime/io/safetensors.h"
+
+namespace tessera {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string step_name(int64_t step) { return fmt::format("step_{}", step); }
+
+// Every rank's string, in rank order, over a communicator that only moves tensors: the
+// lengths first, then the bytes packed into equally sized int32 buffers.
+std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& mine) {
+  const int n = comm.size();
+  Tensor length = Tensor::empty({1}, DType::I32);
+  length.i32()[0] = static_cast<int32_t>(mine.size());
+  Tensor lengths = Tensor::empty({n}, DType::I32);
+  comm.all_gather(length, lengths);
+  int64_t longest = 0;
+  for (int r = 0; r < n; ++r) longest = std::max<int64_t>(longest, lengths.i32()[r]);
+  const int64_t words = std::max<int64_t>(1, (longest + 3) / 4);
+  Tensor in = Tensor::zeros({words}, DType::I32);
+  std::memcpy(in.i32(), mine.data(), mine.size());
+  Tensor out = Tensor::empty({n * words}, DType::I32);
+  comm.all_gather(in, out);
+  std::vector<std::string> all;
+  for (int r = 0; r < n; ++r) {
+    all.emplace_back(reinterpret_cast<const char*>(out.i32() + r * words), lengths.i32()[r]);
+  }
+  return all;
+}
+
+// Removes a checkpoint directory so that a crash half-way never leaves something that looks
+// complete: the manifest goes first (made durable), then the rest.
+void remove_checkpoint_dir(const fs::path& step_dir) {
+  std::error_code ec;
+  if (fs::remove(step_dir / kManifestFile, ec)) checkpoint_io::fsync_directory(step_dir.string());
+  fs::remove_all(step_dir, ec);
+  TESSERA_CHECK(!ec, "cannot remove {}: {}", step_dir.string(), ec.message());
+}
+
+bool parse_step_name(const std::string& name, const std::string& suffix, int64_t* step) {
+  if (name.rfind("step_", 0) != 0 || name.size() <= 5 + suffix.size() ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  const std::string digits = name.substr(5, name.size() - 5 - suffix.size());
+  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return false;
+  *step = std::stoll(digits);
+  return true;
+}
+
+// Keeps the newest `keep` complete checkpoints (and always `current`); removes older ones,
+// unfinished step directories older than `current` and stale staging directories.
+std::vector<std::string> prune(const fs::path& dir, int64_t current, int keep) {
+  std::vector<std::pair<int64_t, fs::path>> complete, doomed;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+    if (!e.is_directory()) continue;
+    const std::string name = e.path().filename().string();
+    int64_t step = 0;
+    if (parse_step_name(name, ".tmp", &step)) {
+      doomed.emplace_back(step, e.path());
+    } else if (parse_step_name(name, "", &step)) {
+      if (fs::is_regular_file(e.path() / kManifestFile)) {
+        complete.emplace_back(step, e.path());
+      } else if (step < current) {
+        doomed.emplace_back(step, e.path());
+      }
+    }
+  }
+  std::sort(complete.rbegin(), complete.rend());
+  int kept = 0;
+  for (const auto& [step, path] : complete) {
+    if (step == current || keep <= 0 || kept < keep) {
+      ++kept;
+    } else {
+      doomed.emplace_back(step, path);
+    }
+  }
+  std::sort(doomed.begin(), doomed.end());
+  std::vector<std::string> removed;
+  for (const auto& [step, path] : doomed) {
+    remove_checkpoint_dir(path);
+    removed.push_back(path.string());
+  }
+  if (!removed.empty()) checkpoint_io::fsync_directory(dir.string());
+  return removed;
+}
+
+}  // namespace
+
+std::map<std::string, int64_t> vocab_padded_rows(const ModelConfig& model, const LayerGraph& graph) {
+  const int64_t vocab = graph.vocab_size;
+  if (model.arch == "gpt") return {{"wte.weight", vocab}, {"lm_head.weight", vocab}};
+  const int64_t out = graph.layers.empty() ? vocab : graph.layers.back().out_features;
+  return {{"embedding.weight", vocab}, {"head.weight", out}, {"head.bias", out}};
+}
+
+CheckpointLayout checkpoint_layout(const ParallelGrid& grid, int zero_stage) {
+  return {grid.dp_size(), grid.tp_size(), grid.pp_size(), grid.dp_rank(), grid.tp_rank(),
+          grid.pp_rank(), zero_stage};
+}
+
+std::string begin_checkpoint(const std::string& dir, int64_t step) {
+  const fs::path staging = fs::path(dir) / (step_name(step) + ".tmp");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  TESSERA_REQUIRE(!ec, "checkpoint.dir {}: cannot create: {}", dir, ec.message());
+  fs::remove_all(staging, ec);
+  TESSERA_CHECK(!ec, "cannot remove the stale {}: {}", staging.string(), ec.message());
+  fs::create_directory(staging, ec);
+  TESSERA_CHECK(!ec, "cannot create {}: {}", staging.string(), ec.message());
+  checkpoint_io::fsync_directory(dir);
+  return staging.string();
+}
+
+json shard_record_to_json(const ShardRecord& record) {
+  Manifest m;  // reuse the manifest's tensor encoding
+  if (record.file) m.files.push_back(*record.file);
+  m.tensors = record.tensors;
+  const json full = manifest_to_json(m);
+  return {{"files", full["files"]}, {"tensors", full["tensors"]}};
+}
+
+ShardRecord shard_record_from_json(const json& j) {
+  ShardRecord r;
+  for (const json& f : j.at("files")) {
+    r.file = ShardFileEntry{f.at("name"), f.at("tp_rank"), f.at("pp_rank"), f.at("bytes")};
+  }
+  for (const json& t : j.at("tensors")) {
+    TensorEntry e;
+    e.name = t.at("name");
+    e.dtype = DType::F32;
+    for (DType d : {DType::F32, DType::BF16, DType::F16, DType::I32, DType::U16}) {
+      if (dtype_name(d) == t.at("dtype")) e.dtype = d;
+    }
+    e.global_shape = t.at("global_shape").get<Shape>();
+    const json& s = t.at("shard");
+    e.shard = s.at("kind") == "split" ? ShardSpec::split(s.at("axis"), s.at("blocks")) : ShardSpec::replicated();
+    e.rows = t.value("rows", int64_t{-1});
+    e.pp_rank = t.at("pp_rank");
+    for (const json& p : t.at("pieces")) {
+      ShardPiece piece{p.at("file"), p.at("tp_rank"), p.at("shape").get<Shape>(), {}};
+      for (const json& range : p.at("ranges")) piece.ranges.emplace_back(range[0], range[1]);
+      e.pieces.push_back(std::move(piece));
+    }
+    r.tensors.push_back(std::move(e));
+  }
+  return r;
+}
+
+ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointState& state,
+                             const CheckpointLayout& layout) {
+  ShardRecord record;
+  if (layout.dp_rank != 0) return record;  // the dp replicas hold the same shard
+  TESSERA_CHECK(state.moments.empty() || state.moments.size() == state.params.size(),
+                "{} moments for {} parameters", state.moments.size(), state.params.size());
+  const std::string file = shard_file_name(layout.tp_rank, layout.pp_rank);
+  std::map<std::string, Tensor> tensors;
+  for (size_t i = 0; i < state.params.size(); ++i) {
+    const Parameter& p = *state.params[i];
+    const bool split = p.shard.kind == ShardSpec::Kind::Split;
+    if (!split && layout.tp_rank != 0) continue;  // replicated: tp rank 0 writes the one copy
+    const Shape local = shard_shape(p.global_shape, p.shard, layout.tp);
+    TESSERA_CHECK(p.value.shape() == local, "parameter {} has shape {}, expected {} for tp {}", p.name,
+                  shape_string(p.value.shape()), shape_string(local), layout.tp);
+    TESSERA_CHECK(tensors.emplace("param." + p.name, p.value).second, "parameter {} appears twice", p.name);
+    if (!state.moments.empty()) {
+      const OptimizerMoments& m = *state.moments[i];
+      TESSERA_CHECK(m.exp_avg.shape() == local && m.exp_avg_sq.shape() == local,
+                    "moments of {} do not have the parameter's shape {}", p.name, shape_string(local));
+      tensors.emplace("exp_avg." + p.name, m.exp_avg);
+      tensors.emplace("exp_avg_sq." + p.name, m.exp_avg_sq);
+    }
+    TensorEntry e;
+    e.name = p.name;
+    e.dtype = p.value.dtype();
+    e.global_shape = p.global_shape;
+    e.shard = p.shard;
+    const auto rows = state.padded_rows.find(p.name);
+    if (rows != state.padded_rows.end()) e.rows = rows->second;
+    e.pp_rank = layout.pp_rank;
+    e.pieces.push_back({file, split ? layout.tp_rank : 0, local,
+                        shard_ranges(p.global_shape, p.shard, layout.tp_rank, layout.tp)});
+    record.tensors.push_back(std::move(e));
+  }
+  const std::string path = (fs::path(staging_dir) / file).string();
+  write_safetensors(path, tensors,
+                    {{"format", "pt"},
+                     {"tessera", "checkpoint shard"},
+                     {"step", std::to_string(state.step)},
+                     {"tp_rank", std::to_string(layout.tp_rank)},
+                     {"pp_rank", std::to_string(layout.pp_rank)}});
+  record.file = ShardFileEntry{file, layout.tp_rank, layout.pp_rank, fs::file_size(path)};
+  return record;
+}
+
+Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& layout,
+                        const std::string& config_yaml, const json& vocab,
+                        const std::vector<ShardRecord>& records) {
+  Manifest m;
+  m.step = state.step;
+  m.optimizer_steps = state.optimizer_steps >= 0 ? state.optimizer_steps : state.step;
+  if (!state.moments.empty()) m.moments = {"exp_avg", "exp_avg_sq"};
+  m.layout = {layout.dp, layout.tp, layout.pp, 0, 0, 0, layout.zero_stage};
+  m.config_yaml = config_yaml;
+  m.vocabulary = vocab;
+  m.extra = state.extra.is_null() ? json::object() : state.extra;
+  // Stage order, then tp rank 0 first: tp rank 0 holds every parameter of its stage, so the
+  // tensors come out in model order.
+  std::vector<const ShardRecord*> writers;
+  for (const ShardRecord& r : records) {
+    if (r.file) writers.push_back(&r);
+  }
+  std::sort(writers.begin(), writers.end(), [](const ShardRecord* a, const ShardRecord* b) {
+    return std::pair(a->file->pp_rank, a->file->tp_rank) < std::pair(b->file->pp_rank, b->file->tp_rank);
+  });
+  std::map<std::string, size_t> index;
+  for (const ShardRecord* r : writers) {
+    m.files.push_back(*r->file);
+    for (const TensorEntry& t : r->tensors) {
+      const auto [it, fresh] = index.emplace(t.name, m.tensors.size());
+      if (fresh) {
+        m.tensors.push_back(t);
+        continue;
+      }
+      TensorEntry& seen = m.tensors[it->second];
+      TESSERA_CHECK(seen.global_shape == t.global_shape && seen.pp_rank == t.pp_rank &&
+                        seen.shard.kind == t.shard.kind && seen.shard.axis == t.shard.axis &&
+                        seen.shard.blocks == t.shard.blocks && seen.rows == t.rows,
+                    "ranks disagree on parameter {} (shape, shard spec or pipeline stage)", t.name);
+      seen.pieces.push_back(t.pieces.front());
+    }
+  }
+  // What we write must pass the reader's checks (every shard present, shapes and ranges).
+  return manifest_from_json(manifest_to_json(m), "the manifest being saved");
+}
+
+SaveResult commit_checkpoint(const std::string& dir, int64_t step, int keep) {
+  const fs::path root(dir);
+  const fs::path staging = root / (step_name(step) + ".tmp"), final_dir = root / step_name(step);
+  TESSERA_CHECK(fs::is_regular_file(staging / kManifestFile), "{} has no manifest to commit",
+                staging.string());
+  SaveResult result;
+  result.step_dir = final_dir.string();
+  for (const fs::directory_entry& e : fs::directory_iterator(staging)) {
+    if (e.path().extension() == ".safetensors") result.bytes += e.file_size();
+  }
+  checkpoint_io::fsync_directory(staging.string());
+  // Saving the same step twice replaces the old directory (rename cannot replace a non-empty one).
+  if (fs::exists(final_dir)) remove_checkpoint_dir(final_dir);
+  std::error_code ec;
+  fs::rename(staging, final_dir, ec);
+  TESSERA_CHECK(!ec, "cannot rename {} to {}: {}", staging.string(), final_dir.string(), ec.message());
+  checkpoint_io::fsync_directory(dir);
+  // The commit point: `latest` names the new checkpoint only once all of it is durable.
+  checkpoint_io::write_file_durably((root / kLatestFile).string(), step_name(step) + "\n");
+  result.removed = prune(root, step, keep);
+  return result;
+}
+
+SaveResult save_checkpoint(const std::string& dir, const CheckpointState& state,
+                           const CheckpointLayout& layout, Communicator& world,
+                           const std::string& config_yaml, const json& vocab, int keep) {
+  const bool root = world.rank() == 0;
+  const std::string staging = (fs::path(dir) / (step_name(state.step) + ".tmp")).string();
+  if (root) begin_checkpoint(dir, state.step);
+  world.barrier();  // the staging directory exists before anyone writes into it
+  const ShardRecord mine = write_shard_file(staging, state, layout);
+  // Completes only once every rank has written and fsynced its file (each contributes after).
+  const std::vector<std::string> all = all_gather_strings(world, shard_record_to_json(mine).dump());
+  SaveResult result;
+  result.step_dir = (fs::path(dir) / step_name(state.step)).string();
+  if (root) {
+    std::vector<ShardRecord> records;
+    for (const std::string& text : all) records.push_back(shard_record_from_json(json::parse(text)));
+    write_manifest(staging, build_manifest(state, layout, config_yaml, vocab, records));
+    result = commit_checkpoint(dir, state.step, keep);
+  }
+  world.barrier();  // no rank goes on (or exits) before the checkpoint is committed
+  return result;
+}
+
+}  // namespace tessera

@@ -1,0 +1,176 @@
+// Pipeline stage executor.
+#include "runtime/pipeline/stage_executor.h"
+
+namespace tessera {
+namespace {
+
+// How many actions ahead receives are posted: far enough to cover the next forward and
+// backward of the steady state, short enough that 1F1B does not allocate buffers for every
+// microbatch at once.
+constexpr size_t kRecvLookahead = 6;
+
+using Clock = TraceRecorder::Clock;
+
+}  // namespace
+
+StageExecutor::StageExecutor(std::vector<Model*> chunks, PipelineLayout layout, bool full_recompute,
+                             TraceRecorder* trace)
+    : chunks_(std::move(chunks)), layout_(layout), full_recompute_(full_recompute), trace_(trace) {
+  TESSERA_CHECK(static_cast<int>(chunks_.size()) == layout_.virtual_stages, "{} chunks for {} virtual stages",
+                chunks_.size(), layout_.virtual_stages);
+}
+
+int StageExecutor::tag(int microbatch, int boundary, bool gradient) const {
+  // Unique per (microbatch, stage boundary, direction): transfers may arrive in any order.
+  return (microbatch * layout_.global_stages() + boundary) * 2 + (gradient ? 1 : 0);
+}
+
+void StageExecutor::post_recv(const Action& a, int64_t B, int64_t T) {
+  const bool grad = a.kind == ActionKind::RecvGrad;
+  const auto id = std::make_pair(static_cast<int>(a.kind), Key{a.microbatch, a.chunk});
+  if (recvs_.count(id)) return;
+  const int g = layout_.global_stage(a.chunk);
+  Model& m = *chunks_[a.chunk];
+  // Activations come from stage g - 1 over boundary g - 1; gradients from g + 1 over g.
+  const Shape shape = grad ? m.layers().back()->output_shape(B, T) : m.layers().front()->input_shape(B, T);
+  PendingRecv r;
+  r.buffer = Tensor::empty(shape);
+  const int from = grad ? g + 1 : g - 1;
+  r.request = layout_.pp->recv(r.buffer, peer_rank(from), tag(a.microbatch, grad ? g : g - 1, grad));
+  recvs_.emplace(id, std::move(r));
+}
+
+Tensor StageExecutor::take_recv(ActionKind kind, const Key& key, int microbatch, int chunk) {
+  auto it = recvs_.find({static_cast<int>(kind), key});
+  TESSERA_CHECK(it != recvs_.end(), "no receive posted for microbatch {} chunk {}", microbatch, chunk);
+  const auto start = Clock::now();
+  it->second.request->wait();
+  if (trace_) {
+    trace_->add(kind == ActionKind::RecvGrad ? "recv_grad" : "recv_act", "comm", start, Clock::now(), microbatch,
+                chunk);
+  }
+  Tensor t = it->second.buffer;
+  recvs_.erase(it);
+  return t;
+}
+
+void StageExecutor::send(const Tensor& t, int to_global_stage, int tag_value, const char* name, int microbatch,
+                         int chunk) {
+  const auto start = Clock::now();
+  PendingSend s{t, layout_.pp->send(t, peer_rank(to_global_stage), tag_value)};
+  sends_.push_back(std::move(s));
+  if (trace_) trace_->add(name, "comm", start, Clock::now(), microbatch, chunk);
+  // Drop completed sends so their buffers are freed as the step goes.
+  std::erase_if(sends_, [](PendingSend& p) { return p.request->test(); });
+}
+
+void StageExecutor::forward(const Key& key, const ContextFn& make_ctx, bool training) {
+  const auto [mb, c] = key;
+  MicrobatchContext ctx = make_ctx(mb);
+  ctx.microbatch = mb;
+  const Tensor x = is_first(c) ? Tensor() : take_recv(ActionKind::RecvAct, key, mb, c);
+  ctx.training = training && !full_recompute_;
+  const auto start = Clock::now();
+  const Tensor y = chunks_[c]->forward(x, ctx);
+  if (trace_) trace_->add("forward", "compute", start, Clock::now(), mb, c);
+  if (is_last(c)) {
+    loss_sum_ += y.f32()[0];
+  } else {
+    outputs_[key] = y;
+  }
+  if (training) {
+    if (full_recompute_) inputs_[key] = x;
+    peak_in_flight_ = std::max(peak_in_flight_, ++in_flight_);
+  }
+}
+
+void StageExecutor::backward(const Key& key, const ContextFn& make_ctx) {
+  const auto [mb, c] = key;
+  MicrobatchContext ctx = make_ctx(mb);
+  ctx.microbatch = mb;
+  const Tensor dy = is_last(c) ? Tensor() : take_recv(ActionKind::RecvGrad, key, mb, c);
+  const auto start = Clock::now();
+  if (full_recompute_) {
+    // Recompute the chunk's activations from its saved input, saving them this time.
+    auto it = inputs_.find(key);
+    TESSERA_CHECK(it != inputs_.end(), "no saved input to recompute microbatch {} chunk {}", mb, c);
+    chunks_[c]->forward(it->second, ctx);
+    inputs_.erase(it);
+  }
+  const Tensor dx = chunks_[c]->backward(dy, ctx);
+  if (trace_) trace_->add(full_recompute_ ? "backward+recompute" : "backward", "compute", start, Clock::now(), mb, c);
+  if (!is_first(c)) input_grads_[key] = dx;
+  --in_flight_;
+}
+
+void StageExecutor::finish_sends() {
+  for (PendingSend& s : sends_) s.request->wait();
+  sends_.clear();
+}
+
+double StageExecutor::run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B, int64_t T) {
+  loss_sum_ = 0;
+  in_flight_ = peak_in_flight_ = 0;
+  for (size_t i = 0; i < actions.size(); ++i) {
+    for (size_t j = i; j < actions.size() && j <= i + kRecvLookahead; ++j) {
+      const Action& ahead = actions[j];
+      if (ahead.kind == ActionKind::RecvAct || ahead.kind == ActionKind::RecvGrad) post_recv(ahead, B, T);
+    }
+    const Action& a = actions[i];
+    const Key key{a.microbatch, a.chunk};
+    const int g = layout_.global_stage(a.chunk);
+    switch (a.kind) {
+      case ActionKind::RecvAct:
+      case ActionKind::RecvGrad:
+        break;  // posted above; the compute that needs it waits for it
+      case ActionKind::Forward:
+        forward(key, make_ctx, true);
+        break;
+      case ActionKind::Backward:
+        backward(key, make_ctx);
+        break;
+      case ActionKind::SendAct: {
+        auto it = outputs_.find(key);
+        TESSERA_CHECK(it != outputs_.end(), "no activation to send for microbatch {} chunk {}", a.microbatch, a.chunk);
+        send(it->second, g + 1, tag(a.microbatch, g, false), "send_act", a.microbatch, a.chunk);
+        outputs_.erase(it);
+        break;
+      }
+      case ActionKind::SendGrad: {
+        auto it = input_grads_.find(key);
+        TESSERA_CHECK(it != input_grads_.end(), "no gradient to send for microbatch {} chunk {}", a.microbatch,
+                      a.chunk);
+        send(it->second, g - 1, tag(a.microbatch, g - 1, true), "send_grad", a.microbatch, a.chunk);
+        input_grads_.erase(it);
+        break;
+      }
+    }
+  }
+  finish_sends();
+  TESSERA_CHECK(recvs_.empty() && outputs_.empty() && input_grads_.empty() && in_flight_ == 0,
+                "pipeline step ended with work left: {} receives, {} activations, {} gradients, {} in flight",
+                recvs_.size(), outputs_.size(), input_grads_.size(), in_flight_);
+  return loss_sum_;
+}
+
+double StageExecutor::forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T) {
+  loss_sum_ = 0;
+  // Global stages run in increasing order and each rank visits its stages in that order, so
+  // the chain of blocking receives cannot cycle.
+  for (int mb = 0; mb < microbatches; ++mb) {
+    for (int c = 0; c < layout_.virtual_stages; ++c) {
+      const Key key{mb, c};
+      if (!is_first(c)) post_recv(Action{ActionKind::RecvAct, mb, c}, B, T);
+      forward(key, make_ctx, false);
+      if (!is_last(c)) {
+        const int g = layout_.global_stage(c);
+        send(outputs_[key], g + 1, tag(mb, g, false), "send_act", mb, c);
+        outputs_.erase(key);
+      }
+    }
+  }
+  finish_sends();
+  return loss_sum_;
+}
+
+}  // namespace tessera

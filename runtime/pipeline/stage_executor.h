@@ -1,0 +1,77 @@
+// StageExecutor: runs one pipeline rank's action list (partitioner/schedule.h) for a step:
+// forward and backward of its model chunks per microbatch, with activations sent to the next
+// stage and gradients to the previous one by non-blocking point-to-point calls on the pp
+// group. Receives are posted ahead of the compute that needs them (a lookahead over the
+// action list), so transfers overlap compute.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "partitioner/schedule.h"
+#include "runtime/comm/communicator.h"
+#include "runtime/model/model.h"
+#include "runtime/train/trace.h"
+
+namespace tessera {
+
+struct PipelineLayout {
+  Communicator* pp = nullptr;  // may be null when stages == 1
+  int stage = 0;               // this rank's index in the pp group
+  int stages = 1;
+  int virtual_stages = 1;
+  int global_stage(int chunk) const { return chunk * stages + stage; }
+  int global_stages() const { return stages * virtual_stages; }
+};
+
+class StageExecutor {
+ public:
+  // chunks[c] is model chunk c of this rank (global stage c * stages + stage). With
+  // full_recompute, forward keeps only each chunk's input and backward runs forward again.
+  StageExecutor(std::vector<Model*> chunks, PipelineLayout layout, bool full_recompute, TraceRecorder* trace);
+
+  using ContextFn = std::function<MicrobatchContext(int microbatch)>;
+  // Runs the actions of one training step; returns the sum of the microbatch losses on the
+  // rank holding the last global stage (0 on the others).
+  double run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B, int64_t T);
+  // Forward only (evaluation), microbatch by microbatch through all stages; same return.
+  double forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T);
+
+  // The most microbatch-chunks whose activations this rank held at once in the last run.
+  int peak_in_flight() const { return peak_in_flight_; }
+
+ private:
+  using Key = std::pair<int, int>;  // (microbatch, chunk)
+  struct PendingRecv {
+    Tensor buffer;
+    std::unique_ptr<CommRequest> request;
+  };
+  struct PendingSend {
+    Tensor buffer;
+    std::unique_ptr<CommRequest> request;
+  };
+  bool is_last(int chunk) const { return layout_.global_stage(chunk) == layout_.global_stages() - 1; }
+  bool is_first(int chunk) const { return layout_.global_stage(chunk) == 0; }
+  int peer_rank(int global_stage) const { return global_stage % layout_.stages; }
+  int tag(int microbatch, int boundary, bool gradient) const;
+  void post_recv(const Action& a, int64_t B, int64_t T);
+  Tensor take_recv(ActionKind kind, const Key& key, int microbatch, int chunk);
+  void send(const Tensor& t, int to_global_stage, int tag_value, const char* name, int microbatch, int chunk);
+  void forward(const Key& key, const ContextFn& make_ctx, bool training);
+  void backward(const Key& key, const ContextFn& make_ctx);
+  void finish_sends();
+
+  std::vector<Model*> chunks_;
+  PipelineLayout layout_;
+  bool full_recompute_;
+  TraceRecorder* trace_;
+  std::map<std::pair<int, Key>, PendingRecv> recvs_;  // (kind as int, key)
+  std::map<Key, Tensor> outputs_, input_grads_, inputs_;
+  std::vector<PendingSend> sends_;
+  double loss_sum_ = 0;
+  int in_flight_ = 0, peak_in_flight_ = 0;
+};
+
+}  // namespace tessera
