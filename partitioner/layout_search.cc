@@ -170,6 +170,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
     };
     const BalanceResult br = balance_stages(pb);
     if (!br.feasible) {
+      ev.needs_bytes = br.min_max_memory;
       ev.rejection = std::isinf(br.min_max_memory)
                          ? br.reason
                          : fmt::format("needs {} > {} cap", format_bytes(br.min_max_memory), format_bytes(cap));
@@ -209,6 +210,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
     plan.memory.push_back(stage_memory(layers, chunks[s], s, mo));
   }
   if (static_cast<double>(plan.peak_memory()) > cap) {
+    ev.needs_bytes = static_cast<double>(plan.peak_memory());
     ev.rejection = fmt::format("needs {} > {} cap", format_bytes(static_cast<double>(plan.peak_memory())),
                                format_bytes(cap));
     return ev;
@@ -372,7 +374,7 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
                   if (ev.plan) {
                     r.plans.push_back(std::move(*ev.plan));
                   } else {
-                    reject(lay.label(), ev.rejection);
+                    r.rejected.push_back({lay.label(), ev.rejection, ev.needs_bytes});
                   }
                 }
               }

@@ -44,6 +44,7 @@ struct SearchOptions {
 struct Rejection {
   std::string layout;  // the part of the layout that decides ("tp8", "dp2 tp1 pp4 mb3 ...")
   std::string reason;  // one line
+  double needs_bytes = 0;  // memory rejections: the smallest peak per rank any split reaches
 };
 
 struct SearchResult {
@@ -67,6 +68,7 @@ std::optional<std::string> layout_error(const ModelConfig& model, const Layout& 
 struct Evaluation {
   std::optional<PartitionPlan> plan;
   std::string rejection;
+  double needs_bytes = 0;  // when rejected for memory
 };
 Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostModel& cost, const Layout& layout,
                            const SearchOptions& options, const std::vector<int>& partition = {});

@@ -65,3 +65,9 @@ tessera_add_invariance_test(mlp.pp2.interleaved 2 mlp_tiny ${pp2} --set parallel
 tessera_add_invariance_test(mlp.pp4.recompute_full 4 mlp_tiny --set parallel.pipeline_model_parallel_size=4
                             --set parallel.recompute=full)
 tessera_add_invariance_test(mlp.dp2.tp2.pp2 8 mlp_tiny ${pp2} --set parallel.tensor_model_parallel_size=2)
+
+add_test(NAME trace.pipeline
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_trace.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(trace.pipeline PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)

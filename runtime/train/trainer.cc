@@ -268,6 +268,21 @@ void Trainer::fit() {
     spdlog::info("{}", format_step_line(m));
     if (metrics) metrics->write(m);
   }
+  if (groups_.world && groups_.world->size() > 1) {
+    // Peak tensor memory and pipeline depth of every rank, for memory tables per stage.
+    Tensor mine = Tensor::full({2}, 0.f);
+    mine.f32()[0] = static_cast<float>(host_memory_stats().peak_bytes / 1048576.0);
+    mine.f32()[1] = static_cast<float>(peak_in_flight());
+    Tensor all = Tensor::empty({2 * groups_.world->size()});
+    groups_.world->all_gather(mine, all);
+    if (logging) {
+      std::vector<std::string> parts;
+      for (int r = 0; r < groups_.world->size(); ++r) {
+        parts.push_back(fmt::format("{:.1f} MiB/{:.0f}", all.f32()[2 * r], all.f32()[2 * r + 1]));
+      }
+      spdlog::info("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", "));
+    }
+  }
   if (trace_ && groups_.world) {
     trace_->write(config_.log.trace, *groups_.world);
     if (logging) spdlog::info("trace of steps {}-{} written to {}", kTraceFirstStep + 1,
