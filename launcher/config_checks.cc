@@ -33,6 +33,8 @@ void check_layout(const Config& c, const Provenance& at) {
   const int64_t tp = p.tensor_model_parallel_size;
   if (p.schedule == "interleaved") {
     require(p.virtual_stages > 1, c, at, "parallel.schedule", "needs parallel.virtual_stages > 1");
+    require(p.pipeline_model_parallel_size > 1, c, at, "parallel.schedule",
+            "needs parallel.pipeline_model_parallel_size > 1 (use 1f1b)");
   } else {
     require(p.virtual_stages == 1, c, at, "parallel.virtual_stages",
             "must be 1 unless parallel.schedule is interleaved");

@@ -400,8 +400,9 @@ int run_plan(const PlanOptions& o) {
   if (o.sequence_parallel == "off") so.sequence_parallel = {false};
   so.max_virtual_stages = o.max_virtual_stages;
   so.bucket_bytes = config.parallel.bucket_mb * (1 << 20);
+  so.precision = config.train.precision;
 
-  const CostModel cost(cluster);
+  const CostModel cost(cluster, so.precision != "fp32");
   const SearchResult result = search_layouts(config.model, vocab, cost, so);
   const double cap = effective_memory_cap(cluster, o.world, so.memory_cap);
   const ModelConfig& m = config.model;

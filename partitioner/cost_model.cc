@@ -124,6 +124,7 @@ ClusterModel cluster_from_json(const nlohmann::json& j, const std::string& sourc
     Fields d(f.child("device"), source, "device");
     c.device.name = d.text("name", c.name);
     c.device.peak_flops = d.number("peak_tflops") * 1e12;
+    c.device.peak_flops_half = d.number("peak_tflops_bf16", 0.0, false) * 1e12;
     c.device.memory_bytes = d.number("memory_gib", 0.0, false) * kGiB;
     c.device.memory_bandwidth = d.number("memory_bandwidth_gb_s") * kGB;
     c.device.elementwise_passes = d.number("elementwise_passes", 3.0);
@@ -162,6 +163,7 @@ nlohmann::json cluster_to_json(const ClusterModel& c) {
           {"device",
            {{"name", c.device.name},
             {"peak_tflops", c.device.peak_flops / 1e12},
+            {"peak_tflops_bf16", c.device.peak_flops_half / 1e12},
             {"memory_gib", c.device.memory_bytes / kGiB},
             {"memory_bandwidth_gb_s", c.device.memory_bandwidth / kGB},
             {"elementwise_passes", c.device.elementwise_passes},
@@ -198,7 +200,8 @@ RankPlacement place_ranks(const ClusterModel& c, int world, int tp, int dp, int 
 
 double CostModel::rank_peak_flops(int units) const {
   const DeviceModel& d = cluster_.device;
-  return d.peak_flops * units * (units > 1 ? d.multi_unit_efficiency : 1.0);
+  const double peak = half_ && d.peak_flops_half > 0 ? d.peak_flops_half : d.peak_flops;
+  return peak * units * (units > 1 ? d.multi_unit_efficiency : 1.0);
 }
 
 double CostModel::gemm_seconds(const Gemm& g, int units) const {
@@ -260,18 +263,22 @@ DeviceModel fit_gemm_curve(std::vector<GemmSample> samples, DeviceModel base) {
 
 LinkModel fit_alpha_beta(const std::vector<MessageSample>& samples) {
   TESSERA_CHECK(samples.size() >= 2, "need at least 2 message sizes to fit alpha and beta, got {}", samples.size());
-  double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  const double n = static_cast<double>(samples.size());
+  // Weighted least squares on the relative error (weights 1 / t^2): message sizes span six
+  // orders of magnitude, and a plain fit would only see the largest ones.
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
   for (const auto& s : samples) {
-    sx += s.bytes;
-    sy += s.seconds;
-    sxx += s.bytes * s.bytes;
-    sxy += s.bytes * s.seconds;
+    TESSERA_CHECK(s.seconds > 0, "message time {} must be positive", s.seconds);
+    const double w = 1.0 / (s.seconds * s.seconds);
+    sw += w;
+    sx += w * s.bytes;
+    sy += w * s.seconds;
+    sxx += w * s.bytes * s.bytes;
+    sxy += w * s.bytes * s.seconds;
   }
-  const double den = n * sxx - sx * sx;
+  const double den = sw * sxx - sx * sx;
   TESSERA_CHECK(den > 0, "message samples need at least two different sizes");
-  double slope = (n * sxy - sx * sy) / den;
-  double alpha = (sy - slope * sx) / n;
+  double slope = (sw * sxy - sx * sy) / den;
+  double alpha = (sy - slope * sx) / sw;
   if (alpha < 0) {  // refit through the origin
     alpha = 0;
     slope = sxy / sxx;

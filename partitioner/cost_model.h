@@ -25,7 +25,8 @@ struct EfficiencyPoint {
 // units * multi_unit_efficiency of one unit's rates.
 struct DeviceModel {
   std::string name;
-  double peak_flops = 0;        // FLOP/s of one unit at the precision the runtime trains in
+  double peak_flops = 0;        // fp32 FLOP/s of one unit (what the CPU runtime trains in)
+  double peak_flops_half = 0;   // bf16/fp16 dense FLOP/s (tensor cores); 0: same as peak_flops
   std::vector<EfficiencyPoint> gemm_efficiency;  // sorted by size; interpolated in log(size)
   double memory_bandwidth = 0;  // bytes/s one unit streams (HBM, or DRAM for a core)
   double memory_bytes = 0;      // memory of one unit (GPU) or of the node (CPU, shared by ranks)
@@ -66,7 +67,7 @@ struct ClusterModel {
 };
 
 // {"name", "devices_per_node", "nodes", "oversubscribe", "node_memory_gib",
-//  "device": {"name", "peak_tflops", "memory_gib", "memory_bandwidth_gb_s",
+//  "device": {"name", "peak_tflops", "peak_tflops_bf16", "memory_gib", "memory_bandwidth_gb_s",
 //             "elementwise_passes", "multi_unit_efficiency", "gemm_efficiency": [[size, eff], ...]},
 //  "intra_node": {"latency_us", "bandwidth_gb_s"}, "inter_node": {...}}. GB = 1e9 bytes.
 // Unknown keys and missing required ones throw InputError naming source and key.
@@ -91,8 +92,11 @@ RankPlacement place_ranks(const ClusterModel& cluster, int world, int tp, int dp
 // Compute and communication times on one cluster.
 class CostModel {
  public:
-  explicit CostModel(ClusterModel cluster) : cluster_(std::move(cluster)) {}
+  // half_precision: compute at the device's bf16/fp16 peak (train.precision bf16 or fp16).
+  explicit CostModel(ClusterModel cluster, bool half_precision = false)
+      : cluster_(std::move(cluster)), half_(half_precision) {}
   const ClusterModel& cluster() const { return cluster_; }
+  bool half_precision() const { return half_; }
 
   // Peak FLOP/s of a rank with `units` compute units (the MFU denominator).
   double rank_peak_flops(int units) const;
@@ -109,6 +113,7 @@ class CostModel {
 
  private:
   ClusterModel cluster_;
+  bool half_ = false;
 };
 
 // Fitting calibration measurements (the launcher measures; the fits live here).
@@ -123,7 +128,7 @@ struct MessageSample {
   double bytes = 0;
   double seconds = 0;
 };
-// Least-squares line seconds = alpha + bytes / bandwidth (alpha clamped at >= 0).
+// Line seconds = alpha + bytes / bandwidth, least squares on the relative error (alpha >= 0).
 LinkModel fit_alpha_beta(const std::vector<MessageSample>& samples);
 
 // Fits DeviceModel::elementwise_passes from measured layer times (forward + backward): the

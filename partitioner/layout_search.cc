@@ -126,8 +126,9 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
   const int p = lay.pp, v = lay.virtual_stages, G = p * v;
   const int m = o.global_batch_size / (lay.micro_batch_size * lay.dp);
   const LayerGraph graph = build_layer_graph(model, vocab, lay.micro_batch_size);
+  const bool half = o.precision != "fp32";
   const std::vector<ShardedLayer> layers =
-      shard_graph(graph, model, lay.micro_batch_size, {lay.tp, lay.sequence_parallel});
+      shard_graph(graph, model, lay.micro_batch_size, {lay.tp, lay.sequence_parallel, half ? 2 : 4});
   const int L = static_cast<int>(layers.size());
   const RankPlacement place = place_ranks(cl, o.world, lay.tp, lay.dp, lay.pp);
   const int units = place.units_per_rank;
@@ -150,7 +151,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
     compute[i] = cf + cb;
   }
 
-  MemoryOptions mo{lay.tp, lay.dp, p, v, m, lay.schedule, lay.recompute, lay.zero_stage, o.bucket_bytes};
+  MemoryOptions mo{lay.tp, lay.dp, p, v, m, lay.schedule, lay.recompute, lay.zero_stage, o.bucket_bytes, half};
   const double cap = effective_memory_cap(cl, o.world, o.memory_cap);
   std::vector<int> counts = fixed_partition;
   Evaluation ev;
@@ -201,6 +202,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
   plan.recompute = recompute_name(lay.recompute);
   plan.sequence_parallel = lay.sequence_parallel;
   plan.zero_stage = lay.zero_stage;
+  plan.precision = o.precision;
   plan.partition = counts;
 
   // Memory per pipeline rank, exactly (all its chunks, the schedule's in-flight peak).
@@ -255,7 +257,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
       work += m * stage_compute[c * p + s];
       tp_time += m * stage_tp[c * p + s];
     }
-    const double bytes = 4.0 * static_cast<double>(params);
+    const double bytes = 4.0 * static_cast<double>(params);  // fp32 gradients
     double dp_comm = 0, exposed = 0;
     if (lay.dp > 1 && zero) {
       // ZeRO-1: reduce-scatter after the backward, all-gather after the step: nothing overlaps.

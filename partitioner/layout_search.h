@@ -39,6 +39,9 @@ struct SearchOptions {
   std::vector<int> zero_stages = {0, 1};     // 1 only where dp > 1
   std::vector<bool> sequence_parallel = {false, true};  // true only for gpt with tp > 1
   double bucket_bytes = 4.0 * (1 << 20);
+  // train.precision: fp32, or bf16/fp16 (2-byte activations and messages, bf16 weights with
+  // fp32 master weights and gradients). Pair it with CostModel's half_precision.
+  std::string precision = "fp32";
 };
 
 struct Rejection {

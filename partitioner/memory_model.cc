@@ -124,12 +124,14 @@ MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std:
   }
   const bool zero = o.zero_stage >= 1 && o.dp > 1;
   const int64_t slice = (params + o.dp - 1) / o.dp;
-  // fp32 weights of this rank's tp shard of its stage's layers.
-  m.params = kF32 * params;
-  // fp32 gradients of the same; ZeRO-1 reduce-scatters them into a separate 1/dp slice.
+  // Weights of this rank's tp shard of its stage's layers: fp32, or bf16 with mixed precision.
+  m.params = (o.mixed_precision ? 2 : kF32) * params;
+  // fp32 gradients of the same (Megatron's main_grad with mixed precision); ZeRO-1
+  // reduce-scatters them into a separate 1/dp slice.
   m.grads = kF32 * (params + (zero ? slice : 0));
-  // AdamW's two fp32 moments, for the rank's 1/dp slice only with ZeRO-1.
-  m.optimizer = 2 * kF32 * (zero ? slice : params);
+  // AdamW's two fp32 moments (+ the fp32 master weights with mixed precision), for the rank's
+  // 1/dp slice only with ZeRO-1.
+  m.optimizer = (o.mixed_precision ? 3 : 2) * kF32 * (zero ? slice : params);
   m.activations = peak_saved_bytes(saved, stage, o, &m.in_flight);
   m.workspace = workspace;
   // Buffers of communication in flight: one gradient bucket being all-reduced (dp, no ZeRO),

@@ -1,7 +1,8 @@
 // The memory model: bytes one rank holds at its peak during a training step, by kind --
 // parameters, gradients, optimizer state, saved activations (as many microbatches as the
 // pipeline schedule keeps in flight, less with recompute), the backward workspace and
-// communication buffers. fp32 throughout, as the runtime trains.
+// communication buffers. fp32 as the runtime trains on CPUs; with mixed precision (bf16/fp16)
+// weights are 2 bytes with an fp32 master copy in the optimizer, gradients stay fp32.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@ struct MemoryOptions {
   Recompute recompute = Recompute::None;
   int zero_stage = 0;
   double bucket_bytes = 4.0 * (1 << 20);  // parallel.bucket_mb
+  bool mixed_precision = false;  // train.precision bf16/fp16 (activations: TpOptions::element_bytes)
 };
 
 struct MemoryBreakdown {

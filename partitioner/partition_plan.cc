@@ -40,6 +40,7 @@ nlohmann::json to_json(const PartitionPlan& p) {
           {"recompute", p.recompute},
           {"sequence_parallel", p.sequence_parallel},
           {"zero_stage", p.zero_stage},
+          {"precision", p.precision},
           {"partition", p.partition},
           {"predicted",
            {{"step_time_s", p.step_time_s},
@@ -78,6 +79,7 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     p.recompute = j.at("recompute").get<std::string>();
     p.sequence_parallel = j.at("sequence_parallel").get<bool>();
     p.zero_stage = j.at("zero_stage").get<int>();
+    p.precision = j.at("precision").get<std::string>();
     p.partition = j.at("partition").get<std::vector<int>>();
     const auto& pr = j.at("predicted");
     p.step_time_s = pr.at("step_time_s").get<double>();

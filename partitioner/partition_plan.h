@@ -33,6 +33,7 @@ struct PartitionPlan {
   std::string recompute = "none";
   bool sequence_parallel = false;
   int zero_stage = 0;
+  std::string precision = "fp32";
   std::vector<int> partition;  // layers per global stage (embedding and head count as layers)
 
   double step_time_s = 0;

@@ -6,7 +6,6 @@
 namespace tessera {
 namespace {
 
-constexpr int64_t kF32 = 4;
 
 // A tp region's entry and exit (tensor_parallel.h): all-reduce without sequence parallelism;
 // with it, all-gather on entry and reduce-scatter on exit (same bytes as one ring all-reduce).
@@ -15,21 +14,23 @@ TpCollective enter_fwd(int64_t bytes, bool sp) {
 }
 
 ShardedLayer gpt_embedding(const ModelConfig& m, int64_t vocab, int64_t B, const TpOptions& o) {
+  const int64_t E = o.element_bytes;  // bytes per activation value
   const int64_t C = m.hidden_size, T = m.seq_length, N = B * T, tp = o.tp;
   const bool sp = o.sequence_parallel && tp > 1;
   ShardedLayer s;
   s.params = tp_padded_vocab(vocab, o.tp) / tp * C + T * C;  // wte split by vocab, wpe replicated
   s.input_bytes = 4 * N;  // int32 tokens
-  s.output_bytes = kF32 * N * C / (sp ? tp : 1);
+  s.output_bytes = E * N * C / (sp ? tp : 1);
   // Each rank looked up its vocabulary shard: the exit of the region sums the rows.
   if (tp > 1) {
-    s.forward_comm.push_back({sp ? CollectiveKind::ReduceScatter : CollectiveKind::AllReduce, kF32 * N * C});
-    if (sp) s.backward_comm.push_back({CollectiveKind::AllGather, kF32 * N * C});
+    s.forward_comm.push_back({sp ? CollectiveKind::ReduceScatter : CollectiveKind::AllReduce, E * N * C});
+    if (sp) s.backward_comm.push_back({CollectiveKind::AllGather, E * N * C});
   }
   return s;
 }
 
 ShardedLayer gpt_block(const ModelConfig& m, int64_t B, const TpOptions& o) {
+  const int64_t E = o.element_bytes;  // bytes per activation value
   const int64_t C = m.hidden_size, F = m.ffn_hidden_size, T = m.seq_length, H = m.num_attention_heads;
   const int64_t tp = o.tp, N = B * T, D = C / H;
   const bool sp = o.sequence_parallel && tp > 1;
@@ -46,13 +47,13 @@ ShardedLayer gpt_block(const ModelConfig& m, int64_t B, const TpOptions& o) {
              {N, C, F / tp}};             // mlp c_proj (row parallel)
   // Saved (transformer_block.h Saved): x, ln1, x2, ln2 and 4 LN statistics rows per token in
   // the sequence-sharded region; qkv, attention output, probs, fc and gelu output split by tp.
-  const int64_t replicated = kF32 * (4 * Ns * C + 4 * Ns);
-  s.attention_bytes = kF32 * B * (H / tp) * T * T;
-  s.activation_bytes = replicated + kF32 * (3 * N * C / tp + N * C / tp + 2 * N * F / tp) + s.attention_bytes;
+  const int64_t replicated = E * (4 * Ns * C + 4 * Ns);
+  s.attention_bytes = E * B * (H / tp) * T * T;
+  s.activation_bytes = replicated + E * (3 * N * C / tp + N * C / tp + 2 * N * F / tp) + s.attention_bytes;
   s.attention_flops = 4.0 * N * T * C / tp;
-  s.input_bytes = s.output_bytes = kF32 * Ns * C;
+  s.input_bytes = s.output_bytes = E * Ns * C;
   if (tp > 1) {
-    const int64_t bytes = kF32 * N * C;
+    const int64_t bytes = E * N * C;
     // Forward: enter (identity or all-gather) and exit (all-reduce or reduce-scatter), twice.
     for (int i = 0; i < 2; ++i) {
       if (sp) s.forward_comm.push_back(enter_fwd(bytes, sp));
@@ -75,6 +76,7 @@ ShardedLayer gpt_block(const ModelConfig& m, int64_t B, const TpOptions& o) {
 
 // The head: optional final LayerNorm (gpt), vocab-parallel logits and cross-entropy.
 ShardedLayer head(int64_t width, int64_t out, bool bias, bool norm, int64_t N, const TpOptions& o) {
+  const int64_t E = o.element_bytes;  // bytes per activation value
   const int64_t tp = o.tp, Vl = tp_padded_vocab(out, o.tp) / tp;
   const bool sp = o.sequence_parallel && tp > 1 && norm;
   const int64_t Ns = sp ? N / tp : N;
@@ -83,20 +85,21 @@ ShardedLayer head(int64_t width, int64_t out, bool bias, bool norm, int64_t N, c
   s.gemms = {{N, Vl, width}};
   // Saved: input x, normed x, their 2 statistics (norm only), the gathered input with
   // sequence parallelism, the logit shard, row max and the [2, N] sums.
-  s.activation_bytes = kF32 * (Ns * width + (norm ? Ns * width + 2 * Ns : 0) + (sp ? N * width : 0) +
+  s.activation_bytes = E * (Ns * width + (norm ? Ns * width + 2 * Ns : 0) + (sp ? N * width : 0) +
                                N * Vl + 3 * N);
-  s.input_bytes = kF32 * Ns * width;
-  s.output_bytes = kF32;
+  s.input_bytes = E * Ns * width;
+  s.output_bytes = E;
   if (tp > 1) {
-    if (sp) s.forward_comm.push_back({CollectiveKind::AllGather, kF32 * N * width});
-    s.forward_comm.push_back({CollectiveKind::AllReduce, kF32 * N});      // row max
-    s.forward_comm.push_back({CollectiveKind::AllReduce, kF32 * 2 * N});  // exp sums, target logits
-    s.backward_comm.push_back({sp ? CollectiveKind::ReduceScatter : CollectiveKind::AllReduce, kF32 * N * width});
+    if (sp) s.forward_comm.push_back({CollectiveKind::AllGather, E * N * width});
+    s.forward_comm.push_back({CollectiveKind::AllReduce, E * N});      // row max
+    s.forward_comm.push_back({CollectiveKind::AllReduce, E * 2 * N});  // exp sums, target logits
+    s.backward_comm.push_back({sp ? CollectiveKind::ReduceScatter : CollectiveKind::AllReduce, E * N * width});
   }
   return s;
 }
 
 ShardedLayer mlp_linear(const LayerSpec& l, int64_t N, const TpOptions& o) {
+  const int64_t E = o.element_bytes;  // bytes per activation value
   const int64_t tp = o.tp, in = l.in_features, out = l.out_features;
   ShardedLayer s;
   using R = LayerSpec::TpRule;
@@ -106,25 +109,25 @@ ShardedLayer mlp_linear(const LayerSpec& l, int64_t N, const TpOptions& o) {
     case R::Column:
       s.params = (in * out + out) / tp;
       s.gemms = {{N, out / tp, in}};
-      s.activation_bytes = kF32 * (N * in + N * out / tp);
-      s.input_bytes = kF32 * N * in;
-      s.output_bytes = kF32 * N * out / tp;
-      if (tp > 1) s.backward_comm.push_back({CollectiveKind::AllReduce, kF32 * N * in});
+      s.activation_bytes = E * (N * in + N * out / tp);
+      s.input_bytes = E * N * in;
+      s.output_bytes = E * N * out / tp;
+      if (tp > 1) s.backward_comm.push_back({CollectiveKind::AllReduce, E * N * in});
       break;
     case R::Row:
       s.params = in * out / tp + out;
       s.gemms = {{N, out, in / tp}};
-      s.activation_bytes = kF32 * (N * in / tp + N * out);
-      s.input_bytes = kF32 * N * in / tp;
-      s.output_bytes = kF32 * N * out;
-      if (tp > 1) s.forward_comm.push_back({CollectiveKind::AllReduce, kF32 * N * out});
+      s.activation_bytes = E * (N * in / tp + N * out);
+      s.input_bytes = E * N * in / tp;
+      s.output_bytes = E * N * out;
+      if (tp > 1) s.forward_comm.push_back({CollectiveKind::AllReduce, E * N * out});
       break;
     case R::Replicated:
       s.params = in * out + out;
       s.gemms = {{N, out, in}};
-      s.activation_bytes = kF32 * (N * in + N * out);
-      s.input_bytes = kF32 * N * in;
-      s.output_bytes = kF32 * N * out;
+      s.activation_bytes = E * (N * in + N * out);
+      s.input_bytes = E * N * in;
+      s.output_bytes = E * N * out;
       break;
   }
   return s;
@@ -148,8 +151,8 @@ ShardedLayer shard_layer(const LayerSpec& l, const ModelConfig& m, int64_t vocab
         const int64_t in = m.input_size > 0 ? m.input_size : m.hidden_size;
         s.params = tp_padded_vocab(vocab, o.tp) / o.tp * in;
         s.input_bytes = 4 * N;  // int32 tokens
-        s.output_bytes = kF32 * N * in;
-        if (o.tp > 1) s.forward_comm.push_back({CollectiveKind::AllReduce, kF32 * N * in});
+        s.output_bytes = int64_t{o.element_bytes} * N * in;
+        if (o.tp > 1) s.forward_comm.push_back({CollectiveKind::AllReduce, int64_t{o.element_bytes} * N * in});
       }
       break;
     case LayerKind::TransformerBlock: s = gpt_block(m, B, o); break;

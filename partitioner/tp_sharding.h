@@ -30,9 +30,10 @@ struct Gemm {
 struct TpOptions {
   int tp = 1;
   bool sequence_parallel = false;  // gpt only: LayerNorm/residual regions sharded by tokens
+  int element_bytes = 4;           // activations and tp messages: 4 (fp32) or 2 (bf16/fp16)
 };
 
-// One layer as one tp rank sees it, per microbatch, fp32.
+// One layer as one tp rank sees it, per microbatch, in TpOptions::element_bytes per value.
 struct ShardedLayer {
   int64_t params = 0;             // parameters this rank holds
   int64_t activation_bytes = 0;   // saved by forward for backward

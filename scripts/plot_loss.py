@@ -54,7 +54,7 @@ def main():
         if val:
             ax.plot(*zip(*val), color=color, marker="o", linewidth=2, label=f"{label} val")
             step, loss = val[-1]
-            ax.annotate(f"{loss:.3f}", (step, loss), textcoords="offset points", xytext=(4, 6),
+            ax.annotate(f"{loss:.3f}", (step, loss), textcoords="offset points", xytext=(-10, -16),
                         color=color)
     if args.target is not None:
         ax.axhline(args.target, color="gray", linestyle="--", linewidth=1,

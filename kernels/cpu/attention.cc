@@ -58,7 +58,8 @@ void attention_forward(float* out, float* probs, const float* qkv, int64_t B, in
 }
 
 // With S = scale Q K^T, P = softmax(S), O = P V:
-//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = scale dS K,  dK = scale dS^T Q.
+//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dP * P)),
+//   dQ = scale dS K,  dK = scale dS^T Q.
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs,
                         int64_t B, int64_t T, int64_t H, int64_t D) {
   const int64_t ld_qkv = 3 * H * D, ld_out = H * D;

@@ -40,7 +40,7 @@ inline int threads_for(int64_t work) {
 }
 
 // [begin, end) of part `i` of `parts` near-equal pieces of [0, n), boundaries rounded to a
-// multiple of `align` so each piece starts on a full SIMD vector.
+// multiple of `align` so no SIMD vector straddles two pieces.
 struct Range {
   int64_t begin;
   int64_t end;

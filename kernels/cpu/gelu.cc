@@ -2,14 +2,13 @@
 #include "kernels/gelu.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "kernels/cpu/common.h"
 
 namespace tessera::kernels::cpu {
 namespace {
 
-const float kSqrt2OverPi = static_cast<float>(std::sqrt(2.0 / M_PI));
+constexpr float kSqrt2OverPi = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kCubic = 0.044715f;
 // tanh and its polynomial cost about 20 flops per element.
 constexpr int64_t kCostPerElement = 20;
@@ -24,7 +23,8 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
   });
 }
 
-// d/dx [x/2 (1 + tanh u)] with u = k (x + c x^3):  (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2).
+// d/dx [x/2 (1 + tanh u)] with u = k (x + c x^3) is
+//   (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2).
 // Processed in cache-sized blocks so tanh u lives in a stack buffer rather than a heap temporary.
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
   constexpr int64_t kBlock = 1024;

@@ -4,10 +4,7 @@
 
 #include <cstdint>
 
-// The runtime's stream handle, declared here as cuda_runtime.h does so that translation units
-// built without the CUDA headers can include this one.
-struct CUstream_st;
-using cudaStream_t = CUstream_st*;
+#include "kernels/cuda/stream.h"
 
 namespace tessera::kernels::cuda {
 

@@ -246,8 +246,9 @@ Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& la
       seen.pieces.push_back(t.pieces.front());
     }
   }
-  // What we write must pass the reader's checks (every shard present, shapes and ranges).
-  return manifest_from_json(manifest_to_json(m), "the manifest being saved");
+  // What we write must pass the reader's checks (every shard present, shapes and ranges),
+  // exactly as it will be read back: through its text.
+  return manifest_from_json(json::parse(manifest_to_json(m).dump()), "the manifest being saved");
 }
 
 SaveResult commit_checkpoint(const std::string& dir, int64_t step, int keep) {

@@ -72,14 +72,20 @@ class Fields {
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMaxRanks = 1 << 20;
 
+// A JSON integer in [0, 2^63) (parsed text gives unsigned numbers, built JSON signed ones).
+bool is_index(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(kMaxInt);
+  return v.is_number_integer() && v.get<int64_t>() >= 0;
+}
+int64_t index_value(const json& v) {
+  return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
+}
+
 Shape parse_shape(const json& value, const std::string& where, const std::string& what) {
-  const auto is_dim = [](const json& d) {
-    return d.is_number_unsigned() && d.get<uint64_t>() <= static_cast<uint64_t>(kMaxInt);
-  };
-  TESSERA_REQUIRE(value.is_array() && std::all_of(value.begin(), value.end(), is_dim),
+  TESSERA_REQUIRE(value.is_array() && std::all_of(value.begin(), value.end(), is_index),
                   "{}: {} must be an array of non-negative integers, not {}", where, what, value.dump());
   Shape shape;
-  for (const json& d : value) shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+  for (const json& d : value) shape.push_back(index_value(d));
   // Every size computed from a shape must fit in an int64 (and a byte count in a uint64).
   uint64_t n = 8;
   for (int64_t d : shape) {
@@ -187,11 +193,9 @@ TensorEntry parse_tensor(const json& value, size_t index, const CheckpointLayout
     p.shape = parse_shape(pf.at("shape"), pw, "shape");
     const json& ranges = pf.array("ranges");
     for (const json& r : ranges) {
-      TESSERA_REQUIRE(r.is_array() && r.size() == 2 && r[0].is_number_unsigned() &&
-                          r[1].is_number_unsigned(),
+      TESSERA_REQUIRE(r.is_array() && r.size() == 2 && is_index(r[0]) && is_index(r[1]),
                       "{}: ranges must be [begin, end] pairs of non-negative integers, not {}", pw, r.dump());
-      p.ranges.emplace_back(static_cast<int64_t>(std::min<uint64_t>(r[0].get<uint64_t>(), kMaxInt)),
-                            static_cast<int64_t>(std::min<uint64_t>(r[1].get<uint64_t>(), kMaxInt)));
+      p.ranges.emplace_back(index_value(r[0]), index_value(r[1]));
     }
     t.pieces.push_back(std::move(p));
   }

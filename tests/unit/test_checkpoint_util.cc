@@ -94,32 +94,32 @@ Tensor expected_global(const std::string& name, const Shape& shape, int salt) {
   return t;
 }
 
+// These two definitions are repeated, token for token, in the test files that use them.
 struct Shard {
   std::unique_ptr<Model> model;
   std::vector<OptimizerMoments> moments;
   int tp_rank = 0, pp_rank = 0;
 };
-
-// Every shard of a model under (tp, pp); shard index = pp_rank * tp + tp_rank.
 struct SimRun {
   ModelConfig config;
   LayerGraph graph;
   int tp = 1, pp = 1;
-  std::vector<Shard> shards;
-
-  CheckpointState state(size_t i, bool with_moments = true) {
-    CheckpointState s;
-    s.params = shards[i].model->parameters();
-    if (with_moments) {
-      for (OptimizerMoments& m : shards[i].moments) s.moments.push_back(&m);
-    }
-    s.padded_rows = vocab_padded_rows(config, graph);
-    return s;
-  }
-  CheckpointLayout layout(size_t i) const {
-    return {1, tp, pp, 0, shards[i].tp_rank, shards[i].pp_rank, 0};
-  }
+  std::vector<Shard> shards;  // index pp_rank * tp + tp_rank
+  CheckpointState state(size_t i, bool with_moments = true);
+  CheckpointLayout layout(size_t i) const;
 };
+
+CheckpointState SimRun::state(size_t i, bool with_moments) {
+  CheckpointState s;
+  s.params = shards[i].model->parameters();
+  if (with_moments) {
+    for (OptimizerMoments& m : shards[i].moments) s.moments.push_back(&m);
+  }
+  s.padded_rows = vocab_padded_rows(config, graph);
+  return s;
+}
+
+CheckpointLayout SimRun::layout(size_t i) const { return {1, tp, pp, 0, shards[i].tp_rank, shards[i].pp_rank, 0}; }
 
 constexpr int64_t kVocab = 65;
 

@@ -110,6 +110,8 @@ TEST_CASE("bad configs fail with one exact line", "[config]") {
       {"recursive alias", "a: &x [*x]\n", {}, "bad.yaml: 'a' nests more than 32 levels deep (a recursive alias?)"},
       {"interleaved without virtual stages", "parallel:\n  schedule: interleaved\n", {},
        "bad.yaml: parallel.schedule = 'interleaved': needs parallel.virtual_stages > 1"},
+      {"interleaved without pipeline stages", "parallel:\n  schedule: interleaved\n  virtual_stages: 2\n", {},
+       "bad.yaml: parallel.schedule = 'interleaved': needs parallel.pipeline_model_parallel_size > 1 (use 1f1b)"},
       {"checkpoints need a directory", "checkpoint:\n  interval: 100\n", {},
        "bad.yaml: checkpoint.interval = 100: must be 0 when checkpoint.dir is null"},
       {"heads not divisible by tp, at load time", "parallel:\n  tensor_model_parallel_size: 3\n", {},

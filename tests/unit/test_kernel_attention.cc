@@ -15,7 +15,8 @@ namespace {
 // nanoGPT's attention: q, k, v split from qkv [B, T, 3 H D], S = q k^T / sqrt(D) masked above
 // the diagonal, softmax, out = P v as [B, T, H D]. Optionally returns P [B, H, T, T].
 std::vector<double> attention_reference(const std::vector<double>& qkv, int64_t B, int64_t T,
-                                        int64_t H, int64_t D, std::vector<double>* probs = nullptr) {
+                                        int64_t H, int64_t D,
+                                        std::vector<double>* probs = nullptr) {
   const int64_t C3 = 3 * H * D;
   std::vector<double> out(B * T * H * D, 0.0);
   if (probs) probs->assign(B * H * T * T, 0.0);

@@ -34,7 +34,7 @@ std::vector<double> linear_reference(const std::vector<double>& inp, const std::
 // Shapes: scalar, odd, K = 0 (C = beta C), and one big enough that C is split across threads.
 // Every leading dimension is padded by 3 so a kernel that assumes packed rows is caught, and
 // C's padding holds a sentinel that must survive.
-TEST_CASE("kernel gemm matches a naive triple loop", "[kernels][gemm]") {
+TEST_CASE("kernel gemm matches a naive triple loop", "[kernels][matmul][gemm]") {
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {
       {1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {4, 3, 0}, {64, 70, 130}};
   const float alpha = 0.7f, sentinel = 42.0f;
@@ -89,7 +89,8 @@ TEST_CASE("kernel gemm matches a naive triple loop", "[kernels][gemm]") {
 }
 
 // Shapes: scalar, odd, and one that takes the threaded path (70 x 33 x 65, odd everywhere).
-TEST_CASE("kernel linear forward and backward match a double reference", "[kernels][linear]") {
+TEST_CASE("kernel linear forward and backward match a double reference",
+          "[kernels][matmul][linear]") {
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {
       {1, 1, 1}, {3, 5, 7}, {13, 17, 11}, {70, 33, 65}};
   for (auto [rows, in, out] : shapes) {
@@ -101,7 +102,8 @@ TEST_CASE("kernel linear forward and backward match a double reference", "[kerne
     linear_forward(y_nobias.data(), x.data(), w.data(), nullptr, rows, in, out);
 
     // dinp is written over garbage; dweight and dbias accumulate onto a prior value.
-    const std::vector<float> prior_w = random_floats(out * in, 27), prior_b = random_floats(out, 28);
+    const std::vector<float> prior_w = random_floats(out * in, 27),
+                             prior_b = random_floats(out, 28);
     std::vector<float> dx(rows * in, NAN), dw = prior_w, db = prior_b;
     linear_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), rows, in, out);
     std::vector<float> dw_only = prior_w;

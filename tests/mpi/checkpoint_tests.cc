@@ -1,0 +1,211 @@
+// tessera_mpi_checkpoint_tests <layouts|export> DIR: checkpoints saved by a real MPI job.
+//   layouts: for every (tp, pp, dp) layout of the world, save_checkpoint (three times, keep 2),
+//            then load on every rank under the same layout, under tp = 1 (the whole model on
+//            each rank) and under every other layout, comparing bit for bit with the values
+//            saved (a pure function of parameter name and global index).
+//   export:  save under tp = world, then rank 0 writes DIR/model.safetensors with
+//            export_consolidated and DIR/expected.safetensors with the global tensors
+//            computed directly, for the Python interop check (tests/checkpoint.cmake).
+#include <cstring>
+#include <filesystem>
+#include <functional>
+
+#include "partitioner/layer_graph.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/checkpoint_tools.h"
+#include "runtime/comm/mpi_communicator.h"
+#include "runtime/comm/parallel_grid.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/model/embedding_layer.h"
+#include "runtime/model/model.h"
+#include "tests/mpi/mpi_test_util.h"
+
+namespace tessera::mpitest {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr int64_t kVocab = 65;
+
+ModelConfig tiny_gpt() {
+  ModelConfig m;
+  m.arch = "gpt";
+  m.num_layers = 2;
+  m.hidden_size = 32;
+  m.num_attention_heads = 4;
+  m.ffn_hidden_size = 64;
+  m.seq_length = 16;
+  return m;
+}
+
+// The value of element i of a parameter's global tensor (row-major, so a vocabulary
+// table's real rows hold the same values whatever its padding).
+Tensor expected_global(const std::string& name, const Shape& shape, int salt) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a: the same on every rank and build
+  for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  Tensor t = Tensor::empty(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = f32_value(h, salt, i);
+  return t;
+}
+
+struct Layout {
+  int tp, pp, dp;
+  std::string name() const { return fmt::format("tp{}_pp{}_dp{}", tp, pp, dp); }
+};
+
+// One rank's model stage and moments under a layout (no grid: tp = pp = 1 when grid is null).
+struct RankModel {
+  LayerGraph graph;
+  std::unique_ptr<Model> model;
+  std::vector<OptimizerMoments> moments;
+  int tp_rank = 0, tp = 1;
+
+  RankModel(const ModelConfig& m, const ParallelGrid* grid, bool fill) : graph(build_layer_graph(m, kVocab, 4)) {
+    const int layers = static_cast<int>(graph.layers.size());
+    const int pp = grid ? grid->pp_size() : 1, stage = grid ? grid->pp_rank() : 0;
+    tp = grid ? grid->tp_size() : 1;
+    tp_rank = grid ? grid->tp_rank() : 0;
+    const TpGroup group = grid ? TpGroup{&grid->tp(), tp_rank, tp} : TpGroup::single();
+    model = std::make_unique<Model>(m, graph, group, 99, stage * layers / pp, (stage + 1) * layers / pp);
+    for (Parameter* p : model->parameters()) {
+      OptimizerMoments mo{Tensor::zeros(p->value.shape()), Tensor::zeros(p->value.shape())};
+      if (fill) {
+        p->value.copy_from(take_shard(expected_global(p->name, p->global_shape, 1), p->shard, tp_rank, tp));
+        mo.exp_avg = take_shard(expected_global(p->name, p->global_shape, 2), p->shard, tp_rank, tp);
+        mo.exp_avg_sq = take_shard(expected_global(p->name, p->global_shape, 3), p->shard, tp_rank, tp);
+      }
+      moments.push_back(std::move(mo));
+    }
+  }
+  CheckpointState state(const ModelConfig& m) {
+    CheckpointState s;
+    s.params = model->parameters();
+    for (OptimizerMoments& mo : moments) s.moments.push_back(&mo);
+    s.padded_rows = vocab_padded_rows(m, graph);
+    return s;
+  }
+};
+
+// Loads step_dir into a fresh model under `grid` (or tp = 1) and compares with the values
+// saved under tp `saved_tp`.
+void load_and_check(Harness& h, const ModelConfig& m, const std::string& step_dir, const ParallelGrid* grid,
+                    int saved_tp, int64_t step, const std::string& what) {
+  RankModel r(m, grid, false);
+  CheckpointState s = r.state(m);
+  const int64_t got_step = load_checkpoint(step_dir, s, r.tp_rank, r.tp);
+  h.check(got_step == step, "{}: loaded step {}, expected {}", what, got_step, step);
+  const auto rows = vocab_padded_rows(m, r.graph);
+  const auto params = r.model->parameters();
+  for (size_t j = 0; j < params.size(); ++j) {
+    const Parameter& p = *params[j];
+    for (int salt = 1; salt <= 3; ++salt) {
+      Tensor g = expected_global(p.name, p.global_shape, salt);
+      const auto real = rows.find(p.name);
+      if (real != rows.end() && padded_vocab(real->second, saved_tp) != p.global_shape[0]) {
+        g = resize_padded_rows(g, p.global_shape, real->second);
+      }
+      const Tensor want = take_shard(g, p.shard, r.tp_rank, r.tp);
+      const Tensor& have = salt == 1 ? p.value : salt == 2 ? r.moments[j].exp_avg : r.moments[j].exp_avg_sq;
+      h.check(have.shape() == want.shape() && std::memcmp(have.data<char>(), want.data<char>(), want.nbytes()) == 0,
+              "{}: {} (salt {}) differs", what, p.name, salt);
+    }
+  }
+}
+
+std::vector<Layout> layouts_for(int world) {
+  std::vector<Layout> out;
+  for (int tp : {1, 2, 4}) {
+    for (int pp : {1, 2, 4}) {
+      if (world % (tp * pp) == 0) out.push_back({tp, pp, world / (tp * pp)});
+    }
+  }
+  return out;
+}
+
+void run_layouts(Harness& h, Communicator& world, const std::string& dir) {
+  const ModelConfig m = tiny_gpt();
+  const std::vector<Layout> layouts = layouts_for(world.size());
+  for (const Layout& saved : layouts) {
+    const std::string ckpt_dir = (fs::path(dir) / saved.name()).string();
+    h.run("save." + saved.name(), [&] {
+      ParallelGrid grid(world, saved.tp, saved.pp, saved.dp);
+      RankModel r(m, &grid, true);
+      for (int64_t step = 1; step <= 3; ++step) {
+        CheckpointState s = r.state(m);
+        s.step = step;
+        const SaveResult res = save_checkpoint(ckpt_dir, s, checkpoint_layout(grid, 0), world, "model: {}\n",
+                                               {{"kind", "tokens"}, {"size", kVocab}}, 2);
+        if (world.rank() == 0 && step == 3) {
+          h.check(res.removed.size() == 1 && fs::path(res.removed[0]).filename() == "step_1",
+                  "keep 2 did not remove step_1");
+        }
+      }
+      if (world.rank() == 0) {
+        h.check(list_checkpoints(ckpt_dir).size() == 2, "{} checkpoints kept, expected 2",
+                list_checkpoints(ckpt_dir).size());
+        const Manifest man = read_manifest(ckpt_dir + "/step_3");
+        h.check(man.files.size() == static_cast<size_t>(saved.tp * saved.pp), "{} files, expected one per (tp, pp)",
+                man.files.size());
+        h.check(man.layout.dp == saved.dp && man.layout.tp == saved.tp && man.layout.pp == saved.pp,
+                "manifest layout dp {} tp {} pp {}", man.layout.dp, man.layout.tp, man.layout.pp);
+      }
+    });
+    const std::string step_dir = ckpt_dir + "/step_3";
+    h.run("load.tp1." + saved.name(), [&] { load_and_check(h, m, step_dir, nullptr, saved.tp, 3, "tp 1"); });
+    for (const Layout& other : layouts) {
+      h.run("load." + other.name() + ".from." + saved.name(), [&] {
+        ParallelGrid grid(world, other.tp, other.pp, other.dp);
+        load_and_check(h, m, step_dir, &grid, saved.tp, 3, other.name());
+      });
+    }
+  }
+}
+
+void run_export(Harness& h, Communicator& world, const std::string& dir) {
+  const ModelConfig m = tiny_gpt();
+  h.run("export", [&] {
+    ParallelGrid grid(world, world.size(), 1, 1);
+    RankModel r(m, &grid, true);
+    CheckpointState s = r.state(m);
+    s.step = 11;
+    save_checkpoint(dir, s, checkpoint_layout(grid, 0), world, "model: {}\n", nullptr, 1);
+    if (world.rank() != 0) return;
+    export_consolidated(dir + "/step_11", dir + "/model.safetensors");
+    // Under tp = 1 nothing is padded: the full model's values are the expected export.
+    RankModel full(m, nullptr, true);
+    std::map<std::string, Tensor> expected;
+    for (Parameter* p : full.model->parameters()) expected[p->name] = p->value;
+    write_safetensors(dir + "/expected.safetensors", expected);
+    const SafetensorsFile got = read_safetensors(dir + "/model.safetensors");
+    h.check(got.tensors.size() == expected.size(), "export holds {} tensors, expected {}", got.tensors.size(),
+            expected.size());
+  });
+}
+
+}  // namespace
+}  // namespace tessera::mpitest
+
+int main(int argc, char** argv) {
+  using namespace tessera;
+  MpiEnvironment env(&argc, &argv);
+  int code = 0;
+  try {
+    if (argc != 3) throw Error("usage: tessera_mpi_checkpoint_tests <layouts|export> DIR");
+    const std::string mode = argv[1], dir = argv[2];
+    auto world = MpiCommunicator::world(60.0);
+    if (world->rank() == 0) std::filesystem::remove_all(dir);
+    world->barrier();
+    mpitest::Harness h(*world, "checkpoint." + mode);
+    if (mode == "layouts") {
+      mpitest::run_layouts(h, *world, dir);
+    } else if (mode == "export") {
+      mpitest::run_export(h, *world, dir);
+    } else {
+      throw Error("unknown mode " + mode);
+    }
+    code = h.finish();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[rank %d] ERROR: %s\n", env.world_rank(), e.what());
+    abort_job(1);
+  }
+  return code;
+}
