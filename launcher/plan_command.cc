@@ -3,6 +3,7 @@
 #include "launcher/plan_command.h"
 
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
@@ -82,10 +83,11 @@ double time_best(F&& f, int trials = 3, double min_s = 0.02) {
   return best;
 }
 
-double gemm_rate(int n) {
-  Tensor a = Tensor::full({n, n}, 0.5f), b = Tensor::full({n, n}, 0.25f), c = Tensor::zeros({n, n});
-  const double s = time_best([&] { kernels::cpu::gemm(false, false, n, n, n, 1.f, a.f32(), n, b.f32(), n, 0.f, c.f32(), n); });
-  return 2.0 * n * n * static_cast<double>(n) / s;
+// FLOP/s of C[m, n] = A[m, k] B[k, n].
+double gemm_rate(int64_t m, int64_t n, int64_t k) {
+  Tensor a = Tensor::full({m, k}, 0.5f), b = Tensor::full({k, n}, 0.25f), c = Tensor::zeros({m, n});
+  const double s = time_best([&] { kernels::cpu::gemm(false, false, m, n, k, 1.f, a.f32(), k, b.f32(), n, 0.f, c.f32(), n); }, 5, 0.01);
+  return 2.0 * static_cast<double>(m) * n * k / s;
 }
 
 double triad_bandwidth() {
@@ -127,8 +129,20 @@ ClusterModel measure_compute(nlohmann::json& samples) {
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(1);
+  // The shapes layers run: rows (tokens) by widths, plus square ones for the large end.
   std::vector<GemmSample> gemm;
-  for (int n : {16, 32, 64, 128, 256, 512, 1024}) gemm.push_back({static_cast<double>(n), gemm_rate(n)});
+  nlohmann::json shapes = nlohmann::json::array();
+  auto sample = [&](int64_t m, int64_t n, int64_t k) {
+    const double rate = gemm_rate(m, n, k);
+    gemm.push_back({std::cbrt(static_cast<double>(m) * n * k), rate});
+    shapes.push_back({m, n, k, rate / 1e9});
+  };
+  for (int64_t rows : {64, 256, 1024}) {
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{32, 32}, {64, 64}, {128, 128}, {512, 128}, {128, 512}, {256, 256}, {512, 512}}) {
+      sample(rows, n, k);
+    }
+  }
+  for (int64_t n : {16, 32, 1024, 2048}) sample(n, n, n);
   ClusterModel c;
   c.name = "calibrated";
   c.source = "calibration";
@@ -139,10 +153,10 @@ ClusterModel measure_compute(nlohmann::json& samples) {
   c.device.name = "cpu core (fp32, Eigen)";
   c.device = fit_gemm_curve(gemm, c.device);
   c.device.memory_bandwidth = triad_bandwidth();
+  const double one = gemm_rate(512, 512, 512);
   omp_set_num_threads(cores);
-  const double all = gemm_rate(512);
+  const double all = gemm_rate(512, 512, 512);
   omp_set_num_threads(1);
-  const double one = gemm[5].flops;  // n = 512, one thread
   c.device.multi_unit_efficiency = cores > 1 ? std::clamp(all / (cores * one), 0.1, 1.0) : 1.0;
 
   // Element-wise traffic: fitted so that the model reproduces measured GPT block times.
@@ -168,9 +182,7 @@ ClusterModel measure_compute(nlohmann::json& samples) {
   c.device.elementwise_passes = fit_elementwise_passes(layers);
   omp_set_num_threads(saved_threads);
 
-  nlohmann::json g = nlohmann::json::array();
-  for (const auto& s : gemm) g.push_back({s.size, s.flops / 1e9});
-  samples["gemm_gflops_one_thread"] = g;
+  samples["gemm_one_thread_m_n_k_gflops"] = shapes;
   samples["gemm_gflops_all_threads_512"] = all / 1e9;
   samples["triad_gb_s"] = c.device.memory_bandwidth / 1e9;
   samples["gpt_blocks"] = block_json;
@@ -228,6 +240,34 @@ void measure_comm(MpiCommunicator& world, ClusterModel& c, nlohmann::json& sampl
   samples["p2p_fit"] = {{"latency_us", pl.alpha_s * 1e6}, {"bandwidth_gb_s", pl.bandwidth / 1e9}};
 }
 
+// CPU time other processes use while we measure (from /proc/stat minus our own), in cores:
+// this machine is shared, and a busy neighbour makes every measured rate too low.
+class BackgroundLoad {
+ public:
+  BackgroundLoad() : busy0_(busy_seconds()), own0_(own_seconds()), t0_(Clock::now()) {}
+  double cores() const {
+    const double wall = std::chrono::duration<double>(Clock::now() - t0_).count();
+    if (wall <= 0 || busy0_ < 0) return 0;
+    return std::max(0.0, (busy_seconds() - busy0_ - (own_seconds() - own0_)) / wall);
+  }
+
+ private:
+  static double busy_seconds() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal)) return -1;
+    return (user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  static double own_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  double busy0_, own0_;
+  Clock::time_point t0_;
+};
+
 std::string host_name() {
   char buf[256] = {};
   gethostname(buf, sizeof buf - 1);
@@ -245,7 +285,9 @@ std::optional<ClusterModel> calibrate(const std::string& cache, bool with_mpi, b
   const int rank = world ? world->rank() : 0;
   nlohmann::json samples;
   ClusterModel c;
+  const BackgroundLoad load;
   if (rank == 0) c = measure_compute(samples);
+  const double background = load.cores();
   c.intra_node = c.inter_node = {kDefaultLatencyS, kDefaultBandwidth};
   bool comm_measured = false;
   if (world && world->size() >= 2) {
@@ -261,6 +303,7 @@ std::optional<ClusterModel> calibrate(const std::string& cache, bool with_mpi, b
                             {"created_unix", std::chrono::duration_cast<std::chrono::seconds>(
                                                  std::chrono::system_clock::now().time_since_epoch()).count()},
                             {"comm_measured", comm_measured},
+                            {"background_cores", background},
                             {"cluster", cluster_to_json(c)},
                             {"samples", samples}};
   const fs::path path(cache);
@@ -278,6 +321,10 @@ std::optional<ClusterModel> calibrate(const std::string& cache, bool with_mpi, b
                                               c.intra_node.alpha_s * 1e6, c.intra_node.bandwidth / 1e9,
                                               samples["all_reduce_ranks"].get<int>())
                                 : std::string("MPI link: not measured (run under mpirun -np 2 for that); defaults used\n"));
+    if (background > 0.3) {
+      std::cout << fmt::format("warning: other processes used {:.1f} cores while measuring: the rates above are "
+                               "low; calibrate again on a quiet machine\n", background);
+    }
     std::cout << "calibration written to " << cache << "\n";
   }
   return c;

@@ -13,9 +13,6 @@ void check_runtime_support(const Config& c) {
   TESSERA_REQUIRE(c.train.precision == "fp32",
                   "{}: train.precision = '{}': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)",
                   src, c.train.precision);
-  TESSERA_REQUIRE(c.checkpoint.interval == 0 && c.checkpoint.resume == "none",
-                  "{}: checkpoint.interval / checkpoint.resume: checkpointing is not implemented yet "
-                  "(use interval 0 and resume none)", src);
 }
 
 }  // namespace tessera

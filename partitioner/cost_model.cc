@@ -257,7 +257,18 @@ DeviceModel fit_gemm_curve(std::vector<GemmSample> samples, DeviceModel base) {
   TESSERA_CHECK(peak > 0, "GEMM samples have no positive rate");
   base.peak_flops = peak;
   base.gemm_efficiency.clear();
-  for (const auto& s : samples) base.gemm_efficiency.push_back({s.size, std::max(1e-4, s.flops / peak)});
+  for (size_t i = 0; i < samples.size();) {
+    size_t j = i;
+    double log_size = 0, eff = 0;
+    while (j < samples.size() && samples[j].size <= 1.5 * samples[i].size) {
+      log_size += std::log(samples[j].size);
+      eff += samples[j].flops / peak;
+      ++j;
+    }
+    const double n = static_cast<double>(j - i);
+    base.gemm_efficiency.push_back({std::exp(log_size / n), std::max(1e-4, eff / n)});
+    i = j;
+  }
   return base;
 }
 

@@ -121,7 +121,8 @@ struct GemmSample {
   double size = 0;   // n of an n x n x n GEMM
   double flops = 0;  // achieved FLOP/s
 };
-// peak = the best sample; the curve = each sample / peak, sorted by size.
+// peak = the best sample; the curve = sample / peak by size, samples within a factor 1.5 of
+// size averaged into one point (shapes of one size differ; the curve keeps their mean).
 DeviceModel fit_gemm_curve(std::vector<GemmSample> samples, DeviceModel base);
 
 struct MessageSample {

@@ -9,7 +9,7 @@ namespace {
 constexpr int64_t kF32 = 4;
 
 LayerSpec gpt_block(const ModelConfig& m, int index, int64_t B) {
-  const int64_t C = m.hidden_size, F = m.ffn_hidden_size, T = m.seq_length;
+  const int64_t C = m.hidden_size, F = ffn_size(m), T = m.seq_length;
   const int64_t H = m.num_attention_heads, N = B * T;
   LayerSpec s;
   s.name = "h." + std::to_string(index);
@@ -26,6 +26,21 @@ LayerSpec gpt_block(const ModelConfig& m, int index, int64_t B) {
 }
 
 }  // namespace
+
+int64_t ffn_size(const ModelConfig& m) {
+  return m.ffn_hidden_size > 0 ? m.ffn_hidden_size : 4 * static_cast<int64_t>(m.hidden_size);
+}
+
+int layer_of_parameter(const LayerGraph& g, const std::string& name) {
+  const auto starts = [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; };
+  for (size_t i = 0; i < g.layers.size(); ++i) {
+    if (starts(g.layers[i].name + ".")) return static_cast<int>(i);
+  }
+  // Embedding and head parameters keep nanoGPT's names rather than their layer's.
+  if (starts("wte.") || starts("wpe.")) return 0;
+  if (starts("ln_f.") || starts("lm_head.")) return static_cast<int>(g.layers.size()) - 1;
+  return -1;
+}
 
 std::string layer_kind_name(LayerKind kind) {
   switch (kind) {

@@ -35,6 +35,13 @@ struct LayerGraph {
   int64_t tokens_per_microbatch = 0;
 };
 
+// The GPT block's inner MLP width: model.ffn_hidden_size, or 4 * hidden_size when it is 0.
+int64_t ffn_size(const ModelConfig& model);
+
+// Index of the layer owning parameter `name` ("h.3.attn.c_proj.weight" -> the block h.3,
+// "wte.weight" -> the embedding, "lm_head.weight" -> the head); -1 when none does.
+int layer_of_parameter(const LayerGraph& graph, const std::string& name);
+
 // Builds the graph for a model config, the vocabulary size, and a micro batch size.
 LayerGraph build_layer_graph(const ModelConfig& model, int64_t vocab_size, int64_t micro_batch);
 

@@ -45,7 +45,7 @@ std::optional<std::string> schedule_error(ScheduleKind kind, int pp, int m, int 
   if (kind != ScheduleKind::Interleaved) return std::nullopt;
   if (pp < 2) return std::string("interleaved needs pp >= 2");
   if (v < 2) return std::string("interleaved needs virtual stages > 1");
-  if (m % pp != 0) return fmt::format("interleaved needs microbatches {} divisible by pp {}", m, pp);
+  if (m % pp != 0) return fmt::format("interleaved needs microbatches divisible by pp {}, not {}", pp, m);
   return std::nullopt;
 }
 
@@ -164,10 +164,11 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
     MemoryOptions chunk_mo = mo;
     chunk_mo.virtual_stages = 1;
     chunk_mo.schedule = lay.schedule == ScheduleKind::GPipe ? ScheduleKind::GPipe : ScheduleKind::OneFOneB;
+    const RangeMemory range_memory(layers, chunk_mo);
     pb.memory = [&](int s, int, int first, int last) {
       // v == 1: the rank's exact memory. v > 1: as if the rank held v chunks like this one (the
       // exact per-rank total is checked below).
-      return v * static_cast<double>(stage_memory(layers, {{first, last}}, s, chunk_mo).total());
+      return v * static_cast<double>(range_memory.total(s, first, last));
     };
     const BalanceResult br = balance_stages(pb);
     if (!br.feasible) {
@@ -313,31 +314,62 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
   TESSERA_REQUIRE(o.global_batch_size >= 1, "global batch size {} must be >= 1", o.global_batch_size);
   SearchResult r;
   auto reject = [&](std::string layout, std::string reason) { r.rejected.push_back({std::move(layout), std::move(reason)}); };
+  std::vector<int> micros;
+  for (int b : o.micro_batch_sizes.empty() ? std::vector<int>{1, 2, 4, 8} : o.micro_batch_sizes) {
+    if (b >= 1 && std::find(micros.begin(), micros.end(), b) == micros.end()) micros.push_back(b);
+  }
+  std::sort(micros.begin(), micros.end());
+  const bool try_interleaved =
+      std::find(o.schedules.begin(), o.schedules.end(), ScheduleKind::Interleaved) != o.schedules.end();
   for (int tp : divisors(o.world)) {
     if (auto e = tp_error(model, tp)) {
       reject(fmt::format("tp{}", tp), *e);
       continue;
     }
+    // Sequence parallelism is decided by tp alone.
+    std::vector<bool> sps;
+    for (bool sp : o.sequence_parallel) {
+      if (sp && (tp == 1 || model.arch != "gpt")) continue;  // nothing to shard: not a layout
+      if (auto e = sp_error(model, tp, sp)) {
+        reject(fmt::format("tp{} sp", tp), *e);
+        continue;
+      }
+      sps.push_back(sp);
+    }
     for (int pp : divisors(o.world / tp)) {
       const int dp = o.world / (tp * pp);
+      const std::string where = fmt::format("dp{} tp{} pp{}", dp, tp, pp);
       if (auto e = stages_error(model, pp, 1)) {
         reject(fmt::format("tp{} pp{}", tp, pp), *e);
         continue;
       }
-      std::vector<int> micros = o.micro_batch_sizes;
-      if (micros.empty()) micros = {1, 2, 4, 8};
       std::vector<int> valid;
       for (int b : micros) {
-        if (b >= 1 && o.global_batch_size % (b * dp) == 0 &&
-            std::find(valid.begin(), valid.end(), b) == valid.end()) {
-          valid.push_back(b);
-        }
+        if (o.global_batch_size % (b * dp) == 0) valid.push_back(b);
       }
       if (valid.empty()) {
-        reject(fmt::format("dp{} tp{} pp{}", dp, tp, pp),
-               fmt::format("global batch {} not divisible by dp {} x any micro batch in [{}]", o.global_batch_size,
-                           dp, fmt::join(micros, ", ")));
+        reject(where, fmt::format("global batch {} not divisible by dp {} x any micro batch in [{}]",
+                                  o.global_batch_size, dp, fmt::join(micros, ", ")));
         continue;
+      }
+      // Interleaving: the virtual stages that fit the layers, and the micro batches whose
+      // microbatch count pp divides; one line for each kind of failure.
+      int max_v = 0;
+      std::vector<int> bad_micro, bad_m;
+      if (try_interleaved && pp >= 2) {
+        max_v = std::min(o.max_virtual_stages, graph_layers(model) / pp);
+        if (max_v < 2 && o.max_virtual_stages >= 2) reject(where + " interleaved", *stages_error(model, pp, 2));
+        for (int b : valid) {
+          const int m = o.global_batch_size / (b * dp);
+          if (max_v >= 2 && m % pp != 0) {
+            bad_micro.push_back(b);
+            bad_m.push_back(m);
+          }
+        }
+        if (!bad_micro.empty()) {
+          reject(fmt::format("{} interleaved mb{}", where, fmt::join(bad_micro, ",")),
+                 fmt::format("interleaved needs microbatches divisible by pp {}, not {}", pp, fmt::join(bad_m, ", ")));
+        }
       }
       for (int b : valid) {
         const int m = o.global_batch_size / (b * dp);
@@ -347,30 +379,16 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
           std::vector<int> vs = {1};
           if (kind == ScheduleKind::Interleaved) {
             vs.clear();
-            for (int v = 2; v <= o.max_virtual_stages; ++v) vs.push_back(v);
+            if (pp >= 2 && m % pp == 0) {
+              for (int v = 2; v <= max_v; ++v) vs.push_back(v);
+            }
           }
           for (int v : vs) {
-            Layout lay{dp, tp, pp, v, b, kind};
-            if (auto e = stages_error(model, pp, v)) {
-              if (v == 2) reject(lay.label(), *e);  // larger v fail alike
-              break;
-            }
-            if (auto e = schedule_error(kind, pp, m, v)) {
-              reject(lay.label(), *e);
-              break;
-            }
             for (Recompute rc : o.recompute) {
               for (int zero : o.zero_stages) {
-                if (zero > 0 && dp == 1) continue;
-                for (bool sp : o.sequence_parallel) {
-                  if (sp && (tp == 1 || model.arch != "gpt")) continue;
-                  lay.recompute = rc;
-                  lay.zero_stage = zero;
-                  lay.sequence_parallel = sp;
-                  if (auto e = sp_error(model, tp, sp)) {
-                    reject(lay.label(), *e);
-                    continue;
-                  }
+                if (zero > 0 && dp == 1) continue;  // ZeRO shards over dp: nothing to shard
+                for (bool sp : sps) {
+                  const Layout lay{dp, tp, pp, v, b, kind, rc, zero, sp};
                   ++r.evaluated;
                   Evaluation ev = evaluate_layout(model, vocab, cost, lay, o);
                   if (ev.plan) {
@@ -391,6 +409,35 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
     return a.peak_memory() < b.peak_memory();
   });
   return r;
+}
+
+Layout config_layout(const Config& c, int world) {
+  const ParallelConfig& p = c.parallel;
+  Layout l;
+  l.tp = p.tensor_model_parallel_size;
+  l.pp = p.pipeline_model_parallel_size;
+  TESSERA_REQUIRE(l.tp >= 1 && l.pp >= 1 && world % (l.tp * l.pp) == 0,
+                  "world size {} is not divisible by tp {} x pp {}", world, l.tp, l.pp);
+  l.dp = p.data_parallel_size > 0 ? p.data_parallel_size : world / (l.tp * l.pp);
+  l.virtual_stages = p.virtual_stages;
+  l.micro_batch_size = c.train.micro_batch_size;
+  l.schedule = parse_schedule(p.schedule);
+  l.recompute = parse_recompute(p.recompute);
+  l.zero_stage = p.zero_stage;
+  l.sequence_parallel = p.sequence_parallel;
+  return l;
+}
+
+PartitionPlan plan_config_layout(const Config& c, int64_t vocab, int world, const CostModel& cost) {
+  SearchOptions o;
+  o.world = world;
+  o.global_batch_size = c.train.global_batch_size;
+  o.memory_cap = std::numeric_limits<double>::max();
+  o.bucket_bytes = c.parallel.bucket_mb * (1 << 20);
+  o.precision = c.train.precision;
+  Evaluation ev = evaluate_layout(c.model, vocab, cost, config_layout(c, world), o);
+  TESSERA_CHECK(ev.plan.has_value(), "no plan for the config's layout: {}", ev.rejection);
+  return std::move(*ev.plan);
 }
 
 }  // namespace tessera

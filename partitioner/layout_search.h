@@ -79,4 +79,13 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
 SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostModel& cost,
                             const SearchOptions& options);
 
+// The layout a config asks for, with dp resolved for the world (parallel.data_parallel_size
+// 0 = world / (tp * pp)).
+Layout config_layout(const Config& config, int world);
+
+// For `parallel.partition: auto`: the config's own layout, its stages balanced by the cost
+// model (no memory cap: the user chose the layout), simulated and sized. plan.partition is
+// the split to run. Throws InputError when the layout is not valid for the world.
+PartitionPlan plan_config_layout(const Config& config, int64_t vocab, int world, const CostModel& cost);
+
 }  // namespace tessera

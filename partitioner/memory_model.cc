@@ -62,22 +62,18 @@ int64_t chunk_saved_bytes(const std::vector<ShardedLayer>& layers, LayerRange c,
 }
 
 int64_t chunk_workspace_bytes(const std::vector<ShardedLayer>& layers, LayerRange c, Recompute r) {
-  int64_t largest = 0, inputs = 0;
+  int64_t largest = 0, chunk = 0;
   for (int i = c.first; i < c.last; ++i) {
     const ShardedLayer& l = layers[i];
     // A backward allocates the gradients of what it saved (about as many bytes) while the
     // incoming gradient (the size of its output) and its input gradient are alive.
     largest = std::max(largest, l.activation_bytes + l.output_bytes + l.input_bytes);
-    inputs += l.input_bytes;
+    chunk += l.activation_bytes;
   }
-  // Full recompute: the rerun forward keeps each layer's input for the chunk, then one layer
-  // at a time has its full activations back while its backward runs.
-  if (r == Recompute::Full) {
-    int64_t full = 0;
-    for (int i = c.first; i < c.last; ++i) full = std::max(full, layers[i].activation_bytes);
-    return inputs + full + largest;
-  }
-  return largest;
+  // Full recompute (runtime/pipeline/stage_executor.cc): the backward first reruns the whole
+  // chunk's forward from the kept input, saving everything, so one microbatch's full
+  // activations of the chunk are alive on top of the backward transient.
+  return r == Recompute::Full ? chunk + largest : largest;
 }
 
 int64_t peak_saved_bytes(const std::vector<int64_t>& saved, int stage, const MemoryOptions& o, int* in_flight) {
@@ -139,6 +135,62 @@ MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std:
   if (o.dp > 1 && !zero) m.comm_buffers += std::min<int64_t>(static_cast<int64_t>(o.bucket_bytes), kF32 * params);
   if (o.pp > 1) m.comm_buffers += 2 * boundary;
   return m;
+}
+
+namespace {
+std::vector<int64_t> per_layer(const std::vector<ShardedLayer>& layers, int64_t (*f)(const ShardedLayer&)) {
+  std::vector<int64_t> v;
+  for (const auto& l : layers) v.push_back(f(l));
+  return v;
+}
+}  // namespace
+
+RangeMemory::RangeMax::RangeMax(std::vector<int64_t> values) {
+  levels.push_back(std::move(values));
+  for (size_t w = 1; 2 * w <= levels[0].size(); w *= 2) {
+    const auto& prev = levels.back();
+    std::vector<int64_t> next(prev.size() - w);
+    for (size_t i = 0; i < next.size(); ++i) next[i] = std::max(prev[i], prev[i + w]);
+    levels.push_back(std::move(next));
+  }
+}
+
+int64_t RangeMemory::RangeMax::operator()(int first, int last) const {
+  int k = 0;
+  while ((2 << k) <= last - first) ++k;
+  return std::max(levels[k][first], levels[k][last - (1 << k)]);
+}
+
+RangeMemory::RangeMemory(const std::vector<ShardedLayer>& layers, const MemoryOptions& o)
+    : layers_(layers),
+      o_(o),
+      params_(layers.size() + 1, 0),
+      saved_(layers.size() + 1, 0),
+      activations_(layers.size() + 1, 0),
+      transient_(per_layer(layers, [](const ShardedLayer& l) { return l.activation_bytes + l.output_bytes + l.input_bytes; })) {
+  TESSERA_CHECK(o.virtual_stages == 1, "RangeMemory is for one chunk per stage, not {}", o.virtual_stages);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    params_[i + 1] = params_[i] + layers[i].params;
+    saved_[i + 1] = saved_[i] + chunk_saved_bytes(layers, {static_cast<int>(i), static_cast<int>(i) + 1}, o.recompute);
+    activations_[i + 1] = activations_[i] + layers[i].activation_bytes;
+  }
+  for (int s = 0; s < o.pp; ++s) in_flight_.push_back(expected_peak_in_flight(o.schedule, s, o.pp, o.microbatches, 1));
+}
+
+int64_t RangeMemory::total(int stage, int first, int last) const {
+  const int64_t params = params_[last] - params_[first];
+  const int64_t saved = o_.recompute == Recompute::Full ? layers_[first].input_bytes : saved_[last] - saved_[first];
+  const bool zero = o_.zero_stage >= 1 && o_.dp > 1;
+  const int64_t slice = (params + o_.dp - 1) / o_.dp;
+  // The same terms as stage_memory, from prefix sums and range maxima.
+  int64_t total = (o_.mixed_precision ? 2 : kF32) * params + kF32 * (params + (zero ? slice : 0)) +
+                  (o_.mixed_precision ? 3 : 2) * kF32 * (zero ? slice : params);
+  int64_t workspace = transient_(first, last);
+  if (o_.recompute == Recompute::Full) workspace += activations_[last] - activations_[first];
+  total += in_flight_[stage] * saved + workspace;
+  if (o_.dp > 1 && !zero) total += std::min<int64_t>(static_cast<int64_t>(o_.bucket_bytes), kF32 * params);
+  if (o_.pp > 1) total += 2 * std::max(layers_[first].input_bytes, layers_[last - 1].output_bytes);
+  return total;
 }
 
 std::string format_bytes(double b) {

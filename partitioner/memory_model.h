@@ -16,9 +16,10 @@
 
 namespace tessera {
 
-// parallel.recompute. None: every layer keeps what its backward needs. Selective: the
-// attention probabilities are dropped and recomputed (Megatron's selective recompute). Full:
-// a chunk keeps only its input per microbatch and reruns its forward before the backward.
+// parallel.recompute, as runtime/pipeline/stage_executor.cc runs it. None: every layer keeps
+// what its backward needs. Selective: the attention probabilities are dropped and recomputed
+// (Megatron's selective recompute). Full: a chunk keeps only its input per microbatch and
+// reruns its whole forward right before its backward.
 enum class Recompute { None, Selective, Full };
 Recompute parse_recompute(const std::string& name);  // InputError for other names
 std::string recompute_name(Recompute r);
@@ -55,7 +56,7 @@ struct LayerRange {
 int64_t chunk_saved_bytes(const std::vector<ShardedLayer>& layers, LayerRange chunk, Recompute r);
 // The largest transient of one backward in the chunk: activation gradients of about the size
 // of what the layer saved, plus the incoming and outgoing gradient; with full recompute, the
-// chunk's rerun forward (every layer's input) and one layer's full activations on top.
+// rerun forward's activations of the whole chunk (one microbatch) on top.
 int64_t chunk_workspace_bytes(const std::vector<ShardedLayer>& layers, LayerRange chunk, Recompute r);
 
 // Peak of the saved activations of pipeline rank `stage` over its schedule, chunk c saving
@@ -66,6 +67,27 @@ int64_t peak_saved_bytes(const std::vector<int64_t>& saved, int stage, const Mem
 // The memory of pipeline rank `stage`, holding chunks[c] = global stage c * pp + stage.
 MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std::vector<LayerRange>& chunks,
                              int stage, const MemoryOptions& o);
+
+// stage_memory(layers, {{first, last}}, stage, o).total() for one-chunk stages in O(last -
+// first) from prefix sums: what the balancer asks for every candidate stage.
+class RangeMemory {
+ public:
+  RangeMemory(const std::vector<ShardedLayer>& layers, const MemoryOptions& o);
+  int64_t total(int stage, int first, int last) const;
+
+ private:
+  // Largest value of table[k] over [first, last) in O(1) (a sparse table per quantity).
+  struct RangeMax {
+    std::vector<std::vector<int64_t>> levels;
+    explicit RangeMax(std::vector<int64_t> values);
+    int64_t operator()(int first, int last) const;
+  };
+  const std::vector<ShardedLayer>& layers_;
+  MemoryOptions o_;
+  std::vector<int64_t> params_, saved_, activations_;  // prefix sums
+  RangeMax transient_;                                 // per-layer backward transient
+  std::vector<int> in_flight_;                    // per stage
+};
 
 // "31.2 GiB", "412 MiB", "12.0 KiB".
 std::string format_bytes(double bytes);

@@ -9,7 +9,7 @@ add_executable(tessera_mpi_checkpoint_tests mpi/checkpoint_tests.cc)
 target_link_libraries(tessera_mpi_checkpoint_tests PRIVATE tessera_runtime)
 target_include_directories(tessera_mpi_checkpoint_tests PRIVATE ${PROJECT_SOURCE_DIR})
 
-foreach(np 2 4)
+foreach(np 2 4 8)
   tessera_add_mpi_test(mpi.checkpoint.np${np} ${np} tessera_mpi_checkpoint_tests layouts
                        ${CMAKE_CURRENT_BINARY_DIR}/checkpoint_np${np})
 endforeach()
@@ -68,3 +68,56 @@ add_test(NAME checkpoint.python_export
                  ${TESSERA_CHECKPOINT_EXPORT_DIR} ${PROJECT_SOURCE_DIR}/tests/reference)
 set_tests_properties(checkpoint.python_export PROPERTIES FIXTURES_REQUIRED checkpoint_export
                      SKIP_RETURN_CODE 77 LABELS mpi TIMEOUT 120)
+
+# Crash safety: a 2-rank job saving checkpoint after checkpoint is killed (SIGKILL, every
+# process of its session) at 20 random instants; after each kill the newest complete
+# checkpoint must load with exactly its own step's values, and the next job goes on from it.
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/kill_during_save.py [=[
+"""Usage: kill_during_save.py EXE MPIRUN DIR ROUNDS [mpirun flags...]"""
+import os, random, shutil, signal, subprocess, sys, time
+
+exe, mpirun, out, rounds, flags = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+shutil.rmtree(out, ignore_errors=True)
+rng = random.Random(20240520)
+
+
+def kill_session(sid):
+    # mpirun puts each rank in its own process group, so kill by session instead.
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == sid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+verified, steps = 0, []
+for i in range(rounds):
+    job = subprocess.Popen([mpirun, "-np", "2", *flags, exe, "churn", out], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(rng.uniform(0.3, 1.5))
+    kill_session(job.pid)
+    job.wait()
+    time.sleep(0.2)
+    kill_session(job.pid)  # anything forked in between
+    check = subprocess.run([exe, "verify", out], capture_output=True, text=True, timeout=120)
+    lines = check.stdout.strip().splitlines() or ["(no output)"]
+    last = lines[0]
+    print(f"kill {i + 1}: " + "\n    ".join(l for l in lines if "cases passed" not in l), flush=True)
+    if check.returncode != 0:
+        print(check.stdout, check.stderr)
+        sys.exit(1)
+    if last.startswith("verified"):
+        verified += 1
+        steps.append(last.split("step_")[-1].split()[0])
+print(f"{verified} of {rounds} kills left a checkpoint that loads exactly (newest steps: {', '.join(steps)})")
+# A kill before the first save completes leaves nothing; most must find one.
+sys.exit(0 if verified >= rounds // 2 else 1)
+]=])
+add_test(NAME mpi.checkpoint.kill_during_save
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_BINARY_DIR}/kill_during_save.py
+                 $<TARGET_FILE:tessera_mpi_checkpoint_tests> ${MPIEXEC_EXECUTABLE}
+                 ${CMAKE_CURRENT_BINARY_DIR}/checkpoint_kill 20 ${TESSERA_MPIEXEC_FLAGS})
+set_tests_properties(mpi.checkpoint.kill_during_save PROPERTIES RUN_SERIAL TRUE LABELS mpi TIMEOUT 300
+                     ENVIRONMENT "OMPI_MCA_rmaps_base_oversubscribe=1")

@@ -71,3 +71,22 @@ add_test(NAME trace.pipeline
                  --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(trace.pipeline PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)
+
+# Exact resume: stop at step 8, resume from the checkpoint, compare with the uninterrupted run.
+function(tessera_add_resume_test name)
+  add_test(NAME resume.${name}
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py
+                   --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
+                   --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml ${ARGN}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(resume.${name} PROPERTIES RUN_SERIAL TRUE TIMEOUT 600 LABELS mpi)
+endfunction()
+tessera_add_resume_test(same_layout.bit_identical)
+tessera_add_resume_test(dp2.tp2.zero1.bit_identical --np 4 --set parallel.tensor_model_parallel_size=2
+                        --set parallel.zero_stage=1)
+tessera_add_resume_test(resharded.dp2_tp2_zero1.to.pp2 --np 4 --set parallel.tensor_model_parallel_size=2
+                        --set parallel.zero_stage=1 --resume-np 2 --resume-set parallel.pipeline_model_parallel_size=2
+                        --rtol 1e-5)
+tessera_add_resume_test(resharded.pp2.to.tp4.sp --np 2 --set parallel.pipeline_model_parallel_size=2 --resume-np 4
+                        --resume-set parallel.tensor_model_parallel_size=4 --resume-set parallel.sequence_parallel=true
+                        --rtol 1e-5)

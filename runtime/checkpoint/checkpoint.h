@@ -11,11 +11,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/comm/communicator.h"
@@ -35,8 +34,8 @@ struct OptimizerMoments {
 
 // What one rank contributes to a save, or receives from a load.
 struct CheckpointState {
-  int64_t step = 0;              // training steps done (the data position)
-  int64_t optimizer_steps = -1;  // AdamW updates done (bias correction); -1 means `step`
+  int64_t step = 0;                        // training steps done (the data position)
+  int64_t optimizer_steps = -1;            // AdamW updates done (bias correction); -1 means `step`
   std::vector<Parameter*> params;          // this rank's parameters (local shards)
   std::vector<OptimizerMoments*> moments;  // parallel to params, or empty (weights only)
   // Parameters whose axis 0 is a vocabulary padded to a multiple of tp: name -> real rows.
@@ -57,12 +56,13 @@ struct SaveResult {
   std::vector<std::string> removed;  // step directories pruned by `keep`
 };
 
-// Collective over `world` (every rank calls it; dp rank 0 of each (tp, pp) shard writes its
-// file, world rank 0 writes the manifest and `latest` after all files are durable, then
-// prunes to the newest `keep` checkpoints; keep <= 0 keeps all). Returns on every rank only
-// once the checkpoint is committed.
+// Collective over `world` (null for a single process without MPI): dp rank 0 of each
+// (tp, pp) shard writes its file; world rank 0 writes the manifest and `latest` once all files
+// are durable, then prunes to the newest `keep` checkpoints (keep <= 0 keeps all). Returns on
+// every rank only once the checkpoint is committed. A failure on any rank is thrown on every rank, as
+// "saving checkpoint step N failed on rank R: <error>" (InputError when it was one).
 SaveResult save_checkpoint(const std::string& dir, const CheckpointState& state,
-                           const CheckpointLayout& layout, Communicator& world,
+                           const CheckpointLayout& layout, Communicator* world,
                            const std::string& config_yaml, const nlohmann::json& vocab, int keep);
 
 // ---- The steps of a save, usable without a communicator (tests, offline resharding). ----
@@ -93,8 +93,12 @@ SaveResult commit_checkpoint(const std::string& dir, int64_t step, int keep);
 
 // The newest complete checkpoint under `dir` (its step directory): the one `latest` names,
 // else the newest step_<N> with a manifest; nullopt when there is none. Step directories
-// without a manifest (a save that did not finish) are skipped with a warning.
-std::optional<std::string> find_latest_checkpoint(const std::string& dir,
+// without a manifest (a save, or a pruning removal, that did not finish) are skipped with a
+// warning.
+std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* warnings);
+// The same, decided by world rank 0 and shared with every rank (collective over `world`,
+// which may be null for a single process); warnings are collected on rank 0 only.
+std::optional<std::string> find_latest_checkpoint(const std::string& dir, Communicator* world,
                                                   std::vector<std::string>* warnings);
 // Complete step directories under `dir`, oldest first.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir);

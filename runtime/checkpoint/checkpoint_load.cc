@@ -15,7 +15,8 @@ namespace {
 std::optional<int64_t> step_of(const std::string& name) {
   if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return std::nullopt;
   const std::string digits = name.substr(5);
-  if (!std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!std::all_of(digits.begin(), digits.end(), is_digit)) return std::nullopt;
   return std::stoll(digits);
 }
 
@@ -59,7 +60,8 @@ std::optional<std::string> find_latest_checkpoint(const std::string& dir,
     if (s.complete) {
       newest = &s;
     } else {
-      warn(fmt::format("{}: no {} (a save that did not finish); ignored", s.path.string(), kManifestFile));
+      warn(fmt::format("{}: no {} (a save or removal that did not finish); ignored", s.path.string(),
+                       kManifestFile));
     }
   }
   const fs::path latest = fs::path(dir) / kLatestFile;
@@ -77,14 +79,16 @@ std::optional<std::string> find_latest_checkpoint(const std::string& dir,
     });
     if (named != dirs.end()) {
       if (newest->step > named->step) {
-        warn(fmt::format("{} is complete but newer than {} (the save stopped before `latest` was "
-                         "replaced); resuming from {}", newest->path.string(), latest.string(), text));
+        warn(
+            fmt::format("{} is complete but newer than {} (the save stopped before `latest` was "
+                        "replaced); resuming from {}",
+                        newest->path.string(), latest.string(), text));
       }
       return named->path.string();
     }
     if (newest) {
-      warn(fmt::format("{} names \"{}\", which is not a complete checkpoint; using {}", latest.string(),
-                       text, newest->path.string()));
+      warn(fmt::format("{} names \"{}\", which is not a complete checkpoint; using {}", latest.string(), text,
+                       newest->path.string()));
     }
   } else if (newest) {
     warn(fmt::format("{} is missing; using the newest complete checkpoint {}", latest.string(),
@@ -115,15 +119,15 @@ const Tensor& CheckpointReader::piece(const ShardPiece& piece, const std::string
     const uintmax_t bytes = fs::file_size(path, ec);
     TESSERA_REQUIRE(!ec, "{}: cannot read: {} (listed in {})", path, ec.message(), manifest_.path);
     // A cheap check before parsing: a truncated or replaced shard shows up here.
-    TESSERA_REQUIRE(bytes == entry->bytes, "{}: is {} bytes, but {} records {}", path, bytes,
-                    manifest_.path, entry->bytes);
+    TESSERA_REQUIRE(bytes == entry->bytes, "{}: is {} bytes, but {} records {}", path, bytes, manifest_.path,
+                    entry->bytes);
     it = files_.emplace(piece.file, read_safetensors(path)).first;
   }
   const auto t = it->second.tensors.find(key);
   TESSERA_REQUIRE(t != it->second.tensors.end(), "{}: has no tensor '{}', which {} lists", path, key,
                   manifest_.path);
-  TESSERA_REQUIRE(t->second.shape() == piece.shape, "{}: tensor '{}' has shape {}, but {} says {}", path,
-                  key, shape_string(t->second.shape()), manifest_.path, shape_string(piece.shape));
+  TESSERA_REQUIRE(t->second.shape() == piece.shape, "{}: tensor '{}' has shape {}, but {} says {}", path, key,
+                  shape_string(t->second.shape()), manifest_.path, shape_string(piece.shape));
   return t->second;
 }
 
@@ -153,8 +157,8 @@ Tensor CheckpointReader::global(const TensorEntry& entry, const std::string& pre
   for (const ShardPiece& p : entry.pieces) {
     const Tensor& t = piece(p, key);
     TESSERA_REQUIRE(t.dtype() == entry.dtype, "{}: tensor '{}' is {}, but {} says {}",
-                    (fs::path(step_dir_) / p.file).string(), key, dtype_name(t.dtype()),
-                    manifest_.path, dtype_name(entry.dtype));
+                    (fs::path(step_dir_) / p.file).string(), key, dtype_name(t.dtype()), manifest_.path,
+                    dtype_name(entry.dtype));
     pieces.push_back(&t);
   }
   if (entry.shard.kind == ShardSpec::Kind::Replicated) return pieces.front()->clone();

@@ -1,10 +1,9 @@
 // Saving a checkpoint: shard files, the merged manifest, the commit (rename, `latest`) and
 // pruning. See checkpoint.h for the crash-safety argument.
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "partitioner/layer_graph.h"
@@ -24,7 +23,9 @@ std::string step_name(int64_t step) { return fmt::format("step_{}", step); }
 
 // Every rank's string, in rank order, over a communicator that only moves tensors: the
 // lengths first, then the bytes packed into equally sized int32 buffers.
-std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& mine) {
+std::vector<std::string> all_gather_strings(Communicator* world, const std::string& mine) {
+  if (world == nullptr) return {mine};
+  Communicator& comm = *world;
   const int n = comm.size();
   Tensor length = Tensor::empty({1}, DType::I32);
   length.i32()[0] = static_cast<int32_t>(mine.size());
@@ -59,7 +60,8 @@ bool parse_step_name(const std::string& name, const std::string& suffix, int64_t
     return false;
   }
   const std::string digits = name.substr(5, name.size() - 5 - suffix.size());
-  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return false;
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), is_digit)) return false;
   *step = std::stoll(digits);
   return true;
 }
@@ -111,8 +113,8 @@ std::map<std::string, int64_t> vocab_padded_rows(const ModelConfig& model, const
 }
 
 CheckpointLayout checkpoint_layout(const ParallelGrid& grid, int zero_stage) {
-  return {grid.dp_size(), grid.tp_size(), grid.pp_size(), grid.dp_rank(), grid.tp_rank(),
-          grid.pp_rank(), zero_stage};
+  return {grid.dp_size(), grid.tp_size(), grid.pp_size(), grid.dp_rank(),
+          grid.tp_rank(), grid.pp_rank(), zero_stage};
 }
 
 std::string begin_checkpoint(const std::string& dir, int64_t step) {
@@ -150,7 +152,8 @@ ShardRecord shard_record_from_json(const json& j) {
     }
     e.global_shape = t.at("global_shape").get<Shape>();
     const json& s = t.at("shard");
-    e.shard = s.at("kind") == "split" ? ShardSpec::split(s.at("axis"), s.at("blocks")) : ShardSpec::replicated();
+    e.shard =
+        s.at("kind") == "split" ? ShardSpec::split(s.at("axis"), s.at("blocks")) : ShardSpec::replicated();
     e.rows = t.value("rows", int64_t{-1});
     e.pp_rank = t.at("pp_rank");
     for (const json& p : t.at("pieces")) {
@@ -274,26 +277,82 @@ SaveResult commit_checkpoint(const std::string& dir, int64_t step, int keep) {
   return result;
 }
 
+namespace {
+
+// Runs `phase` on this rank and shares its outcome with every rank: each rank's reply (or
+// the error it threw) is all-gathered, so a failure anywhere -- a full disk on rank 5 --
+// makes every rank throw the same one-line error at once instead of some ranks waiting in a
+// collective until the timeout. Returns every rank's reply.
+std::vector<std::string> run_phase(Communicator* world, const std::string& what,
+                                   const std::function<std::string()>& phase) {
+  json mine;
+  try {
+    mine = {{"reply", phase()}};
+  } catch (const InputError& e) {
+    mine = {{"error", e.what()}, {"input", true}};
+  } catch (const std::exception& e) {
+    mine = {{"error", e.what()}, {"input", false}};
+  }
+  std::vector<std::string> replies;
+  const std::vector<std::string> all = all_gather_strings(world, mine.dump());
+  for (size_t r = 0; r < all.size(); ++r) {
+    const json reply = json::parse(all[r]);
+    if (reply.contains("error")) {
+      const std::string message =
+          fmt::format("{} failed on rank {}: {}", what, r, reply["error"].get<std::string>());
+      if (reply["input"].get<bool>()) throw InputError(message);
+      throw Error(message);
+    }
+    replies.push_back(reply["reply"].get<std::string>());
+  }
+  return replies;
+}
+
+}  // namespace
+
 SaveResult save_checkpoint(const std::string& dir, const CheckpointState& state,
-                           const CheckpointLayout& layout, Communicator& world,
+                           const CheckpointLayout& layout, Communicator* world,
                            const std::string& config_yaml, const json& vocab, int keep) {
-  const bool root = world.rank() == 0;
+  const bool root = world == nullptr || world->rank() == 0;
   const std::string staging = (fs::path(dir) / (step_name(state.step) + ".tmp")).string();
-  if (root) begin_checkpoint(dir, state.step);
-  world.barrier();  // the staging directory exists before anyone writes into it
-  const ShardRecord mine = write_shard_file(staging, state, layout);
-  // Completes only once every rank has written and fsynced its file (each contributes after).
-  const std::vector<std::string> all = all_gather_strings(world, shard_record_to_json(mine).dump());
+  const std::string what = fmt::format("saving checkpoint step {}", state.step);
+  // 1. World rank 0 makes the staging directory; nobody writes before it exists.
+  run_phase(world, what, [&] {
+    if (root) begin_checkpoint(dir, state.step);
+    return std::string();
+  });
+  // 2. The shard writers write and fsync their files. The records are gathered only after
+  //    every rank has finished, so the manifest is written after all the data is durable.
+  const std::vector<std::string> records_json = run_phase(
+      world, what, [&] { return shard_record_to_json(write_shard_file(staging, state, layout)).dump(); });
+  // 3. World rank 0 writes the manifest and commits; every rank waits for the outcome.
   SaveResult result;
   result.step_dir = (fs::path(dir) / step_name(state.step)).string();
-  if (root) {
-    std::vector<ShardRecord> records;
-    for (const std::string& text : all) records.push_back(shard_record_from_json(json::parse(text)));
-    write_manifest(staging, build_manifest(state, layout, config_yaml, vocab, records));
-    result = commit_checkpoint(dir, state.step, keep);
-  }
-  world.barrier();  // no rank goes on (or exits) before the checkpoint is committed
+  run_phase(world, what, [&] {
+    if (root) {
+      std::vector<ShardRecord> records;
+      for (const std::string& text : records_json)
+        records.push_back(shard_record_from_json(json::parse(text)));
+      write_manifest(staging, build_manifest(state, layout, config_yaml, vocab, records));
+      result = commit_checkpoint(dir, state.step, keep);
+    }
+    return std::string();
+  });
   return result;
+}
+
+std::optional<std::string> find_latest_checkpoint(const std::string& dir, Communicator* world,
+                                                  std::vector<std::string>* warnings) {
+  // Rank 0 decides and the others follow, so every rank resumes from the same step even if
+  // the directory changes under them or a shared file system shows it late on some nodes.
+  std::optional<std::string> found;
+  const std::vector<std::string> replies = run_phase(world, "finding the latest checkpoint in " + dir, [&] {
+    if (world != nullptr && world->rank() != 0) return std::string();
+    found = find_latest_checkpoint(dir, warnings);
+    return found ? *found : std::string("-");
+  });
+  if (replies[0] == "-") return std::nullopt;
+  return replies[0];
 }
 
 }  // namespace tessera

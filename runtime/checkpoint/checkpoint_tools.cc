@@ -40,7 +40,8 @@ std::string resolve_checkpoint(const std::string& path) {
 std::string inspect_checkpoint(const std::string& step_dir) {
   const Manifest m = read_manifest(step_dir);
   const CheckpointLayout& l = m.layout;
-  std::string out = fmt::format("checkpoint {} (format {} version {})\n", step_dir, kCheckpointFormat, m.version);
+  std::string out =
+      fmt::format("checkpoint {} (format {} version {})\n", step_dir, kCheckpointFormat, m.version);
   out += fmt::format("step: {} (optimizer steps {}; moments: {})\n", m.step, m.optimizer_steps,
                      m.moments.empty() ? std::string("none") : fmt::format("{}", fmt::join(m.moments, ", ")));
   out += fmt::format("layout: dp {}, tp {}, pp {}, zero_stage {} (world {})\n", l.dp, l.tp, l.pp,

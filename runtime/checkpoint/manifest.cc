@@ -42,14 +42,13 @@ class Fields {
                      static_cast<int64_t>(v.get<uint64_t>()) >= min) ||
                     (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= min &&
                      v.get<int64_t>() <= max);
-    TESSERA_REQUIRE(ok, "{}: \"{}{}\" must be an integer in [{}, {}], not {}", where_, prefix_, key,
-                    min, max, v.dump());
+    TESSERA_REQUIRE(ok, "{}: \"{}{}\" must be an integer in [{}, {}], not {}", where_, prefix_, key, min, max,
+                    v.dump());
     return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
   }
   std::string string(const std::string& key) const {
     const json& v = at(key);
-    TESSERA_REQUIRE(v.is_string(), "{}: \"{}{}\" must be a string, not {}", where_, prefix_, key,
-                    v.dump());
+    TESSERA_REQUIRE(v.is_string(), "{}: \"{}{}\" must be a string, not {}", where_, prefix_, key, v.dump());
     return v.get<std::string>();
   }
   const json& array(const std::string& key) const {
@@ -110,8 +109,8 @@ CheckpointLayout parse_layout(const Fields& root, const std::string& where) {
   l.pp = static_cast<int>(f.integer("pp", 1, kMaxRanks));
   l.zero_stage = static_cast<int>(f.integer("zero_stage", 0, 3));
   const int64_t world = f.integer("world", 1, kMaxInt);
-  TESSERA_REQUIRE(world == int64_t{l.dp} * l.tp * l.pp,
-                  "{}: layout.world {} is not dp {} x tp {} x pp {}", where, world, l.dp, l.tp, l.pp);
+  TESSERA_REQUIRE(world == int64_t{l.dp} * l.tp * l.pp, "{}: layout.world {} is not dp {} x tp {} x pp {}",
+                  where, world, l.dp, l.tp, l.pp);
   return l;
 }
 
@@ -130,9 +129,8 @@ void check_pieces(const TensorEntry& t, const CheckpointLayout& layout,
                   const std::map<std::string, ShardFileEntry>& files, const std::string& where) {
   const bool split = t.shard.kind == ShardSpec::Kind::Split;
   const size_t expected = split ? static_cast<size_t>(layout.tp) : 1;
-  TESSERA_REQUIRE(t.pieces.size() == expected,
-                  "{}: has {} pieces; a {} tensor saved under tp {} has {}", where, t.pieces.size(),
-                  shard_spec_string(t.shard), layout.tp, expected);
+  TESSERA_REQUIRE(t.pieces.size() == expected, "{}: has {} pieces; a {} tensor saved under tp {} has {}",
+                  where, t.pieces.size(), shard_spec_string(t.shard), layout.tp, expected);
   for (size_t j = 0; j < t.pieces.size(); ++j) {
     const ShardPiece& p = t.pieces[j];
     const std::string pw = fmt::format("{} pieces[{}]", where, j);
@@ -149,8 +147,7 @@ void check_pieces(const TensorEntry& t, const CheckpointLayout& layout,
                     layout.tp, shape_string(want));
     const auto ranges = split ? shard_ranges(t.global_shape, t.shard, p.tp_rank, layout.tp)
                               : std::vector<std::pair<int64_t, int64_t>>{};
-    TESSERA_REQUIRE(p.ranges == ranges,
-                    "{} has ranges {} along axis {}, but tp rank {} of {} holds {}", pw,
+    TESSERA_REQUIRE(p.ranges == ranges, "{} has ranges {} along axis {}, but tp rank {} of {} holds {}", pw,
                     ranges_string(p.ranges), t.shard.axis, p.tp_rank, layout.tp, ranges_string(ranges));
   }
 }
@@ -212,8 +209,8 @@ const TensorEntry* Manifest::find(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<std::pair<int64_t, int64_t>> shard_ranges(const Shape& global, const ShardSpec& spec,
-                                                      int rank, int ranks) {
+std::vector<std::pair<int64_t, int64_t>> shard_ranges(const Shape& global, const ShardSpec& spec, int rank,
+                                                      int ranks) {
   if (spec.kind == ShardSpec::Kind::Replicated) return {};
   const int64_t block = global[spec.axis] / spec.blocks, part = block / ranks;
   std::vector<std::pair<int64_t, int64_t>> ranges;
@@ -249,8 +246,8 @@ json manifest_to_json(const Manifest& m) {
       for (const auto& [b, e] : p.ranges) ranges.push_back({b, e});
       pieces.push_back({{"file", p.file}, {"tp_rank", p.tp_rank}, {"shape", p.shape}, {"ranges", ranges}});
     }
-    json entry = {{"name", t.name},         {"dtype", dtype_name(t.dtype)}, {"global_shape", t.global_shape},
-                  {"shard", shard},         {"pp_rank", t.pp_rank},         {"pieces", pieces}};
+    json entry = {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"global_shape", t.global_shape},
+                  {"shard", shard}, {"pp_rank", t.pp_rank},         {"pieces", pieces}};
     if (t.rows >= 0) entry["rows"] = t.rows;
     tensors.push_back(std::move(entry));
   }
@@ -261,7 +258,11 @@ json manifest_to_json(const Manifest& m) {
           {"data", {{"step", m.step}, {"note", "batches are a pure function of (train.seed, step)"}}},
           {"optimizer", {{"steps", m.optimizer_steps}, {"moments", m.moments}}},
           {"layout",
-           {{"world", l.dp * l.tp * l.pp}, {"dp", l.dp}, {"tp", l.tp}, {"pp", l.pp}, {"zero_stage", l.zero_stage}}},
+           {{"world", l.dp * l.tp * l.pp},
+            {"dp", l.dp},
+            {"tp", l.tp},
+            {"pp", l.pp},
+            {"zero_stage", l.zero_stage}}},
           {"config_yaml", m.config_yaml},
           {"vocabulary", m.vocabulary},
           {"extra", m.extra},
@@ -278,8 +279,8 @@ Manifest manifest_from_json(const json& root, const std::string& path) {
   m.path = path;
   m.version = static_cast<int>(f.integer("version", 0, kMaxInt));
   TESSERA_REQUIRE(m.version == kCheckpointVersion,
-                  "{}: format version {} is not supported (this build reads version {})", path,
-                  m.version, kCheckpointVersion);
+                  "{}: format version {} is not supported (this build reads version {})", path, m.version,
+                  kCheckpointVersion);
   m.step = f.integer("step", 0, kMaxInt);
   const Fields opt(f.object("optimizer"), path, "optimizer.");
   m.optimizer_steps = opt.integer("steps", 0, kMaxInt);

@@ -1,15 +1,33 @@
 // The checkpoint manifest (manifest.json in a step directory): what was saved, under which
 // layout, and where every piece of every tensor lives, so that a checkpoint saved under one
-// (dp, tp, pp, zero) layout can be loaded under any other. See docs/checkpoints.md for the
-// field-by-field format.
+// (dp, tp, pp, zero) layout can be loaded under any other.
+//
+// <checkpoint.dir>/latest                    "step_<N>\n", replaced last (the commit point)
+// <checkpoint.dir>/step_<N>/manifest.json    this file
+// <checkpoint.dir>/step_<N>/shard_tp<t>_pp<p>.safetensors
+//     written by dp rank 0 of shard (t, p): param.<name>, exp_avg.<name>, exp_avg_sq.<name>
+//     for the tp-split parameters of stage p (this rank's shard) and, on t = 0, the
+//     replicated ones; __metadata__ {format: pt, step, tp_rank, pp_rank}.
+//
+// manifest.json (keys sorted):
+//   format "tessera-checkpoint", version 1, step (training steps done; batches are a pure
+//   function of (train.seed, step), so this is also the data position: data.step),
+//   optimizer {steps, moments: ["exp_avg", "exp_avg_sq"] or []},
+//   layout {world, dp, tp, pp, zero_stage}, config_yaml (the run's config as saved by the
+//   launcher), vocabulary (Vocabulary::to_json or null), extra (trainer state, opaque here),
+//   files [{name, tp_rank, pp_rank, bytes}],
+//   tensors [{name, dtype, global_shape, shard {kind: replicated} | {kind: split, axis,
+//             blocks}, rows (real rows of a padded vocabulary table; absent otherwise),
+//             pp_rank, pieces [{file, tp_rank, shape, ranges [[begin, end), ...]}]}]
+//   A split tensor has one piece per tp rank (rank r holds, of each of the `blocks` equal
+//   parts of the axis, the r-th 1/tp); a replicated tensor has one piece, in tp rank 0's file.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/model/parameter.h"
 
@@ -58,8 +76,8 @@ struct ShardFileEntry {
 struct Manifest {
   std::string path;  // where it was read from (for messages); empty when built in memory
   int version = kCheckpointVersion;
-  int64_t step = 0;             // training steps done; batches are a pure function of (seed, step)
-  int64_t optimizer_steps = 0;  // AdamW's update count (bias correction)
+  int64_t step = 0;                  // training steps done; batches are a pure function of (seed, step)
+  int64_t optimizer_steps = 0;       // AdamW's update count (bias correction)
   std::vector<std::string> moments;  // saved optimizer moments: "exp_avg", "exp_avg_sq" or none
   CheckpointLayout layout;           // sizes only (ranks are 0)
   std::string config_yaml;           // the run's full config, opaque here
@@ -72,9 +90,10 @@ struct Manifest {
 };
 
 // The [begin, end) ranges along spec.axis that tp rank `rank` of `ranks` holds.
-std::vector<std::pair<int64_t, int64_t>> shard_ranges(const Shape& global, const ShardSpec& spec,
-                                                      int rank, int ranks);
-std::string shard_spec_string(const ShardSpec& spec);  // "replicated", "split(axis 0)", "split(axis 0, 3 blocks)"
+std::vector<std::pair<int64_t, int64_t>> shard_ranges(const Shape& global, const ShardSpec& spec, int rank,
+                                                      int ranks);
+std::string shard_spec_string(
+    const ShardSpec& spec);  // "replicated", "split(axis 0)", "split(axis 0, 3 blocks)"
 std::string shard_file_name(int tp_rank, int pp_rank);  // shard_tp<t>_pp<p>.safetensors
 
 nlohmann::json manifest_to_json(const Manifest& manifest);

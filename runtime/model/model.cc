@@ -37,7 +37,7 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
                                               1.f, seed, tp);
     case LayerKind::TransformerBlock:
       return std::make_unique<TransformerBlock>(
-          spec.name, BlockShape{m.hidden_size, m.num_attention_heads, m.ffn_hidden_size},
+          spec.name, BlockShape{m.hidden_size, m.num_attention_heads, ffn_size(m)},
           m.num_layers, std, seed, tp, selective_recompute);
     case LayerKind::Linear:
       // 1/sqrt(fan_in), as PyTorch's nn.Linear scale: with GPT's 0.02 a deep MLP's signal vanishes.

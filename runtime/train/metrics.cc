@@ -27,10 +27,10 @@ std::string format_step_line(const StepMetrics& m) {
   return line;
 }
 
-MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
+MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
-  out_.open(path, std::ios::out | std::ios::trunc);
+  out_.open(path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
   TESSERA_REQUIRE(out_.good(), "{}: cannot open the metrics file for writing (log.metrics)", path);
 }
 

@@ -26,7 +26,8 @@ std::string format_step_line(const StepMetrics& m);
 // Appends one JSON object per line, flushed per line so a killed job keeps its history.
 class MetricsWriter {
  public:
-  explicit MetricsWriter(const std::string& path);
+  // append: keep the lines already there (a resumed run), else start the file afresh.
+  MetricsWriter(const std::string& path, bool append);
   void write(const StepMetrics& m);
 
  private:

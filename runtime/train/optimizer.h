@@ -17,6 +17,10 @@ class AdamW {
   // One update of every parameter from its grad with learning rate lr.
   void step(double lr);
   int64_t steps_taken() const { return step_; }
+  void set_steps_taken(int64_t steps) { step_ = steps; }
+  // The moments of parameter i (in construction order), sharing storage with the optimizer.
+  const Tensor& exp_avg(size_t i) const { return states_.at(i).m; }
+  const Tensor& exp_avg_sq(size_t i) const { return states_.at(i).v; }
   int64_t state_bytes() const;
 
  private:

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <spdlog/spdlog.h>
 
+#include "runtime/comm/parallel_grid.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/grad_norm.h"
 
@@ -18,6 +19,19 @@ constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;
 
 }  // namespace
 
+ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel) {
+  ParallelGroups g;
+  g.world = &grid.world();
+  g.tp = TpGroup{&grid.tp(), grid.tp_rank(), grid.tp_size(), sequence_parallel};
+  g.dp = &grid.dp();
+  g.dp_rank = grid.dp_rank();
+  g.dp_size = grid.dp_size();
+  g.pp = &grid.pp();
+  g.pp_rank = grid.pp_rank();
+  g.pp_size = grid.pp_size();
+  return g;
+}
+
 std::vector<int> stage_partition(const ParallelConfig& p, int graph_layers) {
   if (!p.partition.empty()) return p.partition;
   const int stages = p.pipeline_model_parallel_size * p.virtual_stages;
@@ -26,8 +40,9 @@ std::vector<int> stage_partition(const ParallelConfig& p, int graph_layers) {
   return counts;
 }
 
-Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups)
+Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
     : config_(config),
+      options_(std::move(options)),
       data_(data),
       groups_(groups),
       graph_(build_layer_graph(config.model, data.vocab.size(), config.train.micro_batch_size)),
@@ -184,6 +199,92 @@ StepResult Trainer::train_step() {
   return r;
 }
 
+CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v,
+                                          bool gather) {
+  CheckpointState s;
+  s.step = step_;
+  s.params = parameters();
+  s.padded_rows = vocab_padded_rows(config_.model, graph_);
+  moments.assign(s.params.size(), OptimizerMoments{});
+  if (zero_optimizer_) {
+    if (gather) {
+      zero_optimizer_->gather_moments(m, v);
+    } else {
+      m = Tensor::zeros({flat_->numel()});
+      v = Tensor::zeros({flat_->numel()});
+    }
+    std::map<const Parameter*, size_t> index;
+    for (size_t i = 0; i < s.params.size(); ++i) index[s.params[i]] = i;
+    for (const FlatSegment& seg : flat_->segments()) {
+      const Shape& shape = seg.param->value.shape();
+      moments[index.at(seg.param)] = {m.narrow(seg.offset, seg.numel).view(shape),
+                                      v.narrow(seg.offset, seg.numel).view(shape)};
+    }
+    s.optimizer_steps = zero_optimizer_->steps_taken();
+  } else {
+    for (size_t i = 0; i < s.params.size(); ++i) moments[i] = {optimizer_->exp_avg(i), optimizer_->exp_avg_sq(i)};
+    s.optimizer_steps = optimizer_->steps_taken();
+  }
+  for (OptimizerMoments& mo : moments) s.moments.push_back(&mo);
+  return s;
+}
+
+void Trainer::save() {
+  const auto start = Clock::now();
+  std::vector<OptimizerMoments> moments;
+  Tensor m, v;
+  const CheckpointState state = checkpoint_state(moments, m, v, true);
+  const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
+                                groups_.pp_rank, zero_optimizer_ ? 1 : 0};
+  const SaveResult r = save_checkpoint(config_.checkpoint.dir, state, layout, groups_.world, options_.config_yaml,
+                                       data_.vocab.to_json(), config_.checkpoint.keep);
+  if (groups_.is_logging_rank()) {
+    spdlog::info("checkpoint: step {} saved to {} ({:.1f} MiB, {:.0f} ms){}", step_, r.step_dir, r.bytes / 1048576.0,
+                 std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
+                 r.removed.empty() ? "" : fmt::format(", removed {}", fmt::join(r.removed, ", ")));
+  }
+}
+
+bool Trainer::resume() {
+  std::vector<std::string> warnings;
+  const auto found = find_latest_checkpoint(config_.checkpoint.dir, groups_.world, &warnings);
+  const bool logging = groups_.is_logging_rank();
+  for (const std::string& w : warnings) {
+    if (logging) spdlog::warn("checkpoint: {}", w);
+  }
+  if (!found) {
+    if (logging) spdlog::info("checkpoint: none in {}, starting from step 0", config_.checkpoint.dir);
+    return false;
+  }
+  const Manifest manifest = read_manifest(*found);
+  TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == data_.vocab,
+                  "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
+                  Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, data_.vocab.size());
+  std::vector<OptimizerMoments> moments;
+  Tensor m, v;
+  CheckpointState state = checkpoint_state(moments, m, v, false);
+  load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
+  if (zero_optimizer_) {
+    zero_optimizer_->scatter_moments(m, v);
+    zero_optimizer_->set_steps_taken(state.optimizer_steps);
+  } else {
+    optimizer_->set_steps_taken(state.optimizer_steps);
+  }
+  step_ = state.step;
+  if (logging) {
+    spdlog::info("checkpoint: resumed from {} at step {} (saved under dp {} x tp {} x pp {}, zero {})", *found,
+                 step_, manifest.layout.dp, manifest.layout.tp, manifest.layout.pp, manifest.layout.zero_stage);
+  }
+  return true;
+}
+
+bool Trainer::stop_requested_everywhere() {
+  if (options_.stop_requested == nullptr) return false;
+  // A signal may reach only some ranks (or reach them at different steps): agree on it.
+  const double mine = options_.stop_requested->load() ? 1.0 : 0.0;
+  return all_reduce_scalar(mine, groups_.world, ReduceOp::Max) > 0;
+}
+
 double Trainer::evaluate() {
   TESSERA_CHECK(val_sampler_.has_value(), "no validation split to evaluate on");
   const TrainConfig& t = config_.train;
@@ -215,9 +316,14 @@ double Trainer::evaluate() {
 
 void Trainer::fit() {
   const TrainConfig& t = config_.train;
+  const CheckpointConfig& ckpt = config_.checkpoint;
+  if (ckpt.resume == "auto") resume();
   std::unique_ptr<MetricsWriter> metrics;
   const bool logging = groups_.is_logging_rank();
-  if (logging && !config_.log.metrics.empty()) metrics = std::make_unique<MetricsWriter>(config_.log.metrics);
+  // A resumed run continues the metrics of the run it resumes.
+  if (logging && !config_.log.metrics.empty()) {
+    metrics = std::make_unique<MetricsWriter>(config_.log.metrics, step_ > 0);
+  }
   const double tokens_per_step = static_cast<double>(t.global_batch_size) * config_.model.seq_length;
   const double flops_per_step = graph_.flops_per_token() * tokens_per_step;
   const int world = groups_.world ? groups_.world->size() : 1;
@@ -236,7 +342,8 @@ void Trainer::fit() {
   }
   double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0;
   int window_steps = 0;
-  while (step_ < t.max_steps) {
+  bool stopped = false;
+  while (step_ < t.max_steps && !stopped) {
     const StepResult r = train_step();
     window_ms += r.step_ms;
     window_exposed_ms += grad_sync_stats().exposed_ms;
@@ -246,6 +353,10 @@ void Trainer::fit() {
     const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
     std::optional<double> val;
     if (eval_now && val_sampler_) val = evaluate();
+    stopped = stop_requested_everywhere();
+    const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
+    if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
+    if (stopped && logging) spdlog::info("stop requested: checkpoint saved at step {}, exiting", step_);
     if (!(log_now || val)) continue;
     StepMetrics m;
     m.step = step_;
@@ -264,10 +375,12 @@ void Trainer::fit() {
     }
     window_ms = window_exposed_ms = window_span_ms = 0;
     window_steps = 0;
-    if (!logging) continue;
-    spdlog::info("{}", format_step_line(m));
-    if (metrics) metrics->write(m);
+    if (logging) {
+      spdlog::info("{}", format_step_line(m));
+      if (metrics) metrics->write(m);
+    }
   }
+  if (stopped) return;
   if (groups_.world && groups_.world->size() > 1) {
     // Peak tensor memory and pipeline depth of every rank, for memory tables per stage.
     Tensor mine = Tensor::full({2}, 0.f);

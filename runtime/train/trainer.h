@@ -3,9 +3,11 @@
 // periodic validation, the rank-0 log line, JSONL metrics and the Chrome trace.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 
+#include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/config.h"
 #include "runtime/data/batch_sampler.h"
@@ -32,8 +34,19 @@ struct ParallelGroups {
   bool is_logging_rank() const { return world == nullptr || world->rank() == 0; }
 };
 
+class ParallelGrid;
+// The groups of a ParallelGrid (which must outlive the trainer).
+ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel);
+
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
+};
+
+// What the embedding program (the CLI) gives a trainer beyond the config.
+struct TrainerOptions {
+  std::string config_yaml;  // the resolved config, saved in checkpoint manifests
+  // Set (e.g. by a SIGUSR1/SIGTERM handler) to save a checkpoint and stop after this step.
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 // Layer counts of the p * v global stages: the configured partition, or an even split
@@ -42,14 +55,21 @@ std::vector<int> stage_partition(const ParallelConfig& parallel, int graph_layer
 
 class Trainer {
  public:
-  Trainer(const Config& config, const Dataset& data, ParallelGroups groups);
+  Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options = {});
 
   // Runs the next optimizer step over one global batch.
   StepResult train_step();
   // Mean validation loss over train.eval_iters microbatches (fixed batches, all ranks).
   double evaluate();
-  // Trains to train.max_steps, logging on rank 0; writes the trace when log.trace is set.
+  // Trains to train.max_steps (resuming first when checkpoint.resume is auto), logging on
+  // rank 0, saving checkpoints every checkpoint.interval steps and at the end; writes the
+  // trace when log.trace is set. Returns early, after a checkpoint, when a stop is requested.
   void fit();
+  // Saves a checkpoint of the current step into checkpoint.dir (collective over the world).
+  void save();
+  // Loads the newest complete checkpoint in checkpoint.dir, under this run's layout, whatever
+  // layout saved it. Returns false (and trains from scratch) when there is none.
+  bool resume();
 
   // This rank's model chunks (one unless virtual pipeline stages are used).
   const std::vector<std::unique_ptr<Model>>& chunks() const { return chunks_; }
@@ -72,8 +92,13 @@ class Trainer {
   void on_layer_gradients_final(int layer);
   double forward_backward();  // returns this rank's sum of microbatch losses
   void trace(const char* name, TraceRecorder::Clock::time_point start);
+  // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
+  // `moments` (and, with ZeRO-1, into the full flat buffers m and v, all-gathered when gather).
+  CheckpointState checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v, bool gather);
+  bool stop_requested_everywhere();
 
   Config config_;
+  TrainerOptions options_;
   const Dataset& data_;
   ParallelGroups groups_;
   LayerGraph graph_;

@@ -44,6 +44,18 @@ double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, 
   return norm;
 }
 
+void ZeroAdamW::gather_moments(Tensor& exp_avg, Tensor& exp_avg_sq) {
+  exp_avg = Tensor::empty({flat_.numel()});
+  exp_avg_sq = Tensor::empty({flat_.numel()});
+  dp_.all_gather(m_, exp_avg);
+  dp_.all_gather(v_, exp_avg_sq);
+}
+
+void ZeroAdamW::scatter_moments(const Tensor& exp_avg, const Tensor& exp_avg_sq) {
+  m_.copy_from(exp_avg.narrow(lo_, hi_ - lo_));
+  v_.copy_from(exp_avg_sq.narrow(lo_, hi_ - lo_));
+}
+
 void ZeroAdamW::step(const Tensor& shard_grads, double lr) {
   ++step_;
   float* values = flat_.values().f32();

@@ -20,6 +20,12 @@ class ZeroAdamW {
   // Updates this rank's shard from shard_grads and all-gathers the parameters.
   void step(const Tensor& shard_grads, double lr);
   int64_t state_bytes() const { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }
+  int64_t steps_taken() const { return step_; }
+  void set_steps_taken(int64_t steps) { step_ = steps; }
+  // The moments over the whole flat buffer, all-gathered from the shards (collective over
+  // dp), for checkpoints; and the inverse, keeping this rank's range of full moments.
+  void gather_moments(Tensor& exp_avg, Tensor& exp_avg_sq);
+  void scatter_moments(const Tensor& exp_avg, const Tensor& exp_avg_sq);
 
  private:
   // Calls f(segment, begin, end) for each piece of a parameter inside this rank's shard,

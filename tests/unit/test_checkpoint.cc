@@ -60,8 +60,8 @@ TEST_CASE("checkpoint: save_checkpoint then load_checkpoint is bit-exact", "[che
   state.optimizer_steps = 40;
   state.extra = {{"skipped_steps", 2}};
   auto world = local_world();
-  const SaveResult result = save_checkpoint(dir.path, state, saved.layout(0), *world, "model: {arch: gpt}\n",
-                                            {{"kind", "bytes"}, {"size", 256}}, 3);
+  const SaveResult result = save_checkpoint(dir.path, state, saved.layout(0), world.get(),
+                                            "model: {arch: gpt}\n", {{"kind", "bytes"}, {"size", 256}}, 3);
   CHECK(result.step_dir == dir / "step_42");
   CHECK(result.bytes == fs::file_size(dir / "step_42/shard_tp0_pp0.safetensors"));
   CHECK(read_text(dir / "latest") == "step_42\n");
@@ -89,6 +89,11 @@ TEST_CASE("checkpoint: save_checkpoint then load_checkpoint is bit-exact", "[che
   const SafetensorsFile f = read_safetensors(dir / "step_42/shard_tp0_pp0.safetensors");
   CHECK(f.tensors.size() == 3 * m.tensors.size());
   CHECK(f.tensors.count("exp_avg_sq.h.1.mlp.c_fc.weight") == 1);
+
+  // A single process without MPI passes no communicator.
+  state.step = 43;
+  save_checkpoint(dir.path, state, saved.layout(0), nullptr, "", nullptr, 3);
+  CHECK(find_latest_checkpoint(dir.path, nullptr, nullptr) == dir / "step_43");
 }
 
 TEST_CASE("checkpoint: a checkpoint saved under one (tp, pp) loads under every other", "[checkpoint]") {
@@ -100,7 +105,8 @@ TEST_CASE("checkpoint: a checkpoint saved under one (tp, pp) loads under every o
       SimRun saved = build_run(arch, tp, pp, true);
       save_run(saved, dir.path, 5, 0);
       for (const auto& [tp2, pp2] : layouts) {
-        INFO(arch << ": saved under tp " << tp << " pp " << pp << ", loaded under tp " << tp2 << " pp " << pp2);
+        INFO(arch << ": saved under tp " << tp << " pp " << pp << ", loaded under tp " << tp2 << " pp "
+                  << pp2);
         SimRun loaded = build_run(arch, tp2, pp2, false);
         load_run(loaded, dir / "step_5");
         check_run(loaded, tp);
@@ -170,8 +176,9 @@ TEST_CASE("checkpoint: find_latest_checkpoint follows latest and skips unfinishe
   fs::copy_file(dir / "step_10/shard_tp0_pp0.safetensors", dir / "step_20/shard_tp0_pp0.safetensors");
   begin_checkpoint(dir.path, 30);
   CHECK(find_latest_checkpoint(dir.path, &warnings) == dir / "step_10");
-  CHECK(warnings == std::vector<std::string>{
-                        fmt::format("{}: no manifest.json (a save that did not finish); ignored", dir / "step_20")});
+  CHECK(warnings ==
+        std::vector<std::string>{fmt::format(
+            "{}: no manifest.json (a save or removal that did not finish); ignored", dir / "step_20")});
 
   // `latest` naming an unfinished directory, or missing: the newest complete one is used.
   write_text(dir / "latest", "step_20\n");
@@ -183,8 +190,8 @@ TEST_CASE("checkpoint: find_latest_checkpoint follows latest and skips unfinishe
   fs::remove(dir / "latest");
   warnings.clear();
   CHECK(find_latest_checkpoint(dir.path, &warnings) == dir / "step_10");
-  CHECK(warnings.back() ==
-        fmt::format("{} is missing; using the newest complete checkpoint {}", dir / "latest", dir / "step_10"));
+  CHECK(warnings.back() == fmt::format("{} is missing; using the newest complete checkpoint {}",
+                                       dir / "latest", dir / "step_10"));
 
   // A complete directory newer than `latest` (killed between the rename and `latest`).
   save_run(run, dir.path, 40, 0);
@@ -213,8 +220,9 @@ TEST_CASE("checkpoint: a save stopped at any step leaves the previous checkpoint
       [&] {
         CheckpointState s = run.state(0);
         s.step = 2;
-        std::vector<ShardRecord> records = {write_shard_file(dir / "step_2.tmp", s, run.layout(0)),
-                                            write_shard_file(dir / "step_2.tmp", run.state(1), run.layout(1))};
+        std::vector<ShardRecord> records = {
+            write_shard_file(dir / "step_2.tmp", s, run.layout(0)),
+            write_shard_file(dir / "step_2.tmp", run.state(1), run.layout(1))};
         write_manifest(dir / "step_2.tmp", build_manifest(s, run.layout(0), "", nullptr, records));
       }};
   for (const auto& stage : stages) {
@@ -240,7 +248,7 @@ TEST_CASE("checkpoint: keep prunes old checkpoints once the new one is committed
     if (step == 1) CHECK(r.removed == std::vector<std::string>{dir / "step_0"});
     if (step >= 3) CHECK(r.removed == std::vector<std::string>{dir / fmt::format("step_{}", step - 2)});
   }
-  begin_checkpoint(dir.path, 9);  // a stale staging directory
+  begin_checkpoint(dir.path, 9);            // a stale staging directory
   fs::create_directories(dir / "step_99");  // unfinished but newer: not ours to judge
   save_run(run, dir.path, 6, 2);
   std::vector<std::string> names;

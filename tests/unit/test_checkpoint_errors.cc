@@ -26,6 +26,7 @@ struct SimRun {
   CheckpointState state(size_t i, bool with_moments = true);
   CheckpointLayout layout(size_t i) const;
 };
+std::unique_ptr<Communicator> local_world();
 std::string make_temp_dir();
 std::string read_text(const std::string& path);
 void write_text(const std::string& path, const std::string& text);
@@ -107,16 +108,24 @@ TEST_CASE("checkpoint errors: every manifest rule has its own message", "[checkp
   const auto t0 = [](json& j) -> json& { return j["tensors"][0]; };  // wte.weight, split(0) over tp 2
   const std::vector<ManifestCase> cases = {
       {"not an object", [](json& j) { j = json::array(); }, "must be a JSON object"},
-      {"format", [](json& j) { j["format"] = "other"; }, "\"format\" must be \"tessera-checkpoint\", not \"other\""},
-      {"version", [](json& j) { j["version"] = 2; }, "format version 2 is not supported (this build reads version 1)"},
-      {"step", [](json& j) { j["step"] = -1; }, "\"step\" must be an integer in [0, 9223372036854775807], not -1"},
-      {"step type", [](json& j) { j["step"] = "3"; }, "\"step\" must be an integer in [0, 9223372036854775807], not \"3\""},
+      {"format", [](json& j) { j["format"] = "other"; },
+       "\"format\" must be \"tessera-checkpoint\", not \"other\""},
+      {"version", [](json& j) { j["version"] = 2; },
+       "format version 2 is not supported (this build reads version 1)"},
+      {"step", [](json& j) { j["step"] = -1; },
+       "\"step\" must be an integer in [0, 9223372036854775807], not -1"},
+      {"step type", [](json& j) { j["step"] = "3"; },
+       "\"step\" must be an integer in [0, 9223372036854775807], not \"3\""},
       {"no optimizer", [](json& j) { j.erase("optimizer"); }, "missing \"optimizer\""},
       {"moment name", [](json& j) { j["optimizer"]["moments"] = {"m"}; },
        "optimizer.moments may only name \"exp_avg\" and \"exp_avg_sq\", not \"m\""},
-      {"moment twice", [](json& j) { j["optimizer"]["moments"] = {"exp_avg", "exp_avg"}; },
+      {"moment twice",
+       [](json& j) {
+         j["optimizer"]["moments"] = {"exp_avg", "exp_avg"};
+       },
        "optimizer.moments names \"exp_avg\" twice"},
-      {"tp 0", [](json& j) { j["layout"]["tp"] = 0; }, "\"layout.tp\" must be an integer in [1, 1048576], not 0"},
+      {"tp 0", [](json& j) { j["layout"]["tp"] = 0; },
+       "\"layout.tp\" must be an integer in [1, 1048576], not 0"},
       {"world", [](json& j) { j["layout"]["world"] = 3; }, "layout.world 3 is not dp 1 x tp 2 x pp 1"},
       {"zero stage", [](json& j) { j["layout"]["zero_stage"] = 5; },
        "\"layout.zero_stage\" must be an integer in [0, 3], not 5"},
@@ -124,7 +133,8 @@ TEST_CASE("checkpoint errors: every manifest rule has its own message", "[checkp
       {"vocabulary", [](json& j) { j["vocabulary"] = "x"; }, "\"vocabulary\" must be an object or null"},
       {"extra", [](json& j) { j["extra"] = 1; }, "\"extra\" must be an object"},
       {"file outside the directory", [](json& j) { j["files"][0]["name"] = "../../etc/passwd"; },
-       "files[0]: name \"../../etc/passwd\" must be \"shard_tp0_pp0.safetensors\" for tp_rank 0 and pp_rank 0"},
+       "files[0]: name \"../../etc/passwd\" must be \"shard_tp0_pp0.safetensors\" for tp_rank 0 and pp_rank "
+       "0"},
       {"file twice", [](json& j) { j["files"][1] = j["files"][0]; },
        "files[1]: \"shard_tp0_pp0.safetensors\" is listed twice"},
       {"file tp rank", [](json& j) { j["files"][0]["tp_rank"] = 2; },
@@ -132,36 +142,59 @@ TEST_CASE("checkpoint errors: every manifest rule has its own message", "[checkp
       {"no name", [&](json& j) { t0(j).erase("name"); }, "tensors[0]: missing \"name\""},
       {"dtype", [&](json& j) { t0(j)["dtype"] = "F64"; },
        "tensor 'wte.weight': dtype \"F64\" is not one of F32, BF16, F16, I32, U16"},
-      {"negative dim", [&](json& j) { t0(j)["global_shape"] = {66, -32}; },
+      {"negative dim",
+       [&](json& j) {
+         t0(j)["global_shape"] = {66, -32};
+       },
        "tensor 'wte.weight': global_shape must be an array of non-negative integers, not [66,-32]"},
-      {"huge shape", [&](json& j) { t0(j)["global_shape"] = {1ull << 40, 1ull << 40}; },
-       "tensor 'wte.weight': global_shape [1099511627776,1099511627776] has more elements than fit in 64 bits"},
+      {"huge shape",
+       [&](json& j) {
+         t0(j)["global_shape"] = {1ull << 40, 1ull << 40};
+       },
+       "tensor 'wte.weight': global_shape [1099511627776,1099511627776] has more elements than fit in 64 "
+       "bits"},
       {"shard kind", [&](json& j) { t0(j)["shard"]["kind"] = "diagonal"; },
        "tensor 'wte.weight': shard.kind \"diagonal\" must be \"replicated\" or \"split\""},
       {"shard axis", [&](json& j) { t0(j)["shard"]["axis"] = 2; },
        "tensor 'wte.weight': shard axis 2 is out of range for global shape [66, 32]"},
-      {"indivisible", [&](json& j) { t0(j)["global_shape"] = {65, 32}; },
+      {"indivisible",
+       [&](json& j) {
+         t0(j)["global_shape"] = {65, 32};
+       },
        "tensor 'wte.weight': axis 0 of global shape [65, 32] does not split into 1 blocks over tp 2"},
-      {"rows", [&](json& j) { t0(j)["rows"] = 70; }, "tensor 'wte.weight': \"rows\" must be an integer in [0, 66], not 70"},
-      {"pp rank", [&](json& j) { t0(j)["pp_rank"] = 1; }, "tensor 'wte.weight': \"pp_rank\" must be an integer in [0, 0], not 1"},
+      {"rows", [&](json& j) { t0(j)["rows"] = 70; },
+       "tensor 'wte.weight': \"rows\" must be an integer in [0, 66], not 70"},
+      {"pp rank", [&](json& j) { t0(j)["pp_rank"] = 1; },
+       "tensor 'wte.weight': \"pp_rank\" must be an integer in [0, 0], not 1"},
       {"missing piece", [&](json& j) { t0(j)["pieces"].erase(1); },
        "tensor 'wte.weight': has 1 pieces; a split(axis 0) tensor saved under tp 2 has 2"},
-      {"extra replicated piece", [](json& j) { j["tensors"][1]["pieces"].push_back(j["tensors"][1]["pieces"][0]); },
+      {"extra replicated piece",
+       [](json& j) { j["tensors"][1]["pieces"].push_back(j["tensors"][1]["pieces"][0]); },
        "tensor 'wpe.weight': has 2 pieces; a replicated tensor saved under tp 2 has 1"},
       {"pieces out of order", [&](json& j) { std::swap(t0(j)["pieces"][0], t0(j)["pieces"][1]); },
        "tensor 'wte.weight' pieces[0] has tp_rank 1, expected 0"},
       {"unlisted file", [&](json& j) { t0(j)["pieces"][0]["file"] = "shard_tp0_pp1.safetensors"; },
        "tensor 'wte.weight' pieces[0] names file \"shard_tp0_pp1.safetensors\", which is not in \"files\""},
       {"wrong file", [&](json& j) { t0(j)["pieces"][1]["file"] = "shard_tp0_pp0.safetensors"; },
-       "tensor 'wte.weight' pieces[1] is in \"shard_tp0_pp0.safetensors\", which holds tp rank 0 of pp stage 0, "
+       "tensor 'wte.weight' pieces[1] is in \"shard_tp0_pp0.safetensors\", which holds tp rank 0 of pp stage "
+       "0, "
        "not tp rank 1 of pp stage 0"},
-      {"piece shape", [&](json& j) { t0(j)["pieces"][0]["shape"] = {34, 32}; },
-       "tensor 'wte.weight' pieces[0] has shape [34, 32], but a split(axis 0) shard of [66, 32] under tp 2 is [33, 32]"},
-      {"overlapping ranges", [&](json& j) { t0(j)["pieces"][1]["ranges"] = {{0, 33}}; },
-       "tensor 'wte.weight' pieces[1] has ranges [[0, 33)] along axis 0, but tp rank 1 of 2 holds [[33, 66)]"},
+      {"piece shape",
+       [&](json& j) {
+         t0(j)["pieces"][0]["shape"] = {34, 32};
+       },
+       "tensor 'wte.weight' pieces[0] has shape [34, 32], but a split(axis 0) shard of [66, 32] under tp 2 "
+       "is [33, 32]"},
+      {"overlapping ranges",
+       [&](json& j) {
+         t0(j)["pieces"][1]["ranges"] = {{0, 33}};
+       },
+       "tensor 'wte.weight' pieces[1] has ranges [[0, 33)] along axis 0, but tp rank 1 of 2 holds [[33, "
+       "66)]"},
       {"bad range", [&](json& j) { t0(j)["pieces"][1]["ranges"] = {{33}}; },
        "tensor 'wte.weight' pieces[1]: ranges must be [begin, end] pairs of non-negative integers, not [33]"},
-      {"tensor twice", [](json& j) { j["tensors"].push_back(j["tensors"][0]); }, "tensor 'wte.weight' is listed twice"},
+      {"tensor twice", [](json& j) { j["tensors"].push_back(j["tensors"][0]); },
+       "tensor 'wte.weight' is listed twice"},
   };
   const auto before = snapshot(fx.dir);
   for (const ManifestCase& c : cases) {
@@ -174,7 +207,8 @@ TEST_CASE("checkpoint errors: every manifest rule has its own message", "[checkp
   CHECK(cases.size() >= 35);
 
   write_text(fx.manifest, fx.original.substr(0, 100));
-  CHECK_THROWS_MATCHES(read_manifest(fx.step_dir), InputError, StartsWith(fx.manifest + ": not valid JSON: "));
+  CHECK_THROWS_MATCHES(read_manifest(fx.step_dir), InputError,
+                       StartsWith(fx.manifest + ": not valid JSON: "));
   fs::remove(fx.manifest);
   CHECK_THROWS_MATCHES(read_manifest(fx.step_dir), InputError,
                        Message(fx.manifest + ": cannot open: No such file or directory"));
@@ -203,9 +237,10 @@ TEST_CASE("checkpoint errors: a model or shard file that does not match the mani
     run.config.hidden_size = 64;
     run.graph = build_layer_graph(run.config, 65, 4);
     run.shards[0].model = std::make_unique<Model>(run.config, run.graph, TpGroup::single(), 1);
-    CHECK_THROWS_MATCHES(load_run(run, fx.step_dir, false), InputError,
-                         Message(p + ": tensor 'wte.weight' has global shape [66, 32] (65 real rows), but the "
-                                     "model's is [65, 64]"));
+    CHECK_THROWS_MATCHES(
+        load_run(run, fx.step_dir, false), InputError,
+        Message(p + ": tensor 'wte.weight' has global shape [66, 32] (65 real rows), but the "
+                    "model's is [65, 64]"));
   }
   SECTION("moments asked of a weights-only checkpoint") {
     fx.edit([](json& j) { j["optimizer"]["moments"] = json::array(); });
@@ -228,19 +263,23 @@ TEST_CASE("checkpoint errors: a model or shard file that does not match the mani
     CHECK_THROWS_MATCHES(load_tp2(), InputError, StartsWith(f1 + ": header length"));
   }
   SECTION("a shard file without a tensor the manifest lists") {
-    fx.edit_shard("shard_tp1_pp0.safetensors", [](SafetensorsFile& f) { f.tensors.erase("exp_avg.wte.weight"); });
+    fx.edit_shard("shard_tp1_pp0.safetensors",
+                  [](SafetensorsFile& f) { f.tensors.erase("exp_avg.wte.weight"); });
     CHECK_THROWS_MATCHES(load_tp2(), InputError,
                          Message(f1 + ": has no tensor 'exp_avg.wte.weight', which " + p + " lists"));
   }
   SECTION("a shard tensor of the wrong shape") {
-    fx.edit_shard("shard_tp0_pp0.safetensors",
-                  [](SafetensorsFile& f) { f.tensors["param.wte.weight"] = Tensor::zeros({33, 16}); });
-    CHECK_THROWS_MATCHES(load_tp2(), InputError,
-                         Message(f0 + ": tensor 'param.wte.weight' has shape [33, 16], but " + p + " says [33, 32]"));
+    fx.edit_shard("shard_tp0_pp0.safetensors", [](SafetensorsFile& f) {
+      f.tensors["param.wte.weight"] = Tensor::zeros({33, 16});
+    });
+    CHECK_THROWS_MATCHES(
+        load_tp2(), InputError,
+        Message(f0 + ": tensor 'param.wte.weight' has shape [33, 16], but " + p + " says [33, 32]"));
   }
   SECTION("a shard tensor of the wrong dtype") {
-    fx.edit_shard("shard_tp0_pp0.safetensors",
-                  [](SafetensorsFile& f) { f.tensors["param.wte.weight"] = Tensor::zeros({33, 32}, DType::I32); });
+    fx.edit_shard("shard_tp0_pp0.safetensors", [](SafetensorsFile& f) {
+      f.tensors["param.wte.weight"] = Tensor::zeros({33, 32}, DType::I32);
+    });
     CHECK_THROWS_MATCHES(load_tp2(), InputError,
                          Message(f0 + ": tensor 'param.wte.weight' is I32, but " + p + " says F32"));
   }
@@ -250,18 +289,32 @@ TEST_CASE("checkpoint errors: tools refuse what they cannot do", "[checkpoint]")
   Fixture fx;
   const std::string empty = (fs::path(fx.dir) / "empty").string();
   fs::create_directory(empty);
-  CHECK_THROWS_MATCHES(resolve_checkpoint(empty), InputError,
-                       Message(empty + ": not a checkpoint (no manifest.json here and no complete step_<N> directory)"));
+  CHECK_THROWS_MATCHES(
+      resolve_checkpoint(empty), InputError,
+      Message(empty + ": not a checkpoint (no manifest.json here and no complete step_<N> directory)"));
   const auto one_stage = [](const std::string&) { return 0; };
-  CHECK_THROWS_MATCHES(reshard_checkpoint(fx.step_dir, empty, {1, 3, 1, 0, 0, 0, 0}, one_stage), InputError,
-                       Message("reshard: tensor 'h.0.attn.c_attn.weight' of shape [96, 32] cannot be split into "
-                               "3 blocks over tp 3 on axis 0"));
-  CHECK_THROWS_MATCHES(reshard_checkpoint(fx.step_dir, empty, {1, 1, 2, 0, 0, 0, 0}, [](const std::string&) { return 2; }),
-                       InputError, Message("reshard: tensor 'wte.weight' is put in pipeline stage 2 of 2"));
-  CHECK_THROWS_MATCHES(reshard_checkpoint(fx.step_dir, fx.dir, {1, 1, 1, 0, 0, 0, 0}, one_stage), InputError,
-                       Message(fmt::format("reshard: the output directory {} must differ from the checkpoint's own {}",
-                                           fx.dir, fx.dir)));
+  CHECK_THROWS_MATCHES(
+      reshard_checkpoint(fx.step_dir, empty, {1, 3, 1, 0, 0, 0, 0}, one_stage), InputError,
+      Message("reshard: tensor 'h.0.attn.c_attn.weight' of shape [96, 32] cannot be split into "
+              "3 blocks over tp 3 on axis 0"));
+  CHECK_THROWS_MATCHES(
+      reshard_checkpoint(fx.step_dir, empty, {1, 1, 2, 0, 0, 0, 0}, [](const std::string&) { return 2; }),
+      InputError, Message("reshard: tensor 'wte.weight' is put in pipeline stage 2 of 2"));
+  CHECK_THROWS_MATCHES(
+      reshard_checkpoint(fx.step_dir, fx.dir, {1, 1, 1, 0, 0, 0, 0}, one_stage), InputError,
+      Message(fmt::format("reshard: the output directory {} must differ from the checkpoint's own {}", fx.dir,
+                          fx.dir)));
   const std::string blocked = (fs::path(fx.dir) / "a_file").string();
   write_text(blocked, "x");
-  CHECK_THROWS_MATCHES(begin_checkpoint(blocked, 1), InputError, StartsWith("checkpoint.dir " + blocked + ": cannot create: "));
+  CHECK_THROWS_MATCHES(begin_checkpoint(blocked, 1), InputError,
+                       StartsWith("checkpoint.dir " + blocked + ": cannot create: "));
+  // Through the collective save, the failing rank is named (every rank throws the same line).
+  SimRun run = build_run("mlp", 1, 1, true);
+  auto world = local_world();
+  CHECK_THROWS_MATCHES(save_checkpoint(blocked, run.state(0), run.layout(0), world.get(), "", nullptr, 1),
+                       InputError,
+                       StartsWith("saving checkpoint step 0 failed on rank 0: checkpoint.dir " + blocked +
+                                  ": cannot create: "));
+  std::vector<std::string> warnings;
+  CHECK(find_latest_checkpoint(fx.dir, world.get(), &warnings) == fx.step_dir);
 }

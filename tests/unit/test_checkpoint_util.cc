@@ -27,11 +27,17 @@ class LocalCommunicator : public Communicator {
   const std::string& name() const override { return name_; }
   void set_step(int64_t) override {}
   void all_reduce(Tensor&, ReduceOp) override {}
-  std::unique_ptr<CommRequest> all_reduce_async(Tensor&, ReduceOp) override { return std::make_unique<Done>(); }
+  std::unique_ptr<CommRequest> all_reduce_async(Tensor&, ReduceOp) override {
+    return std::make_unique<Done>();
+  }
   void all_gather(const Tensor& in, Tensor& out) override { out.copy_from(in.view(out.shape())); }
-  void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp) override { out.copy_from(in.view(out.shape())); }
+  void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp) override {
+    out.copy_from(in.view(out.shape()));
+  }
   void broadcast(Tensor&, int) override {}
-  std::unique_ptr<CommRequest> send(const Tensor&, int, int) override { throw Error("send on a 1-rank world"); }
+  std::unique_ptr<CommRequest> send(const Tensor&, int, int) override {
+    throw Error("send on a 1-rank world");
+  }
   std::unique_ptr<CommRequest> recv(Tensor&, int, int) override { throw Error("recv on a 1-rank world"); }
   void barrier() override { ++barriers; }
   std::unique_ptr<Communicator> split(int, int, const std::string&) override {
@@ -78,7 +84,8 @@ ModelConfig tiny_model(const std::string& arch) {
 
 // Multiples of 1/8 from a hash of (name, salt, index): exact in float, different per tensor.
 float value_at(const std::string& name, int salt, int64_t i) {
-  uint64_t x = std::hash<std::string>{}(name) * 31 + static_cast<uint64_t>(salt) * 1000003 + static_cast<uint64_t>(i);
+  uint64_t x =
+      std::hash<std::string>{}(name)*31 + static_cast<uint64_t>(salt) * 1000003 + static_cast<uint64_t>(i);
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -119,7 +126,9 @@ CheckpointState SimRun::state(size_t i, bool with_moments) {
   return s;
 }
 
-CheckpointLayout SimRun::layout(size_t i) const { return {1, tp, pp, 0, shards[i].tp_rank, shards[i].pp_rank, 0}; }
+CheckpointLayout SimRun::layout(size_t i) const {
+  return {1, tp, pp, 0, shards[i].tp_rank, shards[i].pp_rank, 0};
+}
 
 constexpr int64_t kVocab = 65;
 
@@ -142,9 +151,11 @@ SimRun build_run(const std::string& arch, int tp, int pp, bool fill) {
       for (Parameter* param : s.model->parameters()) {
         OptimizerMoments m{Tensor::zeros(param->value.shape()), Tensor::zeros(param->value.shape())};
         if (fill) {
-          param->value.copy_from(take_shard(expected_global(param->name, param->global_shape, 1), param->shard, t, tp));
+          param->value.copy_from(
+              take_shard(expected_global(param->name, param->global_shape, 1), param->shard, t, tp));
           m.exp_avg = take_shard(expected_global(param->name, param->global_shape, 2), param->shard, t, tp);
-          m.exp_avg_sq = take_shard(expected_global(param->name, param->global_shape, 3), param->shard, t, tp);
+          m.exp_avg_sq =
+              take_shard(expected_global(param->name, param->global_shape, 3), param->shard, t, tp);
         }
         s.moments.push_back(std::move(m));
       }

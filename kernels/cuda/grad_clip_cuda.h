@@ -1,0 +1,23 @@
+// CUDA pieces of global-norm gradient clipping, the device twins of kernels/grad_clip.h. The
+// sum of squares stays on the device (for an all-reduce over ranks and the clip below) so a
+// step needs no host round trip. Host launchers enqueue on the given stream and return without
+// synchronising.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cuda/stream.h"
+
+namespace tessera::kernels::cuda {
+
+// Doubles of device scratch that sum_squares needs.
+constexpr int64_t kSumSquaresScratch = 1024;
+
+// *out = sum of x[i]^2, accumulated in double (written). `scratch` holds kSumSquaresScratch
+// doubles. Deterministic: fixed per-block partial sums, added in block order.
+void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t stream);
+// x *= min(1, max_norm / (sqrt(*sum_sq) + 1e-6)), the coefficient of kernels/grad_clip.h's
+// clip_coefficient, read from the device; max_norm <= 0 disables clipping (nothing launched).
+void clip_scale(float* x, int64_t n, const double* sum_sq, float max_norm, cudaStream_t stream);
+
+}  // namespace tessera::kernels::cuda

@@ -1,0 +1,54 @@
+// `tessera inspect`, `tessera export` and `tessera reshard`: offline tools over checkpoints.
+#include <iostream>
+
+#include "launcher/commands.h"
+#include "launcher/config_loader.h"
+#include "partitioner/layer_graph.h"
+#include "runtime/checkpoint/checkpoint_tools.h"
+#include "runtime/data/vocabulary.h"
+#include "runtime/train/trainer.h"
+
+namespace tessera {
+
+int run_inspect(const std::string& path) {
+  std::cout << inspect_checkpoint(resolve_checkpoint(path));
+  return 0;
+}
+
+int run_export(const std::string& path, const std::string& out, bool nanogpt_names) {
+  const std::string step_dir = resolve_checkpoint(path);
+  ExportOptions options;
+  if (nanogpt_names) options.transformer_prefix = "transformer.";
+  export_consolidated(step_dir, out, options);
+  std::cout << "exported " << step_dir << " to " << out << "\n";
+  return 0;
+}
+
+int run_reshard(const std::string& path, const std::string& out, const std::vector<std::string>& overrides) {
+  const std::string step_dir = resolve_checkpoint(path);
+  const Manifest manifest = read_manifest(step_dir);
+  const Config config = parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config", overrides);
+  const ParallelConfig& p = config.parallel;
+  const int64_t vocab = Vocabulary::from_json(manifest.vocabulary).size();
+  const LayerGraph graph = build_layer_graph(config.model, vocab, config.train.micro_batch_size);
+  const std::vector<int> counts = stage_partition(p, static_cast<int>(graph.layers.size()));
+  // Global stage of every layer; its pipeline rank is the global stage modulo pp.
+  std::vector<int> stage_of_layer;
+  for (size_t g = 0; g < counts.size(); ++g) stage_of_layer.insert(stage_of_layer.end(), counts[g], static_cast<int>(g));
+  const auto stage_of = [&](const std::string& name) {
+    const int layer = layer_of_parameter(graph, name);
+    TESSERA_REQUIRE(layer >= 0, "{}: parameter {} belongs to no layer of the model", step_dir, name);
+    return stage_of_layer.at(layer) % p.pipeline_model_parallel_size;
+  };
+  CheckpointLayout layout;
+  layout.tp = p.tensor_model_parallel_size;
+  layout.pp = p.pipeline_model_parallel_size;
+  layout.dp = p.data_parallel_size > 0 ? p.data_parallel_size : 1;
+  layout.zero_stage = p.zero_stage;
+  const SaveResult r = reshard_checkpoint(step_dir, out, layout, stage_of);
+  std::cout << "resharded " << step_dir << " (tp " << manifest.layout.tp << ", pp " << manifest.layout.pp
+            << ") to " << r.step_dir << " (tp " << layout.tp << ", pp " << layout.pp << ")\n";
+  return 0;
+}
+
+}  // namespace tessera

@@ -1,0 +1,36 @@
+// The subcommands of the `tessera` CLI. Each returns the exit code or throws tessera::Error;
+// run_cli (cli.cc) turns what escapes into messages and exit codes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/comm/mpi_environment.h"
+
+namespace tessera {
+
+// Thrown after rank 0 reported a setup error, to end every rank with exit code 1.
+struct SetupFailed {};
+
+struct TrainOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool print_config = false;
+  bool resume = false;  // same as --set checkpoint.resume=auto
+};
+// `tessera train`: collective over the MPI world.
+int run_train(const TrainOptions& options, MpiEnvironment& env);
+
+// `tessera inspect CKPT`: the manifest, layout, step and tensors of a checkpoint (a step
+// directory, or a checkpoint directory for its newest).
+int run_inspect(const std::string& path);
+
+// `tessera export CKPT --safetensors OUT`: one consolidated safetensors file of global,
+// unpadded tensors that PyTorch loads; nanogpt_names prefixes the names as nanoGPT's module.
+int run_export(const std::string& path, const std::string& out, bool nanogpt_names);
+
+// `tessera reshard CKPT OUT --set parallel.…`: rewrites a checkpoint for another layout
+// offline (loading already works under any layout; this makes the files match it).
+int run_reshard(const std::string& path, const std::string& out, const std::vector<std::string>& overrides);
+
+}  // namespace tessera
