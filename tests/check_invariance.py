@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Layout invariance check: trains a config on one rank and under a parallel layout (mpirun
--np N with --set overrides) and requires the same loss (and grad norm) at every step, within a
-relative tolerance. Used by the multi-rank CTest tests; standard library only."""
+-np N with --set overrides) and requires the same loss (and grad norm) at every step, and the
+same validation loss at every evaluation, within a relative tolerance. Used by the
+multi-rank CTest tests; standard library only."""
 import argparse
 import json
 import os
@@ -13,7 +14,8 @@ import tempfile
 def train(args, np, overrides, metrics):
     cmd = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "-np", str(np), args.tessera,
            "train", args.config, "--set", f"log.metrics={metrics}", "--set", "log.interval=1",
-           "--set", f"train.max_steps={args.steps}", "--set", "train.eval_interval=0",
+           "--set", f"train.max_steps={args.steps}", "--set", "train.eval_interval=10",
+           "--set", "train.eval_iters=2",
            "--set", "train.threads=1"]
     for o in args.common + overrides:
         cmd += ["--set", o]
@@ -43,7 +45,11 @@ def main():
         sys.exit(f"FAILED: expected {args.steps} logged steps, got {len(base)} and {len(par)}")
     worst = 0.0
     for b, q in zip(base, par):
-        for key, rtol in (("loss", args.rtol), ("grad_norm", 10 * args.rtol)):
+        for key, rtol in (("loss", args.rtol), ("grad_norm", 10 * args.rtol), ("val_loss", args.rtol)):
+            if (key in b) != (key in q):
+                sys.exit(f"FAILED at step {b['step']}: {key} logged by one run only")
+            if key not in b:
+                continue
             rel = abs(b[key] - q[key]) / max(abs(b[key]), 1e-12)
             worst = max(worst, rel if key == "loss" else 0.0)
             if rel > rtol:

@@ -288,9 +288,11 @@ bool Trainer::stop_requested_everywhere() {
 double Trainer::evaluate() {
   TESSERA_CHECK(val_sampler_.has_value(), "no validation split to evaluate on");
   const TrainConfig& t = config_.train;
-  // Replica d evaluates batches d, d + dp, ...; every stage of a pipeline sees the same ones.
+  // eval_iters global batches of the fixed validation stream, whatever the layout: cut into
+  // microbatches, replica d takes microbatches d, d + dp, ...; every pipeline stage the same.
+  const int total = t.eval_iters * (t.global_batch_size / t.micro_batch_size);
   std::vector<int> mine;
-  for (int i = groups_.dp_rank; i < t.eval_iters; i += groups_.dp_size) mine.push_back(i);
+  for (int i = groups_.dp_rank; i < total; i += groups_.dp_size) mine.push_back(i);
   const auto make_ctx = [&](int k) {
     Batch batch = val_sampler_->sample(0, static_cast<int64_t>(mine[k]) * t.micro_batch_size, t.micro_batch_size);
     MicrobatchContext ctx;
@@ -311,7 +313,7 @@ double Trainer::evaluate() {
   } else {
     for (size_t k = 0; k < mine.size(); ++k) sum += chunks_.front()->forward(Tensor(), make_ctx(k)).f32()[0];
   }
-  return all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / t.eval_iters;
+  return all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
 }
 
 void Trainer::fit() {

@@ -59,7 +59,8 @@ class Trainer {
 
   // Runs the next optimizer step over one global batch.
   StepResult train_step();
-  // Mean validation loss over train.eval_iters microbatches (fixed batches, all ranks).
+  // Mean validation loss over train.eval_iters global batches (fixed, the same for every
+  // layout), collective over all ranks.
   double evaluate();
   // Trains to train.max_steps (resuming first when checkpoint.resume is auto), logging on
   // rank 0, saving checkpoints every checkpoint.interval steps and at the end; writes the

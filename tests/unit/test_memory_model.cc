@@ -62,6 +62,12 @@ TEST_CASE("tp sharding of a tiny GPT matches hand counts", "[partitioner][memory
   }
   CHECK(layers[1].activation_bytes == g.layers[1].activation_bytes);
 
+  // ffn_hidden_size 0 means 4 * hidden, as the layer graph reads it.
+  ModelConfig m0 = tiny_gpt();
+  m0.ffn_hidden_size = 0;
+  const LayerGraph g0 = build_layer_graph(m0, 65, 4);
+  CHECK(shard_layer(g0.layers[1], m0, 65, 4, {}).params == g0.layers[1].params);
+
   // tp = 2: matrices and their column biases split, LayerNorms and row-parallel biases not:
   // (8544 - 192) / 2 + 192 = 4368. Vocab 65 pads to 66 -> 33 rows per rank.
   const auto tp2 = tiny_layers({2});

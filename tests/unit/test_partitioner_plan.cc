@@ -81,9 +81,10 @@ TEST_CASE("planner text helpers", "[partitioner][plan]") {
   CHECK(parse_byte_size("512MiB") == 512.0 * (1 << 20));
   CHECK(parse_byte_size("80GB") == 80e9);
   CHECK(parse_byte_size("1.5T") == 1.5 * (1ull << 40));
-  CHECK(parse_byte_size("4096") == 4096);
+  CHECK(parse_byte_size("4096B") == 4096);
   CHECK_THROWS_WITH(parse_byte_size("lots", "--memory-cap"),
-                    "--memory-cap 'lots' must be a positive size like 24GiB, 512MiB or 80GB");
+                    "--memory-cap 'lots' must be a positive size with a unit, like 24GiB, 512MiB, 80GB or 4096B");
+  CHECK_THROWS_AS(parse_byte_size("24"), InputError);  // 24 bytes is never what was meant
   CHECK_THROWS_AS(parse_byte_size("24 parsecs"), InputError);
   CHECK(format_seconds(0.0123) == "12.3 ms");
   CHECK(format_seconds(1.5) == "1.50 s");
