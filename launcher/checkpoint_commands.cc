@@ -31,7 +31,7 @@ int run_reshard(const std::string& path, const std::string& out, const std::vect
   const ParallelConfig& p = config.parallel;
   const int64_t vocab = Vocabulary::from_json(manifest.vocabulary).size();
   const LayerGraph graph = build_layer_graph(config.model, vocab, config.train.micro_batch_size);
-  const std::vector<int> counts = stage_partition(p, static_cast<int>(graph.layers.size()));
+  const std::vector<int> counts = stage_partition(p, graph);
   // Global stage of every layer; its pipeline rank is the global stage modulo pp.
   std::vector<int> stage_of_layer;
   for (size_t g = 0; g < counts.size(); ++g) stage_of_layer.insert(stage_of_layer.end(), counts[g], static_cast<int>(g));

@@ -36,8 +36,8 @@ using Clock = std::chrono::steady_clock;
 
 // MPI between ranks of one machine when nothing was measured: Open MPI's shared-memory
 // transport as measured here (mpirun -np 2 tessera plan --calibrate, see docs/planner.md).
-constexpr double kDefaultLatencyS = 2e-6;
-constexpr double kDefaultBandwidth = 4e9;
+constexpr double kDefaultLatencyS = 1e-6;
+constexpr double kDefaultBandwidth = 1.2e9;
 
 nlohmann::json node_to_json(const config::ConfigNode& n) {
   using K = config::ConfigNode::Kind;
@@ -398,6 +398,8 @@ CLI::App* add_plan_command(CLI::App& app, PlanOptions& o) {
       ->check(CLI::IsMember({"both", "on", "off"}));
   cmd->add_option("--max-virtual-stages", o.max_virtual_stages, "Interleaved: try v = 2..this")->check(CLI::PositiveNumber);
   cmd->add_option("--vocab", o.vocab, "Vocabulary size (default: from model.vocab and the data file)");
+  cmd->add_flag("--config-layout", o.config_layout,
+                "Plan only the config's own layout (what parallel.partition: auto runs): balance, simulate, size");
   return cmd;
 }
 
@@ -450,6 +452,21 @@ int run_plan(const PlanOptions& o) {
   so.precision = config.train.precision;
 
   const CostModel cost(cluster, so.precision != "fp32");
+  if (o.config_layout) {
+    const PartitionPlan plan = plan_config_layout(config, vocab, o.world, cost);
+    std::cout << fmt::format("tessera plan: {} on {} ranks of {} ({}), the config's layout\n", o.config_path, o.world,
+                             cluster.name, cluster.source);
+    std::cout << format_plan_details(plan);
+    std::cout << fmt::format("predicted: {} per step, {} tokens/s, {:.1f}% MFU, {} per rank at most\n",
+                             format_seconds(plan.step_time_s), format_rate(plan.tokens_per_s), 100.0 * plan.mfu,
+                             format_bytes(static_cast<double>(plan.peak_memory())));
+    if (!o.json_path.empty()) {
+      std::ofstream out(o.json_path);
+      TESSERA_REQUIRE(out.good(), "--json: cannot write '{}'", o.json_path);
+      out << to_json(plan).dump(2) << "\n";
+    }
+    return 0;
+  }
   const SearchResult result = search_layouts(config.model, vocab, cost, so);
   const double cap = effective_memory_cap(cluster, o.world, so.memory_cap);
   const ModelConfig& m = config.model;
@@ -457,7 +474,7 @@ int run_plan(const PlanOptions& o) {
   std::cout << fmt::format("model: {} {} layers x {} hidden{}, seq {}, vocab {} ({} graph layers); global batch {}; "
                            "memory cap {} per rank\n",
                            m.arch, m.num_layers, m.hidden_size,
-                           m.arch == "gpt" ? fmt::format(", {} heads, ffn {}", m.num_attention_heads, m.ffn_hidden_size) : "",
+                           m.arch == "gpt" ? fmt::format(", {} heads, ffn {}", m.num_attention_heads, ffn_size(m)) : "",
                            m.seq_length, vocab, m.num_layers + 2, so.global_batch_size, format_bytes(cap));
   std::cout << fmt::format("{} layouts simulated: {} fit, {} rejected in all\n\n", result.evaluated, result.plans.size(),
                            result.rejected.size());

@@ -31,6 +31,7 @@ struct PlanOptions {
   int max_virtual_stages = 4;
   int64_t vocab = 0;                    // 0: from model.vocab (chars: the data file's)
   bool details = true;                  // print the best plan's stages and memory
+  bool config_layout = false;           // only the config's own layout, its stages balanced
 };
 
 // Registers the `plan` subcommand on app, filling `options` when parsed.

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <spdlog/spdlog.h>
 
+#include "partitioner/stage_balancer.h"
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/grad_norm.h"
@@ -32,12 +33,21 @@ ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel) {
   return g;
 }
 
-std::vector<int> stage_partition(const ParallelConfig& p, int graph_layers) {
+std::vector<int> stage_partition(const ParallelConfig& p, const LayerGraph& graph) {
   if (!p.partition.empty()) return p.partition;
-  const int stages = p.pipeline_model_parallel_size * p.virtual_stages;
-  std::vector<int> counts(stages, graph_layers / stages);
-  for (int i = 0; i < graph_layers % stages; ++i) ++counts[i];
-  return counts;
+  // auto: the partitioner's balancer over per-layer FLOPs. A layer without GEMMs (the
+  // embedding) still costs a little, so it is not treated as free.
+  BalanceProblem problem;
+  problem.stages = p.pipeline_model_parallel_size;
+  problem.virtual_stages = p.virtual_stages;
+  double total = 0;
+  for (const LayerSpec& l : graph.layers) total += l.forward_flops + l.backward_flops;
+  for (const LayerSpec& l : graph.layers) {
+    problem.layer_cost.push_back(l.forward_flops + l.backward_flops + 0.01 * total / graph.layers.size());
+  }
+  const BalanceResult r = balance_stages(problem);
+  TESSERA_REQUIRE(r.feasible, "parallel.partition auto: {}", r.reason);
+  return r.counts;
 }
 
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
@@ -57,7 +67,7 @@ Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups group
 
   const int v = par.virtual_stages;
   TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
-  const std::vector<int> counts = stage_partition(par, static_cast<int>(graph_.layers.size()));
+  const std::vector<int> counts = stage_partition(par, graph_);
   std::vector<int> first(counts.size() + 1, 0);
   std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
   const bool selective = par.recompute == "selective";
@@ -338,7 +348,7 @@ void Trainer::fit() {
     if (pipelined()) {
       spdlog::info("pipeline: {} stages x {} virtual, schedule {}, {} microbatches, partition [{}], recompute {}",
                    groups_.pp_size, config_.parallel.virtual_stages, config_.parallel.schedule, microbatches_,
-                   fmt::join(stage_partition(config_.parallel, static_cast<int>(graph_.layers.size())), ", "),
+                   fmt::join(stage_partition(config_.parallel, graph_), ", "),
                    config_.parallel.recompute);
     }
   }

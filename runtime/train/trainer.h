@@ -49,9 +49,9 @@ struct TrainerOptions {
   const std::atomic<bool>* stop_requested = nullptr;
 };
 
-// Layer counts of the p * v global stages: the configured partition, or an even split
-// (earlier stages take the remainder).
-std::vector<int> stage_partition(const ParallelConfig& parallel, int graph_layers);
+// Layer counts of the p * v global stages: the configured partition, or for auto the
+// partitioner's balanced split of the layers' FLOPs.
+std::vector<int> stage_partition(const ParallelConfig& parallel, const LayerGraph& graph);
 
 class Trainer {
  public:
