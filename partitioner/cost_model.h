@@ -118,7 +118,7 @@ class CostModel {
 
 // Fitting calibration measurements (the launcher measures; the fits live here).
 struct GemmSample {
-  double size = 0;   // n of an n x n x n GEMM
+  double size = 0;   // cbrt(m * n * k) of the measured GEMM
   double flops = 0;  // achieved FLOP/s
 };
 // peak = the best sample; the curve = sample / peak by size, samples within a factor 1.5 of

@@ -27,7 +27,7 @@ std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
   if (m.arch == "gpt") {
     for (auto [what, n] : {std::pair<const char*, int64_t>{"heads", m.num_attention_heads},
                            {"hidden_size", m.hidden_size},
-                           {"ffn_hidden_size", m.ffn_hidden_size}}) {
+                           {"ffn_hidden_size", ffn_size(m)}}) {
       if (auto e = divides(what, n)) return e;
     }
     return std::nullopt;
@@ -385,6 +385,8 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
           }
           for (int v : vs) {
             for (Recompute rc : o.recompute) {
+              // Selective recompute drops attention probabilities: an mlp has none.
+              if (rc == Recompute::Selective && model.arch != "gpt") continue;
               for (int zero : o.zero_stages) {
                 if (zero > 0 && dp == 1) continue;  // ZeRO shards over dp: nothing to shard
                 for (bool sp : sps) {

@@ -33,9 +33,10 @@ struct SearchOptions {
   int global_batch_size = 1;
   double memory_cap = 0;  // bytes per rank; 0: the cluster's (device memory, or node RAM / ranks)
   std::vector<int> micro_batch_sizes;  // empty: 1, 2, 4, 8 and the config's, where valid
-  std::vector<ScheduleKind> schedules = {ScheduleKind::GPipe, ScheduleKind::OneFOneB, ScheduleKind::Interleaved};
+  // In this order of preference where layouts tie on time and memory.
+  std::vector<ScheduleKind> schedules = {ScheduleKind::OneFOneB, ScheduleKind::Interleaved, ScheduleKind::GPipe};
   int max_virtual_stages = 4;          // interleaved: v in 2..this
-  std::vector<Recompute> recompute = {Recompute::None, Recompute::Selective, Recompute::Full};
+  std::vector<Recompute> recompute = {Recompute::None, Recompute::Selective, Recompute::Full};  // selective: gpt only
   std::vector<int> zero_stages = {0, 1};     // 1 only where dp > 1
   std::vector<bool> sequence_parallel = {false, true};  // true only for gpt with tp > 1
   double bucket_bytes = 4.0 * (1 << 20);

@@ -25,7 +25,7 @@ double parse_byte_size(const std::string& text, const std::string& what) {
   }
   double scale = -1;
   const double Ki = 1024.0;
-  if (unit.empty() || unit == "b") scale = 1;
+  if (unit == "b") scale = 1;
   else if (unit == "k" || unit == "kib") scale = Ki;
   else if (unit == "m" || unit == "mib") scale = Ki * Ki;
   else if (unit == "g" || unit == "gib") scale = Ki * Ki * Ki;
@@ -34,8 +34,9 @@ double parse_byte_size(const std::string& text, const std::string& what) {
   else if (unit == "mb") scale = 1e6;
   else if (unit == "gb") scale = 1e9;
   else if (unit == "tb") scale = 1e12;
-  TESSERA_REQUIRE(pos > 0 && scale > 0 && value > 0 && std::isfinite(value),
-                  "{} '{}' must be a positive size like 24GiB, 512MiB or 80GB", what, text);
+  // A bare number is refused: "--memory-cap 24" is far more likely 24 GiB than 24 bytes.
+  TESSERA_REQUIRE(pos > 0 && !unit.empty() && scale > 0 && value > 0 && std::isfinite(value),
+                  "{} '{}' must be a positive size with a unit, like 24GiB, 512MiB, 80GB or 4096B", what, text);
   return value * scale;
 }
 
@@ -72,19 +73,16 @@ std::string format_plan_table(const SearchResult& result, int top) {
 }
 
 std::string format_rejections(const SearchResult& result, int max_memory_lines) {
-  std::string out;
-  std::vector<const Rejection*> memory;
-  for (const Rejection& r : result.rejected) {
-    if (r.needs_bytes > 0) {
-      memory.push_back(&r);
-    } else {
-      out += fmt::format("  {:<34} {}\n", r.layout, r.reason);
-    }
-  }
+  std::vector<const Rejection*> shown, memory;
+  for (const Rejection& r : result.rejected) (r.needs_bytes > 0 ? memory : shown).push_back(&r);
   std::stable_sort(memory.begin(), memory.end(),
                    [](const Rejection* a, const Rejection* b) { return a->needs_bytes < b->needs_bytes; });
   const int n = std::min<int>(max_memory_lines, static_cast<int>(memory.size()));
-  for (int i = 0; i < n; ++i) out += fmt::format("  {:<34} {}\n", memory[i]->layout, memory[i]->reason);
+  shown.insert(shown.end(), memory.begin(), memory.begin() + n);
+  size_t width = 0;
+  for (const Rejection* r : shown) width = std::max(width, r->layout.size());
+  std::string out;
+  for (const Rejection* r : shown) out += fmt::format("  {:<{}}  {}\n", r->layout, width, r->reason);
   if (static_cast<int>(memory.size()) > n) {
     out += fmt::format("  ... and {} more layouts that do not fit the memory cap\n", memory.size() - n);
   }
@@ -97,8 +95,8 @@ std::string format_plan_details(const PartitionPlan& p) {
                                 p.virtual_stages > 1 ? fmt::format(" (v {})", p.virtual_stages) : "",
                                 p.micro_batch_size, p.microbatches);
   for (size_t g = 0; g < p.partition.size(); ++g) {
-    out += fmt::format("  stage {:>2}: {:>3} layers, {} per microbatch (fwd + bwd)\n", g, p.partition[g],
-                       format_seconds(p.stage_time_s[g]));
+    out += fmt::format("  stage {:>2}: {:>3} layer{}, {} per microbatch (fwd + bwd)\n", g, p.partition[g],
+                       p.partition[g] == 1 ? " " : "s", format_seconds(p.stage_time_s[g]));
   }
   for (size_t s = 0; s < p.memory.size(); ++s) {
     const MemoryBreakdown& m = p.memory[s];

@@ -8,8 +8,8 @@
 
 namespace tessera {
 
-// "24GiB", "24 GiB", "24G" (binary), "80GB" (decimal), "512MiB", "1.5TiB", or plain bytes.
-// Throws InputError naming `what` for anything else.
+// "24GiB", "24 GiB", "24G" (binary), "80GB" (decimal), "512MiB", "1.5TiB", "4096B". The unit
+// is required. Throws InputError naming `what` for anything else.
 double parse_byte_size(const std::string& text, const std::string& what = "memory cap");
 
 // "12.3 ms", "1.42 s".

@@ -31,7 +31,7 @@ ShardedLayer gpt_embedding(const ModelConfig& m, int64_t vocab, int64_t B, const
 
 ShardedLayer gpt_block(const ModelConfig& m, int64_t B, const TpOptions& o) {
   const int64_t E = o.element_bytes;  // bytes per activation value
-  const int64_t C = m.hidden_size, F = m.ffn_hidden_size, T = m.seq_length, H = m.num_attention_heads;
+  const int64_t C = m.hidden_size, F = ffn_size(m), T = m.seq_length, H = m.num_attention_heads;
   const int64_t tp = o.tp, N = B * T, D = C / H;
   const bool sp = o.sequence_parallel && tp > 1;
   const int64_t Ns = sp ? N / tp : N;  // rows outside the tp regions

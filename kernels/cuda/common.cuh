@@ -70,7 +70,8 @@ __device__ inline float block_max(float v, float* scratch) {
 constexpr int kColumnStrip = 32;
 
 template <class F>
-__global__ void column_sum_kernel(float* out, int64_t rows, int64_t cols, F f) {
+__global__ void __launch_bounds__(kColumnStrip * kColumnStrip)
+    column_sum_kernel(float* out, int64_t rows, int64_t cols, F f) {
   __shared__ float partial[kColumnStrip][kColumnStrip + 1];
   const int64_t c = blockIdx.x * int64_t{kColumnStrip} + threadIdx.x;
   float acc = 0.0f;
