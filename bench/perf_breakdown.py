@@ -11,13 +11,17 @@ Needs a build with frame pointers, e.g.
     cmake --build build-prof -j2 --target tessera
     python3 bench/perf_breakdown.py --tessera build-prof/launcher/tessera --threads 1 --steps 200
 
-Shares are of CPU time (all threads), not of wall time: with 2 threads, time a worker spends
-spinning in an OpenMP barrier shows up under `libgomp (OpenMP wait/barrier)`.
+Shares are of CPU time (all threads), not of wall time. With 2 threads, a sample in libgomp
+(a thread spinning or sleeping at a barrier) inside a kernel's parallel region counts for
+that kernel and again in its "OpenMP wait" column; one outside any kernel (a worker idling
+between parallel regions while the main thread runs serial code) is `libgomp (between
+parallel regions)`.
 """
 import argparse
 import collections
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +58,7 @@ def classify(stack):
     the training loop only linear_backward calls gemm (the startup roof measurement does too,
     but it is ~10 ms of a run)."""
     text = "\n".join(stack)
+    waiting = "libgomp" in stack[0] or stack[0].startswith(("gomp_", "GOMP_"))
     kernel = None
     for frame in reversed(stack):
         found = KERNEL.findall(frame)
@@ -62,7 +67,7 @@ def classify(stack):
             break
     if kernel is None:
         if "libgomp" in text or "gomp_" in text:
-            kernel = "libgomp (OpenMP wait/barrier)"
+            kernel = "libgomp (between parallel regions)"
         elif "Trainer::train_step" in text:
             kernel = "(other code in train_step)"
         else:
@@ -76,7 +81,7 @@ def classify(stack):
                  "sum_squares": "grad clip", "scale": "grad clip"}.get(
                      next((k for k in ("_forward", "_backward") if kernel.endswith(k)), kernel),
                      "other")
-    return kernel, caller, phase
+    return kernel, caller, phase, waiting
 
 
 def main():
@@ -87,6 +92,7 @@ def main():
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--freq", type=int, default=4000, help="samples per second per thread")
     p.add_argument("--perf-data", help="analyse this perf.data instead of recording")
+    p.add_argument("--save", help="keep the recorded perf.data here")
     p.add_argument("--top", type=int, default=25)
     args = p.parse_args()
 
@@ -105,10 +111,13 @@ def main():
             if proc.returncode != 0:
                 sys.exit(f"perf/tessera failed:\n{proc.stdout}{proc.stderr}")
             print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
-        by_kernel, by_kernel_caller, by_phase = (collections.Counter() for _ in range(3))
+            if args.save:
+                shutil.copyfile(data, args.save)
+        by_kernel, by_kernel_caller, by_phase, waits = (collections.Counter() for _ in range(4))
         total = 0
         for stack in samples(data):
-            kernel, caller, phase = classify(stack)
+            kernel, caller, phase, waiting = classify(stack)
+            waits[kernel] += waiting
             total += 1
             by_kernel[kernel] += 1
             by_kernel_caller[(kernel, caller)] += 1
@@ -120,14 +129,15 @@ def main():
     for phase, n in by_phase.most_common():
         if phase != "setup":
             print(f"| {phase} | {100 * n / in_loop:.1f}% |")
-    print("\n| kernel | share of loop CPU time | biggest callers |\n|---|---:|---|")
+    print("\n| kernel | share of loop CPU time | of which OpenMP wait | biggest callers |\n"
+          "|---|---:|---:|---|")
     for kernel, n in by_kernel.most_common(args.top):
         if kernel.startswith("(outside"):
             continue
         callers = sorted(((c, m) for (k, c), m in by_kernel_caller.items() if k == kernel and c),
                          key=lambda cm: -cm[1])[:3]
         who = ", ".join(f"{c} {100 * m / in_loop:.1f}%" for c, m in callers)
-        print(f"| {kernel} | {100 * n / in_loop:.1f}% | {who} |")
+        print(f"| {kernel} | {100 * n / in_loop:.1f}% | {100 * waits[kernel] / in_loop:.1f}% | {who} |")
 
 
 if __name__ == "__main__":
