@@ -8,7 +8,8 @@ same per-rank batch measured in the same invocation:
   - overlap: the fraction of the gradient all-reduce span hidden behind backward,
     1 - exposed / span, from per-rank timestamps (grad_comm_* fields)
   - optimizer-state and peak tensor memory per rank with and without ZeRO-1
-  - tensor parallelism: step time and peak tensor memory per rank for tp = 1, 2
+  - tensor parallelism: step time, time in tp communication (tp_comm_ms) and peak tensor
+    memory per rank for tp = 1, 2
 """
 import argparse
 import json
@@ -31,7 +32,8 @@ def run(args, np, sets, tmp, name):
     rows = [json.loads(line) for line in open(metrics)][args.warmup:]
     state = re.search(r"optimizer state: ([0-9.]+) MiB", out)
     med = lambda k: statistics.median(r[k] for r in rows) if k in rows[0] else float("nan")
-    return {"name": name, "np": np, "step_ms": med("step_ms"), "exposed": med("grad_comm_exposed_ms"),
+    return {"name": name, "np": np, "step_ms": med("step_ms"), "tp_ms": med("tp_comm_ms"),
+            "exposed": med("grad_comm_exposed_ms"),
             "span": med("grad_comm_span_ms"), "mem_mib": rows[-1]["mem_bytes"] / 2**20,
             "state_mib": float(state.group(1)) if state else float("nan")}
 
@@ -65,10 +67,12 @@ def main():
         print(f"| {r['name']} | {r['np']} | {r['step_ms']:.1f} | {eff:.2f} | {r['span']:.2f} | {r['exposed']:.2f} | "
               f"{hidden:.0%} | {r['state_mib']:.2f} | {r['mem_mib']:.1f} |")
     print()
-    print("| tensor parallel (same global batch) | ranks | step ms (median) | speedup vs tp 1 | peak tensor MiB/rank |")
-    print("|---|---|---|---|---|")
+    print("| tensor parallel (same global batch) | ranks | step ms (median) | speedup vs tp 1 | tp comm ms/step | share of step | peak tensor MiB/rank |")
+    print("|---|---|---|---|---|---|---|")
     for r in (tp1, tp2):
-        print(f"| {r['name'].replace('dp1', 'tp1')} | {r['np']} | {r['step_ms']:.1f} | {tp1['step_ms'] / r['step_ms']:.2f} | {r['mem_mib']:.1f} |")
+        tp_ms = r["tp_ms"] if r["tp_ms"] == r["tp_ms"] else 0.0
+        print(f"| {r['name'].replace('dp1', 'tp1')} | {r['np']} | {r['step_ms']:.1f} | {tp1['step_ms'] / r['step_ms']:.2f} | "
+              f"{tp_ms:.1f} | {tp_ms / r['step_ms']:.0%} | {r['mem_mib']:.1f} |")
 
 
 if __name__ == "__main__":

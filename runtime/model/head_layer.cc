@@ -59,12 +59,12 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
                     bias_.value.defined() ? bias_.value.f32() : nullptr, N, C, V);
   s.row_max = Tensor::empty({N});
   k::cross_entropy_row_max(s.row_max.f32(), s.logits.f32(), N, V, valid_local_);
-  if (tp_.size > 1) tp_.comm->all_reduce(s.row_max, ReduceOp::Max);
+  tp_all_reduce(s.row_max, ReduceOp::Max, tp_);
   // sum_exp and the target logit are reduced together in one [2, N] buffer.
   Tensor sums = Tensor::empty({2, N});
   k::cross_entropy_partial_sums(sums.f32(), sums.f32() + N, s.logits.f32(), s.row_max.f32(),
                                 ctx.targets.i32(), N, V, valid_local_, vocab_start_);
-  if (tp_.size > 1) tp_.comm->all_reduce(sums, ReduceOp::Sum);
+  tp_all_reduce(sums, ReduceOp::Sum, tp_);
   s.sum_exp = sums.narrow(0, 1).view({N});
   Tensor losses = Tensor::empty({N});
   k::cross_entropy_loss(losses.f32(), s.row_max.f32(), s.sum_exp.f32(), sums.f32() + N, N);

@@ -1,13 +1,30 @@
 // Named tensor-parallel communication pairs.
 #include "runtime/model/tensor_parallel.h"
 
+#include <chrono>
+
 namespace tessera {
 namespace {
+
+// Adds the time from construction to destruction to tp.stats, when it is set.
+class CommTimer {
+ public:
+  explicit CommTimer(const TpGroup& tp) : stats_(tp.stats), start_(std::chrono::steady_clock::now()) {}
+  ~CommTimer() {
+    if (stats_) stats_->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  CommTimer(const CommTimer&) = delete;
+  CommTimer& operator=(const CommTimer&) = delete;
+
+ private:
+  TpCommStats* stats_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 Tensor all_reduced(const Tensor& x, const TpGroup& tp) {
   if (tp.size == 1) return x;
   Tensor y = x.clone();
-  tp.comm->all_reduce(y, ReduceOp::Sum);
+  tp_all_reduce(y, ReduceOp::Sum, tp);
   return y;
 }
 
@@ -16,6 +33,7 @@ Tensor rows_gathered(const Tensor& shard, const TpGroup& tp) {
   Shape full = shard.shape();
   full[0] *= tp.size;
   Tensor out = Tensor::empty(full);
+  const CommTimer timer(tp);
   tp.comm->all_gather(shard, out);
   return out;
 }
@@ -27,11 +45,18 @@ Tensor rows_reduce_scattered(const Tensor& full, const TpGroup& tp) {
   Shape part = full.shape();
   part[0] /= tp.size;
   Tensor out = Tensor::empty(part);
+  const CommTimer timer(tp);
   tp.comm->reduce_scatter(full, out, ReduceOp::Sum);
   return out;
 }
 
 }  // namespace
+
+void tp_all_reduce(Tensor& t, ReduceOp op, const TpGroup& tp) {
+  if (tp.size == 1) return;
+  const CommTimer timer(tp);
+  tp.comm->all_reduce(t, op);
+}
 
 Tensor copy_to_tp_forward(const Tensor& x, const TpGroup&) { return x; }
 Tensor copy_to_tp_backward(const Tensor& dx, const TpGroup& tp) { return all_reduced(dx, tp); }

@@ -17,17 +17,28 @@
 
 namespace tessera {
 
+// Time spent in tensor-parallel communication, accumulated by the functions below when a
+// TpGroup points at one (for the step-time breakdown).
+struct TpCommStats {
+  double seconds = 0;
+};
+
 // The tensor-parallel group a layer belongs to. comm may be null when size == 1.
 struct TpGroup {
   Communicator* comm = nullptr;
   int rank = 0;
   int size = 1;
   bool sequence_parallel = false;
+  TpCommStats* stats = nullptr;
   static TpGroup single() { return {}; }
   bool sequence_sharded() const { return sequence_parallel && size > 1; }
   // Rows of an activation outside the tp regions for n tokens.
   int64_t outside_rows(int64_t n) const { return sequence_sharded() ? n / size : n; }
 };
+
+// An all-reduce over the tp group outside the named pairs (the vocab-parallel loss's max and
+// sums, sequence-parallel gradients), timed like them.
+void tp_all_reduce(Tensor& t, ReduceOp op, const TpGroup& tp);
 
 // copy-to-tp: identity forward, all-reduce (sum) of the input gradient backward.
 Tensor copy_to_tp_forward(const Tensor& x, const TpGroup& tp);

@@ -18,7 +18,7 @@ double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, co
   }
   if (tp.size > 1) {
     Tensor t = Tensor::full({1}, static_cast<float>(sq));
-    tp.comm->all_reduce(t, ReduceOp::Sum);
+    tp_all_reduce(t, ReduceOp::Sum, tp);
     sq = t.f32()[0];
   }
   if (pp != nullptr && pp->size() > 1) {

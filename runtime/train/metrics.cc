@@ -42,6 +42,7 @@ void MetricsWriter::write(const StepMetrics& m) {
   if (m.val_loss) j["val_loss"] = *m.val_loss;
   if (m.grad_comm_exposed_ms) j["grad_comm_exposed_ms"] = *m.grad_comm_exposed_ms;
   if (m.grad_comm_span_ms) j["grad_comm_span_ms"] = *m.grad_comm_span_ms;
+  if (m.tp_comm_ms) j["tp_comm_ms"] = *m.tp_comm_ms;
   out_ << j.dump() << '\n';
   out_.flush();
   TESSERA_REQUIRE(out_.good(), "{}: write failed (disk full?)", path_);

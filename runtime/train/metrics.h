@@ -18,6 +18,7 @@ struct StepMetrics {
   // Data-parallel gradient communication per step (mean over the window): time waited after
   // backward, and the span from the first bucket's launch to the last one's completion.
   std::optional<double> grad_comm_exposed_ms, grad_comm_span_ms;
+  std::optional<double> tp_comm_ms;  // tensor-parallel communication per step (tp > 1)
 };
 
 // "step 120/2000 | loss 2.1432 | lr 9.6e-04 | gnorm 0.84 | 212 ms | 14.5k tok/s | 38.1% MFU | mem 412 MiB"

@@ -60,6 +60,7 @@ Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups group
   if (!data.val.empty()) val_sampler_.emplace(&data.val, config.model.seq_length, config.train.seed, kValStream);
   const TrainConfig& t = config_.train;
   const ParallelConfig& par = config_.parallel;
+  groups_.tp.stats = &tp_comm_;
   TESSERA_CHECK(t.global_batch_size % (t.micro_batch_size * groups_.dp_size) == 0,
                 "global batch {} not divisible by micro batch {} x dp {}", t.global_batch_size,
                 t.micro_batch_size, groups_.dp_size);
@@ -130,7 +131,7 @@ void Trainer::trace(const char* name, Clock::time_point start) {
 void Trainer::on_layer_gradients_final(int layer) {
   if (groups_.tp.sequence_sharded()) {
     for (Parameter* p : layers_[layer]->parameters()) {
-      if (p->sequence_parallel_grad) groups_.tp.comm->all_reduce(p->grad, ReduceOp::Sum);
+      if (p->sequence_parallel_grad) tp_all_reduce(p->grad, ReduceOp::Sum, groups_.tp);
     }
   }
   if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
@@ -186,6 +187,7 @@ StepResult Trainer::train_step() {
   }
   if (trace_) trace_->set_step(step_, step_ >= kTraceFirstStep && step_ < kTraceFirstStep + kTraceSteps);
   for (auto& m : chunks_) m->zero_grad();
+  tp_comm_.seconds = 0;
   const double loss_sum = forward_backward();
   auto start = Clock::now();
   if (grad_sync_) grad_sync_->finish();
@@ -206,6 +208,7 @@ StepResult Trainer::train_step() {
   trace("optimizer", start);
   ++step_;
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  r.tp_comm_ms = tp_comm_.seconds * 1e3;
   return r;
 }
 
@@ -352,12 +355,13 @@ void Trainer::fit() {
                    config_.parallel.recompute);
     }
   }
-  double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0;
+  double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0, window_tp_ms = 0;
   int window_steps = 0;
   bool stopped = false;
   while (step_ < t.max_steps && !stopped) {
     const StepResult r = train_step();
     window_ms += r.step_ms;
+    window_tp_ms += r.tp_comm_ms;
     window_exposed_ms += grad_sync_stats().exposed_ms;
     window_span_ms += grad_sync_stats().comm_span_ms;
     ++window_steps;
@@ -385,7 +389,8 @@ void Trainer::fit() {
       m.grad_comm_exposed_ms = window_exposed_ms / window_steps;
       m.grad_comm_span_ms = window_span_ms / window_steps;
     }
-    window_ms = window_exposed_ms = window_span_ms = 0;
+    if (groups_.tp.size > 1) m.tp_comm_ms = window_tp_ms / window_steps;
+    window_ms = window_exposed_ms = window_span_ms = window_tp_ms = 0;
     window_steps = 0;
     if (logging) {
       spdlog::info("{}", format_step_line(m));

@@ -40,6 +40,7 @@ ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel);
 
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
+  double tp_comm_ms = 0;  // in tensor-parallel communication (forward, backward, loss, norms)
 };
 
 // What the embedding program (the CLI) gives a trainer beyond the config.
@@ -102,6 +103,7 @@ class Trainer {
   TrainerOptions options_;
   const Dataset& data_;
   ParallelGroups groups_;
+  TpCommStats tp_comm_;  // the layers' tp communication time, read per step
   LayerGraph graph_;
   std::vector<std::unique_ptr<Model>> chunks_;
   std::vector<Layer*> layers_;  // all layers of all chunks, numbered as FlatParameters does

@@ -36,7 +36,7 @@ double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, 
   });
   Tensor t = Tensor::full({1}, static_cast<float>(sq));
   dp_.all_reduce(t, ReduceOp::Sum);
-  if (tp.size > 1) tp.comm->all_reduce(t, ReduceOp::Sum);
+  tp_all_reduce(t, ReduceOp::Sum, tp);
   if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
   const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
