@@ -35,7 +35,7 @@ struct ParallelConfig {
   std::string recompute = "none";  // none | full | selective
   bool sequence_parallel = false;
   int zero_stage = 0;
-  double bucket_mb = 4.0;
+  double bucket_mb = 0.25;  // measured best on the 2-core machine (docs/benchmarks.md)
   double timeout_s = 300.0;
 };
 

@@ -90,3 +90,17 @@ tessera_add_resume_test(resharded.dp2_tp2_zero1.to.pp2 --np 4 --set parallel.ten
 tessera_add_resume_test(resharded.pp2.to.tp4.sp --np 2 --set parallel.pipeline_model_parallel_size=2 --resume-np 4
                         --resume-set parallel.tensor_model_parallel_size=4 --resume-set parallel.sequence_parallel=true
                         --rtol 1e-5)
+tessera_add_resume_test(resharded.zero1.to.no_zero --np 2 --set parallel.zero_stage=1 --resume-np 1 --resume-set
+                        parallel.zero_stage=0 --rtol 1e-5)
+tessera_add_resume_test(resharded.pp2.to.pp4 --np 2 --set parallel.pipeline_model_parallel_size=2 --resume-np 4
+                        --resume-set parallel.pipeline_model_parallel_size=4 --rtol 1e-5)
+tessera_add_resume_test(resharded.pp4.to.dp2.zero1 --np 4 --set parallel.pipeline_model_parallel_size=4
+                        --resume-np 2 --resume-set parallel.zero_stage=1 --rtol 1e-5)
+
+# SIGUSR1 (Slurm's warning before the time limit) saves a checkpoint and exits 0.
+add_test(NAME signal.sigusr1_saves_and_exits
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_signal.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(signal.sigusr1_saves_and_exits PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)
+tessera_add_invariance_test(gpt.dp2.recompute_full 2 gpt_tiny --set parallel.recompute=full)

@@ -87,7 +87,7 @@ Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups group
     trace_ = std::make_unique<TraceRecorder>(
         rank, fmt::format("rank {} (dp {}, tp {}, pp {})", rank, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank));
   }
-  if (pipelined()) {
+  if (pipelined() || par.recompute == "full") {
     PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v};
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
@@ -153,7 +153,7 @@ MicrobatchContext Trainer::train_context(int mb) const {
 
 double Trainer::forward_backward() {
   const auto make_ctx = [this](int mb) { return train_context(mb); };
-  if (pipelined()) {
+  if (uses_executor()) {
     const double loss_sum =
         executor_->run(schedule_, make_ctx, config_.train.micro_batch_size, config_.model.seq_length);
     // The pipeline flushes before any gradient is final; then every layer is.
@@ -185,7 +185,10 @@ StepResult Trainer::train_step() {
   for (Communicator* c : {groups_.world, groups_.dp, groups_.tp.comm, groups_.pp}) {
     if (c != nullptr) c->set_step(step_);
   }
-  if (trace_) trace_->set_step(step_, step_ >= kTraceFirstStep && step_ < kTraceFirstStep + kTraceSteps);
+  if (trace_) {
+    const int64_t run_step = step_ - first_step_;
+    trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
+  }
   for (auto& m : chunks_) m->zero_grad();
   tp_comm_.seconds = 0;
   const double loss_sum = forward_backward();
@@ -316,7 +319,7 @@ double Trainer::evaluate() {
     return ctx;
   };
   double sum = 0;
-  if (pipelined()) {
+  if (uses_executor()) {
     const bool tracing = trace_ && trace_->enabled();
     if (trace_) trace_->set_step(step_, false);
     sum = executor_->forward_only(static_cast<int>(mine.size()), make_ctx, t.micro_batch_size,
@@ -333,6 +336,7 @@ void Trainer::fit() {
   const TrainConfig& t = config_.train;
   const CheckpointConfig& ckpt = config_.checkpoint;
   if (ckpt.resume == "auto") resume();
+  first_step_ = step_;
   std::unique_ptr<MetricsWriter> metrics;
   const bool logging = groups_.is_logging_rank();
   // A resumed run continues the metrics of the run it resumes.
@@ -348,7 +352,7 @@ void Trainer::fit() {
                  peak_flops_ / 1e9, world);
     spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
                  zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
-    if (pipelined()) {
+    if (uses_executor()) {
       spdlog::info("pipeline: {} stages x {} virtual, schedule {}, {} microbatches, partition [{}], recompute {}",
                    groups_.pp_size, config_.parallel.virtual_stages, config_.parallel.schedule, microbatches_,
                    fmt::join(stage_partition(config_.parallel, graph_), ", "),
@@ -372,7 +376,10 @@ void Trainer::fit() {
     stopped = stop_requested_everywhere();
     const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
     if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
-    if (stopped && logging) spdlog::info("stop requested: checkpoint saved at step {}, exiting", step_);
+    if (stopped && logging) {
+      spdlog::info("stop requested: {} at step {}, exiting",
+                   ckpt.dir.empty() ? "no checkpoint.dir, nothing saved" : "checkpoint saved", step_);
+    }
     if (!(log_now || val)) continue;
     StepMetrics m;
     m.step = step_;
@@ -415,8 +422,10 @@ void Trainer::fit() {
   }
   if (trace_ && groups_.world) {
     trace_->write(config_.log.trace, *groups_.world);
-    if (logging) spdlog::info("trace of steps {}-{} written to {}", kTraceFirstStep + 1,
-                              std::min<int64_t>(t.max_steps, kTraceFirstStep + kTraceSteps), config_.log.trace);
+    if (logging) {
+      spdlog::info("trace of steps {}-{} written to {}", first_step_ + kTraceFirstStep + 1,
+                   std::min<int64_t>(t.max_steps, first_step_ + kTraceFirstStep + kTraceSteps), config_.log.trace);
+    }
   }
 }
 

@@ -88,6 +88,8 @@ class Trainer {
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
   bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
   bool pipelined() const { return groups_.pp_size > 1; }
+  // The StageExecutor runs the step: with pipeline stages, or full recompute on one stage.
+  bool uses_executor() const { return executor_ != nullptr; }
   MicrobatchContext train_context(int microbatch) const;
   // Runs once per step when a layer has its final gradients: sums sequence-parallel partial
   // gradients over tp, then hands the layer to the data-parallel buckets.
@@ -118,6 +120,7 @@ class Trainer {
   std::optional<BatchSampler> val_sampler_;
   int microbatches_ = 1;  // per dp rank per step
   int64_t step_ = 0;
+  int64_t first_step_ = 0;  // the step this run started (or resumed) at
   double peak_flops_ = 0;  // per rank
 };
 
