@@ -58,6 +58,9 @@ struct TrainConfig {
   int max_steps = 2000;
   uint64_t seed = 1337;
   std::string precision = "fp32";
+  // A step whose loss or gradient norm is NaN/Inf: abort the job with a clear error, or skip
+  // its update (counted in the log line and metrics).
+  std::string on_nan = "abort";
   int threads = 0;  // 0 = the cores of this node divided among its ranks
   int eval_interval = 250;  // 0 disables validation
   int eval_iters = 20;

@@ -104,3 +104,10 @@ add_test(NAME signal.sigusr1_saves_and_exits
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(signal.sigusr1_saves_and_exits PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)
 tessera_add_invariance_test(gpt.dp2.recompute_full 2 gpt_tiny --set parallel.recompute=full)
+
+# A diverging run: train.on_nan abort stops every rank clearly, skip drops and counts updates.
+add_test(NAME nan.abort_and_skip
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_nan.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(nan.abort_and_skip PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)

@@ -24,6 +24,7 @@ std::string format_step_line(const StepMetrics& m) {
                                  m.step, m.max_steps, m.loss, m.lr, m.grad_norm, m.step_ms,
                                  human_rate(m.tokens_per_s), 100.0 * m.mfu, m.mem_bytes >> 20);
   if (m.val_loss) line += fmt::format(" | val {:.4f}", *m.val_loss);
+  if (m.skipped_steps > 0) line += fmt::format(" | skipped {}", m.skipped_steps);
   return line;
 }
 
@@ -40,6 +41,7 @@ void MetricsWriter::write(const StepMetrics& m) {
                       {"step_ms", m.step_ms},   {"tokens_per_s", m.tokens_per_s},
                       {"mfu", m.mfu},           {"mem_bytes", m.mem_bytes}};
   if (m.val_loss) j["val_loss"] = *m.val_loss;
+  if (m.skipped_steps > 0) j["skipped_steps"] = m.skipped_steps;
   if (m.grad_comm_exposed_ms) j["grad_comm_exposed_ms"] = *m.grad_comm_exposed_ms;
   if (m.grad_comm_span_ms) j["grad_comm_span_ms"] = *m.grad_comm_span_ms;
   if (m.tp_comm_ms) j["tp_comm_ms"] = *m.tp_comm_ms;

@@ -14,6 +14,7 @@ struct StepMetrics {
   int64_t max_steps = 0;
   double loss = 0, lr = 0, grad_norm = 0, step_ms = 0, tokens_per_s = 0, mfu = 0;
   int64_t mem_bytes = 0;
+  int64_t skipped_steps = 0;  // so far in this run (train.on_nan: skip)
   std::optional<double> val_loss;
   // Data-parallel gradient communication per step (mean over the window): time waited after
   // backward, and the span from the first bucket's launch to the last one's completion.

@@ -2,6 +2,7 @@
 #include "runtime/train/trainer.h"
 
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <spdlog/spdlog.h>
 
@@ -201,11 +202,19 @@ StepResult Trainer::train_step() {
                              ReduceOp::Avg);
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
   start = Clock::now();
-  if (zero_optimizer_) {
-    r.grad_norm = zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
+  // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
+  r.grad_norm = zero_optimizer_
+                    ? zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp)
+                    : clip_grad_norm(parameters(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+    TESSERA_REQUIRE(t.on_nan == "skip",
+                    "step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping (train.on_nan = "
+                    "abort; `skip` drops such steps' updates instead)", step_ + 1, r.loss, r.grad_norm);
+    r.skipped = true;
+    ++skipped_steps_;
+  } else if (zero_optimizer_) {
     zero_optimizer_->step(grad_sync_->shard_grads(), r.lr);
   } else {
-    r.grad_norm = clip_grad_norm(parameters(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
     optimizer_->step(r.lr);
   }
   trace("optimizer", start);
@@ -392,6 +401,7 @@ void Trainer::fit() {
     m.mfu = flops_per_step / (m.step_ms / 1e3) / (peak_flops_ * world);
     m.mem_bytes = host_memory_stats().peak_bytes;
     m.val_loss = val;
+    m.skipped_steps = skipped_steps_;
     if (grad_sync_) {
       m.grad_comm_exposed_ms = window_exposed_ms / window_steps;
       m.grad_comm_span_ms = window_span_ms / window_steps;

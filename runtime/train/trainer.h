@@ -41,6 +41,7 @@ ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel);
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
   double tp_comm_ms = 0;  // in tensor-parallel communication (forward, backward, loss, norms)
+  bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip)
 };
 
 // What the embedding program (the CLI) gives a trainer beyond the config.
@@ -121,6 +122,7 @@ class Trainer {
   int microbatches_ = 1;  // per dp rank per step
   int64_t step_ = 0;
   int64_t first_step_ = 0;  // the step this run started (or resumed) at
+  int64_t skipped_steps_ = 0;
   double peak_flops_ = 0;  // per rank
 };
 
