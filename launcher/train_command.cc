@@ -7,12 +7,12 @@
 #include <csignal>
 #include <iostream>
 #include <spdlog/spdlog.h>
-#include <thread>
 
 #include "launcher/commands.h"
 #include "launcher/config_loader.h"
 #include "launcher/rank_discovery.h"
 #include "launcher/runtime_support.h"
+#include "launcher/threads.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/data/dataset.h"
@@ -26,22 +26,6 @@ namespace {
 std::atomic<bool> g_stop_requested{false};
 
 extern "C" void request_stop(int) { g_stop_requested.store(true); }
-
-// Threads per rank: the configured count, or the cores of this node shared among its ranks.
-int resolve_threads(int configured, int local_ranks) {
-  if (configured > 0) return configured;
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  return std::max(1, cores / std::max(1, local_ranks));
-}
-
-int ranks_on_this_node(MPI_Comm comm) {
-  MPI_Comm node;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int size = 1;
-  MPI_Comm_size(node, &size);
-  MPI_Comm_free(&node);
-  return size;
-}
 
 // Runs a setup phase whose errors are the same on every rank (they depend only on the
 // config and files every rank reads): rank 0 reports, every rank stops.

@@ -13,6 +13,8 @@ packages=(
   libcli11-dev
   nlohmann-json3-dev
   catch2
+  pybind11-dev python3-dev
+  iproute2
 )
 
 missing=()

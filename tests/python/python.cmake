@@ -1,0 +1,13 @@
+# The Python bindings driven by a 2-rank job: tests/python/test_bindings.py runs `tessera train`
+# under mpirun for reference losses, then `mpirun -np 2 python3 test_bindings.py --worker`
+# with PYTHONPATH at the module (build/python). Skipped (exit 77) when the module was not built
+# (no pybind11). Include from tests/CMakeLists.txt after mpi_tests.cmake.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME mpi.python.bindings
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_bindings.py
+                 --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE} --np 2
+                 --out ${CMAKE_CURRENT_BINARY_DIR}/python_bindings
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(mpi.python.bindings PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE LABELS "mpi;python"
+                     SKIP_RETURN_CODE 77
+                     ENVIRONMENT "PYTHONPATH=${PROJECT_BINARY_DIR}/python;OMPI_MCA_rmaps_base_oversubscribe=1")
