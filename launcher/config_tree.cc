@@ -3,12 +3,14 @@
 #include "launcher/config_tree.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
+#include <sstream>
 
 #include "runtime/error.h"
 
@@ -190,17 +192,49 @@ ConfigNode& ConfigNode::set(const std::string& key, ConfigNode value) {
   return entries.back().second;
 }
 
+namespace {
+
+// Counts documents without building them.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// The documents of a YAML text, at most two (enough to reject a second one). yaml-cpp 0.7's
+// LoadAll never returns on some malformed input such as "," (upstream issue #1040, found by
+// tests/fuzz), so documents are counted with a bound first and only then loaded.
+std::vector<YAML::Node> load_documents(const std::string& text) {
+  std::stringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentCounter counter;
+  size_t count = 0;
+  while (count < 2 && parser.HandleNextDocument(counter)) ++count;
+  if (count == 0) return {};
+  std::vector<YAML::Node> documents{YAML::Load(text)};
+  if (count > 1) documents.emplace_back();
+  return documents;
+}
+
+}  // namespace
+
 ConfigNode parse_yaml(const std::string& text, const std::string& source) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(text);
+    documents = load_documents(text);
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) throw InputError(fmt::format("{}: {}", source, one_line(e.msg)));
     throw InputError(fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1,
                                  one_line(e.msg)));
   }
-  TESSERA_REQUIRE(documents.size() <= 1, "{}: expected one YAML document, found {}", source,
-                  documents.size());
+  TESSERA_REQUIRE(documents.size() <= 1, "{}: expected one YAML document, found more", source);
   if (documents.empty()) return ConfigNode::map();
   try {
     return from_yaml(documents.front(), source, "");
@@ -229,7 +263,7 @@ Override parse_override(const std::string& text, const std::string& source) {
   }
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(text.substr(eq + 1));
+    documents = load_documents(text.substr(eq + 1));
   } catch (const YAML::Exception& e) {
     throw InputError(fmt::format("{}: {}", prefix, one_line(e.msg)));
   }

@@ -46,8 +46,14 @@ std::string dtype_name(DType dtype) {
 }
 
 int64_t shape_numel(const Shape& shape) {
+  // A zero dimension makes the tensor empty whatever the others are; otherwise the product
+  // must not overflow (a malformed file header could ask for 2^62 x 4; found by tests/fuzz).
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    TESSERA_CHECK(!__builtin_mul_overflow(n, d, &n), "shape {} has more elements than fit in 64 bits",
+                  fmt::format("[{}]", fmt::join(shape, ", ")));
+  }
   return n;
 }
 

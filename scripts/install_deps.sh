@@ -15,6 +15,7 @@ packages=(
   catch2
   pybind11-dev python3-dev
   iproute2
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -115,6 +115,10 @@ json parse_header(const std::string& path, std::string text) {
     }
     throw InputError(
         fmt::format("{}: header is padded with bytes other than trailing spaces", path));
+  } catch (const json::exception& e) {
+    // Well-formed JSON that nlohmann cannot represent, e.g. a number beyond double's range
+    // (found by tests/fuzz).
+    throw InputError(fmt::format("{}: header is not valid JSON: {}", path, e.what()));
   }
   // JSON would also skip a trailing newline or tab; the format only allows spaces.
   TESSERA_REQUIRE(text.back() == '}', "{}: header is padded with bytes other than trailing spaces",

@@ -1,11 +1,11 @@
 # libFuzzer runs of the readers of untrusted input (tests/fuzz/run_fuzzer.sh): builds the
-# standalone clang project tests/fuzz/ into build-fuzz/ and fuzzes the config loader, the
-# safetensors reader and the token-file reader for 20 s each. Needs clang++-14 and
-# libclang-rt-14-dev; skipped (not failed) where clang++-14 is missing.
+# standalone clang project tests/fuzz/ into <build>/fuzz (build-fuzz/ when run by hand) and
+# fuzzes the config loader, the safetensors reader and the token-file reader for 20 s each.
+# Needs clang++-14 and libclang-rt-14-dev; not added (so not failed) where clang++-14 is missing.
 find_program(TESSERA_FUZZ_CLANG clang++-14)
 if(TESSERA_FUZZ_CLANG)
   add_test(NAME fuzz.readers
-           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzzer.sh 20
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_fuzzer.sh 20
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(fuzz.readers PROPERTIES
                        LABELS fuzz

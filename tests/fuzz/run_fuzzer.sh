@@ -54,7 +54,11 @@ for target in "${targets[@]}"; do
   # keeping executions fast. -timeout 10: a single input taking longer is a finding.
   "$binary" "${dict[@]}" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 \
-    -artifact_prefix="$findings/" "$work" >"$log" 2>&1 || rc=$?
+    -artifact_prefix="$findings/" "$work" >"$log" 2>&1 &
+  pid=$!
+  wait "$pid" || rc=$?
+  # The target's scratch file (fuzz_util.h) outlives a crash; remove it by the fuzzer's pid.
+  rm -f /dev/shm/tessera_fuzz_"$pid".* /tmp/tessera_fuzz_"$pid".*
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
   if [[ $rc -ne 0 ]] || compgen -G "$findings/*" >/dev/null; then
