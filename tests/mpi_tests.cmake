@@ -45,7 +45,7 @@ tessera_add_mpi_failure_test(mpi.fault.stall_collective 3 tessera_mpi_fault_test
   "timeout after 1.0 s in all_reduce on group 'world' .rank [02] of 3, world rank [02]. at step 7: waiting for peer ranks? (0, )?1(, 2)? .world ranks? (0, )?1(, 2)?., which ha(s|ve) not entered this all_reduce"
   20)
 tessera_add_mpi_failure_test(mpi.fault.stall_group 4 tessera_mpi_fault_tests stall_group
-  "timeout after 1.0 s in all_reduce on group 'dp' .rank 0 of 2, world rank 1. at step 7: waiting for peer rank 1 .world rank 3."
+  "timeout after 1.0 s in all_reduce on group 'dp' .rank 0 of 2, world rank 1. at step 7: waiting for peer rank 1 .world rank 3..*this rank's last calls, oldest first: .*dp all_reduce #1 .step 7, waiting."
   20)
 tessera_add_mpi_failure_test(mpi.fault.stall_recv 2 tessera_mpi_fault_tests stall_recv
   "timeout after 1.0 s in recv on group 'world' .rank 0 of 2, world rank 0. at step 7: waiting for peer rank 1 .world rank 1. to send tag 5"

@@ -15,6 +15,30 @@
 
 namespace tessera::detail {
 
+// The last operations this process started on any of its groups (a communicator and the
+// groups split from it share one), printed with a timeout so a user can see where each rank
+// was: the timed-out rank's own history, next to the peer's last call from the board.
+class OpHistory {
+ public:
+  struct Entry {
+    std::string group;
+    const char* op = "";
+    int64_t seq = 0, step = -1;
+    int peer = -1;
+    bool done = false;
+  };
+  // Returns the entry's id for finish().
+  uint64_t start(Entry entry);
+  void finish(uint64_t id);
+  // "dp all_reduce #6 (step 7, done), tp all_gather #40 (step 7, waiting)", oldest first.
+  std::string describe() const;
+
+ private:
+  static constexpr size_t kEntries = 8;
+  std::array<Entry, kEntries> ring_{};
+  uint64_t next_ = 0;
+};
+
 struct CommState {
   MPI_Comm comm = MPI_COMM_NULL;
   bool owns_comm = false;
@@ -26,6 +50,7 @@ struct CommState {
   int64_t step = -1;             // < 0: not in a training step yet
   int64_t seq = 0;               // collectives entered on this communicator
   std::unique_ptr<PeerBoard> board;
+  std::shared_ptr<OpHistory> history = std::make_shared<OpHistory>();  // shared with splits
   std::string failure;           // set by the first timeout; the group is unusable after it
 
   // Requests dropped before completion: MPI may still write into their buffers, so the
@@ -49,6 +74,7 @@ struct OpInfo {
   int tag = -1;
   size_t bytes = 0;    // payload per rank, to size the busy-poll window
   uint64_t token = 0;  // PeerBoard token
+  uint64_t history_id = 0;
 };
 
 // Starts an operation: refuses a failed group, reaps orphans, numbers collectives and

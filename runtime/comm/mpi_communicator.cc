@@ -387,6 +387,7 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const s
   child->name = name;
   child->timeout_s = s.timeout_s;
   child->step = s.step;
+  child->history = s.history;
   TESSERA_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   detail::read_ranks(*child, comm);
   detail::open_peer_board(*child);

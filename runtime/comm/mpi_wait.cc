@@ -119,12 +119,34 @@ std::string describe_group(const CommState& s) {
   return fmt::format("group '{}' (rank {} of {}, world rank {})", s.name, s.rank, s.size, s.world_ranks[s.rank]);
 }
 
+uint64_t OpHistory::start(Entry entry) {
+  ring_[next_ % kEntries] = std::move(entry);
+  return next_++;
+}
+
+void OpHistory::finish(uint64_t id) {
+  // An entry already overwritten by newer ones is simply gone.
+  if (id + kEntries >= next_) ring_[id % kEntries].done = true;
+}
+
+std::string OpHistory::describe() const {
+  std::vector<std::string> parts;
+  for (uint64_t id = next_ > kEntries ? next_ - kEntries : 0; id < next_; ++id) {
+    const Entry& e = ring_[id % kEntries];
+    std::string where = e.peer >= 0 ? fmt::format(" peer {}", e.peer) : fmt::format(" #{}", e.seq);
+    parts.push_back(fmt::format("{} {}{} (step {}, {})", e.group, e.op, where, e.step, e.done ? "done" : "waiting"));
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
 std::string timeout_message(const CommState& s, const OpInfo& info) {
   std::string text = fmt::format("timeout after {} s in {} on {}", format_seconds(s.timeout_s),
                                  comm_op_name(info.op), describe_group(s));
   if (s.step >= 0) text += fmt::format(" at step {}", s.step);
   const bool p2p = info.op == CommOp::Send || info.op == CommOp::Recv;
-  return text + ": " + (p2p ? p2p_detail(s, info) : collective_detail(s, info));
+  text += ": " + (p2p ? p2p_detail(s, info) : collective_detail(s, info));
+  if (s.history) text += "; this rank's last calls, oldest first: " + s.history->describe();
+  return text;
 }
 
 OpInfo begin_op(CommState& s, CommOp op, size_t bytes, int peer, int tag) {
@@ -140,6 +162,7 @@ OpInfo begin_op(CommState& s, CommOp op, size_t bytes, int peer, int tag) {
   info.bytes = bytes;
   const bool p2p = op == CommOp::Send || op == CommOp::Recv;
   info.seq = p2p ? s.seq : ++s.seq;
+  if (s.history) info.history_id = s.history->start({s.name, comm_op_name(op), info.seq, s.step, peer, false});
   if (s.board) {
     PeerActivity activity;
     activity.seq = s.seq;
@@ -153,6 +176,7 @@ OpInfo begin_op(CommState& s, CommOp op, size_t bytes, int peer, int tag) {
 }
 
 void finish_op(CommState& s, const OpInfo& info) {
+  if (s.history) s.history->finish(info.history_id);
   if (s.board) s.board->finish(info.token);
 }
 
