@@ -11,11 +11,11 @@ Needs a build with frame pointers, e.g.
     cmake --build build-prof -j2 --target tessera
     python3 bench/perf_breakdown.py --tessera build-prof/launcher/tessera --threads 1 --steps 200
 
-Shares are of CPU time (all threads), not of wall time. With 2 threads, a sample in libgomp
-(a thread spinning or sleeping at a barrier) inside a kernel's parallel region counts for
-that kernel and again in its "OpenMP wait" column; one outside any kernel (a worker idling
-between parallel regions while the main thread runs serial code) is `libgomp (between
-parallel regions)`.
+Shares are of CPU time (all threads), not of wall time. libgomp has no frame pointers, so a
+stack that ends in libgomp cannot be followed back to the kernel whose parallel region it is
+in: every sample of a thread spinning or sleeping in OpenMP (at a region's closing barrier,
+or as a worker idling between regions while the main thread runs serial code) counts as
+`libgomp (OpenMP barrier / idle wait)`.
 """
 import argparse
 import collections
@@ -58,7 +58,6 @@ def classify(stack):
     the training loop only linear_backward calls gemm (the startup roof measurement does too,
     but it is ~10 ms of a run)."""
     text = "\n".join(stack)
-    waiting = "libgomp" in stack[0] or stack[0].startswith(("gomp_", "GOMP_"))
     kernel = None
     for frame in reversed(stack):
         found = KERNEL.findall(frame)
@@ -67,7 +66,7 @@ def classify(stack):
             break
     if kernel is None:
         if "libgomp" in text or "gomp_" in text:
-            kernel = "libgomp (between parallel regions)"
+            kernel = "libgomp (OpenMP barrier / idle wait)"
         elif "Trainer::train_step" in text:
             kernel = "(other code in train_step)"
         else:
@@ -81,7 +80,7 @@ def classify(stack):
                  "sum_squares": "grad clip", "scale": "grad clip"}.get(
                      next((k for k in ("_forward", "_backward") if kernel.endswith(k)), kernel),
                      "other")
-    return kernel, caller, phase, waiting
+    return kernel, caller, phase
 
 
 def main():
@@ -113,11 +112,10 @@ def main():
             print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
             if args.save:
                 shutil.copyfile(data, args.save)
-        by_kernel, by_kernel_caller, by_phase, waits = (collections.Counter() for _ in range(4))
+        by_kernel, by_kernel_caller, by_phase = (collections.Counter() for _ in range(3))
         total = 0
         for stack in samples(data):
-            kernel, caller, phase, waiting = classify(stack)
-            waits[kernel] += waiting
+            kernel, caller, phase = classify(stack)
             total += 1
             by_kernel[kernel] += 1
             by_kernel_caller[(kernel, caller)] += 1
@@ -129,15 +127,16 @@ def main():
     for phase, n in by_phase.most_common():
         if phase != "setup":
             print(f"| {phase} | {100 * n / in_loop:.1f}% |")
-    print("\n| kernel | share of loop CPU time | of which OpenMP wait | biggest callers |\n"
-          "|---|---:|---:|---|")
+    print("\n| kernel | share of loop CPU time | biggest callers |\n|---|---:|---|")
     for kernel, n in by_kernel.most_common(args.top):
         if kernel.startswith("(outside"):
             continue
-        callers = sorted(((c, m) for (k, c), m in by_kernel_caller.items() if k == kernel and c),
-                         key=lambda cm: -cm[1])[:3]
+        # Callers are only known where the stack unwinds past the kernel (not on OpenMP
+        # worker threads); ones under 0.1% are left out.
+        callers = sorted(((c, m) for (k, c), m in by_kernel_caller.items()
+                          if k == kernel and c and m >= 0.001 * in_loop), key=lambda cm: -cm[1])[:3]
         who = ", ".join(f"{c} {100 * m / in_loop:.1f}%" for c, m in callers)
-        print(f"| {kernel} | {100 * n / in_loop:.1f}% | {100 * waits[kernel] / in_loop:.1f}% | {who} |")
+        print(f"| {kernel} | {100 * n / in_loop:.1f}% | {who} |")
 
 
 if __name__ == "__main__":
