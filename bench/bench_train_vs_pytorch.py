@@ -14,8 +14,8 @@ markdown table.
 
 PyTorch is the eager model of tests/reference/nanogpt_model.py with nanoGPT's fused
 attention (F.scaled_dot_product_attention, --attention sdpa) or the written-out attention of
-the parity fixtures (--attention manual). torch.compile is not measured (see
-docs/benchmarks.md).
+the parity fixtures (--attention manual), and AdamW(fused=True) (--adamw fused), the fastest
+eager variant measured here. torch.compile is not measured (see docs/benchmarks.md).
 """
 import argparse
 import json
@@ -92,13 +92,13 @@ def load_train_tokens(c):
     return data[: int(len(data) * (1.0 - c["val_fraction"]))], len(chars)
 
 
-def torch_round(c, data, vocab, warmup, steps, attention):
+def torch_round(c, data, vocab, warmup, steps, attention, adamw="fused"):
     """Seconds of each of the `steps` timed steps of a fresh PyTorch model."""
     torch.manual_seed(c["seed"])
     sdpa = attention == "sdpa"
     model = TinyGPT(vocab, c["seq"], c["hidden"], c["heads"], c["ffn"], c["layers"], sdpa)
     opt = torch.optim.AdamW(adamw_groups(model, c["weight_decay"]), lr=c["lr"],
-                            betas=c["betas"], eps=c["eps"])
+                            betas=c["betas"], eps=c["eps"], fused=adamw == "fused")
     gen = torch.Generator().manual_seed(c["seed"])
     offsets = torch.arange(c["seq"])
     B, T, total = c["micro"], c["seq"], warmup + steps
@@ -203,6 +203,9 @@ def main():
     p.add_argument("--tessera", default="build-bench/launcher/tessera")
     p.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa",
                    help="PyTorch attention: fused SDPA (nanoGPT) or written out (the fixtures)")
+    p.add_argument("--adamw", choices=["fused", "foreach"], default="fused",
+                   help="PyTorch's AdamW implementation: fused (its fastest on CPU here, by "
+                   "3-6%%) or foreach (the default when fused is not asked for)")
     p.add_argument("--max-background", type=float, default=0.3, metavar="CORES",
                    help="wait before each round until other processes use fewer cores than "
                    "this; a round during which they used more is noisy")
@@ -229,7 +232,8 @@ def main():
             n = len(rounds) + 1
             idle = wait_for_quiet(args.max_background, args.quiet_timeout)
             with Background() as bg_torch:
-                pt = torch_round(c, data, vocab, args.warmup, args.steps, args.attention)
+                pt = torch_round(c, data, vocab, args.warmup, args.steps, args.attention,
+                                 args.adamw)
             with Background() as bg_tessera:
                 ts, peak = tessera_round(c, args, workdir, n)
             row = dict(round=n, time=time.strftime("%H:%M:%S"),
@@ -256,7 +260,8 @@ def main():
     print(f"\n{os.path.relpath(args.config, ROOT)}: {args.threads} threads, batch "
           f"{c['micro']}x{c['microbatches']} x seq {c['seq']} = {tokens_per_step} tokens/step, "
           f"{args.warmup} warm-up + {args.steps} timed steps per run; torch "
-          f"{torch.__version__} eager, attention={args.attention}; started {started}, "
+          f"{torch.__version__} eager, attention={args.attention}, AdamW {args.adamw}; started "
+          f"{started}, "
           f"{len(quiet)} of {len(rounds)} rounds quiet (other load <= {args.max_background} "
           f"cores)\n")
     if not quiet:
@@ -278,8 +283,10 @@ def main():
           f"(bench_gemm_roof measures the roof more carefully)")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
-            dict(config=args.config, threads=args.threads, warmup=args.warmup, steps=args.steps,
-                 attention=args.attention, torch=torch.__version__, started=started,
+            dict(config=os.path.relpath(args.config, ROOT), threads=args.threads,
+                 warmup=args.warmup, steps=args.steps,
+                 attention=args.attention, adamw=args.adamw, torch=torch.__version__,
+                 started=started,
                  max_background=args.max_background, rounds=rounds), indent=1) + "\n")
 
 

@@ -15,7 +15,9 @@ Shares are of CPU time (all threads), not of wall time. libgomp has no frame poi
 stack that ends in libgomp cannot be followed back to the kernel whose parallel region it is
 in: every sample of a thread spinning or sleeping in OpenMP (at a region's closing barrier,
 or as a worker idling between regions while the main thread runs serial code) counts as
-`libgomp (OpenMP barrier / idle wait)`.
+`libgomp (OpenMP barrier / idle wait)`. The "in the OS" column is the part of a kernel's
+samples spent in the Linux kernel on its behalf, mostly page faults on first touch of
+freshly allocated tensors.
 """
 import argparse
 import collections
@@ -29,6 +31,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERNEL = re.compile(r"tessera::kernels::cpu::(?!detail::|\(anonymous namespace\))(\w+)")
 CALLER = re.compile(r"tessera::(\w+)::(forward|backward)\b")
+OUTSIDE = "(outside the training loop: startup, MPI, OS)"
 PHASES = [("forward", "Model::forward"), ("backward", "Model::backward"),
           ("optimizer", "AdamW::step"), ("grad clip", "clip_grad_norm"),
           ("setup", "Trainer::Trainer")]
@@ -70,7 +73,7 @@ def classify(stack):
         elif "Trainer::train_step" in text:
             kernel = "(other code in train_step)"
         else:
-            kernel = "(outside the training loop: startup, MPI, kernel)"
+            kernel = OUTSIDE
     caller = next((f"{m.group(1)}.{m.group(2)}" for f in stack for m in [CALLER.search(f)] if m), "")
     phase = next((name for name, sym in PHASES if sym in text), None)
     if kernel.startswith("(outside"):
@@ -80,7 +83,7 @@ def classify(stack):
                  "sum_squares": "grad clip", "scale": "grad clip"}.get(
                      next((k for k in ("_forward", "_backward") if kernel.endswith(k)), kernel),
                      "other")
-    return kernel, caller, phase
+    return kernel, caller, phase, "[kernel.kallsyms]" in stack[0]
 
 
 def main():
@@ -112,22 +115,26 @@ def main():
             print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
             if args.save:
                 shutil.copyfile(data, args.save)
-        by_kernel, by_kernel_caller, by_phase = (collections.Counter() for _ in range(3))
+        by_kernel, by_kernel_caller, by_phase, in_os = (collections.Counter() for _ in range(4))
         total = 0
         for stack in samples(data):
-            kernel, caller, phase = classify(stack)
+            kernel, caller, phase, os_mode = classify(stack)
+            in_os[kernel] += os_mode
             total += 1
             by_kernel[kernel] += 1
             by_kernel_caller[(kernel, caller)] += 1
             by_phase[phase] += 1
 
-    in_loop = total - by_kernel["(outside the training loop: startup, MPI, kernel)"]
+    in_loop = total - by_kernel[OUTSIDE]
     print(f"\n{total} samples, {in_loop} in the training loop ({args.threads} threads)\n")
     print("| phase | share of loop CPU time |\n|---|---:|")
     for phase, n in by_phase.most_common():
         if phase != "setup":
             print(f"| {phase} | {100 * n / in_loop:.1f}% |")
-    print("\n| kernel | share of loop CPU time | biggest callers |\n|---|---:|---|")
+    print(f"\n{100 * (sum(in_os.values()) - in_os[OUTSIDE]) / in_loop:.1f}% of the loop's CPU "
+          "time is in the OS (Linux kernel)")
+    print("\n| kernel | share of loop CPU time | of which in the OS | biggest callers |\n"
+          "|---|---:|---:|---|")
     for kernel, n in by_kernel.most_common(args.top):
         if kernel.startswith("(outside"):
             continue
@@ -136,7 +143,8 @@ def main():
         callers = sorted(((c, m) for (k, c), m in by_kernel_caller.items()
                           if k == kernel and c and m >= 0.001 * in_loop), key=lambda cm: -cm[1])[:3]
         who = ", ".join(f"{c} {100 * m / in_loop:.1f}%" for c, m in callers)
-        print(f"| {kernel} | {100 * n / in_loop:.1f}% | {who} |")
+        print(f"| {kernel} | {100 * n / in_loop:.1f}% | {100 * in_os[kernel] / in_loop:.1f}% "
+              f"| {who} |")
 
 
 if __name__ == "__main__":
