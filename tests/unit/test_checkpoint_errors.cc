@@ -12,28 +12,7 @@
 #include "runtime/io/safetensors.h"
 #include "runtime/model/model.h"
 
-namespace tessera::ckpt_test {  // test_checkpoint_util.cc
-struct Shard {
-  std::unique_ptr<Model> model;
-  std::vector<OptimizerMoments> moments;
-  int tp_rank = 0, pp_rank = 0;
-};
-struct SimRun {
-  ModelConfig config;
-  LayerGraph graph;
-  int tp = 1, pp = 1;
-  std::vector<Shard> shards;  // index pp_rank * tp + tp_rank
-  CheckpointState state(size_t i, bool with_moments = true);
-  CheckpointLayout layout(size_t i) const;
-};
-std::unique_ptr<Communicator> local_world();
-std::string make_temp_dir();
-std::string read_text(const std::string& path);
-void write_text(const std::string& path, const std::string& text);
-SimRun build_run(const std::string& arch, int tp, int pp, bool fill);
-SaveResult save_run(SimRun& run, const std::string& dir, int64_t step, int keep, bool with_moments = true);
-void load_run(SimRun& run, const std::string& step_dir, bool with_moments = true);
-}  // namespace tessera::ckpt_test
+#include "tests/unit/checkpoint_test_util.h"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Message;

@@ -1,4 +1,4 @@
-// Helpers shared by the checkpoint tests (declared again where used, in test_checkpoint*.cc):
+// Helpers shared by the checkpoint tests (declared in checkpoint_test_util.h):
 // a single-rank communicator, temporary directories, and "simulated layouts": every
 // (tp, pp) shard of a tiny model built in one process, filled with values that are a pure
 // function of (parameter name, global index), so any layout's expected shard is known.
@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "partitioner/layer_graph.h"
+#include "tests/unit/checkpoint_test_util.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/model/embedding_layer.h"
 #include "runtime/model/model.h"
@@ -101,21 +102,6 @@ Tensor expected_global(const std::string& name, const Shape& shape, int salt) {
   return t;
 }
 
-// These two definitions are repeated, token for token, in the test files that use them.
-struct Shard {
-  std::unique_ptr<Model> model;
-  std::vector<OptimizerMoments> moments;
-  int tp_rank = 0, pp_rank = 0;
-};
-struct SimRun {
-  ModelConfig config;
-  LayerGraph graph;
-  int tp = 1, pp = 1;
-  std::vector<Shard> shards;  // index pp_rank * tp + tp_rank
-  CheckpointState state(size_t i, bool with_moments = true);
-  CheckpointLayout layout(size_t i) const;
-};
-
 CheckpointState SimRun::state(size_t i, bool with_moments) {
   CheckpointState s;
   s.params = shards[i].model->parameters();
@@ -166,7 +152,7 @@ SimRun build_run(const std::string& arch, int tp, int pp, bool fill) {
 }
 
 // Saves every shard of `run` as one checkpoint, as the ranks of a job would (without MPI).
-SaveResult save_run(SimRun& run, const std::string& dir, int64_t step, int keep, bool with_moments = true) {
+SaveResult save_run(SimRun& run, const std::string& dir, int64_t step, int keep, bool with_moments) {
   const std::string staging = begin_checkpoint(dir, step);
   std::vector<ShardRecord> records;
   for (size_t i = 0; i < run.shards.size(); ++i) {
@@ -182,7 +168,7 @@ SaveResult save_run(SimRun& run, const std::string& dir, int64_t step, int keep,
   return commit_checkpoint(dir, step, keep);
 }
 
-void load_run(SimRun& run, const std::string& step_dir, bool with_moments = true) {
+void load_run(SimRun& run, const std::string& step_dir, bool with_moments) {
   for (size_t i = 0; i < run.shards.size(); ++i) {
     CheckpointState s = run.state(i, with_moments);
     load_checkpoint(step_dir, s, run.shards[i].tp_rank, run.tp);
@@ -195,7 +181,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 
 // Every shard of `run` holds what a checkpoint saved under tp `saved_tp` must load to:
 // the expected values, with padded vocabulary rows zero when the padding changed.
-void check_run(SimRun& run, int saved_tp, bool with_moments = true) {
+void check_run(SimRun& run, int saved_tp, bool with_moments) {
   const auto rows = vocab_padded_rows(run.config, run.graph);
   for (Shard& s : run.shards) {
     const auto params = s.model->parameters();
