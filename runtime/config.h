@@ -15,6 +15,9 @@ struct ModelConfig {
   int hidden_size = 128;
   int num_attention_heads = 4;  // gpt only
   int ffn_hidden_size = 0;      // gpt only; 0 means 4 * hidden_size
+  // gpt only; 0 means hidden_size / num_attention_heads. Set when heads were pruned away, so
+  // the attention width (heads * head_dim) is no longer the hidden size.
+  int head_dim = 0;
   int seq_length = 64;
   // "chars" (the distinct characters of the training text), "bytes" (256), or an integer
   // written as a string ("50257") for token files.
@@ -24,6 +27,11 @@ struct ModelConfig {
   int output_size = 0;              // mlp only: number of classes, 0 means the vocab size
   float init_std = 0.02f;
 };
+
+// Width of one attention head (Megatron's kv_channels).
+inline int attention_head_dim(const ModelConfig& model) {
+  return model.head_dim > 0 ? model.head_dim : model.hidden_size / model.num_attention_heads;
+}
 
 struct ParallelConfig {
   int tensor_model_parallel_size = 1;
