@@ -1,4 +1,5 @@
-// `tessera inspect`, `tessera export` and `tessera reshard`: offline tools over checkpoints.
+// `tessera inspect`, `tessera export` (safetensors or ONNX) and `tessera reshard`: offline tools
+// over checkpoints.
 #include <iostream>
 
 #include "launcher/commands.h"
@@ -6,6 +7,8 @@
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/data/vocabulary.h"
+#include "runtime/export/onnx_export.h"
+#include "runtime/export/onnx_model.h"
 #include "runtime/train/trainer.h"
 
 namespace tessera {
@@ -15,12 +18,29 @@ int run_inspect(const std::string& path) {
   return 0;
 }
 
-int run_export(const std::string& path, const std::string& out, bool nanogpt_names) {
-  const std::string step_dir = resolve_checkpoint(path);
-  ExportOptions options;
-  if (nanogpt_names) options.transformer_prefix = "transformer.";
-  export_consolidated(step_dir, out, options);
-  std::cout << "exported " << step_dir << " to " << out << "\n";
+int run_export(const ExportCommandOptions& o) {
+  TESSERA_REQUIRE(o.safetensors.empty() != o.onnx.empty(),
+                  "export: give exactly one of --safetensors FILE and --onnx FILE");
+  TESSERA_REQUIRE(!o.nanogpt_names || o.onnx.empty(), "export: --nanogpt-names applies to --safetensors only");
+  TESSERA_REQUIRE(o.external_data_threshold == 0 || o.safetensors.empty(),
+                  "export: --external-data-threshold applies to --onnx only");
+  const std::string step_dir = resolve_checkpoint(o.checkpoint);
+  if (!o.safetensors.empty()) {
+    ExportOptions options;
+    if (o.nanogpt_names) options.transformer_prefix = "transformer.";
+    export_consolidated(step_dir, o.safetensors, options);
+    std::cout << "exported " << step_dir << " to " << o.safetensors << "\n";
+    return 0;
+  }
+  const Manifest manifest = read_manifest(step_dir);
+  const Config config = parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config");
+  OnnxExportOptions options;
+  if (o.external_data_threshold > 0) options.external_data_threshold = o.external_data_threshold;
+  const OnnxExportResult r = export_onnx(step_dir, config.model, o.onnx, options);
+  std::cout << "exported " << step_dir << " to " << o.onnx << " (ONNX opset " << kOnnxOpset << ", "
+            << r.parameters << " parameters, " << r.model_bytes << " bytes";
+  if (!r.data_path.empty()) std::cout << "; weights in " << r.data_path << ", " << r.data_bytes << " bytes";
+  std::cout << ")\n";
   return 0;
 }
 

@@ -8,7 +8,11 @@
 #include <spdlog/spdlog.h>
 
 #include "launcher/commands.h"
+#include "launcher/config_command.h"
+#include "launcher/generate_command.h"
 #include "launcher/plan_command.h"
+#include "launcher/prune_command.h"
+#include "launcher/serve_command.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -25,20 +29,43 @@ int run_cli(int argc, char** argv) {
       ->take_all();
   train_cmd->add_flag("--resume", train.resume, "Continue from the newest checkpoint in checkpoint.dir");
   train_cmd->add_flag("--print-config", train.print_config, "Print the resolved config and exit");
+  train_cmd->add_option("--cluster", train.cluster_path,
+                        "Machine model for the predicted step time and memory (default: `tessera plan --calibrate`'s cache)");
+  train_cmd->add_option("--progress", train.progress, "live: redraw a progress line; plain: step lines only; "
+                        "auto: live when stdout is a terminal and not under mpirun/srun")
+      ->check(CLI::IsMember({"auto", "live", "plain"}));
 
   PlanOptions plan;
   CLI::App* plan_cmd = add_plan_command(app, plan);
+  PruneOptions prune;
+  CLI::App* prune_cmd = add_prune_command(app, prune);
+  ServeOptions serve;
+  CLI::App* serve_cmd = add_serve_command(app, serve);
+  GenerateOptions generate;
+  CLI::App* generate_cmd = add_generate_command(app, generate);
+  ConfigOptions config_options;
+  CLI::App* config_cmd = add_config_command(app, config_options);
 
   std::string ckpt, out;
-  bool nanogpt_names = false;
   std::vector<std::string> reshard_overrides;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Print a checkpoint's layout, step and tensors");
   inspect_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir for its newest")
       ->required();
-  CLI::App* export_cmd = app.add_subcommand("export", "Write a checkpoint as one consolidated safetensors file");
-  export_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir")->required();
-  export_cmd->add_option("--safetensors", out, "Output file")->required();
-  export_cmd->add_flag("--nanogpt-names", nanogpt_names, "Name tensors as nanoGPT's module (transformer.h.0...)");
+  ExportCommandOptions export_options;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors) or as an ONNX model "
+                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx); give exactly one");
+  export_cmd->add_option("checkpoint", export_options.checkpoint, "Checkpoint step directory, or a checkpoint.dir")
+      ->required();
+  export_cmd->add_option("--safetensors", export_options.safetensors, "Output safetensors file");
+  export_cmd->add_option("--onnx", export_options.onnx,
+                         "Output ONNX file (opset 17; input `tokens` int64 [batch, seq], output `logits`)");
+  export_cmd->add_flag("--nanogpt-names", export_options.nanogpt_names,
+                       "Name tensors as nanoGPT's module (transformer.h.0...); --safetensors only");
+  export_cmd->add_option("--external-data-threshold", export_options.external_data_threshold,
+                         "--onnx only: above this many bytes the weights go to <OUT>.data (ONNX external data); "
+                         "default 2147483647, protobuf's limit")
+      ->check(CLI::PositiveNumber);
   CLI::App* reshard_cmd = app.add_subcommand("reshard", "Rewrite a checkpoint for another parallel layout");
   reshard_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir")->required();
   reshard_cmd->add_option("output", out, "Output checkpoint directory")->required();
@@ -48,7 +75,13 @@ int run_cli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version arrive here too, with exit code 0, and CLI11 prints them. A usage
+    // mistake is one line and exit code 2, the Unix convention for a bad command line.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    const auto used = app.get_subcommands();
+    std::cerr << "tessera: error: " << e.what() << " (see tessera " << (used.empty() ? "" : used.front()->get_name() + " ")
+              << "--help)" << std::endl;
+    return 2;
   }
 
   spdlog::set_pattern("%v");
@@ -57,8 +90,12 @@ int run_cli(int argc, char** argv) {
     try {
       if (train_cmd->parsed()) return run_train(train, env);
       if (plan_cmd->parsed()) return run_plan(plan);
+      if (prune_cmd->parsed()) return run_prune(prune);
+      if (serve_cmd->parsed()) return run_serve(serve);
+      if (generate_cmd->parsed()) return run_generate(generate);
+      if (config_cmd->parsed()) return run_config(config_options);
       if (inspect_cmd->parsed()) return run_inspect(ckpt);
-      if (export_cmd->parsed()) return run_export(ckpt, out, nanogpt_names);
+      if (export_cmd->parsed()) return run_export(export_options);
       if (reshard_cmd->parsed()) return run_reshard(ckpt, out, reshard_overrides);
     } catch (const SetupFailed&) {
       return 1;
@@ -67,7 +104,9 @@ int run_cli(int argc, char** argv) {
         std::cerr << "tessera: error: " << e.what() << std::endl;
         return 1;
       }
-      std::cerr << "tessera: error on rank " << env.world_rank() << ": " << e.what() << std::endl;
+      // One write: std::cerr is unbuffered, and pieces written apart interleave with the other
+      // ranks' lines and with mpirun's abort notice.
+      std::cerr << fmt::format("tessera: error on rank {}: {}\n", env.world_rank(), e.what()) << std::flush;
       abort_job(1);
     }
   } catch (const std::exception& e) {

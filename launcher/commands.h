@@ -2,6 +2,7 @@
 // run_cli (cli.cc) turns what escapes into messages and exit codes.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct TrainOptions {
   std::vector<std::string> overrides;
   bool print_config = false;
   bool resume = false;  // same as --set checkpoint.resume=auto
+  std::string cluster_path;       // machine model for the banner's prediction; empty: the calibration cache
+  std::string progress = "auto";  // auto | live | plain (launcher/progress.h)
 };
 // `tessera train`: collective over the MPI world.
 int run_train(const TrainOptions& options, MpiEnvironment& env);
@@ -25,9 +28,17 @@ int run_train(const TrainOptions& options, MpiEnvironment& env);
 // directory, or a checkpoint directory for its newest).
 int run_inspect(const std::string& path);
 
+struct ExportCommandOptions {
+  std::string checkpoint;
+  std::string safetensors;  // exactly one of safetensors and onnx is set
+  std::string onnx;
+  bool nanogpt_names = false;  // safetensors only
+  int64_t external_data_threshold = 0;  // onnx only; 0 = OnnxExportOptions' default (2 GiB)
+};
 // `tessera export CKPT --safetensors OUT`: one consolidated safetensors file of global,
 // unpadded tensors that PyTorch loads; nanogpt_names prefixes the names as nanoGPT's module.
-int run_export(const std::string& path, const std::string& out, bool nanogpt_names);
+// `tessera export CKPT --onnx OUT`: the model's forward as an ONNX model (docs/onnx.md).
+int run_export(const ExportCommandOptions& options);
 
 // `tessera reshard CKPT OUT --set parallel.…`: rewrites a checkpoint for another layout
 // offline (loading already works under any layout; this makes the files match it).

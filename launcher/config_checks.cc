@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <filesystem>
 
 #include "launcher/config_loader.h"
 #include "launcher/config_schema.h"
@@ -20,7 +21,9 @@ int64_t ffn_size(const Config& c) {
 int64_t graph_layers(const Config& c) { return int64_t{c.model.num_layers} + 2; }
 
 void check_model(const Config& c, const Provenance& at) {
-  if (c.model.arch == "gpt") {
+  // With an explicit head_dim (a model whose heads were pruned) the attention width is
+  // heads * head_dim and need not divide the hidden size.
+  if (c.model.arch == "gpt" && c.model.head_dim == 0) {
     require(c.model.hidden_size % c.model.num_attention_heads == 0, c, at, "model.hidden_size",
             fmt::format("must be divisible by model.num_attention_heads = {}",
                         c.model.num_attention_heads));
@@ -138,6 +141,11 @@ void validate_for_world(const Config& c, int world_size) {
   const config::Provenance at(c.source);
   const std::string& source = at.source();
   TESSERA_REQUIRE(world_size > 0, "{}: world size {} must be positive", source, world_size);
+  // Refused now rather than at the first save (or the preemption signal), hours later.
+  std::error_code ec;
+  const std::string& dir = c.checkpoint.dir;
+  config::require(dir.empty() || !std::filesystem::exists(dir, ec) || std::filesystem::is_directory(dir, ec), c, at,
+                  "checkpoint.dir", "is a file, not a directory");
   const auto& p = c.parallel;
   const int64_t model_parallel = int64_t{p.tensor_model_parallel_size} * p.pipeline_model_parallel_size;
   TESSERA_REQUIRE(world_size % model_parallel == 0,

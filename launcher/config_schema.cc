@@ -31,7 +31,8 @@ Field integer(std::string key, Ref ref, int lo, std::string rule, int hi = INT_M
           [ref, lo, hi, rule](const Config& c) {
             return ref(c) >= lo && ref(c) <= hi ? std::string() : rule;
           },
-          [ref](const Config& c) { return ConfigNode::scalar(std::to_string(ref(c))); }};
+          [ref](const Config& c) { return ConfigNode::scalar(std::to_string(ref(c))); },
+          "integer"};
 }
 
 template <class Ref>
@@ -54,7 +55,8 @@ Field number(std::string key, Ref ref, bool (*ok)(double), std::string rule) {
             return v.has_value();
           },
           [ref, ok, rule](const Config& c) { return ok(ref(c)) ? std::string() : rule; },
-          [ref](const Config& c) { return ConfigNode::scalar(format_number(ref(c))); }};
+          [ref](const Config& c) { return ConfigNode::scalar(format_number(ref(c))); },
+          "number"};
 }
 
 bool is_positive(double x) { return x > 0; }
@@ -71,7 +73,8 @@ Field boolean(std::string key, Ref ref) {
             return v.has_value();
           },
           [](const Config&) { return std::string(); },
-          [ref](const Config& c) { return ConfigNode::scalar(ref(c) ? "true" : "false"); }};
+          [ref](const Config& c) { return ConfigNode::scalar(ref(c) ? "true" : "false"); },
+          "boolean"};
 }
 
 template <class Ref>
@@ -86,7 +89,8 @@ Field one_of(std::string key, Ref ref, std::vector<std::string> values) {
           [ref, values, rule](const Config& c) {
             return std::count(values.begin(), values.end(), ref(c)) ? std::string() : rule;
           },
-          [ref](const Config& c) { return ConfigNode::string(ref(c)); }};
+          [ref](const Config& c) { return ConfigNode::string(ref(c)); },
+          "choice"};
 }
 
 // A path; when optional, null (or an absent key) means "none" and is stored as "".
@@ -108,7 +112,8 @@ Field path(std::string key, Ref ref, bool optional) {
           },
           [ref, optional](const Config& c) {
             return optional && ref(c).empty() ? ConfigNode() : ConfigNode::string(ref(c));
-          }};
+          },
+          optional ? "path or null" : "path"};
 }
 
 bool is_positive_integer_text(const std::string& text) {
@@ -134,7 +139,8 @@ Field vocab_field() {
             const std::string& v = c.model.vocab;
             return scalar_integer<int64_t>(ConfigNode::scalar(v)) ? ConfigNode::scalar(v)
                                                                     : ConfigNode::string(v);
-          }};
+          },
+          "chars, bytes or integer"};
 }
 
 // model.ffn_hidden_size: null or 0 ask for 4 * hidden_size, which the loader fills in.
@@ -150,6 +156,7 @@ Field ffn_field() {
     if (v) c.model.ffn_hidden_size = *v;
     return v.has_value();
   };
+  f.type = "integer or null";
   return f;
 }
 
@@ -174,6 +181,7 @@ Field data_parallel_field() {
     const int dp = c.parallel.data_parallel_size;
     return dp == 0 ? ConfigNode::string("auto") : ConfigNode::scalar(std::to_string(dp));
   };
+  f.type = "integer or auto";
   return f;
 }
 
@@ -201,7 +209,8 @@ Field partition_field() {
             std::vector<ConfigNode> items;
             for (int x : c.parallel.partition) items.push_back(ConfigNode::scalar(std::to_string(x)));
             return ConfigNode::sequence(std::move(items));
-          }};
+          },
+          "auto or list of integers"};
 }
 
 // train.optimizer.betas: [beta1, beta2], Adam's decay rates of the two moments.
@@ -224,7 +233,8 @@ Field betas_field() {
           [](const Config& c) {
             return ConfigNode::sequence({ConfigNode::scalar(format_number(c.train.optimizer.beta1)),
                                          ConfigNode::scalar(format_number(c.train.optimizer.beta2))});
-          }};
+          },
+          "list of 2 numbers"};
 }
 
 Field seed_field() {
@@ -236,7 +246,8 @@ Field seed_field() {
             return v.has_value();
           },
           [](const Config&) { return std::string(); },
-          [](const Config& c) { return ConfigNode::scalar(std::to_string(c.train.seed)); }};
+          [](const Config& c) { return ConfigNode::scalar(std::to_string(c.train.seed)); },
+          "integer (64-bit)"};
 }
 
 std::vector<Field> make_schema() {
@@ -246,6 +257,9 @@ std::vector<Field> make_schema() {
       positive("model.hidden_size", TESSERA_AT(model.hidden_size)),
       positive("model.num_attention_heads", TESSERA_AT(model.num_attention_heads)),
       ffn_field(),
+      // Set by `tessera prune --structured heads=...`: heads * head_dim may differ from hidden_size.
+      integer("model.head_dim", TESSERA_AT(model.head_dim), 0,
+              "must be a positive integer, or 0 for hidden_size / num_attention_heads"),
       positive("model.seq_length", TESSERA_AT(model.seq_length)),
       vocab_field(),
       one_of("model.activation", TESSERA_AT(model.activation), {"gelu", "relu"}),
@@ -298,6 +312,10 @@ std::vector<Field> make_schema() {
       non_negative("checkpoint.interval", TESSERA_AT(checkpoint.interval)),
       positive("checkpoint.keep", TESSERA_AT(checkpoint.keep)),
       one_of("checkpoint.resume", TESSERA_AT(checkpoint.resume), {"none", "auto"}),
+
+      // Weights (and pruning masks) to start from at step 0; a resumable checkpoint in
+      // checkpoint.dir takes precedence when checkpoint.resume is auto.
+      path("init.from", TESSERA_AT(init.from), true),
 
       positive("log.interval", TESSERA_AT(log.interval)),
       path("log.metrics", TESSERA_AT(log.metrics), true),

@@ -22,6 +22,8 @@ struct Field {
   std::function<std::string(const Config&)> violation;
   // The config's value as a node, for dumping and messages.
   std::function<ConfigNode(const Config&)> write;
+  // The kind of value, for the generated reference (docs/configuration.md): "integer", "choice", ...
+  std::string type = {};
 };
 
 // Every field, in the order config_to_yaml writes them.

@@ -17,10 +17,27 @@
 namespace tessera::config {
 namespace {
 
-// yaml-cpp messages are one line already; make sure of it.
-std::string one_line(std::string text) {
-  std::replace(text.begin(), text.end(), '\n', ' ');
-  return text;
+// Messages go to a terminal as one line: newlines become spaces, and other control bytes and
+// bytes that are not UTF-8 (yaml-cpp quotes the offending byte of a binary file) become \xNN.
+std::string one_line(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool valid = n > 0 && i + n <= text.size();
+    for (size_t k = 1; valid && k < n; ++k) valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    if (c == '\n') {
+      out += ' ';
+    } else if (!valid || c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out.append(text, i, n);
+      i += n;
+      continue;
+    }
+    ++i;
+  }
+  return out;
 }
 
 bool is_one_of(const std::string& text, std::initializer_list<const char*> words) {

@@ -1,4 +1,14 @@
 // The `tessera` executable: runs the CLI and turns errors into exit codes.
-#include "launcher/cli.h"
+#include <iostream>
 
-int main(int argc, char** argv) { return tessera::run_cli(argc, argv); }
+#include "launcher/cli.h"
+#include "runtime/host_memory.h"
+
+int main(int argc, char** argv) {
+  try {
+    tessera::retain_freed_host_memory();
+  } catch (const std::exception& e) {
+    std::cerr << "tessera: warning: " << e.what() << std::endl;
+  }
+  return tessera::run_cli(argc, argv);
+}

@@ -39,6 +39,9 @@ using Clock = std::chrono::steady_clock;
 constexpr double kDefaultLatencyS = 1e-6;
 constexpr double kDefaultBandwidth = 1.2e9;
 
+// Upper bound of the counting options (--world, --top, ...), as the checkpoint format's for tp.
+constexpr int kMaxCount = 1 << 20;
+
 nlohmann::json node_to_json(const config::ConfigNode& n) {
   using K = config::ConfigNode::Kind;
   switch (n.kind) {
@@ -344,9 +347,17 @@ int64_t resolve_vocab(const Config& c, int64_t given) {
   return std::stoll(v);  // validated by the config loader
 }
 
-std::vector<ScheduleKind> parse_schedules(const std::vector<std::string>& names) {
-  std::vector<ScheduleKind> out;
-  for (const auto& n : names) out.push_back(parse_schedule(n));
+// Parses each name of a list option, naming the option in the error.
+template <typename Parse>
+auto parse_list(const std::vector<std::string>& names, const char* option, Parse parse) {
+  std::vector<decltype(parse(names.front()))> out;
+  for (const auto& n : names) {
+    try {
+      out.push_back(parse(n));
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("{}: {}", option, e.what()));
+    }
+  }
   return out;
 }
 
@@ -382,10 +393,12 @@ CLI::App* add_plan_command(CLI::App& app, PlanOptions& o) {
   CLI::App* cmd = app.add_subcommand("plan", "Rank the parallel layouts of a config for a world size and memory cap");
   cmd->add_option("config", o.config_path, "YAML config file (optional with --calibrate)");
   cmd->add_option("--set", o.overrides, "Override a config field: --set train.global_batch_size=48")->take_all();
-  cmd->add_option("--world,-n", o.world, "World size (ranks) to plan for")->check(CLI::PositiveNumber);
+  // CLI11's PositiveNumber reports its range as "0 to 1.797...e308"; a named range reads better.
+  const CLI::Range positive(1, kMaxCount);
+  cmd->add_option("--world,-n", o.world, "World size (ranks) to plan for")->check(positive);
   cmd->add_option("--memory-cap", o.memory_cap, "Memory per rank, e.g. 24GiB (default: the cluster's)");
   cmd->add_option("--cluster", o.cluster_path, "Cluster description (configs/clusters/*.yaml); default: this machine's calibration");
-  cmd->add_option("--top", o.top, "Rows of the table")->check(CLI::PositiveNumber);
+  cmd->add_option("--top", o.top, "Rows of the table")->check(positive);
   cmd->add_option("--json", o.json_path, "Write the best plan as JSON here");
   cmd->add_flag("--calibrate", o.calibrate, "Measure this machine (under mpirun -np 2: also MPI) and cache it");
   cmd->add_option("--cache", o.cache_path, "Calibration cache (default ~/.cache/tessera/calibration.json)");
@@ -396,7 +409,7 @@ CLI::App* add_plan_command(CLI::App& app, PlanOptions& o) {
   cmd->add_option("--zero", o.zero_stages, "ZeRO stages to try: 0,1")->delimiter(',');
   cmd->add_option("--sequence-parallel", o.sequence_parallel, "both | on | off")
       ->check(CLI::IsMember({"both", "on", "off"}));
-  cmd->add_option("--max-virtual-stages", o.max_virtual_stages, "Interleaved: try v = 2..this")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-virtual-stages", o.max_virtual_stages, "Interleaved: try v = 2..this")->check(positive);
   cmd->add_option("--vocab", o.vocab, "Vocabulary size (default: from model.vocab and the data file)");
   cmd->add_flag("--config-layout", o.config_layout,
                 "Plan only the config's own layout (what parallel.partition: auto runs): balance, simulate, size");
@@ -433,23 +446,16 @@ int run_plan(const PlanOptions& o) {
     cluster = *calibrate(cache, false, true);
   }
 
-  SearchOptions so;
-  so.world = o.world;
-  so.global_batch_size = config.train.global_batch_size;
+  SearchOptions so = search_options_from_config(config, o.world);
   so.memory_cap = o.memory_cap.empty() ? 0.0 : parse_byte_size(o.memory_cap, "--memory-cap");
   so.micro_batch_sizes = o.micro_batch_sizes;
   if (so.micro_batch_sizes.empty()) so.micro_batch_sizes = {1, 2, 4, 8, config.train.micro_batch_size};
-  if (!o.schedules.empty()) so.schedules = parse_schedules(o.schedules);
-  if (!o.recompute.empty()) {
-    so.recompute.clear();
-    for (const auto& r : o.recompute) so.recompute.push_back(parse_recompute(r));
-  }
+  if (!o.schedules.empty()) so.schedules = parse_list(o.schedules, "--schedules", parse_schedule);
+  if (!o.recompute.empty()) so.recompute = parse_list(o.recompute, "--recompute", parse_recompute);
   if (!o.zero_stages.empty()) so.zero_stages = o.zero_stages;
   if (o.sequence_parallel == "on") so.sequence_parallel = {true};
   if (o.sequence_parallel == "off") so.sequence_parallel = {false};
   so.max_virtual_stages = o.max_virtual_stages;
-  so.bucket_bytes = config.parallel.bucket_mb * (1 << 20);
-  so.precision = config.train.precision;
 
   const CostModel cost(cluster, so.precision != "fp32");
   if (o.config_layout) {

@@ -1,18 +1,26 @@
-// `tessera train`: config, rank discovery, the parallel grid, data, then the trainer. Errors
-// found before any work (config, world size, data) are reported once by rank 0; SIGUSR1 or
-// SIGTERM asks the trainer to save a checkpoint and stop after the current step.
+// `tessera train`: config, rank discovery, the parallel grid, data, the start-up banner, then
+// the trainer with the progress display. Errors found before any work (config, world size,
+// data, machine model) are reported once by rank 0; SIGUSR1 or SIGTERM asks the trainer to
+// save a checkpoint and stop after the current step.
 #include <omp.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <spdlog/spdlog.h>
 
+#include "launcher/banner.h"
 #include "launcher/commands.h"
 #include "launcher/config_loader.h"
+#include "launcher/progress.h"
 #include "launcher/rank_discovery.h"
 #include "launcher/runtime_support.h"
 #include "launcher/threads.h"
+#include "partitioner/layout_search.h"
+#include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/data/dataset.h"
@@ -39,6 +47,39 @@ auto setup_phase(const MpiEnvironment& env, F&& f) -> decltype(f()) {
   }
 }
 
+// "auto: step_40 in runs/x": what checkpoint.resume will load (read-only: the trainer decides).
+std::string resume_state(const CheckpointConfig& c) {
+  if (c.resume != "auto") return "none";
+  std::vector<std::string> warnings;
+  const auto found = find_latest_checkpoint(c.dir, &warnings);
+  return found ? fmt::format("auto: {}", *found) : fmt::format("auto: no checkpoint in {} yet, from step 0", c.dir);
+}
+
+// The banner's facts on rank 0, with the prediction when a machine model is known.
+RunFacts run_facts(const Config& config, const Dataset& data, const ParallelGrid& grid, const LayerGraph& graph,
+                   const std::optional<ClusterModel>& cluster, const std::string& no_cluster) {
+  RunFacts f;
+  f.world = grid.world_size();
+  f.dp = grid.dp_size();
+  f.threads = omp_get_max_threads();
+  f.partition = stage_partition(config.parallel, graph);
+  f.train_tokens = static_cast<int64_t>(data.train.size());
+  f.val_tokens = static_cast<int64_t>(data.val.size());
+  f.vocab = data.vocab.size();
+  f.resume = resume_state(config.checkpoint);
+  f.prediction_source = no_cluster;
+  if (cluster) {
+    f.prediction_source = fmt::format("cluster {}, {}", cluster->name, cluster->source);
+    try {
+      const CostModel cost(*cluster, config.train.precision != "fp32");
+      f.predicted = plan_config_layout(config, f.vocab, f.world, cost, f.partition);
+    } catch (const InputError& e) {
+      f.prediction_source = e.what();  // e.g. the cluster has fewer devices than this world
+    }
+  }
+  return f;
+}
+
 }  // namespace
 
 int run_train(const TrainOptions& opts, MpiEnvironment& env) {
@@ -56,7 +97,10 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
     if (env.world_rank() == 0) std::cout << config_to_yaml(config);
     return 0;
   }
-  setup_phase(env, [&] { return discover_rank_with_mpi(); });
+  const RankInfo rank = setup_phase(env, [&] { return discover_rank_with_mpi(); });
+  std::string no_cluster;
+  const std::optional<ClusterModel> cluster =
+      setup_phase(env, [&] { return prediction_cluster(opts.cluster_path, no_cluster); });
   auto world = MpiCommunicator::world(config.parallel.timeout_s);
   omp_set_num_threads(resolve_threads(config.train.threads, ranks_on_this_node(world->mpi_comm())));
 
@@ -66,17 +110,36 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   const Dataset data = setup_phase(env, [&] {
     return load_dataset(config.data, config.model.vocab, config.model.seq_length);
   });
-  if (world->rank() == 0) {
-    spdlog::info("tessera {}: {} ranks = dp {} x tp {} x pp {}{}, {} threads per rank, data {} ({} train / {} val tokens, vocab {})",
-                 TESSERA_VERSION, world_size, grid.dp_size(), grid.tp_size(), grid.pp_size(),
-                 config.parallel.sequence_parallel ? " (sequence parallel)" : "", omp_get_max_threads(),
-                 config.data.path, data.train.size(), data.val.size(), data.vocab.size());
+  const bool logging = world->rank() == 0;
+  const char* term = std::getenv("TERM");
+  const bool live = use_live_progress(parse_progress_mode(opts.progress), isatty(fileno(stdout)) != 0, rank.source,
+                                      term != nullptr ? term : "");
+  std::optional<StepTimeCheck> step_check;
+  if (logging) {
+    const LayerGraph graph = build_layer_graph(config.model, data.vocab.size(), config.train.micro_batch_size);
+    const RunFacts facts = run_facts(config, data, grid, graph, cluster, no_cluster);
+    if (facts.predicted) step_check.emplace(facts.predicted->step_time_s, facts.prediction_source);
+    std::string banner = format_banner(config, graph, facts);
+    banner.pop_back();  // spdlog ends the line
+    spdlog::info("{}", banner);
+    // Every later line first clears the live progress line it would otherwise be appended to.
+    if (live) spdlog::set_pattern("\r\033[K%v");
   }
   std::signal(SIGUSR1, request_stop);
   std::signal(SIGTERM, request_stop);
+
+  ProgressDisplay progress(config.train.max_steps, live, stdout);
   TrainerOptions options;
   options.config_yaml = config_to_yaml(config);
   options.stop_requested = &g_stop_requested;
+  if (logging) {
+    options.callbacks.on_step = [&](const StepResult& r) {
+      progress.step_done(r.step, r.loss, r.step_ms);
+      if (!step_check) return;
+      if (const auto warning = step_check->add(r.step, r.step_ms)) spdlog::warn("{}", *warning);
+    };
+    options.callbacks.on_log = [&](const StepMetrics& m) { spdlog::info("{}", progress.log_line(m)); };
+  }
   Trainer trainer(config, data, parallel_groups(grid, config.parallel.sequence_parallel), options);
   trainer.fit();
   return 0;

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <optional>
-#include <set>
 
 #include "runtime/error.h"
 
@@ -14,15 +14,19 @@ namespace {
 constexpr double kGB = 1e9;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-// Reads one JSON object's keys with messages naming the file and the dotted key.
+// Reads one JSON object's keys with messages naming the file and the dotted key. Keys outside
+// `known` are refused first, before a missing one is: a misspelt key is the likelier mistake.
 class Fields {
  public:
-  Fields(const nlohmann::json& j, std::string source, std::string prefix)
+  Fields(const nlohmann::json& j, std::string source, std::string prefix, std::initializer_list<const char*> known)
       : j_(j), source_(std::move(source)), prefix_(std::move(prefix)) {
     TESSERA_REQUIRE(j.is_object(), "{}: {} must be a map", source_, prefix_.empty() ? "the cluster" : prefix_);
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      const bool ok = std::any_of(known.begin(), known.end(), [&](const char* k) { return it.key() == k; });
+      TESSERA_REQUIRE(ok, "{}: unknown key {}", source_, name(it.key()));
+    }
   }
-  double number(const std::string& key, std::optional<double> fallback = std::nullopt, bool positive = true) {
-    seen_.insert(key);
+  double number(const std::string& key, std::optional<double> fallback = std::nullopt, bool positive = true) const {
     if (!j_.contains(key) || j_[key].is_null()) {
       TESSERA_REQUIRE(fallback.has_value(), "{}: {} is required", source_, name(key));
       return *fallback;
@@ -33,44 +37,33 @@ class Fields {
                     name(key), v, positive ? "> 0" : ">= 0");
     return v;
   }
-  std::string text(const std::string& key, const std::string& fallback) {
-    seen_.insert(key);
+  std::string text(const std::string& key, const std::string& fallback) const {
     if (!j_.contains(key) || j_[key].is_null()) return fallback;
     TESSERA_REQUIRE(j_[key].is_string(), "{}: {} must be a string", source_, name(key));
     return j_[key].get<std::string>();
   }
-  bool flag(const std::string& key, bool fallback) {
-    seen_.insert(key);
+  bool flag(const std::string& key, bool fallback) const {
     if (!j_.contains(key) || j_[key].is_null()) return fallback;
     TESSERA_REQUIRE(j_[key].is_boolean(), "{}: {} must be true or false", source_, name(key));
     return j_[key].get<bool>();
   }
-  const nlohmann::json& child(const std::string& key) {
-    seen_.insert(key);
+  const nlohmann::json& child(const std::string& key) const {
     TESSERA_REQUIRE(j_.contains(key), "{}: {} is required", source_, name(key));
     return j_[key];
   }
   bool has(const std::string& key) const { return j_.contains(key) && !j_[key].is_null(); }
   std::string name(const std::string& key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
-  // Every key must have been read: anything else is a typo.
-  void finish() const {
-    for (auto it = j_.begin(); it != j_.end(); ++it) {
-      TESSERA_REQUIRE(seen_.count(it.key()) > 0, "{}: unknown key {}", source_, name(it.key()));
-    }
-  }
 
  private:
   const nlohmann::json& j_;
   std::string source_, prefix_;
-  std::set<std::string> seen_;
 };
 
 LinkModel link_from_json(const nlohmann::json& j, const std::string& source, const std::string& key) {
-  Fields f(j, source, key);
+  Fields f(j, source, key, {"latency_us", "bandwidth_gb_s"});
   LinkModel l;
   l.alpha_s = f.number("latency_us", std::nullopt, false) * 1e-6;
   l.bandwidth = f.number("bandwidth_gb_s") * kGB;
-  f.finish();
   return l;
 }
 
@@ -112,7 +105,8 @@ double LinkModel::collective_seconds(CollectiveKind kind, double bytes, int n) c
 }
 
 ClusterModel cluster_from_json(const nlohmann::json& j, const std::string& source) {
-  Fields f(j, source, "");
+  Fields f(j, source, "",
+           {"name", "devices_per_node", "nodes", "oversubscribe", "node_memory_gib", "device", "intra_node", "inter_node"});
   ClusterModel c;
   c.source = source;
   c.name = f.text("name", source);
@@ -121,7 +115,9 @@ ClusterModel cluster_from_json(const nlohmann::json& j, const std::string& sourc
   c.oversubscribe = f.flag("oversubscribe", false);
   c.node_memory_bytes = f.number("node_memory_gib", 0.0, false) * kGiB;
   {
-    Fields d(f.child("device"), source, "device");
+    Fields d(f.child("device"), source, "device",
+             {"name", "peak_tflops", "peak_tflops_bf16", "memory_gib", "memory_bandwidth_gb_s", "elementwise_passes",
+              "multi_unit_efficiency", "gemm_efficiency"});
     c.device.name = d.text("name", c.name);
     c.device.peak_flops = d.number("peak_tflops") * 1e12;
     c.device.peak_flops_half = d.number("peak_tflops_bf16", 0.0, false) * 1e12;
@@ -141,14 +137,10 @@ ClusterModel cluster_from_json(const nlohmann::json& j, const std::string& sourc
       }
       std::sort(c.device.gemm_efficiency.begin(), c.device.gemm_efficiency.end(),
                 [](const auto& a, const auto& b) { return a.size < b.size; });
-    } else {
-      d.child("gemm_efficiency");  // marks it seen; absent is fine (efficiency 1)
     }
-    d.finish();
   }
   c.intra_node = link_from_json(f.child("intra_node"), source, "intra_node");
   c.inter_node = f.has("inter_node") ? link_from_json(f.child("inter_node"), source, "inter_node") : c.intra_node;
-  f.finish();
   return c;
 }
 

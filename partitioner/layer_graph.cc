@@ -11,17 +11,18 @@ constexpr int64_t kF32 = 4;
 LayerSpec gpt_block(const ModelConfig& m, int index, int64_t B) {
   const int64_t C = m.hidden_size, F = ffn_size(m), T = m.seq_length;
   const int64_t H = m.num_attention_heads, N = B * T;
+  const int64_t A = H * attention_head_dim(m);  // attention width; < C once heads are pruned
   LayerSpec s;
   s.name = "h." + std::to_string(index);
   s.kind = LayerKind::TransformerBlock;
-  const int64_t matmul_params = 3 * C * C + C * C + C * F + F * C;
-  s.params = matmul_params + 3 * C + C + F + C + 4 * C;
-  // 2 FLOPs per multiply-add; attention scores and the weighted sum are 2 * N * T * C each.
-  s.forward_flops = 2.0 * N * matmul_params + 4.0 * N * T * C;
+  const int64_t matmul_params = 3 * A * C + C * A + C * F + F * C;
+  s.params = matmul_params + 3 * A + C + F + C + 4 * C;
+  // 2 FLOPs per multiply-add; attention scores and the weighted sum are 2 * N * T * A each.
+  s.forward_flops = 2.0 * N * matmul_params + 4.0 * N * T * A;
   s.backward_flops = 2.0 * s.forward_flops;
   // Saved: block input, ln1 out + stats, qkv, probs, attention out, residual, ln2 out + stats,
   // fc out, gelu out.
-  s.activation_bytes = kF32 * (N * C * 5 + 3 * N * C + B * H * T * T + 2 * N * F + 4 * N);
+  s.activation_bytes = kF32 * (N * C * 4 + 4 * N * A + B * H * T * T + 2 * N * F + 4 * N);
   return s;
 }
 
@@ -48,6 +49,7 @@ std::string layer_kind_name(LayerKind kind) {
     case LayerKind::TransformerBlock: return "transformer_block";
     case LayerKind::Head: return "head";
     case LayerKind::Linear: return "linear";
+    case LayerKind::Custom: return "custom";
   }
   return "?";
 }
@@ -117,6 +119,55 @@ LayerGraph build_layer_graph(const ModelConfig& m, int64_t vocab_size, int64_t B
     g.layers.push_back(head);
   } else {
     TESSERA_CHECK(false, "unknown arch '{}'", m.arch);
+  }
+  return g;
+}
+
+LayerSpec custom_layer(const LayerGraph& g, const std::string& name, const std::string& type, int64_t in_features,
+                       int64_t out_features, const CustomLayerCost& cost) {
+  TESSERA_REQUIRE(!name.empty() && !type.empty(), "custom layer '{}' of type '{}': needs a name and a type", name,
+                  type);
+  TESSERA_REQUIRE(in_features > 0 && out_features >= 0 && cost.params >= 0,
+                  "custom layer '{}': in_features {}, out_features {} and params {} must not be negative (in_features > 0)",
+                  name, in_features, out_features, cost.params);
+  LayerSpec s{name, LayerKind::Custom};
+  s.custom_type = type;
+  s.in_features = in_features;
+  s.out_features = out_features > 0 ? out_features : in_features;
+  s.params = cost.params;
+  CustomLayerCost& c = s.custom_cost;
+  c.params = cost.params;
+  c.forward_flops_per_token = cost.forward_flops_per_token >= 0 ? cost.forward_flops_per_token : 4.0 * s.out_features;
+  c.backward_flops_per_token =
+      cost.backward_flops_per_token >= 0 ? cost.backward_flops_per_token : 2.0 * c.forward_flops_per_token;
+  c.activation_bytes_per_token =
+      cost.activation_bytes_per_token >= 0 ? cost.activation_bytes_per_token : double{kF32} * in_features;
+  const double N = static_cast<double>(g.tokens_per_microbatch);
+  s.forward_flops = N * c.forward_flops_per_token;
+  s.backward_flops = N * c.backward_flops_per_token;
+  s.activation_bytes = static_cast<int64_t>(N * c.activation_bytes_per_token);
+  return s;
+}
+
+void insert_layer_after(LayerGraph& g, const std::string& after, LayerSpec layer) {
+  int at = -1;
+  for (size_t i = 0; i < g.layers.size(); ++i) {
+    TESSERA_REQUIRE(g.layers[i].name != layer.name, "layer graph: a layer named '{}' already exists", layer.name);
+    if (g.layers[i].name == after) at = static_cast<int>(i);
+  }
+  TESSERA_REQUIRE(at >= 0, "layer graph: no layer named '{}' to insert '{}' after", after, layer.name);
+  TESSERA_REQUIRE(g.layers[at].kind != LayerKind::Head,
+                  "layer graph: '{}' cannot follow the head, which computes the loss", layer.name);
+  // Several layers placed after the same one keep the order they were inserted in.
+  while (at + 1 < static_cast<int>(g.layers.size()) && g.layers[at + 1].kind == LayerKind::Custom) ++at;
+  g.layers.insert(g.layers.begin() + at + 1, std::move(layer));
+}
+
+LayerGraph build_layer_graph(const ModelConfig& m, int64_t vocab_size, int64_t B,
+                             const std::vector<CustomLayerPlacement>& custom_layers) {
+  LayerGraph g = build_layer_graph(m, vocab_size, B);
+  for (const CustomLayerPlacement& c : custom_layers) {
+    insert_layer_after(g, c.after, custom_layer(g, c.name, c.type, c.in_features, c.out_features, c.cost));
   }
   return g;
 }

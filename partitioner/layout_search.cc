@@ -125,13 +125,14 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
   const ClusterModel& cl = cost.cluster();
   const int p = lay.pp, v = lay.virtual_stages, G = p * v;
   const int m = o.global_batch_size / (lay.micro_batch_size * lay.dp);
-  const LayerGraph graph = build_layer_graph(model, vocab, lay.micro_batch_size);
+  const LayerGraph graph = build_layer_graph(model, vocab, lay.micro_batch_size, o.custom_layers);
   const bool half = o.precision != "fp32";
   const std::vector<ShardedLayer> layers =
       shard_graph(graph, model, lay.micro_batch_size, {lay.tp, lay.sequence_parallel, half ? 2 : 4});
   const int L = static_cast<int>(layers.size());
   const RankPlacement place = place_ranks(cl, o.world, lay.tp, lay.dp, lay.pp);
-  const int units = place.units_per_rank;
+  const int units = o.threads_per_rank > 0 && cl.oversubscribe ? std::min(o.threads_per_rank, place.units_per_rank)
+                                                                 : place.units_per_rank;
 
   // Per layer and microbatch: compute, and the tp collectives that sit on the critical path.
   std::vector<double> fwd(L), bwd(L), compute(L);
@@ -430,14 +431,21 @@ Layout config_layout(const Config& c, int world) {
   return l;
 }
 
-PartitionPlan plan_config_layout(const Config& c, int64_t vocab, int world, const CostModel& cost) {
+SearchOptions search_options_from_config(const Config& c, int world) {
   SearchOptions o;
   o.world = world;
   o.global_batch_size = c.train.global_batch_size;
-  o.memory_cap = std::numeric_limits<double>::max();
   o.bucket_bytes = c.parallel.bucket_mb * (1 << 20);
   o.precision = c.train.precision;
-  Evaluation ev = evaluate_layout(c.model, vocab, cost, config_layout(c, world), o);
+  o.threads_per_rank = c.train.threads;
+  return o;
+}
+
+PartitionPlan plan_config_layout(const Config& c, int64_t vocab, int world, const CostModel& cost,
+                                 const std::vector<int>& fixed_partition) {
+  SearchOptions o = search_options_from_config(c, world);
+  o.memory_cap = std::numeric_limits<double>::max();
+  Evaluation ev = evaluate_layout(c.model, vocab, cost, config_layout(c, world), o, fixed_partition);
   TESSERA_CHECK(ev.plan.has_value(), "no plan for the config's layout: {}", ev.rejection);
   return std::move(*ev.plan);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "partitioner/cost_model.h"
+#include "partitioner/layer_graph.h"
 #include "partitioner/memory_model.h"
 #include "partitioner/partition_plan.h"
 #include "partitioner/schedule.h"
@@ -43,7 +44,15 @@ struct SearchOptions {
   // train.precision: fp32, or bf16/fp16 (2-byte activations and messages, bf16 weights with
   // fp32 master weights and gradients). Pair it with CostModel's half_precision.
   std::string precision = "fp32";
+  // An embedding program's custom layers, placed in every layout's graph with their costs.
+  std::vector<CustomLayerPlacement> custom_layers;
+  // train.threads: compute units a rank uses on a CPU node; 0 = the node's cores divided among
+  // its ranks, which is also the most a rank gets (more threads than that share the cores).
+  int threads_per_rank = 0;
 };
+
+// The options a config fixes: world, global batch, bucket size, precision and threads.
+SearchOptions search_options_from_config(const Config& config, int world);
 
 struct Rejection {
   std::string layout;  // the part of the layout that decides ("tp8", "dp2 tp1 pp4 mb3 ...")
@@ -86,7 +95,9 @@ Layout config_layout(const Config& config, int world);
 
 // For `parallel.partition: auto`: the config's own layout, its stages balanced by the cost
 // model (no memory cap: the user chose the layout), simulated and sized. plan.partition is
-// the split to run. Throws InputError when the layout is not valid for the world.
-PartitionPlan plan_config_layout(const Config& config, int64_t vocab, int world, const CostModel& cost);
+// the split to run, or fixed_partition when given. Throws InputError when the layout is not
+// valid for the world.
+PartitionPlan plan_config_layout(const Config& config, int64_t vocab, int world, const CostModel& cost,
+                                 const std::vector<int>& fixed_partition = {});
 
 }  // namespace tessera

@@ -32,25 +32,25 @@ ShardedLayer gpt_embedding(const ModelConfig& m, int64_t vocab, int64_t B, const
 ShardedLayer gpt_block(const ModelConfig& m, int64_t B, const TpOptions& o) {
   const int64_t E = o.element_bytes;  // bytes per activation value
   const int64_t C = m.hidden_size, F = ffn_size(m), T = m.seq_length, H = m.num_attention_heads;
-  const int64_t tp = o.tp, N = B * T, D = C / H;
+  const int64_t tp = o.tp, N = B * T, D = attention_head_dim(m), A = H * D;  // A < C once heads are pruned
   const bool sp = o.sequence_parallel && tp > 1;
   const int64_t Ns = sp ? N / tp : N;  // rows outside the tp regions
   ShardedLayer s;
   // qkv, c_fc (weights and biases) split by columns; c_proj weights by rows; LNs and the
   // row-parallel biases replicated.
-  s.params = (3 * C * C + 3 * C + C * C + C * F + F + F * C) / tp + 2 * C + 4 * C;
-  s.gemms = {{N, 3 * C / tp, C},          // c_attn
+  s.params = (3 * A * C + 3 * A + A * C + C * F + F + F * C) / tp + 2 * C + 4 * C;
+  s.gemms = {{N, 3 * A / tp, C},          // c_attn
              {T, T, D, B * H / tp},       // scores q k^T per head
              {T, D, T, B * H / tp},       // probs v per head
-             {N, C, C / tp},              // attn c_proj (row parallel)
+             {N, C, A / tp},              // attn c_proj (row parallel)
              {N, F / tp, C},              // c_fc
              {N, C, F / tp}};             // mlp c_proj (row parallel)
   // Saved (transformer_block.h Saved): x, ln1, x2, ln2 and 4 LN statistics rows per token in
   // the sequence-sharded region; qkv, attention output, probs, fc and gelu output split by tp.
   const int64_t replicated = E * (4 * Ns * C + 4 * Ns);
   s.attention_bytes = E * B * (H / tp) * T * T;
-  s.activation_bytes = replicated + E * (3 * N * C / tp + N * C / tp + 2 * N * F / tp) + s.attention_bytes;
-  s.attention_flops = 4.0 * N * T * C / tp;
+  s.activation_bytes = replicated + E * (3 * N * A / tp + N * A / tp + 2 * N * F / tp) + s.attention_bytes;
+  s.attention_flops = 4.0 * N * T * A / tp;
   s.input_bytes = s.output_bytes = E * Ns * C;
   if (tp > 1) {
     const int64_t bytes = E * N * C;
@@ -161,6 +161,20 @@ ShardedLayer shard_layer(const LayerSpec& l, const ModelConfig& m, int64_t vocab
       s = gpt ? head(m.hidden_size, vocab, false, true, N, o)
               : head(l.in_features, l.out_features, true, false, N, o);
       break;
+    case LayerKind::Custom: {
+      // Replicated: every tp rank holds and runs all of it, at the per-token costs its author
+      // gave; no GEMMs, so the cost model times it as element-wise work.
+      // Under sequence parallelism it sees this rank's share of the rows only.
+      const int64_t rows = o.sequence_parallel && o.tp > 1 ? N / o.tp : N;
+      const CustomLayerCost& c = l.custom_cost;
+      s.params = l.params;
+      s.activation_bytes = static_cast<int64_t>(rows * c.activation_bytes_per_token * o.element_bytes / 4);
+      s.input_bytes = int64_t{o.element_bytes} * rows * l.in_features;
+      s.output_bytes = int64_t{o.element_bytes} * rows * l.out_features;
+      s.forward_flops = rows * c.forward_flops_per_token;
+      s.backward_flops = rows * c.backward_flops_per_token;
+      return s;
+    }
   }
   for (const Gemm& g : s.gemms) s.forward_flops += g.flops();
   s.backward_flops = 2.0 * s.forward_flops;

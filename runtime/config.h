@@ -90,6 +90,13 @@ struct CheckpointConfig {
   std::string resume = "none";  // none | auto
 };
 
+// Where the weights come from before step 0 (not a resume: the step and optimizer start fresh).
+struct InitConfig {
+  // A checkpoint (step directory, or a checkpoint.dir for its newest) whose weights, and
+  // pruning masks when it has them, are loaded under this run's layout. Empty: random init.
+  std::string from;
+};
+
 struct LogConfig {
   int interval = 10;
   std::string metrics;  // JSONL path, empty = none
@@ -104,6 +111,7 @@ struct Config {
   TrainConfig train;
   DataConfig data;
   CheckpointConfig checkpoint;
+  InitConfig init;
   LogConfig log;
 };
 

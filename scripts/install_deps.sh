@@ -11,6 +11,8 @@ packages=(
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev
   libcli11-dev
+  libonnx-dev libprotobuf-dev
+  libcpp-httplib-dev
   nlohmann-json3-dev
   catch2
   pybind11-dev python3-dev
@@ -24,10 +26,16 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "install_deps: all packages present"
-  exit 0
+else
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Python packages of the tests, for the python3 CMake finds: onnxruntime runs the exported
+# ONNX model (tests/onnx), numpy and safetensors read Tessera's own logits. A no-op when present.
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy safetensors
+# matplotlib: scripts/plot_metrics.py (and plot_trace.py) and the docs tests that run them (tests/docs).
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib

@@ -1,145 +1,173 @@
-// embed_trainer: a research trainer that embeds Tessera as a library. It builds a small GPT
-// from code, inserts a user-defined layer (ScaleLayer), feeds it a user data source
-// (SyntheticTokens), and runs the training loop itself: data parallelism over MPI (every
-// rank a full replica, gradients averaged with all_reduce), global-norm clipping and AdamW.
+// embed_trainer: a research trainer that embeds Tessera as a library through
+// <tessera/tessera.h>. It builds a small GPT whose layer graph holds a user-defined layer
+// (ScaleLayer, between the two transformer blocks), feeds the Trainer its own DataSource
+// (SyntheticTokens), and lets the Trainer run the loop under any (dp, tp, pp) layout of the
+// MPI world, watching it through callbacks.
 //
-//   mpirun -np 2 embed_trainer [--steps N] [--lr X] [--seed S]
+//   mpirun -np 2 embed_trainer [--steps N] [--lr X] [--seed S] [--tp T] [--pp P]
+//                              [--set key=value]... [--config FILE] [--checkpoint DIR]
+//                              [--stop-after N]
 //
-// Rank 0 prints one line per step: "step 3/30 | loss 2.9876 | lr ... | gnorm ... | scale ...".
-#include <fmt/format.h>
-
-#include <cmath>
+// --config FILE loads a YAML config (as `tessera train` does) instead of the one built in
+// code; --tp/--pp/--steps/--lr/--seed and --set (any dotted key, as `tessera train --set`:
+// parallel.zero_stage=1) then override it. dp is the world size / (tp * pp). --checkpoint DIR
+// is checkpoint.dir (a run with one resumes from it); --stop-after N stops after step N from
+// the on_step callback, saving a checkpoint there, as a research loop's early stop would.
+// Rank 0 prints "step 3/30 | loss 2.9876 | lr ... | gnorm ..." per step, "eval ..." per
+// evaluation and at the end "losses: ..." (every step's loss) and the learned scale.
+#include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "partitioner/layer_graph.h"
-#include "runtime/comm/mpi_communicator.h"
-#include "runtime/comm/mpi_environment.h"
-#include "runtime/config.h"
-#include "runtime/error.h"
-#include "runtime/model/model.h"
-#include "runtime/train/grad_norm.h"
-#include "runtime/train/optimizer.h"
+#include <tessera/tessera.h>
+
 #include "scale_layer.h"
 #include "synthetic_tokens.h"
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: embed_trainer [--steps N] [--lr X] [--seed S] [--tp T] [--pp P] [--set key=value]... [--config FILE] "
+    "[--checkpoint DIR] [--stop-after N]";
+
 struct Options {
-  int steps = 30;
-  double lr = 1e-2;
-  uint64_t seed = 1234;
+  std::string config_file;
+  std::vector<std::string> overrides;  // dotted keys, as `tessera train --set`
+  int64_t stop_after = 0;              // 0: train to train.max_steps
 };
 
 Options parse_args(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    TESSERA_REQUIRE(i + 1 < argc, "{}: missing value (usage: embed_trainer [--steps N] [--lr X] [--seed S])", arg);
+    TESSERA_REQUIRE(i + 1 < argc, "{}: missing value ({})", arg, kUsage);
     const std::string value = argv[++i];
     if (arg == "--steps") {
-      o.steps = std::stoi(value);
+      o.overrides.push_back("train.max_steps=" + value);
     } else if (arg == "--lr") {
-      o.lr = std::stod(value);
+      o.overrides.push_back("train.optimizer.lr=" + value);
     } else if (arg == "--seed") {
-      o.seed = std::stoull(value);
+      o.overrides.push_back("train.seed=" + value);
+    } else if (arg == "--tp") {
+      o.overrides.push_back("parallel.tensor_model_parallel_size=" + value);
+    } else if (arg == "--pp") {
+      o.overrides.push_back("parallel.pipeline_model_parallel_size=" + value);
+    } else if (arg == "--set") {
+      o.overrides.push_back(value);
+    } else if (arg == "--config") {
+      o.config_file = value;
+    } else if (arg == "--checkpoint") {
+      o.overrides.push_back("checkpoint.dir=" + value);
+      o.overrides.push_back("checkpoint.resume=auto");
+    } else if (arg == "--stop-after") {
+      o.stop_after = std::stoll(value);
     } else {
-      TESSERA_REQUIRE(false, "unknown option {} (usage: embed_trainer [--steps N] [--lr X] [--seed S])", arg);
+      TESSERA_REQUIRE(false, "unknown option {} ({})", arg, kUsage);
     }
   }
-  TESSERA_REQUIRE(o.steps > 0, "--steps = {}: must be positive", o.steps);
   return o;
 }
 
-// Sum of squares of every parameter: equal on all ranks while the replicas stay in sync.
-double parameter_checksum(const std::vector<tessera::Parameter*>& params) {
-  double sq = 0;
-  for (const tessera::Parameter* p : params) {
-    for (int64_t i = 0; i < p->value.numel(); ++i) sq += static_cast<double>(p->value.f32()[i]) * p->value.f32()[i];
-  }
-  return sq;
+// The config built in code: the same fields as the YAML files. Defaults that the YAML loader
+// resolves (ffn_hidden_size 0 -> 4 * hidden_size) are set explicitly.
+tessera::Config config_in_code() {
+  tessera::Config c;
+  c.source = "embed_trainer";
+  c.model.arch = "gpt";
+  c.model.num_layers = 2;
+  c.model.hidden_size = 32;
+  c.model.num_attention_heads = 2;
+  c.model.ffn_hidden_size = 128;
+  c.model.seq_length = 16;
+  c.model.vocab = "24";     // token ids 0..23 (the DataSource's vocabulary sizes the model)
+  c.data.format = "tokens";  // integer vocabularies go with token data; the path is not read
+  c.train.micro_batch_size = 4;
+  c.train.global_batch_size = 16;
+  c.train.max_steps = 30;
+  c.train.seed = 1234;
+  c.train.eval_interval = 10;
+  c.train.eval_iters = 2;
+  c.train.peak_tflops = 0.1;  // for the MFU column only; skips measuring the GEMM roof
+  c.train.optimizer.lr = 1e-2;
+  c.train.optimizer.min_lr = 1e-3;
+  c.train.optimizer.warmup_steps = 3;
+  c.log.interval = 1000;  // the callbacks print every step instead
+  return c;
 }
 
-int run(const Options& opt) {
-  // A duplicate of MPI_COMM_WORLD; every collective gives up after 60 s with a tessera::Error
-  // naming the operation and the missing peer.
-  auto world = tessera::MpiCommunicator::world(60.0);
-  const int rank = world->rank(), ranks = world->size();
+// The overrides applied to a config built in code: through the YAML round trip, so they are
+// parsed and checked exactly as `--set` on a file.
+tessera::Config with_overrides(const tessera::Config& c, const std::vector<std::string>& overrides) {
+  return tessera::parse_config_string(tessera::config_to_yaml(c), c.source, overrides);
+}
 
-  // The model, from code: a ModelConfig and the layer graph the partitioner would plan with.
-  tessera::ModelConfig mc;
-  mc.arch = "gpt";
-  mc.num_layers = 2;
-  mc.hidden_size = 32;
-  mc.num_attention_heads = 2;
-  mc.ffn_hidden_size = 4 * mc.hidden_size;  // the YAML loader resolves 0 to this; here we must
-  mc.seq_length = 16;
-  const int64_t vocab = 24, micro_batch = 8;
-  const tessera::LayerGraph graph = tessera::build_layer_graph(mc, vocab, micro_batch);
+int run(const Options& opt, tessera::MpiEnvironment& env) {
+  tessera::Config config = opt.config_file.empty() ? with_overrides(config_in_code(), opt.overrides)
+                                                   : tessera::load_config(opt.config_file, opt.overrides);
+  // Every rule a YAML file is checked against, plus the ones that need the world size.
+  tessera::validate_for_world(config, env.world_size());
 
-  // Built-in layers for one tensor-parallel shard (tp = 1: each rank holds the whole model;
-  // every rank initialises the same weights from the seed), plus the user layer after the
-  // embedding. Model runs whatever is in layers(), in order; graph() keeps describing only
-  // the built-in layers.
-  tessera::Model model(mc, graph, tessera::TpGroup::single(), opt.seed);
-  model.layers().insert(model.layers().begin() + 1,
-                        std::make_unique<ScaleLayer>("scale", mc.hidden_size, opt.seed));
-  auto* scale = static_cast<ScaleLayer*>(model.layers()[1].get());
-  const std::vector<tessera::Parameter*> params = model.parameters();
+  // A duplicate of MPI_COMM_WORLD; every collective gives up after parallel.timeout_s with a
+  // tessera::Error naming the operation and the missing peer.
+  auto world = tessera::MpiCommunicator::world(config.parallel.timeout_s);
+  const int rank = world->rank();
+  tessera::ParallelGrid grid(*world, config.parallel.tensor_model_parallel_size,
+                             config.parallel.pipeline_model_parallel_size,
+                             tessera::resolved_data_parallel_size(config, env.world_size()));
 
-  tessera::OptimizerConfig oc;
-  oc.lr = opt.lr;
-  oc.min_lr = opt.lr / 10;
-  oc.warmup_steps = 3;
-  oc.weight_decay = 0.1;
-  oc.grad_clip = 1.0;
-  tessera::AdamW adamw(params, oc);
+  SyntheticTokens data(24, config.train.seed);
+  tessera::LayerRegistry layers;
+  register_scale_layer(layers);
 
-  SyntheticTokens data(vocab, opt.seed, /*stream=*/static_cast<uint64_t>(rank));
-  if (rank == 0) {
-    fmt::print("embed_trainer: tessera {} | {} ranks (data parallel) | {} parameters in {} layers\n",
-               TESSERA_VERSION, ranks, graph.total_params() + 1, model.layers().size());
-  }
-
-  for (int step = 0; step < opt.steps; ++step) {
-    world->set_step(step);
-    model.zero_grad();
-    const TokenBatch batch = data.next_batch(micro_batch, mc.seq_length);
-    tessera::MicrobatchContext ctx;
-    ctx.microbatch = 0;
-    ctx.tokens = batch.tokens;
-    ctx.targets = batch.targets;
-    ctx.loss_scale = 1.f;  // this rank's mean loss; the all_reduce below averages over ranks
-    // The embedding reads ctx.tokens, so the first input is an empty tensor; the head returns
-    // the loss [1] and ignores the gradient handed to its backward (it uses ctx.loss_scale).
-    tessera::Tensor loss = model.forward(tessera::Tensor(), ctx);
-    model.backward(tessera::Tensor(), ctx);
-
-    // Data parallelism: average gradients and the reported loss over the replicas.
-    for (tessera::Parameter* p : params) world->all_reduce(p->grad, tessera::ReduceOp::Avg);
-    world->all_reduce(loss, tessera::ReduceOp::Avg);
-
-    const double gnorm = tessera::clip_grad_norm(params, oc.grad_clip, tessera::TpGroup::single());
-    const double lr = tessera::learning_rate(oc, step, opt.steps);
-    adamw.step(lr);
+  std::vector<double> losses;
+  std::atomic<bool> stop{false};
+  tessera::TrainerOptions options;
+  options.stop_requested = &stop;
+  options.config_yaml = tessera::config_to_yaml(config);
+  options.custom_layers = {scale_layer_after("h.0", "scale", config.model.hidden_size)};
+  options.layer_registry = &layers;
+  options.callbacks.on_step = [&](const tessera::StepResult& r) {
+    losses.push_back(r.loss);
+    if (r.step == opt.stop_after) stop = true;  // fit() saves (with a checkpoint.dir) and returns
     if (rank == 0) {
-      fmt::print("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | scale {:.4f}\n", step + 1,
-                 opt.steps, loss.f32()[0], lr, gnorm, scale->value());
+      std::printf("step %lld/%d | loss %.4f | lr %.2e | gnorm %.3f | %.0f ms\n", static_cast<long long>(r.step),
+                  config.train.max_steps, r.loss, r.lr, r.grad_norm, r.step_ms);
       std::fflush(stdout);
     }
-  }
+  };
+  options.callbacks.on_eval = [&](int64_t step, double val_loss) {
+    if (rank == 0) std::printf("eval step %lld | val loss %.4f\n", static_cast<long long>(step), val_loss);
+  };
+  options.callbacks.on_checkpoint = [&](int64_t step, const std::string& dir) {
+    if (rank == 0) std::printf("checkpoint step %lld | %s\n", static_cast<long long>(step), dir.c_str());
+  };
 
-  // Every replica applied the same averaged update, so the weights must agree everywhere.
-  tessera::Tensor mine = tessera::Tensor::full({1}, static_cast<float>(parameter_checksum(params)));
-  tessera::Tensor all = tessera::Tensor::empty({ranks});
-  world->all_gather(mine, all);
-  for (int r = 0; r < ranks; ++r) {
-    TESSERA_CHECK(all.f32()[r] == all.f32()[0], "replica {} diverged: checksum {} vs {} on rank 0", r,
-                  all.f32()[r], all.f32()[0]);
+  tessera::Trainer trainer(config, data, tessera::parallel_groups(grid, config.parallel.sequence_parallel), options);
+  if (rank == 0) {
+    std::string names;
+    for (const tessera::LayerSpec& l : trainer.graph().layers) names += (names.empty() ? "" : " ") + l.name;
+    std::printf("embed_trainer: tessera %s | dp %d x tp %d x pp %d | layers %s | %.3fM parameters\n",
+                TESSERA_VERSION, grid.dp_size(), grid.tp_size(), grid.pp_size(), names.c_str(),
+                trainer.graph().total_params() / 1e6);
   }
-  if (rank == 0) fmt::print("embed_trainer: done, replicas in sync\n");
+  trainer.fit();
+
+  // The scale lives on one pipeline stage; the Max over the world brings it to rank 0.
+  const tessera::Parameter* scale = nullptr;
+  for (const auto& chunk : trainer.chunks()) {
+    if (const tessera::Parameter* p = chunk->find("scale.scale")) scale = p;
+  }
+  tessera::Tensor s = tessera::Tensor::full({1}, scale ? scale->value.f32()[0] : -std::numeric_limits<float>::max());
+  world->all_reduce(s, tessera::ReduceOp::Max);
+  if (rank == 0) {
+    std::printf("losses:");
+    for (double l : losses) std::printf(" %.6f", l);
+    std::printf("\nembed_trainer: done, scale %.4f\n", s.f32()[0]);
+  }
   return 0;
 }
 
@@ -152,7 +180,7 @@ int main(int argc, char** argv) {
   try {
     tessera::MpiEnvironment env(&argc, &argv);
     try {
-      return run(parse_args(argc, argv));
+      return run(parse_args(argc, argv), env);
     } catch (const tessera::InputError& e) {
       // Bad input is the same on every rank: rank 0 reports it, every rank exits with 1.
       if (env.world_rank() == 0) std::cerr << "embed_trainer: error: " << e.what() << std::endl;

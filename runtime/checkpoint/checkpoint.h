@@ -103,7 +103,8 @@ std::optional<std::string> find_latest_checkpoint(const std::string& dir, Commun
 // Complete step directories under `dir`, oldest first.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir);
 
-// Loads values (and moments, when state.moments is not empty) into this rank's parameters,
+// Loads values (and moments, when state.moments is not empty) into this rank's parameters, and
+// their pruning masks (Parameter::mask is set from the checkpoint, or cleared when it has none),
 // whatever layout the checkpoint was saved under. Each parameter is found by name, its
 // global tensor rebuilt from the saved pieces, padded vocabulary rows adjusted to the
 // parameter's global shape, and tp rank `tp_rank` of `tp_size` taken with the parameter's
@@ -119,14 +120,15 @@ class CheckpointReader {
   explicit CheckpointReader(std::string step_dir);
   const Manifest& manifest() const { return manifest_; }
   const std::string& step_dir() const { return step_dir_; }
-  // The global tensor `<prefix>.<name>` (prefix "param", "exp_avg" or "exp_avg_sq"), with
+  // The global tensor `<prefix>.<name>` (prefix "param", "exp_avg", "exp_avg_sq", or "mask"
+  // when entry.masked), with
   // padded rows as saved. InputError when a file or piece is missing or does not match.
   Tensor global(const TensorEntry& entry, const std::string& prefix);
   // Piece `index` of `<prefix>.<name>` as saved (no assembly).
   Tensor local_piece(const TensorEntry& entry, const std::string& prefix, size_t index);
 
  private:
-  void check_prefix(const std::string& prefix) const;
+  void check_prefix(const TensorEntry& entry, const std::string& prefix) const;
   const Tensor& piece(const ShardPiece& piece, const std::string& key);
   std::string step_dir_;
   Manifest manifest_;

@@ -131,14 +131,18 @@ const Tensor& CheckpointReader::piece(const ShardPiece& piece, const std::string
   return t->second;
 }
 
-void CheckpointReader::check_prefix(const std::string& prefix) const {
+void CheckpointReader::check_prefix(const TensorEntry& entry, const std::string& prefix) const {
+  if (prefix == "mask") {
+    TESSERA_REQUIRE(entry.masked, "{}: tensor '{}' has no pruning mask", manifest_.path, entry.name);
+    return;
+  }
   TESSERA_REQUIRE(prefix == "param" || std::find(manifest_.moments.begin(), manifest_.moments.end(),
                                                  prefix) != manifest_.moments.end(),
                   "{}: has no optimizer moments \"{}\" (saved weights only)", manifest_.path, prefix);
 }
 
 Tensor CheckpointReader::local_piece(const TensorEntry& entry, const std::string& prefix, size_t index) {
-  check_prefix(prefix);
+  check_prefix(entry, prefix);
   const ShardPiece& p = entry.pieces.at(index);
   const std::string key = prefix + "." + entry.name;
   const Tensor& t = piece(p, key);
@@ -149,7 +153,7 @@ Tensor CheckpointReader::local_piece(const TensorEntry& entry, const std::string
 }
 
 Tensor CheckpointReader::global(const TensorEntry& entry, const std::string& prefix) {
-  check_prefix(prefix);
+  check_prefix(entry, prefix);
   const std::string key = prefix + "." + entry.name;
   // Every piece is checked against its file before the global tensor is allocated, so a
   // corrupt manifest cannot make us allocate more than the files hold.
@@ -211,6 +215,9 @@ int64_t load_checkpoint(const std::string& step_dir, CheckpointState& state, int
       }
     };
     load_into(p.value, "param");
+    // The checkpoint decides whether a parameter is pruned: a mask is loaded, or dropped.
+    p.mask = Tensor();
+    if (e->masked) load_into(p.mask, "mask");
     if (!state.moments.empty()) {
       load_into(state.moments[i]->exp_avg, "exp_avg");
       load_into(state.moments[i]->exp_avg_sq, "exp_avg_sq");

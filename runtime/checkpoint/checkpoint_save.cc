@@ -155,6 +155,7 @@ ShardRecord shard_record_from_json(const json& j) {
     e.shard =
         s.at("kind") == "split" ? ShardSpec::split(s.at("axis"), s.at("blocks")) : ShardSpec::replicated();
     e.rows = t.value("rows", int64_t{-1});
+    e.masked = t.value("masked", false);
     e.pp_rank = t.at("pp_rank");
     for (const json& p : t.at("pieces")) {
       ShardPiece piece{p.at("file"), p.at("tp_rank"), p.at("shape").get<Shape>(), {}};
@@ -189,11 +190,17 @@ ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointSta
       tensors.emplace("exp_avg." + p.name, m.exp_avg);
       tensors.emplace("exp_avg_sq." + p.name, m.exp_avg_sq);
     }
+    if (p.mask.defined()) {
+      TESSERA_CHECK(p.mask.shape() == local, "mask of {} does not have the parameter's shape {}", p.name,
+                    shape_string(local));
+      tensors.emplace("mask." + p.name, p.mask);
+    }
     TensorEntry e;
     e.name = p.name;
     e.dtype = p.value.dtype();
     e.global_shape = p.global_shape;
     e.shard = p.shard;
+    e.masked = p.mask.defined();
     const auto rows = state.padded_rows.find(p.name);
     if (rows != state.padded_rows.end()) e.rows = rows->second;
     e.pp_rank = layout.pp_rank;
@@ -244,8 +251,8 @@ Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& la
       TensorEntry& seen = m.tensors[it->second];
       TESSERA_CHECK(seen.global_shape == t.global_shape && seen.pp_rank == t.pp_rank &&
                         seen.shard.kind == t.shard.kind && seen.shard.axis == t.shard.axis &&
-                        seen.shard.blocks == t.shard.blocks && seen.rows == t.rows,
-                    "ranks disagree on parameter {} (shape, shard spec or pipeline stage)", t.name);
+                        seen.shard.blocks == t.shard.blocks && seen.rows == t.rows && seen.masked == t.masked,
+                    "ranks disagree on parameter {} (shape, shard spec, pipeline stage or mask)", t.name);
       seen.pieces.push_back(t.pieces.front());
     }
   }

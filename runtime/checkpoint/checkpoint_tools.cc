@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <array>
+#include <exception>
 #include <filesystem>
 #include <map>
 
@@ -26,6 +27,27 @@ Shape unpadded_shape(const TensorEntry& t) {
   if (t.rows >= 0) s[0] = t.rows;
   return s;
 }
+
+// Removes a reshard's staging directory, and the output directory when the reshard created it,
+// if the reshard fails: a damaged input that shows up only while the new files are written
+// must not leave a partial output behind.
+class StagingRollback {
+ public:
+  StagingRollback(std::string staging, std::string created_dir)
+      : staging_(std::move(staging)), created_dir_(std::move(created_dir)) {}
+  StagingRollback(const StagingRollback&) = delete;
+  StagingRollback& operator=(const StagingRollback&) = delete;
+  ~StagingRollback() {
+    if (std::uncaught_exceptions() == exceptions_) return;
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+    if (!created_dir_.empty()) fs::remove(created_dir_, ec);  // only if nothing else is there
+  }
+
+ private:
+  std::string staging_, created_dir_;
+  int exceptions_ = std::uncaught_exceptions();
+};
 
 }  // namespace
 
@@ -65,8 +87,9 @@ std::string inspect_checkpoint(const std::string& step_dir) {
   out += fmt::format("tensors: {} ({} parameters)\n", m.tensors.size(), params);
   for (const TensorEntry& t : m.tensors) {
     const std::string rows = t.rows >= 0 ? fmt::format(" ({} real rows)", t.rows) : "";
-    out += fmt::format("  {:<{}}  {} {}{}  {}  pp {}\n", t.name, width, dtype_name(t.dtype),
-                       shape_string(t.global_shape), rows, shard_spec_string(t.shard), t.pp_rank);
+    out += fmt::format("  {:<{}}  {} {}{}  {}  pp {}{}\n", t.name, width, dtype_name(t.dtype),
+                       shape_string(t.global_shape), rows, shard_spec_string(t.shard), t.pp_rank,
+                       t.masked ? "  masked" : "");
   }
   if (!m.extra.empty()) out += fmt::format("extra: {}\n", m.extra.dump());
   out += "config:\n";
@@ -83,16 +106,23 @@ std::string inspect_checkpoint(const std::string& step_dir) {
   return out;
 }
 
+std::map<std::string, Tensor> read_global_parameters(CheckpointReader& reader) {
+  std::map<std::string, Tensor> tensors;
+  for (const TensorEntry& t : reader.manifest().tensors) {
+    Tensor g = reader.global(t, "param");
+    if (t.rows >= 0) g = resize_padded_rows(g, unpadded_shape(t), t.rows);
+    tensors.emplace(t.name, std::move(g));
+  }
+  return tensors;
+}
+
 void export_consolidated(const std::string& step_dir, const std::string& out_path,
                          const ExportOptions& options) {
   CheckpointReader reader(step_dir);
   const Manifest& m = reader.manifest();
   std::map<std::string, Tensor> tensors;
-  for (const TensorEntry& t : m.tensors) {
-    Tensor g = reader.global(t, "param");
-    if (t.rows >= 0) g = resize_padded_rows(g, unpadded_shape(t), t.rows);
-    const std::string name = t.name == "lm_head.weight" ? t.name : options.transformer_prefix + t.name;
-    tensors.emplace(name, std::move(g));
+  for (auto& [name, tensor] : read_global_parameters(reader)) {
+    tensors.emplace(name == "lm_head.weight" ? name : options.transformer_prefix + name, std::move(tensor));
   }
   write_safetensors(out_path, tensors,
                     {{"format", "pt"},
@@ -132,18 +162,22 @@ SaveResult reshard_checkpoint(const std::string& step_dir, const std::string& ou
   for (const TensorEntry& t : m.tensors) {
     if (t.rows >= 0) base.padded_rows[t.name] = t.rows;
   }
+  const bool out_existed = fs::exists(out_dir);
   const std::string staging = begin_checkpoint(out_dir, m.step);
+  const StagingRollback rollback(staging, out_existed ? "" : out_dir);
   std::vector<ShardRecord> records;
   for (int pp = 0; pp < layout.pp; ++pp) {
     // One stage's global tensors at a time, shared by its tp shards.
     std::vector<size_t> members;
-    std::vector<std::array<Tensor, 3>> globals;
+    std::vector<std::array<Tensor, 4>> globals;  // param, exp_avg, exp_avg_sq, mask
     for (size_t i = 0; i < m.tensors.size(); ++i) {
       const TensorEntry& t = m.tensors[i];
       if (stage_of(t.name) != pp) continue;
-      std::array<Tensor, 3> g;
-      const char* prefixes[3] = {"param", "exp_avg", "exp_avg_sq"};
-      for (int k = 0; k < (with_moments ? 3 : 1); ++k) {
+      std::array<Tensor, 4> g;
+      const char* prefixes[4] = {"param", "exp_avg", "exp_avg_sq", "mask"};
+      for (int k = 0; k < 4; ++k) {
+        if ((k == 1 || k == 2) && !with_moments) continue;
+        if (k == 3 && !t.masked) continue;
         g[k] = reader.global(t, prefixes[k]);
         if (t.global_shape != shapes[i]) g[k] = resize_padded_rows(g[k], shapes[i], t.rows);
       }
@@ -160,6 +194,7 @@ SaveResult reshard_checkpoint(const std::string& step_dir, const std::string& ou
         params[j].global_shape = shapes[members[j]];
         params[j].shard = t.shard;
         params[j].value = take_shard(globals[j][0], t.shard, tp, layout.tp);
+        if (t.masked) params[j].mask = take_shard(globals[j][3], t.shard, tp, layout.tp);
         state.params.push_back(&params[j]);
         if (with_moments) {
           moments[j] = {take_shard(globals[j][1], t.shard, tp, layout.tp),

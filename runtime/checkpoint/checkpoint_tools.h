@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "runtime/checkpoint/checkpoint.h"
@@ -17,6 +18,10 @@ std::string resolve_checkpoint(const std::string& path);
 // Format version, step, optimizer steps, layout, vocabulary, files, and every tensor with its
 // global shape (and real rows when padded), shard spec and pipeline stage; then the config.
 std::string inspect_checkpoint(const std::string& step_dir);
+
+// Every parameter as its global, unpadded F32 tensor (vocabulary tables cut to their real
+// rows), by checkpoint name, without optimizer state: what export writes and inference loads.
+std::map<std::string, Tensor> read_global_parameters(CheckpointReader& reader);
 
 struct ExportOptions {
   // Prepended to every name but lm_head.weight ("transformer." gives the keys of nanoGPT's

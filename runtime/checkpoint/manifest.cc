@@ -178,6 +178,11 @@ TensorEntry parse_tensor(const json& value, size_t index, const CheckpointLayout
     TESSERA_REQUIRE(!t.global_shape.empty(), "{}: \"rows\" needs a tensor with at least one axis", where);
     t.rows = f.integer("rows", 0, t.global_shape[0]);
   }
+  if (value.contains("masked")) {
+    TESSERA_REQUIRE(value.at("masked").is_boolean(), "{}: \"masked\" must be true or false, not {}", where,
+                    value.at("masked").dump());
+    t.masked = value.at("masked").get<bool>();
+  }
   t.pp_rank = static_cast<int>(f.integer("pp_rank", 0, layout.pp - 1));
   const json& pieces = f.array("pieces");
   for (size_t j = 0; j < pieces.size(); ++j) {
@@ -249,6 +254,7 @@ json manifest_to_json(const Manifest& m) {
     json entry = {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"global_shape", t.global_shape},
                   {"shard", shard}, {"pp_rank", t.pp_rank},         {"pieces", pieces}};
     if (t.rows >= 0) entry["rows"] = t.rows;
+    if (t.masked) entry["masked"] = true;
     tensors.push_back(std::move(entry));
   }
   const CheckpointLayout& l = m.layout;

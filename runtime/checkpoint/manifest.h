@@ -6,8 +6,9 @@
 // <checkpoint.dir>/step_<N>/manifest.json    this file
 // <checkpoint.dir>/step_<N>/shard_tp<t>_pp<p>.safetensors
 //     written by dp rank 0 of shard (t, p): param.<name>, exp_avg.<name>, exp_avg_sq.<name>
-//     for the tp-split parameters of stage p (this rank's shard) and, on t = 0, the
-//     replicated ones; __metadata__ {format: pt, step, tp_rank, pp_rank}.
+//     (and mask.<name> for a pruned parameter: F32 1 = kept, 0 = pruned, sharded as the
+//     parameter) for the tp-split parameters of stage p (this rank's shard) and, on t = 0,
+//     the replicated ones; __metadata__ {format: pt, step, tp_rank, pp_rank}.
 //
 // manifest.json (keys sorted):
 //   format "tessera-checkpoint", version 1, step (training steps done; batches are a pure
@@ -18,6 +19,7 @@
 //   files [{name, tp_rank, pp_rank, bytes}],
 //   tensors [{name, dtype, global_shape, shard {kind: replicated} | {kind: split, axis,
 //             blocks}, rows (real rows of a padded vocabulary table; absent otherwise),
+//             masked (true when the files hold mask.<name>; absent otherwise),
 //             pp_rank, pieces [{file, tp_rank, shape, ranges [[begin, end), ...]}]}]
 //   A split tensor has one piece per tp rank (rank r holds, of each of the `blocks` equal
 //   parts of the axis, the r-th 1/tp); a replicated tensor has one piece, in tp rank 0's file.
@@ -63,6 +65,7 @@ struct TensorEntry {
   Shape global_shape;  // as saved: vocab-parallel rows padded to a multiple of the saved tp
   ShardSpec shard;
   int64_t rows = -1;  // real length of axis 0 when it is padded (vocab-parallel); -1 = not padded
+  bool masked = false;  // a pruning mask is saved with it, as mask.<name> in the same pieces
   int pp_rank = 0;
   std::vector<ShardPiece> pieces;  // replicated: one (tp rank 0); split: one per tp rank, in order
 };

@@ -23,7 +23,8 @@ TpSplit tp_split(LayerSpec::TpRule rule) {
 }
 
 std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
-                                   TpGroup tp, uint64_t seed, bool selective_recompute) {
+                                   TpGroup tp, uint64_t seed, bool selective_recompute,
+                                   const LayerRegistry* custom_layers) {
   const bool gpt = m.arch == "gpt";
   const float std = m.init_std;
   switch (spec.kind) {
@@ -37,7 +38,7 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
                                               1.f, seed, tp);
     case LayerKind::TransformerBlock:
       return std::make_unique<TransformerBlock>(
-          spec.name, BlockShape{m.hidden_size, m.num_attention_heads, ffn_size(m)},
+          spec.name, BlockShape{m.hidden_size, m.num_attention_heads, ffn_size(m), attention_head_dim(m)},
           m.num_layers, std, seed, tp, selective_recompute);
     case LayerKind::Linear:
       // 1/sqrt(fan_in), as PyTorch's nn.Linear scale: with GPT's 0.02 a deep MLP's signal vanishes.
@@ -56,6 +57,11 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
       return std::make_unique<HeadLayer>(spec.name, options, spec.out_features, spec.in_features,
                                          fan_in_std(spec.in_features), seed, tp);
     }
+    case LayerKind::Custom:
+      TESSERA_REQUIRE(custom_layers != nullptr,
+                      "layer '{}' is a custom layer of type '{}', but no LayerRegistry was given to build it",
+                      spec.name, spec.custom_type);
+      return custom_layers->build(CustomLayerArgs{spec, m, tp, seed});
   }
   TESSERA_CHECK(false, "unknown layer kind for {}", spec.name);
 }
@@ -63,13 +69,13 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
 }  // namespace
 
 Model::Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first,
-             int last, bool selective_recompute)
+             int last, bool selective_recompute, const LayerRegistry* custom_layers)
     : graph_(graph) {
   if (last < 0) last = static_cast<int>(graph.layers.size());
   TESSERA_CHECK(first >= 0 && first < last && last <= static_cast<int>(graph.layers.size()),
                 "bad layer range [{}, {}) of {}", first, last, graph.layers.size());
   for (int i = first; i < last; ++i) {
-    layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed, selective_recompute));
+    layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed, selective_recompute, custom_layers));
   }
 }
 

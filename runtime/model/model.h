@@ -9,6 +9,7 @@
 #include "partitioner/layer_graph.h"
 #include "runtime/config.h"
 #include "runtime/model/layer.h"
+#include "runtime/model/layer_registry.h"
 #include "runtime/model/tensor_parallel.h"
 
 namespace tessera {
@@ -17,9 +18,10 @@ class Model {
  public:
   // Builds layers [first, last) of the graph (last = -1: to the end). selective_recompute:
   // transformer blocks drop their attention probabilities after forward and recompute them
-  // in backward.
+  // in backward. custom_layers builds the graph's LayerKind::Custom nodes (borrowed; needed
+  // only while constructing).
   Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first = 0,
-        int last = -1, bool selective_recompute = false);
+        int last = -1, bool selective_recompute = false, const LayerRegistry* custom_layers = nullptr);
 
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   std::vector<Parameter*> parameters();

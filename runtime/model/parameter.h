@@ -34,6 +34,10 @@ struct Parameter {
   // biases after a row-parallel layer) gets a partial gradient: it is summed over tp after
   // backward.
   bool sequence_parallel_grad = false;
+  // Pruning mask (1 keeps, 0 prunes), shaped like `value`; undefined for a dense parameter.
+  // The trainer zeroes masked gradients and the optimizers re-zero masked weights and moments,
+  // so pruned weights stay exactly zero (runtime/compression/mask.h).
+  Tensor mask;
 };
 
 // Shape of rank `rank`'s shard of a tensor of shape `global` out of `ranks`.

@@ -11,6 +11,15 @@ namespace tessera {
 
 struct BlockShape {
   int64_t hidden = 0, heads = 0, ffn = 0;
+  // Width of one head; 0 means hidden / heads. Pruned heads leave heads * head_dim < hidden.
+  int64_t head_dim = 0;
+};
+
+// What a block computed inside its tensor-parallel regions for one microbatch (this rank's
+// shard): the attention output before c_proj, [N, heads_local * head_dim], head after head,
+// and the MLP activation gelu(c_fc(.)) [N, ffn_local]. Importance scores for pruning.
+struct BlockActivations {
+  Tensor attention, mlp;
 };
 
 class TransformerBlock : public Layer {
@@ -23,6 +32,9 @@ class TransformerBlock : public Layer {
   Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
+  // Takes the activations that a forward with ctx.training = true saved for `microbatch`,
+  // in place of a backward (pruning calibration).
+  BlockActivations take_activations(int microbatch);
   int saved_count() const override { return stash_.size(); }
   Shape input_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), shape_.hidden}; }
   Shape output_shape(int64_t B, int64_t T) const override { return input_shape(B, T); }
@@ -34,7 +46,7 @@ class TransformerBlock : public Layer {
   };
   std::string name_;
   BlockShape shape_;
-  int64_t heads_local_, hidden_local_, ffn_local_;
+  int64_t head_dim_, heads_local_, attn_local_, ffn_local_;  // attn_local_ = heads_local_ * head_dim_
   TpGroup tp_;
   bool recompute_attention_;
   Parameter ln1_w_, ln1_b_, qkv_w_, qkv_b_, attn_proj_w_, attn_proj_b_;

@@ -3,7 +3,8 @@
 //
 //   config = tessera.Config.from_yaml("configs/tests/gpt_tiny.yaml", ["train.max_steps=20"])
 //   trainer = tessera.Trainer(config)            # MPI, the parallel grid, data, model
-//   for _ in range(20): m = trainer.step()      # {"step", "loss", "lr", "grad_norm", "step_ms"}
+//   for _ in range(20): m = trainer.step()      # {"step", "loss", "lr", "grad_norm", "step_ms", ...}
+//   tessera.Trainer(config, on_step=f, on_eval=g, on_checkpoint=h)   # called by fit() and step()
 //   w = trainer.parameters()["wte.weight"]      # numpy view of this rank's shard, no copy
 //
 // The setup replicates launcher/train_command.cc (config checks, rank discovery, threads per
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,13 +99,9 @@ py::dict plan_best(const Config& config, int world, const std::optional<std::str
   TESSERA_REQUIRE(world >= 1, "plan: world must be >= 1 (got {})", world);
   const std::string path = cluster_path ? *cluster_path : std::string(TESSERA_SOURCE_DIR) + "/configs/clusters/cpu_2core.yaml";
   const ClusterModel cluster = load_cluster(path);
-  SearchOptions so;
-  so.world = world;
-  so.global_batch_size = config.train.global_batch_size;
+  SearchOptions so = search_options_from_config(config, world);
   so.memory_cap = memory_cap_gib * 1024.0 * 1024.0 * 1024.0;
   so.micro_batch_sizes = {1, 2, 4, 8, config.train.micro_batch_size};
-  so.bucket_bytes = config.parallel.bucket_mb * (1 << 20);
-  so.precision = config.train.precision;
   const CostModel cost(cluster, so.precision != "fp32");
   const SearchResult result = search_layouts(config.model, resolve_vocab(config), cost, so);
   TESSERA_REQUIRE(!result.plans.empty(), "{}: no layout for world {} is valid and fits the memory cap on {} ({} rejected)",
@@ -117,10 +115,49 @@ py::dict plan_best(const Config& config, int world, const std::optional<std::str
   return d;
 }
 
+py::dict step_dict(const StepResult& r) {
+  py::dict d;
+  d["step"] = r.step;
+  d["loss"] = r.loss;
+  d["lr"] = r.lr;
+  d["grad_norm"] = r.grad_norm;
+  d["step_ms"] = r.step_ms;
+  d["skipped"] = r.skipped;
+  return d;
+}
+
+// The Python callables as TrainerCallbacks. The trainer runs with the GIL released, so each
+// call takes it; a Python exception propagates out of the trainer call as itself.
+TrainerCallbacks python_callbacks(const py::object& on_step, const py::object& on_eval,
+                                  const py::object& on_checkpoint) {
+  TrainerCallbacks c;
+  if (!on_step.is_none()) {
+    c.on_step = [f = on_step](const StepResult& r) {
+      py::gil_scoped_acquire gil;
+      f(step_dict(r));
+    };
+  }
+  if (!on_eval.is_none()) {
+    c.on_eval = [f = on_eval](int64_t step, double val_loss) {
+      py::gil_scoped_acquire gil;
+      f(step, val_loss);
+    };
+  }
+  if (!on_checkpoint.is_none()) {
+    c.on_checkpoint = [f = on_checkpoint](int64_t step, const std::string& step_dir) {
+      py::gil_scoped_acquire gil;
+      f(step, step_dir);
+    };
+  }
+  return c;
+}
+
 // A Trainer with everything it refers to, destroyed in reverse order of construction.
 class PyTrainer {
  public:
-  explicit PyTrainer(const Config& config_in) : config_(config_in) {
+  PyTrainer(const Config& config_in, const py::object& on_step, const py::object& on_eval,
+            const py::object& on_checkpoint)
+      : config_(config_in) {
     MpiEnvironment& env = ensure_mpi();
     const int world_size = env.world_size();
     check_runtime_support(config_);
@@ -135,6 +172,7 @@ class PyTrainer {
     data_ = std::make_unique<Dataset>(load_dataset(config_.data, config_.model.vocab, config_.model.seq_length));
     TrainerOptions options;
     options.config_yaml = config_to_yaml(config_);
+    options.callbacks = python_callbacks(on_step, on_eval, on_checkpoint);
     trainer_ = std::make_unique<Trainer>(config_, *data_, parallel_groups(*grid_, config_.parallel.sequence_parallel),
                                          options);
   }
@@ -145,13 +183,19 @@ class PyTrainer {
       py::gil_scoped_release release;
       r = trainer_->train_step();
     }
-    py::dict d;
-    d["step"] = trainer_->step();
-    d["loss"] = r.loss;
-    d["lr"] = r.lr;
-    d["grad_norm"] = r.grad_norm;
-    d["step_ms"] = r.step_ms;
-    return d;
+    return step_dict(r);
+  }
+  double forward_backward() {
+    py::gil_scoped_release release;
+    return trainer_->forward_backward();
+  }
+  py::dict optimizer_step() {
+    StepResult r;
+    {
+      py::gil_scoped_release release;
+      r = trainer_->optimizer_step();
+    }
+    return step_dict(r);
   }
 
   double evaluate() {
@@ -162,9 +206,9 @@ class PyTrainer {
     py::gil_scoped_release release;
     trainer_->fit();
   }
-  void save() {
+  std::string save(const std::optional<std::string>& dir) {
     py::gil_scoped_release release;
-    trainer_->save();
+    return dir ? trainer_->save(*dir) : trainer_->save();
   }
   bool resume() {
     py::gil_scoped_release release;
@@ -326,11 +370,19 @@ PYBIND11_MODULE(tessera, m) {
   py::class_<PyTrainer>(m, "Trainer",
                         "Sets up MPI (once per process), the parallel grid, the data and the model, as "
                         "`tessera train` does. Collective: every rank constructs it and calls step() etc. in step.")
-      .def(py::init<const Config&>(), py::arg("config"))
-      .def("step", &PyTrainer::step, "One optimizer step: {step, loss, lr, grad_norm, step_ms}")
+      .def(py::init<const Config&, const py::object&, const py::object&, const py::object&>(), py::arg("config"),
+           py::arg("on_step") = py::none(), py::arg("on_eval") = py::none(), py::arg("on_checkpoint") = py::none(),
+           "Callbacks, called on every rank: on_step(dict as step() returns), on_eval(step, val_loss), "
+           "on_checkpoint(step, step_dir)")
+      .def("step", &PyTrainer::step, "One optimizer step: {step, loss, lr, grad_norm, step_ms, skipped}")
+      .def("forward_backward", &PyTrainer::forward_backward,
+           "Forward and backward of the current step's batch, gradients averaged over dp; the step's loss")
+      .def("optimizer_step", &PyTrainer::optimizer_step,
+           "Clip, update and advance after forward_backward(); the dict step() returns")
       .def("evaluate", &PyTrainer::evaluate, "Mean validation loss over train.eval_iters batches")
       .def("fit", &PyTrainer::fit, "The CLI's loop to train.max_steps (logging, metrics, eval, checkpoints)")
-      .def("save", &PyTrainer::save, "Checkpoint the current step into checkpoint.dir")
+      .def("save", &PyTrainer::save, py::arg("dir") = py::none(),
+           "Checkpoint the current step into dir (default checkpoint.dir); the step directory")
       .def("resume", &PyTrainer::resume, "Load the newest checkpoint in checkpoint.dir; False when none")
       .def("parameters", &PyTrainer::parameters, "name -> numpy view (no copy) of this rank's shard")
       .def("parameter_shapes", &PyTrainer::parameter_shapes)

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/adamw.h"
+#include "runtime/compression/mask.h"
 
 namespace tessera {
 
@@ -29,10 +30,15 @@ void AdamW::step(double lr) {
   ++step_;
   for (State& s : states_) {
     Parameter& p = *s.param;
-    kernels::cpu::adamw_update(p.value.f32(), p.grad.f32(), s.m.f32(), s.v.f32(), p.value.numel(),
+    const int64_t n = p.value.numel();
+    if (p.mask.defined()) apply_mask(p.grad.f32(), p.mask.f32(), n);
+    kernels::cpu::adamw_update(p.value.f32(), p.grad.f32(), s.m.f32(), s.v.f32(), n,
                                static_cast<float>(lr), static_cast<float>(config_.beta1),
                                static_cast<float>(config_.beta2), static_cast<float>(config_.eps),
                                p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f, step_);
+    if (p.mask.defined()) {
+      for (Tensor* t : {&p.value, &s.m, &s.v}) apply_mask(t->f32(), p.mask.f32(), n);
+    }
   }
 }
 

@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "partitioner/stage_balancer.h"
+#include "runtime/checkpoint/checkpoint_tools.h"
+#include "runtime/compression/mask.h"
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/grad_norm.h"
@@ -52,13 +54,21 @@ std::vector<int> stage_partition(const ParallelConfig& p, const LayerGraph& grap
 }
 
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
+    : Trainer(config, std::make_unique<DatasetSource>(data, config.model.seq_length, config.train.seed), nullptr,
+              groups, std::move(options)) {}
+
+Trainer::Trainer(const Config& config, DataSource& data, ParallelGroups groups, TrainerOptions options)
+    : Trainer(config, nullptr, &data, groups, std::move(options)) {}
+
+Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSource* data, ParallelGroups groups,
+                 TrainerOptions options)
     : config_(config),
       options_(std::move(options)),
-      data_(data),
+      owned_data_(std::move(owned)),
+      data_(data != nullptr ? data : owned_data_.get()),
+      vocab_(data_->vocabulary()),
       groups_(groups),
-      graph_(build_layer_graph(config.model, data.vocab.size(), config.train.micro_batch_size)),
-      train_sampler_(&data.train, config.model.seq_length, config.train.seed) {
-  if (!data.val.empty()) val_sampler_.emplace(&data.val, config.model.seq_length, config.train.seed, kValStream);
+      graph_(build_layer_graph(config.model, vocab_.size(), config.train.micro_batch_size, options_.custom_layers)) {
   const TrainConfig& t = config_.train;
   const ParallelConfig& par = config_.parallel;
   groups_.tp.stats = &tp_comm_;
@@ -70,13 +80,17 @@ Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups group
   const int v = par.virtual_stages;
   TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
   const std::vector<int> counts = stage_partition(par, graph_);
+  TESSERA_REQUIRE(std::accumulate(counts.begin(), counts.end(), 0) == static_cast<int>(graph_.layers.size()),
+                  "parallel.partition = [{}]: must add up to the {} layers of the layer graph (num_layers + "
+                  "embedding + head + {} custom layers)", fmt::join(counts, ", "), graph_.layers.size(),
+                  options_.custom_layers.size());
   std::vector<int> first(counts.size() + 1, 0);
   std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
   const bool selective = par.recompute == "selective";
   for (int c = 0; c < v; ++c) {
     const int g = c * groups_.pp_size + groups_.pp_rank;
     chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, first[g], first[g + 1],
-                                              selective));
+                                              selective, options_.layer_registry));
   }
   std::vector<Model*> chunk_ptrs;
   for (auto& m : chunks_) {
@@ -135,14 +149,25 @@ void Trainer::on_layer_gradients_final(int layer) {
       if (p->sequence_parallel_grad) tp_all_reduce(p->grad, ReduceOp::Sum, groups_.tp);
     }
   }
+  // Pruned weights get no gradient: before the norm, the clip and the dp reduction.
+  mask_gradients(layers_[layer]->parameters());
   if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
 }
 
-MicrobatchContext Trainer::train_context(int mb) const {
+MicrobatchContext Trainer::train_context(int mb) {
   const TrainConfig& t = config_.train;
   const int64_t per_rank = static_cast<int64_t>(microbatches_) * t.micro_batch_size;
   const int64_t first = groups_.dp_rank * per_rank + static_cast<int64_t>(mb) * t.micro_batch_size;
-  Batch batch = train_sampler_.sample(step_, first, t.micro_batch_size);
+  Batch batch;
+  if (step_batch_ != nullptr) {
+    const int64_t row = static_cast<int64_t>(mb) * t.micro_batch_size;
+    batch = {step_batch_->tokens.narrow(row, t.micro_batch_size), step_batch_->targets.narrow(row, t.micro_batch_size)};
+  } else {
+    const BatchRequest request{Split::Train, step_,           first,           t.micro_batch_size,
+                               config_.model.seq_length, groups_.dp_rank, groups_.dp_size, mb};
+    batch = data_->batch(request);
+    check_batch(batch, request, vocab_.size());
+  }
   MicrobatchContext ctx;
   ctx.microbatch = mb;
   ctx.tokens = batch.tokens;
@@ -152,7 +177,7 @@ MicrobatchContext Trainer::train_context(int mb) const {
   return ctx;
 }
 
-double Trainer::forward_backward() {
+double Trainer::run_microbatches() {
   const auto make_ctx = [this](int mb) { return train_context(mb); };
   if (uses_executor()) {
     const double loss_sum =
@@ -181,8 +206,34 @@ double Trainer::forward_backward() {
 }
 
 StepResult Trainer::train_step() {
-  const auto t0 = Clock::now();
+  forward_backward();
+  return optimizer_step();
+}
+
+double Trainer::forward_backward(const Batch& batch) {
   const TrainConfig& t = config_.train;
+  const Shape want{static_cast<int64_t>(microbatches_) * t.micro_batch_size, config_.model.seq_length};
+  for (const Tensor* x : {&batch.tokens, &batch.targets}) {
+    TESSERA_REQUIRE(x->defined() && x->dtype() == DType::I32 && x->shape() == want,
+                    "Trainer::forward_backward: the batch must be I32 tokens and targets of shape {} (microbatches "
+                    "per rank {} x micro_batch_size {}, seq_length), got {}", shape_string(want), microbatches_,
+                    t.micro_batch_size, x->defined() ? shape_string(x->shape()) : "none");
+  }
+  const BatchRequest request{Split::Train, step_, 0, want[0], want[1], groups_.dp_rank, groups_.dp_size, 0};
+  check_batch(batch, request, vocab_.size());
+  step_batch_ = &batch;
+  try {
+    forward_backward();
+  } catch (...) {
+    step_batch_ = nullptr;
+    throw;
+  }
+  step_batch_ = nullptr;
+  return *pending_loss_;
+}
+
+double Trainer::forward_backward() {
+  step_start_ = Clock::now();
   for (Communicator* c : {groups_.world, groups_.dp, groups_.tp.comm, groups_.pp}) {
     if (c != nullptr) c->set_step(step_);
   }
@@ -192,16 +243,24 @@ StepResult Trainer::train_step() {
   }
   for (auto& m : chunks_) m->zero_grad();
   tp_comm_.seconds = 0;
-  const double loss_sum = forward_backward();
-  auto start = Clock::now();
+  const double loss_sum = run_microbatches();
+  const auto start = Clock::now();
   if (grad_sync_) grad_sync_->finish();
   trace("grad_sync", start);
-  StepResult r;
   // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
-  r.loss = all_reduce_scalar(all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_, groups_.dp,
-                             ReduceOp::Avg);
+  pending_loss_ = all_reduce_scalar(all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_,
+                                    groups_.dp, ReduceOp::Avg);
+  return *pending_loss_;
+}
+
+StepResult Trainer::optimizer_step() {
+  TESSERA_CHECK(pending_loss_.has_value(), "optimizer_step without a forward_backward for step {}", step_ + 1);
+  const TrainConfig& t = config_.train;
+  StepResult r;
+  r.loss = *pending_loss_;
+  pending_loss_.reset();
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
-  start = Clock::now();
+  const auto start = Clock::now();
   // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
   r.grad_norm = zero_optimizer_
                     ? zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp)
@@ -219,8 +278,10 @@ StepResult Trainer::train_step() {
   }
   trace("optimizer", start);
   ++step_;
-  r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  r.step = step_;
+  r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - step_start_).count();
   r.tp_comm_ms = tp_comm_.seconds * 1e3;
+  if (options_.callbacks.on_step) options_.callbacks.on_step(r);
   return r;
 }
 
@@ -254,37 +315,44 @@ CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments
   return s;
 }
 
-void Trainer::save() {
+std::string Trainer::save() { return save(config_.checkpoint.dir); }
+
+std::string Trainer::save(const std::string& dir) {
+  TESSERA_REQUIRE(!dir.empty(), "Trainer::save: no checkpoint directory (checkpoint.dir is empty)");
   const auto start = Clock::now();
   std::vector<OptimizerMoments> moments;
   Tensor m, v;
   const CheckpointState state = checkpoint_state(moments, m, v, true);
   const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
                                 groups_.pp_rank, zero_optimizer_ ? 1 : 0};
-  const SaveResult r = save_checkpoint(config_.checkpoint.dir, state, layout, groups_.world, options_.config_yaml,
-                                       data_.vocab.to_json(), config_.checkpoint.keep);
+  const SaveResult r = save_checkpoint(dir, state, layout, groups_.world, options_.config_yaml, vocab_.to_json(),
+                                       config_.checkpoint.keep);
   if (groups_.is_logging_rank()) {
     spdlog::info("checkpoint: step {} saved to {} ({:.1f} MiB, {:.0f} ms){}", step_, r.step_dir, r.bytes / 1048576.0,
                  std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
                  r.removed.empty() ? "" : fmt::format(", removed {}", fmt::join(r.removed, ", ")));
   }
+  if (options_.callbacks.on_checkpoint) options_.callbacks.on_checkpoint(step_, r.step_dir);
+  return r.step_dir;
 }
 
-bool Trainer::resume() {
+bool Trainer::resume() { return resume(config_.checkpoint.dir); }
+
+bool Trainer::resume(const std::string& dir) {
   std::vector<std::string> warnings;
-  const auto found = find_latest_checkpoint(config_.checkpoint.dir, groups_.world, &warnings);
+  const auto found = find_latest_checkpoint(dir, groups_.world, &warnings);
   const bool logging = groups_.is_logging_rank();
   for (const std::string& w : warnings) {
     if (logging) spdlog::warn("checkpoint: {}", w);
   }
   if (!found) {
-    if (logging) spdlog::info("checkpoint: none in {}, starting from step 0", config_.checkpoint.dir);
+    if (logging) spdlog::info("checkpoint: none in {}, starting from step 0", dir);
     return false;
   }
   const Manifest manifest = read_manifest(*found);
-  TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == data_.vocab,
+  TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
                   "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
-                  Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, data_.vocab.size());
+                  Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
   std::vector<OptimizerMoments> moments;
   Tensor m, v;
   CheckpointState state = checkpoint_state(moments, m, v, false);
@@ -303,6 +371,23 @@ bool Trainer::resume() {
   return true;
 }
 
+void Trainer::init_from(const std::string& path) {
+  const std::string step_dir = resolve_checkpoint(path);
+  const Manifest manifest = read_manifest(step_dir);
+  TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
+                  "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir, config_.data.path);
+  CheckpointState state;
+  state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
+  load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+  if (groups_.is_logging_rank()) {
+    const SparsityStats s = sparsity_stats(state.params);
+    spdlog::info("init: weights from {} (step {}){}", step_dir, manifest.step,
+                 s.masked_params == 0 ? std::string()
+                                      : fmt::format(", {} masked tensors on this rank, {:.1f}% of their weights pruned",
+                                                    s.masked_params, 100.0 * s.pruned / s.elements));
+  }
+}
+
 bool Trainer::stop_requested_everywhere() {
   if (options_.stop_requested == nullptr) return false;
   // A signal may reach only some ranks (or reach them at different steps): agree on it.
@@ -311,7 +396,7 @@ bool Trainer::stop_requested_everywhere() {
 }
 
 double Trainer::evaluate() {
-  TESSERA_CHECK(val_sampler_.has_value(), "no validation split to evaluate on");
+  TESSERA_REQUIRE(data_->has_validation(), "Trainer::evaluate: the data source has no validation split");
   const TrainConfig& t = config_.train;
   // eval_iters global batches of the fixed validation stream, whatever the layout: cut into
   // microbatches, replica d takes microbatches d, d + dp, ...; every pipeline stage the same.
@@ -319,7 +404,10 @@ double Trainer::evaluate() {
   std::vector<int> mine;
   for (int i = groups_.dp_rank; i < total; i += groups_.dp_size) mine.push_back(i);
   const auto make_ctx = [&](int k) {
-    Batch batch = val_sampler_->sample(0, static_cast<int64_t>(mine[k]) * t.micro_batch_size, t.micro_batch_size);
+    const BatchRequest request{Split::Validation, 0, static_cast<int64_t>(mine[k]) * t.micro_batch_size,
+                               t.micro_batch_size, config_.model.seq_length, groups_.dp_rank, groups_.dp_size, k};
+    Batch batch = data_->batch(request);
+    check_batch(batch, request, vocab_.size());
     MicrobatchContext ctx;
     ctx.microbatch = k;
     ctx.tokens = batch.tokens;
@@ -338,13 +426,16 @@ double Trainer::evaluate() {
   } else {
     for (size_t k = 0; k < mine.size(); ++k) sum += chunks_.front()->forward(Tensor(), make_ctx(k)).f32()[0];
   }
-  return all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
+  const double val_loss = all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
+  if (options_.callbacks.on_eval) options_.callbacks.on_eval(step_, val_loss);
+  return val_loss;
 }
 
 void Trainer::fit() {
   const TrainConfig& t = config_.train;
   const CheckpointConfig& ckpt = config_.checkpoint;
-  if (ckpt.resume == "auto") resume();
+  const bool resumed = ckpt.resume == "auto" && resume();
+  if (!resumed && !config_.init.from.empty()) init_from(config_.init.from);
   first_step_ = step_;
   std::unique_ptr<MetricsWriter> metrics;
   const bool logging = groups_.is_logging_rank();
@@ -381,7 +472,7 @@ void Trainer::fit() {
     const bool eval_now = t.eval_interval > 0 && (step_ % t.eval_interval == 0 || step_ == t.max_steps);
     const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
     std::optional<double> val;
-    if (eval_now && val_sampler_) val = evaluate();
+    if (eval_now && data_->has_validation()) val = evaluate();
     stopped = stop_requested_everywhere();
     const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
     if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
@@ -409,8 +500,9 @@ void Trainer::fit() {
     if (groups_.tp.size > 1) m.tp_comm_ms = window_tp_ms / window_steps;
     window_ms = window_exposed_ms = window_span_ms = window_tp_ms = 0;
     window_steps = 0;
+    if (options_.callbacks.on_log) options_.callbacks.on_log(m);
     if (logging) {
-      spdlog::info("{}", format_step_line(m));
+      if (!options_.callbacks.on_log) spdlog::info("{}", format_step_line(m));
       if (metrics) metrics->write(m);
     }
   }

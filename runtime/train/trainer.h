@@ -4,14 +4,19 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/config.h"
 #include "runtime/data/batch_sampler.h"
+#include "runtime/data/data_source.h"
 #include "runtime/data/dataset.h"
+#include "runtime/model/layer_registry.h"
 #include "runtime/model/model.h"
 #include "runtime/pipeline/stage_executor.h"
 #include "runtime/train/flat_parameters.h"
@@ -42,13 +47,35 @@ struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
   double tp_comm_ms = 0;  // in tensor-parallel communication (forward, backward, loss, norms)
   bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip)
+  int64_t step = 0;       // the steps done after this one (1 for the first), as the log line counts
+};
+
+// Called on every rank (the values are the same everywhere; print on one), in the training
+// thread, whoever drives the loop: fit() or the step-level calls. Empty ones are skipped.
+struct TrainerCallbacks {
+  // After each optimizer step (train_step, optimizer_step, and so fit).
+  std::function<void(const StepResult&)> on_step;
+  // After each evaluate(): the step it evaluated at and the mean validation loss.
+  std::function<void(int64_t step, double val_loss)> on_eval;
+  // After each checkpoint is committed: its step and step directory.
+  std::function<void(int64_t step, const std::string& step_dir)> on_checkpoint;
+  // In fit(), on each step that logs (step 1, every log.interval, the last, validations):
+  // its step-line metrics. When set, fit() leaves printing the step line to it.
+  std::function<void(const StepMetrics&)> on_log;
 };
 
 // What the embedding program (the CLI) gives a trainer beyond the config.
 struct TrainerOptions {
   std::string config_yaml;  // the resolved config, saved in checkpoint manifests
-  // Set (e.g. by a SIGUSR1/SIGTERM handler) to save a checkpoint and stop after this step.
+  // Set (e.g. by a SIGUSR1/SIGTERM handler, or a callback) to save a checkpoint and stop
+  // fit() after this step; the ranks agree on it, so setting it on one rank is enough.
   const std::atomic<bool>* stop_requested = nullptr;
+  // User-defined layers: placed into the layer graph built from config.model (so the
+  // pipeline partition and the costs include them) and built by layer_registry, which must
+  // then be given (borrowed, only during construction).
+  std::vector<CustomLayerPlacement> custom_layers;
+  const LayerRegistry* layer_registry = nullptr;
+  TrainerCallbacks callbacks;
 };
 
 // Layer counts of the p * v global stages: the configured partition, or for auto the
@@ -57,10 +84,26 @@ std::vector<int> stage_partition(const ParallelConfig& parallel, const LayerGrap
 
 class Trainer {
  public:
+  // With the built-in source over a Dataset (borrowed: it must outlive the trainer).
   Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options = {});
+  // With the embedding program's own source (borrowed: it must outlive the trainer).
+  Trainer(const Config& config, DataSource& data, ParallelGroups groups, TrainerOptions options = {});
 
-  // Runs the next optimizer step over one global batch.
+  // Runs the next optimizer step over one global batch: forward_backward(), then
+  // optimizer_step().
   StepResult train_step();
+
+  // The step in two halves, for a loop that wants to look at the gradients in between.
+  // forward_backward runs forward and backward of this rank's microbatches of the current
+  // step (gradients zeroed first, then accumulated and averaged over dp) and returns the
+  // step's loss, the mean over the global batch, the same on every rank. Without an argument
+  // the batch comes from the DataSource; `batch` is instead this replica's share of the
+  // global batch: I32 tokens and targets [microbatches_per_rank() * micro_batch_size,
+  // seq_length], the same on every tp rank and pipeline stage of the replica.
+  double forward_backward();
+  double forward_backward(const Batch& batch);
+  // Clips, updates (AdamW or ZeRO-1) and advances the step; needs a forward_backward first.
+  StepResult optimizer_step();
   // Mean validation loss over train.eval_iters global batches (fixed, the same for every
   // layout), collective over all ranks.
   double evaluate();
@@ -68,17 +111,26 @@ class Trainer {
   // rank 0, saving checkpoints every checkpoint.interval steps and at the end; writes the
   // trace when log.trace is set. Returns early, after a checkpoint, when a stop is requested.
   void fit();
-  // Saves a checkpoint of the current step into checkpoint.dir (collective over the world).
-  void save();
-  // Loads the newest complete checkpoint in checkpoint.dir, under this run's layout, whatever
-  // layout saved it. Returns false (and trains from scratch) when there is none.
+  // Saves a checkpoint of the current step into checkpoint.dir, or dir (collective over the
+  // world); returns the step directory.
+  std::string save();
+  std::string save(const std::string& dir);
+  // Loads the newest complete checkpoint in checkpoint.dir (or dir), under this run's layout,
+  // whatever layout saved it. Returns false (and trains from scratch) when there is none.
   bool resume();
+  bool resume(const std::string& dir);
+  // Loads the weights (and pruning masks) of the checkpoint at `path` (a step directory or a
+  // checkpoint.dir) under this run's layout, keeping step 0 and a fresh optimizer: init.from.
+  void init_from(const std::string& path);
 
   // This rank's model chunks (one unless virtual pipeline stages are used).
   const std::vector<std::unique_ptr<Model>>& chunks() const { return chunks_; }
   std::vector<Parameter*> parameters() const;
   int64_t step() const { return step_; }
   int microbatches_per_rank() const { return microbatches_; }
+  // The layer graph the chunks were built from (custom layers included).
+  const LayerGraph& graph() const { return graph_; }
+  const Vocabulary& vocabulary() const { return vocab_; }
   // Gradient communication timing of the last step (zeros without data parallelism).
   GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
   int64_t optimizer_state_bytes() const;
@@ -86,16 +138,19 @@ class Trainer {
   int peak_in_flight() const { return executor_ ? executor_->peak_in_flight() : 1; }
 
  private:
+  Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSource* data, ParallelGroups groups,
+          TrainerOptions options);
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
   bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
   bool pipelined() const { return groups_.pp_size > 1; }
   // The StageExecutor runs the step: with pipeline stages, or full recompute on one stage.
   bool uses_executor() const { return executor_ != nullptr; }
-  MicrobatchContext train_context(int microbatch) const;
+  // Microbatch mb of this rank: from step_batch_ when set, else from the DataSource.
+  MicrobatchContext train_context(int microbatch);
   // Runs once per step when a layer has its final gradients: sums sequence-parallel partial
   // gradients over tp, then hands the layer to the data-parallel buckets.
   void on_layer_gradients_final(int layer);
-  double forward_backward();  // returns this rank's sum of microbatch losses
+  double run_microbatches();  // returns this rank's sum of microbatch losses
   void trace(const char* name, TraceRecorder::Clock::time_point start);
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
   // `moments` (and, with ZeRO-1, into the full flat buffers m and v, all-gathered when gather).
@@ -104,7 +159,9 @@ class Trainer {
 
   Config config_;
   TrainerOptions options_;
-  const Dataset& data_;
+  std::unique_ptr<DataSource> owned_data_;  // the DatasetSource of the Dataset constructor
+  DataSource* data_;
+  Vocabulary vocab_;
   ParallelGroups groups_;
   TpCommStats tp_comm_;  // the layers' tp communication time, read per step
   LayerGraph graph_;
@@ -117,8 +174,10 @@ class Trainer {
   std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
   std::unique_ptr<AdamW> optimizer_;         // without ZeRO
   std::unique_ptr<ZeroAdamW> zero_optimizer_;
-  BatchSampler train_sampler_;
-  std::optional<BatchSampler> val_sampler_;
+  const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
+  // Set by forward_backward for optimizer_step: the step's loss and when it started.
+  std::optional<double> pending_loss_;
+  TraceRecorder::Clock::time_point step_start_;
   int microbatches_ = 1;  // per dp rank per step
   int64_t step_ = 0;
   int64_t first_step_ = 0;  // the step this run started (or resumed) at

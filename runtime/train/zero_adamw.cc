@@ -7,6 +7,7 @@
 #include "kernels/adamw.h"
 #include "kernels/grad_clip.h"
 #include "kernels/residual.h"
+#include "runtime/compression/mask.h"
 
 namespace tessera {
 
@@ -61,11 +62,17 @@ void ZeroAdamW::step(const Tensor& shard_grads, double lr) {
   float* values = flat_.values().f32();
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
     const int64_t i = b - lo_;
+    // The piece [b, e) of the parameter starts at element b - s.offset of its mask.
+    const float* mask = s.param->mask.defined() ? s.param->mask.f32() + (b - s.offset) : nullptr;
+    if (mask) apply_mask(shard_grads.f32() + i, mask, e - b);
     kernels::cpu::adamw_update(values + b, shard_grads.f32() + i, m_.f32() + i, v_.f32() + i, e - b,
                                static_cast<float>(lr), static_cast<float>(config_.beta1),
                                static_cast<float>(config_.beta2), static_cast<float>(config_.eps),
                                s.param->weight_decay ? static_cast<float>(config_.weight_decay) : 0.f,
                                step_);
+    if (mask) {
+      for (float* x : {values + b, m_.f32() + i, v_.f32() + i}) apply_mask(x, mask, e - b);
+    }
   });
   Tensor own = flat_.values().narrow(lo_, hi_ - lo_);
   dp_.all_gather(own, flat_.values());

@@ -9,6 +9,7 @@ Two modes:
   mpirun -np 2 python3 test_bindings.py --worker --out DIR
       the checks, on every rank: 10 steps whose losses decrease and equal the CLI's (relative
       1e-5), parameters() as zero-copy numpy views of the right shapes, evaluate/save/resume,
+      the callbacks (on_step, on_eval, on_checkpoint), forward_backward + optimizer_step,
       plan(), and errors as tessera.InputError (a subclass of tessera.Error) with the message.
 Run from the source root (the config's data path is relative to it), PYTHONPATH = the
 module's directory (build/python).
@@ -86,7 +87,10 @@ def worker(args):
     assert isinstance(plan["overrides"], list) and plan["predicted"]["step_time_s"] > 0, plan
 
     config.checkpoint.dir = str(out / f"checkpoints_np{args_np()}")
-    trainer = tessera.Trainer(config)
+    seen = {"step": [], "eval": [], "checkpoint": []}
+    trainer = tessera.Trainer(config, on_step=seen["step"].append,
+                              on_eval=lambda step, val: seen["eval"].append((step, val)),
+                              on_checkpoint=lambda step, path: seen["checkpoint"].append((step, path)))
     assert trainer.world_size == 2 and trainer.rank in (0, 1)
     params = trainer.parameters()
     shapes = trainer.parameter_shapes()
@@ -107,11 +111,12 @@ def worker(args):
     losses = []
     for _ in range(STEPS):
         m = trainer.step()
-        assert set(m) == {"step", "loss", "lr", "grad_norm", "step_ms"}, m
+        assert set(m) == {"step", "loss", "lr", "grad_norm", "step_ms", "skipped"}, m
         assert m["step"] == len(losses) + 1 and math.isfinite(m["loss"]), m
         losses.append(m["loss"])
     assert not np.array_equal(before, params[name]), "the view did not see the optimizer's update"
     assert losses[-1] < losses[0], losses
+    assert [m["loss"] for m in seen["step"]] == losses, seen["step"]
 
     cli = {}
     with open(out / "cli_metrics.jsonl") as f:
@@ -125,11 +130,20 @@ def worker(args):
 
     val = trainer.evaluate()
     assert math.isfinite(val) and val > 0, val
-    trainer.save()
+    assert seen["eval"] == [(STEPS, val)], seen["eval"]
+    step_dir = trainer.save()
+    assert seen["checkpoint"] == [(STEPS, step_dir)] and Path(step_dir).is_dir(), (seen["checkpoint"], step_dir)
     snapshot = params[name].copy()
     trainer.step()
     assert trainer.resume() is True and trainer.current_step == STEPS
     assert np.array_equal(params[name], snapshot), "resume() did not restore the weights in place"
+
+    # The step in two halves is the same step as step(): the resumed trainer repeats step 11.
+    repeated = seen["step"][-1]
+    loss = trainer.forward_backward()
+    m = trainer.optimizer_step()
+    assert m["step"] == STEPS + 1 and m["loss"] == loss == repeated["loss"], (m, loss, repeated)
+    assert m["grad_norm"] == repeated["grad_norm"], (m, repeated)
 
     if trainer.rank == 0:
         print("losses:", " ".join(f"{x:.6f}" for x in losses))

@@ -1,0 +1,60 @@
+// `tessera generate`: load, encode the prompt, generate, decode; timings on stderr so that
+// stdout is exactly the text.
+#include "launcher/generate_command.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "runtime/inference/generate.h"
+
+namespace tessera {
+
+CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Sample text from a GPT checkpoint: the prompt and its continuation to stdout, timings to stderr");
+  cmd->add_option("checkpoint", o.checkpoint, "Checkpoint step directory, or a checkpoint.dir for its newest")
+      ->required();
+  cmd->add_option("--prompt", o.prompt,
+                  "Text to continue, every character in the checkpoint's vocabulary (default: a newline, as nanoGPT)");
+  cmd->add_option("--max-tokens", o.max_tokens, "Tokens to generate")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--temperature", o.temperature, "Softmax temperature; 0 picks the most likely token")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "Sample among the k most likely tokens only (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Random seed: the same seed gives the same text")->capture_default_str();
+  cmd->add_flag("--greedy", o.greedy, "Always pick the most likely token (same as --temperature 0)");
+  cmd->add_flag("--no-cache", o.no_cache, "Recompute the whole context for every token (slow; the KV cache's baseline)");
+  return cmd;
+}
+
+int run_generate(const GenerateOptions& o) {
+  const InferenceModel model = InferenceModel::load(o.checkpoint);
+  const Vocabulary& vocab = model.vocabulary();
+  std::vector<int32_t> prompt;
+  try {
+    prompt = vocab.encode(o.prompt);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("--prompt: {}", e.what()));
+  }
+  TESSERA_REQUIRE(!prompt.empty(), "--prompt: empty; give at least one character");
+  SamplingOptions sampling;
+  sampling.temperature = o.greedy ? 0.0f : o.temperature;
+  sampling.top_k = o.top_k;
+  const GenerationResult r = o.no_cache ? generate_uncached(model, prompt, o.max_tokens, sampling, o.seed)
+                                        : generate(model, prompt, o.max_tokens, sampling, o.seed);
+  std::cout << vocab.decode(r.tokens) << std::endl;
+  const int64_t generated = static_cast<int64_t>(r.tokens.size() - prompt.size());
+  // The first generated token comes from the prefill; the rest from the decode steps.
+  const int64_t decoded = std::max<int64_t>(0, generated - 1);
+  std::cerr << fmt::format("generate: prefill {} tokens in {:.1f} ms; decode {} tokens in {:.1f} ms ({:.1f} tokens/s){}\n",
+                           std::min<int64_t>(prompt.size(), model.context_length()), r.prefill_ms, decoded,
+                           r.decode_ms, decoded > 0 ? decoded / (r.decode_ms / 1000.0) : 0.0,
+                           o.no_cache ? ", no KV cache" : "");
+  return 0;
+}
+
+}  // namespace tessera

@@ -1,0 +1,52 @@
+// Continuous batching: the sequences being generated, advanced together by one batched model
+// step per token. Requests join between steps (their first step feeds the whole prompt, in
+// the same call as the others' single tokens) and leave as soon as they have max_tokens.
+// Synchronous and single-threaded; DecodeLoop runs it on its thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/inference/sampler.h"
+#include "runtime/serving/request_queue.h"
+#include "runtime/serving/sequence_model.h"
+
+namespace tessera {
+
+class BatchScheduler {
+ public:
+  BatchScheduler(const SequenceModel& model, size_t max_batch);
+
+  size_t active() const { return active_.size(); }
+  size_t free_slots() const { return max_batch_ - active_.size(); }
+
+  // Takes a request into the batch (Error when no slot is free, or when its prompt plus
+  // max_tokens does not fit the context length: the HTTP layer checks that first). On an
+  // error `pending` is left as it was, so the caller can still answer it.
+  void admit(PendingRequest&& pending);
+
+  // One model step over every active sequence; each samples one token from its own seeded
+  // sampler, so its text does not depend on what else is in the batch. Finished sequences get
+  // their result and leave. Returns how many sequences the step ran.
+  size_t step();
+
+  // Ends every active sequence with status Failed and this reason (a step threw).
+  void fail_all(const std::string& reason);
+
+ private:
+  struct Sequence {
+    PendingRequest pending;
+    std::unique_ptr<SequenceState> state;
+    Sampler sampler;
+    std::vector<int32_t> generated;
+    std::chrono::steady_clock::time_point admitted, prefilled;
+  };
+  const SequenceModel& model_;
+  const size_t max_batch_;
+  std::vector<std::unique_ptr<Sequence>> active_;
+};
+
+}  // namespace tessera

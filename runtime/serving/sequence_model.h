@@ -1,0 +1,31 @@
+// The model as the batch scheduler sees it: per-sequence state (a KV cache) and one batched
+// step. The server runs the inference engine through InferenceSequenceModel; the scheduler's
+// unit tests run a scripted model, so batching is tested without a checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace tessera {
+
+class SequenceState {
+ public:
+  virtual ~SequenceState() = default;
+};
+
+class SequenceModel {
+ public:
+  virtual ~SequenceModel() = default;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t context_length() const = 0;
+  virtual std::unique_ptr<SequenceState> new_sequence() const = 0;
+  // Appends new_tokens[i] (non-empty) to sequences[i] and returns the F32 logits of each
+  // sequence's last token, [n, vocab_size]. Sequences of different lengths share one call.
+  virtual Tensor step(const std::vector<SequenceState*>& sequences,
+                      const std::vector<std::vector<int32_t>>& new_tokens) const = 0;
+};
+
+}  // namespace tessera

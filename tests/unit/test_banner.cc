@@ -1,0 +1,94 @@
+// The start-up banner of `tessera train`: layout, stage partition, model size, data,
+// checkpoint state, and the partitioner's prediction for the stages the trainer runs.
+#include <catch2/catch.hpp>
+
+#include "launcher/banner.h"
+#include "launcher/config_loader.h"
+#include "partitioner/layout_search.h"
+#include "runtime/train/trainer.h"
+
+using namespace tessera;
+
+namespace {
+
+ClusterModel test_cluster() {
+  ClusterModel c;
+  c.name = "test";
+  c.source = "test.yaml";
+  c.devices_per_node = 8;
+  c.device.peak_flops = 50e12;
+  c.device.memory_bytes = 40.0 * (1 << 30);
+  c.device.memory_bandwidth = 1e12;
+  c.intra_node = c.inter_node = {3e-6, 100e9};
+  return c;
+}
+
+Config tp2_pp2() {
+  return parse_config_string(
+      "model: {num_layers: 4, hidden_size: 64, num_attention_heads: 4, seq_length: 32}\n"
+      "parallel: {tensor_model_parallel_size: 2, pipeline_model_parallel_size: 2}\n"
+      "train: {micro_batch_size: 3, global_batch_size: 12, max_steps: 50}\n"
+      "checkpoint: {dir: runs/x, interval: 25, resume: auto}\n",
+      "x.yaml");
+}
+
+std::string line_starting(const std::string& text, const std::string& prefix) {
+  const size_t at = text.find("\n" + prefix);
+  if (at == std::string::npos) return "";
+  return text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+}
+
+}  // namespace
+
+TEST_CASE("the banner names the layout, stages, model, data and checkpoint state", "[banner]") {
+  const Config c = tp2_pp2();
+  const LayerGraph graph = build_layer_graph(c.model, 65, c.train.micro_batch_size);
+  RunFacts f;
+  f.world = 4;
+  f.threads = 1;
+  f.partition = stage_partition(c.parallel, graph);
+  f.train_tokens = 1003854;
+  f.val_tokens = 111540;
+  f.vocab = 65;
+  f.resume = "auto: no checkpoint in runs/x yet, from step 0";
+  f.prediction_source = "no machine model (run `tessera plan --calibrate` once)";
+  const std::string b = format_banner(c, graph, f);
+  CHECK(b.starts_with(fmt::format("tessera {} | world 4 = dp 1 x tp 2 x pp 2 | 1 thread per rank\n", TESSERA_VERSION)));
+  CHECK(line_starting(b, "  layout") ==
+        "  layout      schedule 1f1b, v 1, 4 microbatches of 3 per rank, sp off, zero 0, recompute none");
+  CHECK(line_starting(b, "  stages") == "  stages      [3, 3] (auto): pp0 embedding..h.1 | pp1 h.2..head");
+  CHECK(line_starting(b, "  model").starts_with("  model       gpt, 4 layers x 64 hidden, 4 heads, ffn 256, seq 32, vocab 65: 0."));
+  CHECK(line_starting(b, "  model").ends_with("M parameters"));
+  CHECK(line_starting(b, "  data") ==
+        "  data        data/tinyshakespeare.txt (text, vocab chars): 1.00M train / 111.5k val tokens, global batch 12 x 32 tokens");
+  CHECK(line_starting(b, "  checkpoint") ==
+        "  checkpoint  runs/x, every 25 steps and at the end, keep 3; resume auto: no checkpoint in runs/x yet, from step 0");
+  CHECK(line_starting(b, "  predicted") == "  predicted   none: no machine model (run `tessera plan --calibrate` once)");
+}
+
+TEST_CASE("the prediction is for the partition the trainer runs", "[banner]") {
+  Config c = tp2_pp2();
+  c.parallel.partition = {2, 4};
+  const LayerGraph graph = build_layer_graph(c.model, 65, c.train.micro_batch_size);
+  const PartitionPlan p = plan_config_layout(c, 65, 4, CostModel(test_cluster()), stage_partition(c.parallel, graph));
+  CHECK(p.partition == std::vector<int>{2, 4});
+  CHECK(p.tp == 2);
+  CHECK(p.pp == 2);
+  CHECK(p.microbatches == 4);
+  REQUIRE(p.memory.size() == 2);
+  CHECK(p.step_time_s > 0);
+
+  RunFacts f;
+  f.world = 4;
+  f.partition = p.partition;
+  f.vocab = 65;
+  f.predicted = p;
+  f.prediction_source = "cluster test, test.yaml";
+  const std::string b = format_banner(c, graph, f);
+  CHECK(line_starting(b, "  stages") == "  stages      [2, 4]: pp0 embedding..h.0 | pp1 h.1..head");
+  const std::string predicted = line_starting(b, "  predicted");
+  CHECK(predicted.find(" per step, ") != std::string::npos);
+  CHECK(predicted.find("% MFU, bubble ") != std::string::npos);
+  CHECK(predicted.find(" (pp0), ") != std::string::npos);
+  CHECK(predicted.ends_with(" (pp1) [cluster test, test.yaml]"));
+}

@@ -1,0 +1,249 @@
+// Tests of the server's batching without a checkpoint: the request queue, the continuous
+// batch scheduler and the decode loop thread, on a scripted model whose logits are a function
+// of each sequence's own tokens only.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "runtime/error.h"
+#include "runtime/serving/batch_scheduler.h"
+#include "runtime/serving/decode_loop.h"
+#include "runtime/serving/request_queue.h"
+
+using namespace tessera;
+
+namespace {
+
+constexpr int64_t kVocab = 11;
+
+struct ScriptedSequence : SequenceState {
+  std::vector<int32_t> tokens;
+};
+
+// Greedy decoding follows last token + 1 (mod vocab); sampled decoding sees logits that mix
+// the whole history, so a sequence fed someone else's tokens would diverge. Records what each
+// step was fed. A token equal to `poison` makes the step throw.
+class ScriptedModel : public SequenceModel {
+ public:
+  int64_t vocab_size() const override { return kVocab; }
+  int64_t context_length() const override { return 32; }
+  std::unique_ptr<SequenceState> new_sequence() const override { return std::make_unique<ScriptedSequence>(); }
+  Tensor step(const std::vector<SequenceState*>& sequences,
+              const std::vector<std::vector<int32_t>>& new_tokens) const override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    gate_.wait(lock, [&] { return open_; });
+    std::vector<size_t> fed;
+    Tensor logits = Tensor::zeros({static_cast<int64_t>(sequences.size()), kVocab});
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      auto& seq = static_cast<ScriptedSequence&>(*sequences[i]);
+      for (int32_t t : new_tokens[i]) {
+        if (t == poison) throw std::runtime_error("poisoned token");
+        seq.tokens.push_back(t);
+      }
+      fed.push_back(new_tokens[i].size());
+      float* row = logits.f32() + i * kVocab;
+      uint64_t h = 1469598103934665603ull;
+      for (int32_t t : seq.tokens) h = (h ^ static_cast<uint64_t>(t)) * 1099511628211ull;
+      for (int64_t v = 0; v < kVocab; ++v) row[v] = static_cast<float>((h >> (v % 32)) & 7) * 0.25f;
+      row[(seq.tokens.back() + 1) % kVocab] = 2.0f;
+    }
+    steps.push_back(fed);
+    return logits;
+  }
+  void set_open(bool open) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_ = open;
+    }
+    gate_.notify_all();
+  }
+
+  mutable std::vector<std::vector<size_t>> steps;  // per step: tokens fed to each sequence
+  int32_t poison = -1;
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::condition_variable gate_;
+  bool open_ = true;
+};
+
+PendingRequest pending(std::vector<int32_t> prompt, int64_t max_tokens, float temperature = 0.0f, uint64_t seed = 1) {
+  PendingRequest p;
+  p.request.prompt = std::move(prompt);
+  p.request.max_tokens = max_tokens;
+  p.request.sampling.temperature = temperature;
+  p.request.seed = seed;
+  p.submitted = std::chrono::steady_clock::now();
+  return p;
+}
+
+// Runs one request alone to completion.
+std::vector<int32_t> run_alone(PendingRequest p) {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 1);
+  auto result = p.promise.get_future();
+  scheduler.admit(std::move(p));
+  while (scheduler.active() > 0) scheduler.step();
+  return result.get().tokens;
+}
+
+}  // namespace
+
+TEST_CASE("serving: the first step feeds the prompt, later ones the last token", "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 4);
+  PendingRequest p = pending({3, 4, 5}, 4);
+  auto result = p.promise.get_future();
+  scheduler.admit(std::move(p));
+  while (scheduler.active() > 0) scheduler.step();
+  const CompletionResult r = result.get();
+  CHECK(r.status == CompletionStatus::Finished);
+  CHECK(r.tokens == std::vector<int32_t>{6, 7, 8, 9});
+  CHECK(model.steps == std::vector<std::vector<size_t>>{{3}, {1}, {1}, {1}});
+  CHECK(r.prefill_ms >= 0.0);
+  CHECK(r.decode_ms >= 0.0);
+}
+
+TEST_CASE("serving: requests join between steps and leave when done", "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 2);
+  PendingRequest a = pending({1}, 3), b = pending({2, 2}, 1), c = pending({7, 7, 7}, 2);
+  auto ra = a.promise.get_future(), rb = b.promise.get_future(), rc = c.promise.get_future();
+  scheduler.admit(std::move(a));
+  scheduler.admit(std::move(b));
+  CHECK(scheduler.free_slots() == 0);
+  CHECK_THROWS_AS(scheduler.admit(pending({1}, 1)), Error);
+  CHECK(scheduler.step() == 2);  // a and b prefill together; b is done
+  CHECK(scheduler.active() == 1);
+  scheduler.admit(std::move(c));
+  CHECK(scheduler.step() == 2);  // a decodes one token, c prefills, in one call
+  CHECK(scheduler.step() == 2);  // a and c finish
+  CHECK(scheduler.step() == 0);
+  CHECK(model.steps == std::vector<std::vector<size_t>>{{1, 2}, {1, 3}, {1, 1}});
+  CHECK(ra.get().tokens == std::vector<int32_t>{2, 3, 4});
+  CHECK(rb.get().tokens == std::vector<int32_t>{3});
+  CHECK(rc.get().tokens == std::vector<int32_t>{8, 9});
+}
+
+TEST_CASE("serving: a seeded request samples the same tokens alone or in any batch", "[serving]") {
+  const std::vector<int32_t> alone = run_alone(pending({4, 1}, 12, 2.0f, 42));
+  CHECK(alone != run_alone(pending({4, 1}, 12, 2.0f, 43)));  // the seed matters...
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 3);
+  PendingRequest other1 = pending({2}, 5, 1.0f, 1), target = pending({4, 1}, 12, 2.0f, 42);
+  auto result = target.promise.get_future();
+  scheduler.admit(std::move(other1));
+  scheduler.step();
+  scheduler.admit(std::move(target));
+  scheduler.admit(pending({9, 9, 9}, 20, 1.5f, 42));  // same seed, other prompt
+  while (scheduler.active() > 0) scheduler.step();
+  CHECK(result.get().tokens == alone);  // ...the batch does not
+}
+
+TEST_CASE("serving: a request that does not fit the context is not admitted", "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 2);
+  PendingRequest p = pending(std::vector<int32_t>(30, 1), 3);
+  CHECK_THROWS_AS(scheduler.admit(std::move(p)), Error);
+  CHECK(scheduler.active() == 0);
+  p.promise.set_value({});  // still answerable after the refusal
+}
+
+TEST_CASE("serving: the request queue refuses when full or closed, and keeps arrival order", "[serving]") {
+  RequestQueue queue(2);
+  CHECK_THROWS_AS(RequestQueue(0), InputError);
+  CompletionRequest r;
+  r.prompt = {1};
+  r.seed = 1;
+  CHECK(queue.submit(r).accepted());
+  r.seed = 2;
+  CHECK(queue.submit(r).accepted());
+  CHECK(queue.submit(r).refusal == "the request queue is full (2 waiting); retry later");
+  auto first = queue.take(1, false);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].request.seed == 1);
+  queue.close();
+  CHECK(queue.submit(r).refusal == "the server is shutting down");
+  CHECK(queue.take(5, true).size() == 1);  // closed: returns what is left without blocking
+  CHECK(queue.take(5, true).empty());
+}
+
+TEST_CASE("serving: the decode loop batches concurrent requests like sequential ones", "[serving]") {
+  std::vector<std::vector<int32_t>> expected;
+  for (int i = 0; i < 6; ++i) expected.push_back(run_alone(pending({i, i + 1}, 3 + i, 1.0f, 100 + i)));
+  ScriptedModel model;
+  RequestQueue queue(16);
+  model.set_open(false);  // hold the first step until every request is queued
+  DecodeLoop loop(model, queue, 3);
+  std::vector<std::future<CompletionResult>> results;
+  for (int i = 0; i < 6; ++i) {
+    CompletionRequest r;
+    r.prompt = {i, i + 1};
+    r.max_tokens = 3 + i;
+    r.sampling.temperature = 1.0f;
+    r.seed = 100 + i;
+    results.push_back(queue.submit(r).result);
+  }
+  model.set_open(true);
+  for (int i = 0; i < 6; ++i) {
+    const CompletionResult r = results[i].get();
+    CHECK(r.status == CompletionStatus::Finished);
+    CHECK(r.tokens == expected[i]);
+  }
+  loop.shutdown();
+  size_t widest = 0;
+  for (const auto& fed : model.steps) widest = std::max(widest, fed.size());
+  CHECK(widest == 3);
+  CHECK(loop.completed() == 6);
+  CHECK(loop.steps() == model.steps.size());
+}
+
+TEST_CASE("serving: shutdown finishes running requests and rejects queued ones", "[serving]") {
+  ScriptedModel model;
+  RequestQueue queue(4);
+  DecodeLoop loop(model, queue, 1);
+  model.set_open(false);
+  CompletionRequest r;
+  r.prompt = {1};
+  r.max_tokens = 3;
+  auto running = queue.submit(r).result;
+  while (loop.active() == 0) std::this_thread::yield();  // admitted, its step held at the gate
+  auto queued1 = queue.submit(r).result, queued2 = queue.submit(r).result;
+  std::thread stopper([&] { loop.shutdown(); });
+  while (!queue.closed()) std::this_thread::yield();
+  CHECK(queue.submit(r).refusal == "the server is shutting down");
+  model.set_open(true);
+  stopper.join();
+  CHECK(running.get().status == CompletionStatus::Finished);
+  for (auto* f : {&queued1, &queued2}) {
+    const CompletionResult q = f->get();
+    CHECK(q.status == CompletionStatus::Rejected);
+    CHECK(q.error == "the server shut down before the request started");
+  }
+}
+
+TEST_CASE("serving: a failing model step fails its batch, and the loop goes on", "[serving]") {
+  ScriptedModel model;
+  model.poison = 5;
+  RequestQueue queue(4);
+  DecodeLoop loop(model, queue, 4);
+  CompletionRequest bad;
+  bad.prompt = {2};
+  bad.max_tokens = 6;  // generates 3, 4, 5 greedily: feeding 5 throws
+  bad.sampling.temperature = 0.0f;
+  const CompletionResult failed = queue.submit(bad).result.get();
+  CHECK(failed.status == CompletionStatus::Failed);
+  CHECK(failed.error == "the model step failed: poisoned token");
+  CompletionRequest good;
+  good.prompt = {7};
+  good.max_tokens = 2;
+  good.sampling.temperature = 0.0f;
+  const CompletionResult ok = queue.submit(good).result.get();
+  CHECK(ok.status == CompletionStatus::Finished);
+  CHECK(ok.tokens == std::vector<int32_t>{8, 9});
+}
