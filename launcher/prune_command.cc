@@ -71,7 +71,8 @@ int run_unstructured(const PruneOptions& o, const GlobalWeights& w) {
     }
     pruned.emplace(name, std::move(v));
   }
-  const SaveResult r = write_pruned_checkpoint(o.out, w.manifest, pruned, masks, w.manifest.config_yaml);
+  const SaveResult r = write_pruned_checkpoint(o.out, w.manifest, pruned, masks, w.manifest.config_yaml,
+                                               w.manifest.model);
   std::cout << fmt::format("pruned {} tensors ({} weights): {} zeros, {:.2f}% of them ({:.2f}% of all {} parameters)\n",
                            masks.size(), covered, zeros, 100.0 * zeros / covered,
                            100.0 * zeros / count_params(w.tensors), count_params(w.tensors));
@@ -104,7 +105,7 @@ int run_structured(const PruneOptions& o, const GlobalWeights& w) {
   validate_config(small);
   const std::string yaml = config_to_yaml(small);
   const std::map<std::string, Tensor> shrunk = shrink_weights(w.tensors, config.model, plan);
-  const SaveResult r = write_pruned_checkpoint(o.out, w.manifest, shrunk, {}, yaml);
+  const SaveResult r = write_pruned_checkpoint(o.out, w.manifest, shrunk, {}, yaml, small.model);
   const std::string config_path = (std::filesystem::path(o.out) / "config.yaml").string();
   std::ofstream(config_path) << yaml;
   std::cout << fmt::format(

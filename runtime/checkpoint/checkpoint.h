@@ -42,6 +42,9 @@ struct CheckpointState {
   // Recorded in the manifest so that loads under another tp and exports can unpad them.
   std::map<std::string, int64_t> padded_rows;
   nlohmann::json extra = nlohmann::json::object();  // saved as is (RNG, loss scale, counters, ...)
+  // The model's shape, saved as the manifest's "model" so that readers (inference, export)
+  // need no config parser; unset for states that are not a whole model's.
+  std::optional<ModelConfig> model;
 };
 
 // The name -> real rows map of a model's vocab-parallel tables (GPT: wte, lm_head; MLP:

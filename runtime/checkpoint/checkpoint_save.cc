@@ -228,6 +228,7 @@ Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& la
   if (!state.moments.empty()) m.moments = {"exp_avg", "exp_avg_sq"};
   m.layout = {layout.dp, layout.tp, layout.pp, 0, 0, 0, layout.zero_stage};
   m.config_yaml = config_yaml;
+  m.model = state.model;
   m.vocabulary = vocab;
   m.extra = state.extra.is_null() ? json::object() : state.extra;
   // Stage order, then tp rank 0 first: tp rank 0 holds every parameter of its stage, so the

@@ -159,6 +159,7 @@ SaveResult reshard_checkpoint(const std::string& step_dir, const std::string& ou
   base.step = m.step;
   base.optimizer_steps = m.optimizer_steps;
   base.extra = m.extra;
+  base.model = m.model;
   for (const TensorEntry& t : m.tensors) {
     if (t.rows >= 0) base.padded_rows[t.name] = t.rows;
   }

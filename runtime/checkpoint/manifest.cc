@@ -56,6 +56,11 @@ class Fields {
     TESSERA_REQUIRE(v.is_array(), "{}: \"{}{}\" must be an array", where_, prefix_, key);
     return v;
   }
+  double number(const std::string& key) const {
+    const json& v = at(key);
+    TESSERA_REQUIRE(v.is_number(), "{}: \"{}{}\" must be a number, not {}", where_, prefix_, key, v.dump());
+    return v.get<double>();
+  }
   const json& object(const std::string& key) const {
     const json& v = at(key);
     TESSERA_REQUIRE(v.is_object(), "{}: \"{}{}\" must be an object", where_, prefix_, key);
@@ -112,6 +117,47 @@ CheckpointLayout parse_layout(const Fields& root, const std::string& where) {
   TESSERA_REQUIRE(world == int64_t{l.dp} * l.tp * l.pp, "{}: layout.world {} is not dp {} x tp {} x pp {}",
                   where, world, l.dp, l.tp, l.pp);
   return l;
+}
+
+json model_to_json(const ModelConfig& c) {
+  return {{"arch", c.arch},
+          {"num_layers", c.num_layers},
+          {"hidden_size", c.hidden_size},
+          {"num_attention_heads", c.num_attention_heads},
+          {"ffn_hidden_size", c.ffn_hidden_size},
+          {"head_dim", c.head_dim},
+          {"seq_length", c.seq_length},
+          {"vocab", c.vocab},
+          {"activation", c.activation},
+          {"input_size", c.input_size},
+          {"output_size", c.output_size},
+          {"init_std", c.init_std}};
+}
+
+// The shape rules the config validator applies, restated for a file that may have been edited.
+ModelConfig parse_model(const json& value, const std::string& where) {
+  TESSERA_REQUIRE(value.is_object(), "{}: \"model\" must be an object or null", where);
+  const Fields f(value, where, "model.");
+  constexpr int64_t kMaxSize = 1 << 30;
+  ModelConfig c;
+  c.arch = f.string("arch");
+  TESSERA_REQUIRE(c.arch == "gpt" || c.arch == "mlp", "{}: model.arch \"{}\" must be \"gpt\" or \"mlp\"", where,
+                  c.arch);
+  c.num_layers = static_cast<int>(f.integer("num_layers", 1, kMaxSize));
+  c.hidden_size = static_cast<int>(f.integer("hidden_size", 1, kMaxSize));
+  c.num_attention_heads = static_cast<int>(f.integer("num_attention_heads", 1, kMaxSize));
+  c.ffn_hidden_size = static_cast<int>(f.integer("ffn_hidden_size", 0, kMaxSize));
+  c.head_dim = static_cast<int>(f.integer("head_dim", 0, kMaxSize));
+  c.seq_length = static_cast<int>(f.integer("seq_length", 1, kMaxSize));
+  c.vocab = f.string("vocab");
+  c.activation = f.string("activation");
+  c.input_size = static_cast<int>(f.integer("input_size", 0, kMaxSize));
+  c.output_size = static_cast<int>(f.integer("output_size", 0, kMaxSize));
+  c.init_std = static_cast<float>(f.number("init_std"));
+  TESSERA_REQUIRE(c.arch != "gpt" || c.head_dim > 0 || c.hidden_size % c.num_attention_heads == 0,
+                  "{}: model.hidden_size {} is not divisible by model.num_attention_heads {} (and head_dim is 0)",
+                  where, c.hidden_size, c.num_attention_heads);
+  return c;
 }
 
 ShardSpec parse_spec(const json& value, const std::string& where) {
@@ -270,6 +316,7 @@ json manifest_to_json(const Manifest& m) {
             {"pp", l.pp},
             {"zero_stage", l.zero_stage}}},
           {"config_yaml", m.config_yaml},
+          {"model", m.model ? model_to_json(*m.model) : json(nullptr)},
           {"vocabulary", m.vocabulary},
           {"extra", m.extra},
           {"files", files},
@@ -300,6 +347,7 @@ Manifest manifest_from_json(const json& root, const std::string& path) {
   }
   m.layout = parse_layout(f, path);
   m.config_yaml = f.string("config_yaml");
+  if (root.contains("model") && !root.at("model").is_null()) m.model = parse_model(root.at("model"), path);
   m.vocabulary = f.at("vocabulary");
   TESSERA_REQUIRE(m.vocabulary.is_object() || m.vocabulary.is_null(),
                   "{}: \"vocabulary\" must be an object or null", path);

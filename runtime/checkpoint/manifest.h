@@ -15,7 +15,9 @@
 //   function of (train.seed, step), so this is also the data position: data.step),
 //   optimizer {steps, moments: ["exp_avg", "exp_avg_sq"] or []},
 //   layout {world, dp, tp, pp, zero_stage}, config_yaml (the run's config as saved by the
-//   launcher), vocabulary (Vocabulary::to_json or null), extra (trainer state, opaque here),
+//   launcher), model (model.* of that config as JSON, or null: {arch, num_layers, hidden_size,
+//   num_attention_heads, ffn_hidden_size, head_dim, seq_length, vocab, activation, input_size,
+//   output_size, init_std}), vocabulary (Vocabulary::to_json or null), extra (trainer state, opaque here),
 //   files [{name, tp_rank, pp_rank, bytes}],
 //   tensors [{name, dtype, global_shape, shard {kind: replicated} | {kind: split, axis,
 //             blocks}, rows (real rows of a padded vocabulary table; absent otherwise),
@@ -27,10 +29,12 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "runtime/config.h"
 #include "runtime/model/parameter.h"
 
 namespace tessera {
@@ -84,6 +88,7 @@ struct Manifest {
   std::vector<std::string> moments;  // saved optimizer moments: "exp_avg", "exp_avg_sq" or none
   CheckpointLayout layout;           // sizes only (ranks are 0)
   std::string config_yaml;           // the run's full config, opaque here
+  std::optional<ModelConfig> model;  // the model section of that config, when saved
   nlohmann::json vocabulary;         // Vocabulary::to_json(), or null
   nlohmann::json extra = nlohmann::json::object();  // trainer state this module does not interpret
   std::vector<ShardFileEntry> files;

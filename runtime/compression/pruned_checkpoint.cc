@@ -23,7 +23,8 @@ GlobalWeights read_global_weights(const std::string& step_dir) {
 
 SaveResult write_pruned_checkpoint(const std::string& out_dir, const Manifest& like,
                                    const std::map<std::string, Tensor>& tensors,
-                                   const std::map<std::string, Tensor>& masks, const std::string& config_yaml) {
+                                   const std::map<std::string, Tensor>& masks, const std::string& config_yaml,
+                                   const std::optional<ModelConfig>& model) {
   namespace fs = std::filesystem;
   TESSERA_REQUIRE(like.path.empty() || fs::weakly_canonical(out_dir) !=
                                            fs::weakly_canonical(fs::path(like.path).parent_path().parent_path()),
@@ -32,6 +33,7 @@ SaveResult write_pruned_checkpoint(const std::string& out_dir, const Manifest& l
   CheckpointState state;
   state.step = like.step;
   state.optimizer_steps = 0;
+  state.model = model;
   for (size_t i = 0; i < like.tensors.size(); ++i) {
     const TensorEntry& t = like.tensors[i];
     const auto it = tensors.find(t.name);

@@ -288,6 +288,7 @@ StepResult Trainer::optimizer_step() {
 CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v,
                                           bool gather) {
   CheckpointState s;
+  s.model = config_.model;
   s.step = step_;
   s.params = parameters();
   s.padded_rows = vocab_padded_rows(config_.model, graph_);

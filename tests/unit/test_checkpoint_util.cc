@@ -104,6 +104,7 @@ Tensor expected_global(const std::string& name, const Shape& shape, int salt) {
 
 CheckpointState SimRun::state(size_t i, bool with_moments) {
   CheckpointState s;
+  s.model = config;
   s.params = shards[i].model->parameters();
   if (with_moments) {
     for (OptimizerMoments& m : shards[i].moments) s.moments.push_back(&m);

@@ -73,6 +73,7 @@ std::string save_tiny_checkpoint(const std::string& dir, int tp, int pp) {
                                                (p + 1) * layers / pp));
       CheckpointState state;
       state.step = step;
+      state.model = config.model;
       state.params = models.back()->parameters();
       state.padded_rows = vocab_padded_rows(config.model, graph);
       for (Parameter* param : state.params) {
