@@ -17,6 +17,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 
 
@@ -30,12 +31,15 @@ def run(args, np, sets, tmp, name):
         cmd += ["--set", s]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in open(metrics)][args.warmup:]
-    state = re.search(r"optimizer state: ([0-9.]+) MiB", out)
+    # The trainer's start-up line (runtime/train/trainer.cc); a missing one is a broken parser.
+    state = re.search(r"^optimizer state: ([0-9.]+) MiB", out, re.M)
+    if not state:
+        sys.exit(f"bench_layouts: no 'optimizer state' line in the output of {' '.join(cmd)}")
     med = lambda k: statistics.median(r[k] for r in rows) if k in rows[0] else float("nan")
     return {"name": name, "np": np, "step_ms": med("step_ms"), "tp_ms": med("tp_comm_ms"),
             "exposed": med("grad_comm_exposed_ms"),
             "span": med("grad_comm_span_ms"), "mem_mib": rows[-1]["mem_bytes"] / 2**20,
-            "state_mib": float(state.group(1)) if state else float("nan")}
+            "state_mib": float(state.group(1))}
 
 
 def main():

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "launcher/plan_command.h"
+#include "partitioner/layout_search.h"
 #include "partitioner/plan_report.h"
 #include "runtime/error.h"
 
@@ -71,7 +72,11 @@ std::string format_banner(const Config& c, const LayerGraph& graph, const RunFac
                      pp > 1 ? par.schedule : "none (pp 1)", par.virtual_stages, microbatches,
                      microbatches == 1 ? "" : "es", c.train.micro_batch_size, par.sequence_parallel ? "on" : "off",
                      par.zero_stage, par.recompute);
-  out += fmt::format("  stages      [{}]{}: {}\n", fmt::join(f.partition, ", "), par.partition.empty() ? " (auto)" : "",
+  std::string how;
+  if (par.partition.empty()) {
+    how = f.partition_source.empty() ? " (auto)" : fmt::format(" (auto, balanced by {})", f.partition_source);
+  }
+  out += fmt::format("  stages      [{}]{}: {}\n", fmt::join(f.partition, ", "), how,
                      stage_layers(graph, f.partition, pp));
   out += fmt::format("  model       {}\n", model_line(c.model, graph, f.vocab));
   out += fmt::format("  data        {}{} ({}): {} train / {} val tokens, global batch {} x {} tokens\n", c.data.path,
@@ -81,6 +86,25 @@ std::string format_banner(const Config& c, const LayerGraph& graph, const RunFac
   out += fmt::format("  checkpoint  {}\n", checkpoint_line(c.checkpoint, f.resume));
   out += fmt::format("  predicted   {}\n", prediction_line(f));
   return out;
+}
+
+void predict_run(RunFacts& f, const Config& config, const std::optional<ClusterModel>& cluster,
+                 const std::vector<int>& flop_partition) {
+  const bool balance = config.parallel.partition.empty() && flop_partition.size() > 1;
+  f.partition = flop_partition;
+  f.partition_source = balance ? "FLOPs" : "";
+  if (!cluster) return;
+  f.prediction_source = fmt::format("cluster {}, {}", cluster->name, cluster->source);
+  try {
+    const CostModel cost(*cluster, config.train.precision != "fp32");
+    // Auto: the cost model's split (compute, element-wise traffic, tp collectives per layer)
+    // replaces the FLOP one, and the prediction is for it.
+    f.predicted = plan_config_layout(config, f.vocab, f.world, cost, balance ? std::vector<int>{} : flop_partition);
+    f.partition = f.predicted->partition;
+    if (balance) f.partition_source = "the cost model";
+  } catch (const InputError& e) {
+    f.prediction_source = e.what();  // e.g. the cluster has fewer devices than this world
+  }
 }
 
 std::optional<ClusterModel> prediction_cluster(const std::string& cluster_path, std::string& why) {

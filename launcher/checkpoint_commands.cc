@@ -19,11 +19,13 @@ int run_inspect(const std::string& path) {
 }
 
 int run_export(const ExportCommandOptions& o) {
-  TESSERA_REQUIRE(o.safetensors.empty() != o.onnx.empty(),
-                  "export: give exactly one of --safetensors FILE and --onnx FILE");
-  TESSERA_REQUIRE(!o.nanogpt_names || o.onnx.empty(), "export: --nanogpt-names applies to --safetensors only");
-  TESSERA_REQUIRE(o.external_data_threshold == 0 || o.safetensors.empty(),
-                  "export: --external-data-threshold applies to --onnx only");
+  if (o.safetensors.empty() == o.onnx.empty()) {
+    throw UsageError("export: give exactly one of --safetensors FILE and --onnx FILE");
+  }
+  if (o.nanogpt_names && !o.onnx.empty()) throw UsageError("export: --nanogpt-names applies to --safetensors only");
+  if (o.external_data_threshold != 0 && !o.safetensors.empty()) {
+    throw UsageError("export: --external-data-threshold applies to --onnx only");
+  }
   const std::string step_dir = resolve_checkpoint(o.checkpoint);
   if (!o.safetensors.empty()) {
     ExportOptions options;

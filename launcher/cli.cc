@@ -1,10 +1,13 @@
 // The `tessera` command line: parses the subcommands with CLI11 and turns errors into
 // messages and exit codes. Errors during training are printed by the rank that hit them,
-// with its rank, and end the whole job through MPI_Abort.
+// with its rank, and end the whole job through MPI_Abort; those the ranks agreed on (a
+// damaged checkpoint at resume) are printed once, and every rank exits with code 1.
 #include "launcher/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <iostream>
+#include <limits>
 #include <spdlog/spdlog.h>
 
 #include "launcher/commands.h"
@@ -13,6 +16,7 @@
 #include "launcher/plan_command.h"
 #include "launcher/prune_command.h"
 #include "launcher/serve_command.h"
+#include "runtime/comm/agreement.h"
 #include "runtime/error.h"
 
 namespace tessera {
@@ -65,23 +69,26 @@ int run_cli(int argc, char** argv) {
   export_cmd->add_option("--external-data-threshold", export_options.external_data_threshold,
                          "--onnx only: above this many bytes the weights go to <OUT>.data (ONNX external data); "
                          "default 2147483647, protobuf's limit")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{std::numeric_limits<int32_t>::max()}));  // protobuf's limit
   CLI::App* reshard_cmd = app.add_subcommand("reshard", "Rewrite a checkpoint for another parallel layout");
   reshard_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir")->required();
   reshard_cmd->add_option("output", out, "Output checkpoint directory")->required();
   reshard_cmd->add_option("--set", reshard_overrides, "The new layout: --set parallel.tensor_model_parallel_size=2")
       ->take_all();
 
+  // A usage mistake is one line and exit code 2, the Unix convention for a bad command line.
+  const auto usage_error = [&](const char* what) {
+    const auto used = app.get_subcommands();
+    std::cerr << "tessera: error: " << what << " (see tessera " << (used.empty() ? "" : used.front()->get_name() + " ")
+              << "--help)" << std::endl;
+    return 2;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // --help and --version arrive here too, with exit code 0, and CLI11 prints them. A usage
-    // mistake is one line and exit code 2, the Unix convention for a bad command line.
+    // --help and --version arrive here too, with exit code 0, and CLI11 prints them.
     if (e.get_exit_code() == 0) return app.exit(e);
-    const auto used = app.get_subcommands();
-    std::cerr << "tessera: error: " << e.what() << " (see tessera " << (used.empty() ? "" : used.front()->get_name() + " ")
-              << "--help)" << std::endl;
-    return 2;
+    return usage_error(e.what());
   }
 
   spdlog::set_pattern("%v");
@@ -98,6 +105,12 @@ int run_cli(int argc, char** argv) {
       if (export_cmd->parsed()) return run_export(export_options);
       if (reshard_cmd->parsed()) return run_reshard(ckpt, out, reshard_overrides);
     } catch (const SetupFailed&) {
+      return 1;
+    } catch (const UsageError& e) {
+      return usage_error(e.what());
+    } catch (const AgreedError& e) {
+      // Every rank holds the same error and exits: one line for the job, no abort.
+      if (env.world_rank() == 0) std::cerr << "tessera: error: " << e.what() << std::endl;
       return 1;
     } catch (const std::exception& e) {
       if (env.world_size() == 1) {

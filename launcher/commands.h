@@ -7,11 +7,19 @@
 #include <vector>
 
 #include "runtime/comm/mpi_environment.h"
+#include "runtime/error.h"
 
 namespace tessera {
 
 // Thrown after rank 0 reported a setup error, to end every rank with exit code 1.
 struct SetupFailed {};
+
+// A command line the parser accepts but a command cannot run (options that must go together):
+// run_cli reports it as a usage error, with exit code 2.
+class UsageError : public InputError {
+ public:
+  using InputError::InputError;
+};
 
 struct TrainOptions {
   std::string config_path;
@@ -38,6 +46,7 @@ struct ExportCommandOptions {
 // `tessera export CKPT --safetensors OUT`: one consolidated safetensors file of global,
 // unpadded tensors that PyTorch loads; nanogpt_names prefixes the names as nanoGPT's module.
 // `tessera export CKPT --onnx OUT`: the model's forward as an ONNX model (docs/onnx.md).
+// Options that do not go together throw UsageError.
 int run_export(const ExportCommandOptions& options);
 
 // `tessera reshard CKPT OUT --set parallel.…`: rewrites a checkpoint for another layout

@@ -17,8 +17,9 @@ int64_t ffn_size(const Config& c) {
   return c.model.ffn_hidden_size > 0 ? c.model.ffn_hidden_size : 4 * int64_t{c.model.hidden_size};
 }
 
-// The layer graph holds the blocks (or Linear layers) plus the embedding and the head.
-int64_t graph_layers(const Config& c) { return int64_t{c.model.num_layers} + 2; }
+// The layer graph holds the blocks (or Linear layers) plus the embedding and the head, and
+// the custom layers an embedding program places into it.
+int64_t graph_layers(const Config& c, int custom_layers) { return int64_t{c.model.num_layers} + 2 + custom_layers; }
 
 void check_model(const Config& c, const Provenance& at) {
   // With an explicit head_dim (a model whose heads were pruned) the attention width is
@@ -31,7 +32,7 @@ void check_model(const Config& c, const Provenance& at) {
 }
 
 // Tensor and pipeline layout rules; tp and pp are in the config, so they need no world.
-void check_layout(const Config& c, const Provenance& at) {
+void check_layout(const Config& c, const Provenance& at, int custom_layers) {
   const auto& p = c.parallel;
   const int64_t tp = p.tensor_model_parallel_size;
   if (p.schedule == "interleaved") {
@@ -55,10 +56,13 @@ void check_layout(const Config& c, const Provenance& at) {
             by_tp + " with parallel.sequence_parallel");
   }
   const int64_t stages = int64_t{p.pipeline_model_parallel_size} * p.virtual_stages;
-  const std::string model_layers = fmt::format(
-      "the model's {} layers (model.num_layers = {} plus embedding and head)", graph_layers(c),
-      c.model.num_layers);
-  require(stages <= graph_layers(c), c, at, "parallel.pipeline_model_parallel_size",
+  const std::string model_layers =
+      fmt::format("the model's {} layers (model.num_layers = {} plus embedding{})", graph_layers(c, custom_layers),
+                  c.model.num_layers,
+                  custom_layers == 0 ? std::string(" and head")
+                                     : fmt::format(", head and {} custom layer{}", custom_layers,
+                                                   custom_layers == 1 ? "" : "s"));
+  require(stages <= graph_layers(c, custom_layers), c, at, "parallel.pipeline_model_parallel_size",
           fmt::format("pipeline_model_parallel_size * virtual_stages = {} stages is more than {}",
                       stages, model_layers));
   if (!p.partition.empty()) {
@@ -67,7 +71,7 @@ void check_layout(const Config& c, const Provenance& at) {
                         stages, p.partition.size()));
     int64_t sum = 0;
     for (int n : p.partition) sum += n;
-    require(sum == graph_layers(c), c, at, "parallel.partition",
+    require(sum == graph_layers(c, custom_layers), c, at, "parallel.partition",
             fmt::format("must sum to {}, not {}", model_layers, sum));
   }
 }
@@ -118,26 +122,38 @@ void check_checkpoint(const Config& c, const Provenance& at) {
           "must be none when checkpoint.dir is null");
 }
 
+// Gradual pruning: re-prunings at start_step, start_step + interval, ..., end_step.
+void check_prune(const Config& c, const Provenance& at) {
+  const PruneConfig& p = c.prune;
+  if (p.target_sparsity == 0) return;
+  require(p.end_step > p.start_step, c, at, "prune.end_step",
+          fmt::format("must be greater than prune.start_step = {}", p.start_step));
+  require((p.end_step - p.start_step) % p.interval == 0, c, at, "prune.end_step",
+          fmt::format("must be prune.start_step = {} plus a multiple of prune.interval = {}", p.start_step,
+                      p.interval));
+}
+
 }  // namespace
 
-void check_config(const Config& c, const Provenance& at) {
+void check_config(const Config& c, const Provenance& at, int custom_layers) {
   for (const auto& field : schema()) {
     const std::string broken = field.violation(c);
     require(broken.empty(), c, at, field.key, broken);
   }
   check_model(c, at);
-  check_layout(c, at);
+  check_layout(c, at, custom_layers);
   check_train(c, at);
   check_data(c, at);
   check_checkpoint(c, at);
+  check_prune(c, at);
 }
 
 }  // namespace config
 
-void validate_config(const Config& c) { config::check_config(c, config::Provenance(c.source)); }
+namespace {
 
-void validate_for_world(const Config& c, int world_size) {
-  validate_config(c);
+// The rules that need the world size.
+void check_world(const Config& c, int world_size) {
   const config::Provenance at(c.source);
   const std::string& source = at.source();
   TESSERA_REQUIRE(world_size > 0, "{}: world size {} must be positive", source, world_size);
@@ -174,6 +190,21 @@ void validate_for_world(const Config& c, int world_size) {
                                 "pipeline_model_parallel_size = {}",
                                 microbatches, p.pipeline_model_parallel_size));
   }
+}
+
+}  // namespace
+
+void validate_config(const Config& c) { config::check_config(c, config::Provenance(c.source)); }
+
+void validate_for_world(const Config& c, int world_size) {
+  validate_config(c);
+  check_world(c, world_size);
+}
+
+void validate_with_custom_layers(const Config& c, int world_size,
+                                 const std::vector<CustomLayerPlacement>& custom_layers) {
+  config::check_config(c, config::Provenance(c.source), static_cast<int>(custom_layers.size()));
+  check_world(c, world_size);
 }
 
 int resolved_data_parallel_size(const Config& c, int world_size) {

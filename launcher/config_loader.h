@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "partitioner/layer_graph.h"
 #include "runtime/config.h"
 
 namespace tessera {
@@ -31,6 +32,12 @@ void validate_config(const Config& config);
 // micro_batch_size * dp, and for the interleaved schedule a number of microbatches divisible
 // by pipeline_model_parallel_size. Run it on every rank before any work.
 void validate_for_world(const Config& config, int world_size);
+
+// validate_for_world for a program that places custom layers into the layer graph (the
+// TrainerOptions::custom_layers it will train with): the pipeline stages and an explicit
+// parallel.partition count them with the num_layers + 2 of the config.
+void validate_with_custom_layers(const Config& config, int world_size,
+                                 const std::vector<CustomLayerPlacement>& custom_layers);
 
 // data_parallel_size for this world: the configured one, or world / (tp * pp) for auto.
 // Assumes validate_for_world passed.

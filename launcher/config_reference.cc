@@ -138,6 +138,22 @@ const std::map<std::string, std::string>& meanings() {
        "checkpoint (a step directory, or a checkpoint directory for its newest), under any layout. When "
        "`checkpoint.resume: auto` finds a checkpoint in `checkpoint.dir`, the resume wins."},
 
+      {"prune.target_sparsity",
+       "Gradual magnitude pruning during training (Zhu & Gupta 2017): the fraction of the linear layers' "
+       "weights pruned from `end_step` on. 0: off. See "
+       "[compression.md](compression.md#gradual-pruning-during-training)."},
+      {"prune.start_step",
+       "Steps done when the schedule starts (sparsity 0 there). From then the sparsity follows "
+       "`s_t = target_sparsity * (1 - (1 - (t - start_step) / (end_step - start_step))^3)`."},
+      {"prune.end_step", "Steps done at the last re-pruning, where the sparsity reaches `target_sparsity`; "
+                         "greater than `start_step` by a multiple of `interval`."},
+      {"prune.interval",
+       "Steps between re-prunings: after step `start_step + j * interval` the masks are recomputed from the "
+       "weights' magnitudes and the pruned weights zeroed; pruned weights stay 0 in between."},
+      {"prune.scope",
+       "`global`: one magnitude threshold over all prunable weights together (exactly `round(s_t * n)` "
+       "pruned); `layer`: `round(s_t * n_t)` of every tensor."},
+
       {"log.interval",
        "Rank 0 prints a step line at step 1, every `interval` steps, at the last step and whenever "
        "validation runs."},

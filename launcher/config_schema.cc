@@ -63,6 +63,7 @@ bool is_positive(double x) { return x > 0; }
 bool is_non_negative(double x) { return x >= 0; }
 bool is_finite(double) { return true; }  // scalar_number already refuses inf and nan
 bool is_fraction(double x) { return x >= 0 && x <= 0.5; }
+bool is_sparsity(double x) { return x >= 0 && x < 1; }
 
 template <class Ref>
 Field boolean(std::string key, Ref ref) {
@@ -316,6 +317,13 @@ std::vector<Field> make_schema() {
       // Weights (and pruning masks) to start from at step 0; a resumable checkpoint in
       // checkpoint.dir takes precedence when checkpoint.resume is auto.
       path("init.from", TESSERA_AT(init.from), true),
+
+      number("prune.target_sparsity", TESSERA_AT(prune.target_sparsity), is_sparsity,
+             "must be a number in [0, 1) (the fraction of weights pruned at prune.end_step; 0: off)"),
+      non_negative("prune.start_step", TESSERA_AT(prune.start_step)),
+      non_negative("prune.end_step", TESSERA_AT(prune.end_step)),
+      positive("prune.interval", TESSERA_AT(prune.interval)),
+      one_of("prune.scope", TESSERA_AT(prune.scope), {"global", "layer"}),
 
       positive("log.interval", TESSERA_AT(log.interval)),
       path("log.metrics", TESSERA_AT(log.metrics), true),

@@ -58,6 +58,7 @@ void require(bool ok, const Config& c, const Provenance& where, const std::strin
 
 // Every rule of a complete config that does not depend on the world size: each field's own
 // rule, then the rules that relate fields (min_lr <= lr, heads divide hidden, ...).
-void check_config(const Config& c, const Provenance& where);
+// custom_layers: how many layers an embedding program adds to the layer graph.
+void check_config(const Config& c, const Provenance& where, int custom_layers = 0);
 
 }  // namespace tessera::config

@@ -10,6 +10,21 @@
 #include "runtime/inference/generate.h"
 
 namespace tessera {
+namespace {
+
+// CLI11's NonNegativeNumber reports its range as "0 to 1.797e308"; this says the rule.
+template <typename T>
+CLI::Validator non_negative(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& text) {
+        T value{};
+        if (CLI::detail::lexical_cast(text, value) && value >= 0) return std::string();
+        return fmt::format("must be {} >= 0, not {}", what, text);
+      },
+      "NONNEGATIVE");
+}
+
+}  // namespace
 
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   CLI::App* cmd = app.add_subcommand(
@@ -18,12 +33,14 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
       ->required();
   cmd->add_option("--prompt", o.prompt,
                   "Text to continue, every character in the checkpoint's vocabulary (default: a newline, as nanoGPT)");
-  cmd->add_option("--max-tokens", o.max_tokens, "Tokens to generate")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--max-tokens", o.max_tokens, "Tokens to generate")
+      ->check(non_negative<int>("an integer"))
+      ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "Softmax temperature; 0 picks the most likely token")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative<float>("a number"))
       ->capture_default_str();
   cmd->add_option("--top-k", o.top_k, "Sample among the k most likely tokens only (0: all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative<int>("an integer"))
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Random seed: the same seed gives the same text")->capture_default_str();
   cmd->add_flag("--greedy", o.greedy, "Always pick the most likely token (same as --temperature 0)");

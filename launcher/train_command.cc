@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -19,7 +20,6 @@
 #include "launcher/rank_discovery.h"
 #include "launcher/runtime_support.h"
 #include "launcher/threads.h"
-#include "partitioner/layout_search.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/parallel_grid.h"
@@ -55,29 +55,31 @@ std::string resume_state(const CheckpointConfig& c) {
   return found ? fmt::format("auto: {}", *found) : fmt::format("auto: no checkpoint in {} yet, from step 0", c.dir);
 }
 
-// The banner's facts on rank 0, with the prediction when a machine model is known.
-RunFacts run_facts(const Config& config, const Dataset& data, const ParallelGrid& grid, const LayerGraph& graph,
-                   const std::optional<ClusterModel>& cluster, const std::string& no_cluster) {
+// The banner's facts on rank 0: the partition to run, with the prediction when a machine model
+// is known.
+RunFacts run_facts(const Config& config, const Dataset& data, const ParallelGrid& grid,
+                   const std::vector<int>& flop_partition, const std::optional<ClusterModel>& cluster,
+                   const std::string& no_cluster) {
   RunFacts f;
   f.world = grid.world_size();
   f.dp = grid.dp_size();
   f.threads = omp_get_max_threads();
-  f.partition = stage_partition(config.parallel, graph);
   f.train_tokens = static_cast<int64_t>(data.train.size());
   f.val_tokens = static_cast<int64_t>(data.val.size());
   f.vocab = data.vocab.size();
   f.resume = resume_state(config.checkpoint);
   f.prediction_source = no_cluster;
-  if (cluster) {
-    f.prediction_source = fmt::format("cluster {}, {}", cluster->name, cluster->source);
-    try {
-      const CostModel cost(*cluster, config.train.precision != "fp32");
-      f.predicted = plan_config_layout(config, f.vocab, f.world, cost, f.partition);
-    } catch (const InputError& e) {
-      f.prediction_source = e.what();  // e.g. the cluster has fewer devices than this world
-    }
-  }
+  predict_run(f, config, cluster, flop_partition);
   return f;
+}
+
+// Rank 0's partition on every rank: nodes may hold different calibration caches, and every
+// pipeline rank must cut the layers at the same places.
+std::vector<int> agreed_partition(Communicator& world, const std::vector<int>& partition) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(partition.size())}, DType::I32);
+  std::copy(partition.begin(), partition.end(), t.i32());
+  world.broadcast(t, 0);
+  return {t.i32(), t.i32() + partition.size()};
 }
 
 }  // namespace
@@ -114,10 +116,14 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   const char* term = std::getenv("TERM");
   const bool live = use_live_progress(parse_progress_mode(opts.progress), isatty(fileno(stdout)) != 0, rank.source,
                                       term != nullptr ? term : "");
+  const LayerGraph graph = build_layer_graph(config.model, data.vocab.size(), config.train.micro_batch_size);
+  // Every rank balances by FLOPs first, so a split that cannot be made fails on all of them.
+  const std::vector<int> flop_partition = setup_phase(env, [&] { return stage_partition(config.parallel, graph); });
+  std::vector<int> partition = flop_partition;
   std::optional<StepTimeCheck> step_check;
   if (logging) {
-    const LayerGraph graph = build_layer_graph(config.model, data.vocab.size(), config.train.micro_batch_size);
-    const RunFacts facts = run_facts(config, data, grid, graph, cluster, no_cluster);
+    const RunFacts facts = run_facts(config, data, grid, flop_partition, cluster, no_cluster);
+    partition = facts.partition;
     if (facts.predicted) step_check.emplace(facts.predicted->step_time_s, facts.prediction_source);
     std::string banner = format_banner(config, graph, facts);
     banner.pop_back();  // spdlog ends the line
@@ -140,7 +146,10 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
     };
     options.callbacks.on_log = [&](const StepMetrics& m) { spdlog::info("{}", progress.log_line(m)); };
   }
-  Trainer trainer(config, data, parallel_groups(grid, config.parallel.sequence_parallel), options);
+  // The trainer runs the partition the banner shows; checkpoints keep the config as written.
+  Config run_config = config;
+  run_config.parallel.partition = agreed_partition(*world, partition);
+  Trainer trainer(run_config, data, parallel_groups(grid, config.parallel.sequence_parallel), options);
   trainer.fit();
   return 0;
 }

@@ -264,7 +264,17 @@ DeviceModel fit_gemm_curve(std::vector<GemmSample> samples, DeviceModel base) {
   return base;
 }
 
-LinkModel fit_alpha_beta(const std::vector<MessageSample>& samples) {
+LinkModel fit_alpha_beta(const std::vector<MessageSample>& measured) {
+  std::vector<MessageSample> samples;
+  for (const MessageSample& s : measured) {
+    auto same =
+        std::find_if(samples.begin(), samples.end(), [&](const MessageSample& o) { return o.bytes == s.bytes; });
+    if (same == samples.end()) {
+      samples.push_back(s);
+    } else {
+      same->seconds = std::min(same->seconds, s.seconds);
+    }
+  }
   TESSERA_CHECK(samples.size() >= 2, "need at least 2 message sizes to fit alpha and beta, got {}", samples.size());
   // Weighted least squares on the relative error (weights 1 / t^2): message sizes span six
   // orders of magnitude, and a plain fit would only see the largest ones.

@@ -130,6 +130,8 @@ struct MessageSample {
   double seconds = 0;
 };
 // Line seconds = alpha + bytes / bandwidth, least squares on the relative error (alpha >= 0).
+// Of several samples of one size only the fastest counts: a slower trial waited for a peer
+// the OS had descheduled, which is the machine's load, not the link.
 LinkModel fit_alpha_beta(const std::vector<MessageSample>& samples);
 
 // Fits DeviceModel::elementwise_passes from measured layer times (forward + backward): the

@@ -16,7 +16,8 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-int graph_layers(const ModelConfig& m) { return m.num_layers + 2; }  // + embedding and head
+// + embedding and head, and an embedding program's custom layers
+int graph_layers(const ModelConfig& m, int custom_layers) { return m.num_layers + 2 + custom_layers; }
 
 std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
   auto divides = [&](const char* what, int64_t n) -> std::optional<std::string> {
@@ -35,10 +36,11 @@ std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
   return divides("hidden_size", m.hidden_size);
 }
 
-std::optional<std::string> stages_error(const ModelConfig& m, int pp, int v) {
-  if (pp * v <= graph_layers(m)) return std::nullopt;
-  return fmt::format("pp x v = {} stages > {} layers (num_layers {} + embedding + head)", pp * v,
-                     graph_layers(m), m.num_layers);
+std::optional<std::string> stages_error(const ModelConfig& m, int pp, int v, int custom_layers) {
+  if (pp * v <= graph_layers(m, custom_layers)) return std::nullopt;
+  return fmt::format("pp x v = {} stages > {} layers (num_layers {} + embedding + head{})", pp * v,
+                     graph_layers(m, custom_layers), m.num_layers,
+                     custom_layers > 0 ? fmt::format(" + {} custom", custom_layers) : "");
 }
 
 std::optional<std::string> schedule_error(ScheduleKind kind, int pp, int m, int v) {
@@ -101,13 +103,14 @@ double effective_memory_cap(const ClusterModel& c, int world, double cap) {
   return c.device.memory_bytes > 0 ? c.device.memory_bytes : kInf;
 }
 
-std::optional<std::string> layout_error(const ModelConfig& m, const Layout& l, int world, int global_batch) {
+std::optional<std::string> layout_error(const ModelConfig& m, const Layout& l, int world, int global_batch,
+                                        int custom_layers) {
   if (l.dp * l.tp * l.pp != world) {
     return fmt::format("dp {} x tp {} x pp {} != world {}", l.dp, l.tp, l.pp, world);
   }
   if (auto e = tp_error(m, l.tp)) return e;
   if (auto e = sp_error(m, l.tp, l.sequence_parallel)) return e;
-  if (auto e = stages_error(m, l.pp, l.virtual_stages)) return e;
+  if (auto e = stages_error(m, l.pp, l.virtual_stages, custom_layers)) return e;
   if (l.schedule != ScheduleKind::Interleaved && l.virtual_stages != 1) {
     return std::string("virtual stages > 1 need the interleaved schedule");
   }
@@ -121,7 +124,10 @@ std::optional<std::string> layout_error(const ModelConfig& m, const Layout& l, i
 
 Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostModel& cost, const Layout& lay,
                            const SearchOptions& o, const std::vector<int>& fixed_partition) {
-  if (auto e = layout_error(model, lay, o.world, o.global_batch_size)) TESSERA_REQUIRE(false, "{}: {}", lay.label(), *e);
+  const int custom = static_cast<int>(o.custom_layers.size());
+  if (auto e = layout_error(model, lay, o.world, o.global_batch_size, custom)) {
+    TESSERA_REQUIRE(false, "{}: {}", lay.label(), *e);
+  }
   const ClusterModel& cl = cost.cluster();
   const int p = lay.pp, v = lay.virtual_stages, G = p * v;
   const int m = o.global_batch_size / (lay.micro_batch_size * lay.dp);
@@ -313,6 +319,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
 SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostModel& cost, const SearchOptions& o) {
   TESSERA_REQUIRE(o.world >= 1, "world size {} must be >= 1", o.world);
   TESSERA_REQUIRE(o.global_batch_size >= 1, "global batch size {} must be >= 1", o.global_batch_size);
+  const int custom = static_cast<int>(o.custom_layers.size());
   SearchResult r;
   auto reject = [&](std::string layout, std::string reason) { r.rejected.push_back({std::move(layout), std::move(reason)}); };
   std::vector<int> micros;
@@ -340,7 +347,7 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
     for (int pp : divisors(o.world / tp)) {
       const int dp = o.world / (tp * pp);
       const std::string where = fmt::format("dp{} tp{} pp{}", dp, tp, pp);
-      if (auto e = stages_error(model, pp, 1)) {
+      if (auto e = stages_error(model, pp, 1, custom)) {
         reject(fmt::format("tp{} pp{}", tp, pp), *e);
         continue;
       }
@@ -358,8 +365,8 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
       int max_v = 0;
       std::vector<int> bad_micro, bad_m;
       if (try_interleaved && pp >= 2) {
-        max_v = std::min(o.max_virtual_stages, graph_layers(model) / pp);
-        if (max_v < 2 && o.max_virtual_stages >= 2) reject(where + " interleaved", *stages_error(model, pp, 2));
+        max_v = std::min(o.max_virtual_stages, graph_layers(model, custom) / pp);
+        if (max_v < 2 && o.max_virtual_stages >= 2) reject(where + " interleaved", *stages_error(model, pp, 2, custom));
         for (int b : valid) {
           const int m = o.global_batch_size / (b * dp);
           if (max_v >= 2 && m % pp != 0) {

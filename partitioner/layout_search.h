@@ -70,11 +70,12 @@ struct SearchResult {
 double effective_memory_cap(const ClusterModel& cluster, int world, double memory_cap);
 
 // Why a layout is not valid for this model and world, or nullopt: tp must divide heads,
-// hidden and ffn size; layers >= pp * v; the global batch divisible by micro batch * dp;
-// interleaved needs v > 1, pp >= 2 and microbatches % pp == 0; sequence parallelism needs
-// tp > 1 and seq_length % tp == 0.
+// hidden and ffn size; layers >= pp * v (the graph's layers: num_layers + 2 plus
+// custom_layers, SearchOptions::custom_layers.size()); the global batch divisible by micro
+// batch * dp; interleaved needs v > 1, pp >= 2 and microbatches % pp == 0; sequence
+// parallelism needs tp > 1 and seq_length % tp == 0.
 std::optional<std::string> layout_error(const ModelConfig& model, const Layout& layout, int world,
-                                        int global_batch_size);
+                                        int global_batch_size, int custom_layers = 0);
 
 // Balances, simulates and sizes one layout; the plan, or the reason it does not fit (memory).
 // partition: a fixed split instead of the balancer's (layers per global stage).

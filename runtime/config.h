@@ -97,6 +97,16 @@ struct InitConfig {
   std::string from;
 };
 
+// Gradual magnitude pruning during training (runtime/compression/gradual_prune.h); off while
+// target_sparsity is 0.
+struct PruneConfig {
+  double target_sparsity = 0;  // s_f, reached at end_step
+  int start_step = 0;          // t0: the masks start (all ones) once this many steps are done
+  int end_step = 0;            // the last re-pruning; (end_step - start_step) % interval == 0
+  int interval = 1;            // steps between re-prunings
+  std::string scope = "global";  // global: one threshold over all tensors; layer: per tensor
+};
+
 struct LogConfig {
   int interval = 10;
   std::string metrics;  // JSONL path, empty = none
@@ -112,6 +122,7 @@ struct Config {
   DataConfig data;
   CheckpointConfig checkpoint;
   InitConfig init;
+  PruneConfig prune;
   LogConfig log;
 };
 

@@ -3,9 +3,10 @@
 validation loss and tokens per second, one colour per file, to compare runs and layouts.
 
     python3 scripts/plot_metrics.py runs/a/metrics.jsonl runs/b/metrics.jsonl \\
-        [--label "1 rank" --label "tp 2 x pp 2"] [-o metrics.png] [--title TEXT]
+        [--label "1 rank" --label "tp 2 x pp 2"] [-o metrics.png] [--title TEXT] [--target 1.95]
 
-A file's label is its --label (given once per file, in order) or else its file name.
+A file's label is its --label (given once per file, in order) or else its file name. Each
+file's last validation loss is written next to its point; --target draws a loss to reach.
 """
 import argparse
 import json
@@ -51,6 +52,7 @@ def main():
     p.add_argument("--label", action="append", default=[], help="legend label, once per file in order")
     p.add_argument("-o", "--output", default="metrics.png", help="PNG to write (default metrics.png)")
     p.add_argument("--title", default="Tessera training metrics")
+    p.add_argument("--target", type=float, help="draw a dotted line at this loss")
     args = p.parse_args()
     if args.label and len(args.label) != len(args.metrics):
         sys.exit(f"plot_metrics: {len(args.label)} --label for {len(args.metrics)} files: give one per file or none")
@@ -66,8 +68,12 @@ def main():
         steps, val = series(rows, "val_loss")
         if steps:
             loss_ax.plot(steps, val, color=color, lw=1.2, ls="--", marker="o", ms=4, label=f"{label}: validation")
+            loss_ax.annotate(f"{val[-1]:.3f}", (steps[-1], val[-1]), textcoords="offset points", xytext=(-10, -14),
+                             color=color, fontsize=8)
         steps, speed = series(rows, "tokens_per_s")
         speed_ax.plot(steps, speed, color=color, lw=1.2, label=label)
+    if args.target is not None:
+        loss_ax.axhline(args.target, color="gray", ls=":", lw=1, label=f"target {args.target:g}")
     loss_ax.set_ylabel("loss")
     loss_ax.set_title(args.title)
     loss_ax.grid(alpha=0.3)

@@ -27,7 +27,8 @@ function(tessera_add_mpi_failure_test name np exe mode regex max_seconds)
                        ENVIRONMENT "OMPI_MCA_rmaps_base_oversubscribe=1")
 endfunction()
 
-add_executable(tessera_mpi_comm_tests mpi/comm_tests_main.cc mpi/test_comm_ops.cc mpi/test_grid_groups.cc)
+add_executable(tessera_mpi_comm_tests mpi/comm_tests_main.cc mpi/test_comm_ops.cc mpi/test_grid_groups.cc
+               mpi/test_agreement.cc)
 target_link_libraries(tessera_mpi_comm_tests PRIVATE tessera_runtime)
 
 add_executable(tessera_mpi_fault_tests mpi/fault_tests.cc)

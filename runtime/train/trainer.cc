@@ -1,6 +1,7 @@
 // The training loop.
 #include "runtime/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -8,7 +9,9 @@
 
 #include "partitioner/stage_balancer.h"
 #include "runtime/checkpoint/checkpoint_tools.h"
+#include "runtime/compression/gradual_prune.h"
 #include "runtime/compression/mask.h"
+#include "runtime/comm/agreement.h"
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/grad_norm.h"
@@ -37,7 +40,19 @@ ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel) {
 }
 
 std::vector<int> stage_partition(const ParallelConfig& p, const LayerGraph& graph) {
-  if (!p.partition.empty()) return p.partition;
+  if (!p.partition.empty()) {
+    // Checked against the graph, which holds the embedding program's custom layers too.
+    const int stages = p.pipeline_model_parallel_size * p.virtual_stages;
+    TESSERA_REQUIRE(static_cast<int>(p.partition.size()) == stages,
+                    "parallel.partition = [{}]: must have pipeline_model_parallel_size * virtual_stages = {} entries",
+                    fmt::join(p.partition, ", "), stages);
+    const int custom = static_cast<int>(std::count_if(graph.layers.begin(), graph.layers.end(),
+                                                      [](const LayerSpec& l) { return l.kind == LayerKind::Custom; }));
+    TESSERA_REQUIRE(std::accumulate(p.partition.begin(), p.partition.end(), 0) == static_cast<int>(graph.layers.size()),
+                    "parallel.partition = [{}]: must add up to the {} layers of the layer graph (num_layers + "
+                    "embedding + head + {} custom layers)", fmt::join(p.partition, ", "), graph.layers.size(), custom);
+    return p.partition;
+  }
   // auto: the partitioner's balancer over per-layer FLOPs. A layer without GEMMs (the
   // embedding) still costs a little, so it is not treated as free.
   BalanceProblem problem;
@@ -80,10 +95,6 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   const int v = par.virtual_stages;
   TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
   const std::vector<int> counts = stage_partition(par, graph_);
-  TESSERA_REQUIRE(std::accumulate(counts.begin(), counts.end(), 0) == static_cast<int>(graph_.layers.size()),
-                  "parallel.partition = [{}]: must add up to the {} layers of the layer graph (num_layers + "
-                  "embedding + head + {} custom layers)", fmt::join(counts, ", "), graph_.layers.size(),
-                  options_.custom_layers.size());
   std::vector<int> first(counts.size() + 1, 0);
   std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
   const bool selective = par.recompute == "selective";
@@ -278,6 +289,19 @@ StepResult Trainer::optimizer_step() {
   }
   trace("optimizer", start);
   ++step_;
+  if (is_prune_step(config_.prune, step_)) {
+    // After the update, so the step's checkpoint holds the new masks and a resume continues
+    // the schedule from them.
+    const double s = scheduled_sparsity(config_.prune, step_);
+    const PruneCounts c = prune_to_sparsity(parameters(), s, config_.prune.scope == "global",
+                                            vocab_padded_rows(config_.model, graph_),
+                                            {groups_.tp.comm, groups_.tp.rank, groups_.tp.size, groups_.pp});
+    if (groups_.is_logging_rank()) {
+      spdlog::info("prune: step {}, {} of {} weights pruned ({:.2f}%, schedule {:.2f}%, scope {})", step_,
+                   c.pruned, c.total, 100.0 * c.pruned / std::max<int64_t>(c.total, 1), 100.0 * s,
+                   config_.prune.scope);
+    }
+  }
   r.step = step_;
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - step_start_).count();
   r.tp_comm_ms = tp_comm_.seconds * 1e3;
@@ -341,7 +365,8 @@ bool Trainer::resume() { return resume(config_.checkpoint.dir); }
 
 bool Trainer::resume(const std::string& dir) {
   std::vector<std::string> warnings;
-  const auto found = find_latest_checkpoint(dir, groups_.world, &warnings);
+  std::optional<std::string> found;
+  run_agreed(groups_.world, [&] { found = find_latest_checkpoint(dir, groups_.world, &warnings); });
   const bool logging = groups_.is_logging_rank();
   for (const std::string& w : warnings) {
     if (logging) spdlog::warn("checkpoint: {}", w);
@@ -350,14 +375,18 @@ bool Trainer::resume(const std::string& dir) {
     if (logging) spdlog::info("checkpoint: none in {}, starting from step 0", dir);
     return false;
   }
-  const Manifest manifest = read_manifest(*found);
-  TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
-                  "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
-                  Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
+  Manifest manifest;
   std::vector<OptimizerMoments> moments;
   Tensor m, v;
   CheckpointState state = checkpoint_state(moments, m, v, false);
-  load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
+  // Each rank reads the files of its own shard: a damaged one stops every rank together.
+  run_agreed(groups_.world, [&] {
+    manifest = read_manifest(*found);
+    TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
+                    "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
+                    Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
+    load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
+  });
   if (zero_optimizer_) {
     zero_optimizer_->scatter_moments(m, v);
     zero_optimizer_->set_steps_taken(state.optimizer_steps);
@@ -373,13 +402,18 @@ bool Trainer::resume(const std::string& dir) {
 }
 
 void Trainer::init_from(const std::string& path) {
-  const std::string step_dir = resolve_checkpoint(path);
-  const Manifest manifest = read_manifest(step_dir);
-  TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
-                  "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir, config_.data.path);
+  std::string step_dir;
+  Manifest manifest;
   CheckpointState state;
   state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
-  load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+  run_agreed(groups_.world, [&] {
+    step_dir = resolve_checkpoint(path);
+    manifest = read_manifest(step_dir);
+    TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
+                    "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir,
+                    config_.data.path);
+    load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+  });
   if (groups_.is_logging_rank()) {
     const SparsityStats s = sparsity_stats(state.params);
     spdlog::info("init: weights from {} (step {}){}", step_dir, manifest.step,
@@ -448,17 +482,12 @@ void Trainer::fit() {
   const double flops_per_step = graph_.flops_per_token() * tokens_per_step;
   const int world = groups_.world ? groups_.world->size() : 1;
   if (logging) {
-    spdlog::info("model: {} layers, {:.2f}M parameters, {:.1f} MFLOP per token; peak {:.1f} GFLOP/s per rank x {} ranks",
-                 graph_.layers.size(), graph_.total_params() / 1e6, graph_.flops_per_token() / 1e6,
-                 peak_flops_ / 1e9, world);
+    // Only what the trainer measures or allocates: the layout, the stages and the parameter
+    // count are the config's, and `tessera train`'s banner prints them (launcher/banner.cc).
+    spdlog::info("model: {:.1f} MFLOP per token; peak {:.1f} GFLOP/s per rank ({}), MFU's reference",
+                 graph_.flops_per_token() / 1e6, peak_flops_ / 1e9, t.peak_tflops > 0 ? "train.peak_tflops" : "measured");
     spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
                  zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
-    if (uses_executor()) {
-      spdlog::info("pipeline: {} stages x {} virtual, schedule {}, {} microbatches, partition [{}], recompute {}",
-                   groups_.pp_size, config_.parallel.virtual_stages, config_.parallel.schedule, microbatches_,
-                   fmt::join(stage_partition(config_.parallel, graph_), ", "),
-                   config_.parallel.recompute);
-    }
   }
   double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0, window_tp_ms = 0;
   int window_steps = 0;

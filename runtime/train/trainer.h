@@ -78,7 +78,8 @@ struct TrainerOptions {
   TrainerCallbacks callbacks;
 };
 
-// Layer counts of the p * v global stages: the configured partition, or for auto the
+// Layer counts of the p * v global stages: the configured partition (InputError unless it
+// has p * v entries adding up to the graph's layers, custom ones included), or for auto the
 // partitioner's balanced split of the layers' FLOPs.
 std::vector<int> stage_partition(const ParallelConfig& parallel, const LayerGraph& graph);
 
@@ -117,6 +118,9 @@ class Trainer {
   std::string save(const std::string& dir);
   // Loads the newest complete checkpoint in checkpoint.dir (or dir), under this run's layout,
   // whatever layout saved it. Returns false (and trains from scratch) when there is none.
+  // Collective, as init_from: a checkpoint that cannot be read on any rank makes every rank
+  // throw the same error, an AgreedError (an InputError) for a damaged file
+  // (runtime/comm/agreement.h).
   bool resume();
   bool resume(const std::string& dir);
   // Loads the weights (and pruning masks) of the checkpoint at `path` (a step directory or a

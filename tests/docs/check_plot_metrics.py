@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs scripts/plot_metrics.py on the two metrics files check_train_output.py leaves (one rank,
-tp 2) and checks the PNG: a real image of the expected size with more than a few colours, and
-clear one-line errors for a malformed metrics file and for a --label count that does not match.
+tp 2) and checks the PNG: a real image of the expected size with more than a few colours, that
+--target draws into it, and clear one-line errors for a malformed metrics file and for a
+--label count that does not match.
 
     python3 tests/docs/check_plot_metrics.py RUNS_DIR
 """
@@ -44,6 +45,15 @@ def main():
         sys.exit(f"FAILED: {out} is {width}x{height}, expected 880x770 (8 x 7 inches at 110 dpi)")
     if colours < 8:
         sys.exit(f"FAILED: {out} has only {colours} distinct colours: nothing plotted")
+
+    # --target adds a line to the loss plot (what the docs' loss curve is drawn with).
+    target = runs / "target.png"
+    r = plot(runs / "one_rank.jsonl", runs / "tp2.jsonl", "--label", "1 rank", "--label", "tp 2", "--target", "3.5",
+             "-o", target)
+    if r.returncode != 0:
+        sys.exit(f"FAILED: plot_metrics.py --target exited with {r.returncode}:\n{r.stdout}")
+    if numpy.array_equal(matplotlib.image.imread(out), matplotlib.image.imread(target)):
+        sys.exit(f"FAILED: {target} with --target 3.5 is the same image as {out} without it")
 
     bad = runs / "bad.jsonl"
     bad.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": \n')

@@ -54,6 +54,11 @@ def main():
     for topic in ("layout", "stages", "model", "data", "checkpoint", "predicted"):
         check(re.search(rf"^  {topic} +\S", out, re.M), f"no '{topic}' line in the banner", out)
     check(re.search(r"^  stages +\[4\] \(auto\): pp0 embedding\.\.head$", out, re.M), "the stage line", out)
+    # Each fact once: after the banner the trainer adds only what it measures and allocates.
+    check(len(re.findall(r"M parameters", out)) == 1, "the parameter count once (the banner's model line)", out)
+    check(re.search(r"^model: [0-9.]+ MFLOP per token; peak [0-9.]+ GFLOP/s per rank \(measured\)", out, re.M),
+          "the trainer's line of the measured peak", out)
+    check(re.search(r"^optimizer state: [0-9.]+ MiB per rank$", out, re.M), "the optimizer state line", out)
     check(re.search(r"^  predicted +\S+ \S+ per step, .* tokens/s, .*% MFU, .*\[cluster test_fast, ", out, re.M),
           "the prediction from --cluster", out)
     steps = re.findall(r"^step (\d+)/12 \|.*$", out, re.M)

@@ -9,6 +9,7 @@
 namespace tessera::mpitest {
 void run_comm_suite(Harness& h, MpiCommunicator& world);
 void run_grid_suite(Harness& h, MpiCommunicator& world);
+void run_agreement_suite(Harness& h, MpiCommunicator& world);
 }  // namespace tessera::mpitest
 
 int main(int argc, char** argv) {
@@ -20,7 +21,10 @@ int main(int argc, char** argv) {
     // Short enough that a broken collective fails the test long before CTest's timeout.
     auto world = MpiCommunicator::world(/*timeout_s=*/20.0);
     mpitest::Harness h(*world, suite);
-    if (std::strcmp(suite, "comm") == 0 || std::strcmp(suite, "all") == 0) mpitest::run_comm_suite(h, *world);
+    if (std::strcmp(suite, "comm") == 0 || std::strcmp(suite, "all") == 0) {
+      mpitest::run_comm_suite(h, *world);
+      mpitest::run_agreement_suite(h, *world);
+    }
     if (std::strcmp(suite, "grid") == 0 || std::strcmp(suite, "all") == 0) mpitest::run_grid_suite(h, *world);
     code = h.finish();
   } catch (const std::exception& e) {

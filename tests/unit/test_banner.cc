@@ -92,3 +92,96 @@ TEST_CASE("the prediction is for the partition the trainer runs", "[banner]") {
   CHECK(predicted.find(" (pp0), ") != std::string::npos);
   CHECK(predicted.ends_with(" (pp1) [cluster test, test.yaml]"));
 }
+
+namespace {
+
+// An mlp whose stages cost, on a link this slow, their tp all-reduces rather than their FLOPs:
+// the column- and row-parallel layers and the embedding each have one, the replicated fc.2 none.
+Config mlp_tp2_pp2() {
+  return parse_config_string(
+      "model: {arch: mlp, num_layers: 3, hidden_size: 32, seq_length: 16}\n"
+      "parallel: {tensor_model_parallel_size: 2, pipeline_model_parallel_size: 2}\n"
+      "train: {micro_batch_size: 4, global_batch_size: 16, max_steps: 5}\n",
+      "mlp.yaml");
+}
+
+ClusterModel slow_link_cluster() {
+  ClusterModel c = test_cluster();
+  c.intra_node = c.inter_node = {1e-6, 1e6};
+  return c;
+}
+
+RunFacts facts_for() {
+  RunFacts f;
+  f.world = 4;
+  f.vocab = 65;
+  f.prediction_source = "no machine model";
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("partition auto: the cost model's split with a machine model, FLOPs without", "[banner]") {
+  const Config c = mlp_tp2_pp2();
+  const LayerGraph graph = build_layer_graph(c.model, 65, c.train.micro_batch_size);
+  const std::vector<int> flops = stage_partition(c.parallel, graph);
+  REQUIRE(flops == std::vector<int>{4, 1});
+
+  RunFacts none = facts_for();
+  predict_run(none, c, std::nullopt, flops);
+  CHECK(none.partition == flops);
+  CHECK(none.partition_source == "FLOPs");
+  CHECK_FALSE(none.predicted.has_value());
+  CHECK(line_starting(format_banner(c, graph, none), "  stages") ==
+        "  stages      [4, 1] (auto, balanced by FLOPs): pp0 embedding..fc.2 | pp1 head");
+
+  RunFacts with = facts_for();
+  predict_run(with, c, slow_link_cluster(), flops);
+  CHECK(with.partition == std::vector<int>{2, 3});
+  CHECK(with.partition_source == "the cost model");
+  REQUIRE(with.predicted.has_value());
+  CHECK(with.predicted->partition == with.partition);
+  CHECK(with.prediction_source == "cluster test, test.yaml");
+  CHECK(line_starting(format_banner(c, graph, with), "  stages") ==
+        "  stages      [2, 3] (auto, balanced by the cost model): pp0 embedding..fc.0 | pp1 fc.1..head");
+  // The cost model's split is the faster one on that machine.
+  const PartitionPlan by_flops = plan_config_layout(c, 65, 4, CostModel(slow_link_cluster()), flops);
+  CHECK(with.predicted->step_time_s < by_flops.step_time_s);
+}
+
+TEST_CASE("partition auto falls back to FLOPs when the cluster cannot hold the world", "[banner]") {
+  const Config c = mlp_tp2_pp2();
+  const LayerGraph graph = build_layer_graph(c.model, 65, c.train.micro_batch_size);
+  ClusterModel small = slow_link_cluster();
+  small.devices_per_node = 2;
+  small.nodes = 1;
+  RunFacts f = facts_for();
+  predict_run(f, c, small, stage_partition(c.parallel, graph));
+  CHECK(f.partition == std::vector<int>{4, 1});
+  CHECK(f.partition_source == "FLOPs");
+  CHECK_FALSE(f.predicted.has_value());
+  CHECK(f.prediction_source == "test.yaml: world 4 needs 2 nodes of 2 devices, the cluster has 1");
+}
+
+TEST_CASE("a fixed partition and a single stage keep their banner line", "[banner]") {
+  Config c = mlp_tp2_pp2();
+  c.parallel.partition = {3, 2};
+  const LayerGraph graph = build_layer_graph(c.model, 65, c.train.micro_batch_size);
+  RunFacts fixed = facts_for();
+  predict_run(fixed, c, slow_link_cluster(), stage_partition(c.parallel, graph));
+  CHECK(fixed.partition == std::vector<int>{3, 2});
+  CHECK(fixed.partition_source.empty());
+  REQUIRE(fixed.predicted.has_value());
+  CHECK(fixed.predicted->partition == fixed.partition);
+  CHECK(line_starting(format_banner(c, graph, fixed), "  stages") ==
+        "  stages      [3, 2]: pp0 embedding..fc.1 | pp1 fc.2..head");
+
+  c.parallel.partition.clear();
+  c.parallel.pipeline_model_parallel_size = 1;
+  RunFacts one = facts_for();
+  one.world = 2;
+  predict_run(one, c, slow_link_cluster(), stage_partition(c.parallel, graph));
+  CHECK(one.partition == std::vector<int>{5});
+  CHECK(one.partition_source.empty());
+  CHECK(line_starting(format_banner(c, graph, one), "  stages") == "  stages      [5] (auto): pp0 embedding..head");
+}

@@ -3,6 +3,7 @@
 // step-level API.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -24,6 +25,19 @@ std::vector<double> losses_of(Trainer& trainer, int steps) {
   std::vector<double> out;
   for (int i = 0; i < steps; ++i) out.push_back(trainer.train_step().loss);
   return out;
+}
+
+// Two devices per node, as many nodes as a layout needs.
+ClusterModel small_cluster() {
+  ClusterModel cluster;
+  cluster.name = cluster.source = "test";
+  cluster.devices_per_node = 2;
+  cluster.device.peak_flops = 100e9;
+  cluster.device.memory_bytes = 1 << 30;
+  cluster.device.memory_bandwidth = 10e9;
+  cluster.device.gemm_efficiency = {{256, 0.5}};
+  cluster.intra_node = cluster.inter_node = {2e-6, 4e9};
+  return cluster;
 }
 
 }  // namespace
@@ -150,20 +164,75 @@ TEST_CASE("a custom layer under pipeline partitioning: auto partition counts it"
   o.world = 2;
   o.global_batch_size = 4;
   o.custom_layers = {gain_after("h.0", "gain.0")};
-  ClusterModel cluster;
-  cluster.name = cluster.source = "test";
-  cluster.devices_per_node = 2;
-  cluster.device.peak_flops = 100e9;
-  cluster.device.memory_bytes = 1 << 30;
-  cluster.device.memory_bandwidth = 10e9;
-  cluster.device.gemm_efficiency = {{256, 0.5}};
-  cluster.intra_node = cluster.inter_node = {2e-6, 4e9};
   Layout lay;
   lay.pp = 2;
   lay.micro_batch_size = 2;
-  const Evaluation e = evaluate_layout(c.model, 16, CostModel(cluster), lay, o);
+  const Evaluation e = evaluate_layout(c.model, 16, CostModel(small_cluster()), lay, o);
   REQUIRE(e.plan.has_value());
   CHECK(std::accumulate(e.plan->partition.begin(), e.plan->partition.end(), 0) == 5);
+}
+
+TEST_CASE("an explicit partition counts custom layers: config check, trainer, layout rules", "[custom_layer]") {
+  Config c = tiny_trainer_config();
+  c.data.format = "tokens";  // an integer model.vocab, as validate_config requires
+  const std::vector<CustomLayerPlacement> gain = {gain_after("h.0", "gain.0")};
+  // embedding, h.0, gain.0, h.1, head: 5 layers where the config alone knows of 4.
+  c.parallel.partition = {5};
+  CHECK_NOTHROW(validate_with_custom_layers(c, 1, gain));
+  CHECK_THROWS_WITH(validate_for_world(c, 1), "config: parallel.partition = [5]: must sum to the model's 4 layers "
+                                              "(model.num_layers = 2 plus embedding and head), not 5");
+  c.parallel.partition = {4};
+  CHECK_THROWS_WITH(validate_with_custom_layers(c, 1, gain),
+                    "config: parallel.partition = [4]: must sum to the model's 5 layers (model.num_layers = 2 plus "
+                    "embedding, head and 1 custom layer), not 4");
+  // More stages than num_layers + 2 are fine when custom layers fill them; the world rules still apply.
+  c.parallel.partition = {1, 1, 1, 1, 1};
+  c.parallel.pipeline_model_parallel_size = 5;
+  CHECK_NOTHROW(validate_with_custom_layers(c, 5, gain));
+  CHECK_THROWS_WITH(validate_with_custom_layers(c, 4, gain), Catch::Contains("world size 4 is not divisible"));
+  CHECK_THROWS_WITH(validate_config(c), Catch::Contains("pipeline_model_parallel_size * virtual_stages = 5 stages is "
+                                                        "more than the model's 4 layers"));
+
+  // The trainer checks the partition against the graph it built, custom layers included.
+  c.parallel.pipeline_model_parallel_size = 1;
+  const Dataset data = tiny_dataset();
+  const LayerRegistry registry = gain_registry(1.f);
+  TrainerOptions with;
+  with.custom_layers = gain;
+  with.layer_registry = &registry;
+  c.parallel.partition = {5};
+  Trainer trainer(c, data, ParallelGroups{}, with);
+  CHECK(trainer.chunks().front()->layers().size() == 5);
+  CHECK(std::isfinite(trainer.train_step().loss));
+  c.parallel.partition = {4};
+  CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}, with),
+                    "parallel.partition = [4]: must add up to the 5 layers of the layer graph (num_layers + embedding "
+                    "+ head + 1 custom layers)");
+  // Regression: a partition with more entries than stages silently trained only its first.
+  c.parallel.partition = {2, 3};
+  CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}, with),
+                    "parallel.partition = [2, 3]: must have pipeline_model_parallel_size * virtual_stages = 1 entries");
+
+  // The layout rules: pp 5 has a layer per stage only with the custom layer.
+  Layout lay;
+  lay.pp = 5;
+  lay.micro_batch_size = 1;
+  CHECK(layout_error(c.model, lay, 5, 4).value_or("ok") == "pp x v = 5 stages > 4 layers (num_layers 2 + embedding + head)");
+  CHECK(layout_error(c.model, lay, 5, 4, 1).value_or("ok") == "ok");
+  CHECK(layout_error(c.model, lay, 5, 4, 2).value_or("ok") == "ok");
+  SearchOptions o;
+  o.world = 5;
+  o.global_batch_size = 4;
+  o.custom_layers = gain;
+  const Evaluation e = evaluate_layout(c.model, 16, CostModel(small_cluster()), lay, o);
+  REQUIRE(e.plan.has_value());
+  CHECK(e.plan->partition == std::vector<int>{1, 1, 1, 1, 1});
+  const auto has_pp5 = [](const SearchResult& r) {
+    return std::any_of(r.plans.begin(), r.plans.end(), [](const PartitionPlan& p) { return p.pp == 5; });
+  };
+  CHECK(has_pp5(search_layouts(c.model, 16, CostModel(small_cluster()), o)));
+  o.custom_layers.clear();
+  CHECK_FALSE(has_pp5(search_layouts(c.model, 16, CostModel(small_cluster()), o)));
 }
 
 TEST_CASE("callbacks see every step, evaluation and checkpoint", "[custom_layer]") {
