@@ -21,23 +21,13 @@
 #include "runtime/model/embedding_layer.h"
 #include "runtime/model/model.h"
 #include "tests/mpi/mpi_test_util.h"
+#include "tests/unit/tiny_models.h"
 
 namespace tessera::mpitest {
 namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kVocab = 65;
-
-ModelConfig tiny_gpt() {
-  ModelConfig m;
-  m.arch = "gpt";
-  m.num_layers = 2;
-  m.hidden_size = 32;
-  m.num_attention_heads = 4;
-  m.ffn_hidden_size = 64;
-  m.seq_length = 16;
-  return m;
-}
 
 // The value of element i of a parameter's global tensor (row-major, so a vocabulary
 // table's real rows hold the same values whatever its padding).
@@ -131,7 +121,7 @@ std::vector<Layout> layouts_for(int world) {
 }
 
 void run_layouts(Harness& h, Communicator& world, const std::string& dir) {
-  const ModelConfig m = tiny_gpt();
+  const ModelConfig m = tiny_gpt_config();
   const std::vector<Layout> layouts = layouts_for(world.size());
   for (const Layout& saved : layouts) {
     const std::string ckpt_dir = (fs::path(dir) / saved.name()).string();
@@ -185,7 +175,7 @@ void run_layouts(Harness& h, Communicator& world, const std::string& dir) {
 }
 
 void run_export(Harness& h, Communicator& world, const std::string& dir) {
-  const ModelConfig m = tiny_gpt();
+  const ModelConfig m = tiny_gpt_config();
   h.run("export", [&] {
     ParallelGrid grid(world, world.size(), 1, 1);
     RankModel r(m, &grid, 1);
@@ -208,7 +198,7 @@ void run_export(Harness& h, Communicator& world, const std::string& dir) {
 // Saves step after step (keep 2) until killed, going on from the newest checkpoint; step N's
 // values use salts 3N + 1..3N + 3, so a checkpoint mixing files of two saves cannot pass `verify`.
 void run_churn(Communicator& world, const std::string& dir) {
-  const ModelConfig m = tiny_gpt();
+  const ModelConfig m = tiny_gpt_config();
   ParallelGrid grid(world, world.size(), 1, 1);
   const auto found = find_latest_checkpoint(dir, &world, nullptr);
   const int64_t first = found ? read_manifest(*found).step + 1 : 1;
@@ -231,7 +221,7 @@ void run_verify(Harness& h, const std::string& dir) {
       return;
     }
     const int64_t step = read_manifest(*found).step;
-    load_and_check(h, tiny_gpt(), *found, nullptr, 1, step, "verify " + *found,
+    load_and_check(h, tiny_gpt_config(), *found, nullptr, 1, step, "verify " + *found,
                    static_cast<int>(3 * step + 1));
     std::printf("verified %s (%zu warnings)\n", found->c_str(), warnings.size());
     for (const std::string& w : warnings) std::printf("  warning: %s\n", w.c_str());

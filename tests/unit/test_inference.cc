@@ -40,7 +40,7 @@ TEST_CASE("inference: forward equals the training model's logits on the same che
   CHECK(model.vocabulary() == test_vocabulary());
 
   // The training model, loaded from the checkpoint by the training code path.
-  const ModelConfig config = tiny_gpt();
+  const ModelConfig config = tiny_gpt_config();
   const LayerGraph graph = build_layer_graph(config, 65, 2);
   Model trained(config, graph, TpGroup{nullptr, 0, 1}, 123);
   CheckpointState state;
@@ -141,7 +141,7 @@ TEST_CASE("inference: one decode call over sequences of different lengths", "[in
 
 TEST_CASE("inference: pruned attention (heads * head_dim != hidden) decodes like the full forward",
           "[inference]") {
-  ModelConfig config = tiny_gpt();
+  ModelConfig config = tiny_gpt_config();
   config.num_layers = 1;
   config.num_attention_heads = 3;
   config.head_dim = 6;  // attention width 18, hidden 32

@@ -43,20 +43,10 @@ Vocabulary test_vocabulary() {
   return Vocabulary::chars(text);
 }
 
-ModelConfig tiny_gpt() {
-  ModelConfig m;
-  m.arch = "gpt";
-  m.num_layers = 2;
-  m.hidden_size = 32;
-  m.num_attention_heads = 4;
-  m.ffn_hidden_size = 64;
-  m.seq_length = 16;
-  return m;
-}
 
 std::string save_tiny_checkpoint(const std::string& dir, int tp, int pp) {
   Config config;
-  config.model = tiny_gpt();
+  config.model = tiny_gpt_config();
   config.parallel.tensor_model_parallel_size = tp;
   config.parallel.pipeline_model_parallel_size = pp;
   const Vocabulary vocab = test_vocabulary();

@@ -8,14 +8,14 @@
 #include "runtime/config.h"
 #include "runtime/data/vocabulary.h"
 #include "runtime/tensor.h"
+#include "tests/unit/tiny_models.h"
 
 namespace tessera::inference_test {
 
 // 65 printable characters (' ' .. '`'), the size of Tiny Shakespeare's vocabulary.
 Vocabulary test_vocabulary();
 // The tiny GPT of the checkpoint tests: 2 layers, hidden 32, 4 heads, ffn 64, context 16.
-ModelConfig tiny_gpt();
-// Saves a step-7 checkpoint of tiny_gpt() under <dir> as the ranks of a tp x pp job would,
+// Saves a step-7 checkpoint of tiny_gpt_config() under <dir> as the ranks of a tp x pp job would,
 // every layout holding the same global weights (deterministic, well away from zero);
 // returns its step directory.
 std::string save_tiny_checkpoint(const std::string& dir, int tp, int pp);

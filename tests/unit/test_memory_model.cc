@@ -5,24 +5,14 @@
 #include "partitioner/layer_graph.h"
 #include "partitioner/memory_model.h"
 #include "partitioner/tp_sharding.h"
+#include "tests/unit/tiny_models.h"
 
 using namespace tessera;
 
 namespace {
 
-ModelConfig tiny_gpt() {
-  ModelConfig m;
-  m.arch = "gpt";
-  m.num_layers = 2;
-  m.hidden_size = 32;
-  m.num_attention_heads = 4;
-  m.ffn_hidden_size = 64;
-  m.seq_length = 16;
-  return m;
-}
-
 std::vector<ShardedLayer> tiny_layers(TpOptions tp = {}) {
-  const ModelConfig m = tiny_gpt();
+  const ModelConfig m = tiny_gpt_config();
   return shard_graph(build_layer_graph(m, 65, 4), m, 4, tp);
 }
 
@@ -55,7 +45,7 @@ TEST_CASE("tp sharding of a tiny GPT matches hand counts", "[partitioner][memory
   CHECK(layers[1].input_bytes == kResidual);
 
   // The layer graph's own counts (unsharded) agree for the parameters, FLOPs and block activations.
-  const LayerGraph g = build_layer_graph(tiny_gpt(), 65, 4);
+  const LayerGraph g = build_layer_graph(tiny_gpt_config(), 65, 4);
   for (size_t i = 0; i < g.layers.size(); ++i) {
     CHECK(layers[i].params == g.layers[i].params);
     CHECK(layers[i].forward_flops == Approx(g.layers[i].forward_flops));
@@ -63,7 +53,7 @@ TEST_CASE("tp sharding of a tiny GPT matches hand counts", "[partitioner][memory
   CHECK(layers[1].activation_bytes == g.layers[1].activation_bytes);
 
   // ffn_hidden_size 0 means 4 * hidden, as the layer graph reads it.
-  ModelConfig m0 = tiny_gpt();
+  ModelConfig m0 = tiny_gpt_config();
   m0.ffn_hidden_size = 0;
   const LayerGraph g0 = build_layer_graph(m0, 65, 4);
   CHECK(shard_layer(g0.layers[1], m0, 65, 4, {}).params == g0.layers[1].params);

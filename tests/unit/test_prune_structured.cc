@@ -8,6 +8,7 @@
 #include "runtime/compression/structured_prune.h"
 #include "runtime/model/head_layer.h"
 #include "runtime/model/model.h"
+#include "tests/unit/tiny_models.h"
 
 using namespace tessera;
 using Catch::Matchers::Equals;
@@ -15,13 +16,7 @@ using Catch::Matchers::Equals;
 namespace {
 
 ModelConfig tiny() {
-  ModelConfig m;
-  m.arch = "gpt";
-  m.num_layers = 2;
-  m.hidden_size = 32;
-  m.num_attention_heads = 4;
-  m.ffn_hidden_size = 64;
-  m.seq_length = 8;
+  ModelConfig m = tiny_gpt_config(8);
   m.init_std = 0.3f;  // large weights, so that removing a head or a neuron visibly changes the logits
   return m;
 }
