@@ -28,6 +28,15 @@ struct SimRun {
 };
 std::unique_ptr<Communicator> local_world();
 std::string make_temp_dir();
+// A temporary directory removed with everything in it when the test ends.
+struct TempDir {
+  std::string path = make_temp_dir();
+  TempDir() = default;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  std::string operator/(const std::string& name) const;
+};
 std::string read_text(const std::string& path);
 void write_text(const std::string& path, const std::string& text);
 Tensor expected_global(const std::string& name, const Shape& shape, int salt);

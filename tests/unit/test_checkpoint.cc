@@ -18,16 +18,6 @@ using Catch::Matchers::Contains;
 using namespace tessera;
 using namespace tessera::ckpt_test;
 
-namespace {
-
-struct TempDir {
-  std::string path = make_temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (fs::path(path) / name).string(); }
-};
-
-}  // namespace
-
 TEST_CASE("checkpoint: save_checkpoint then load_checkpoint is bit-exact", "[checkpoint]") {
   TempDir dir;
   SimRun saved = build_run("gpt", 1, 1, true);

@@ -62,6 +62,10 @@ std::string make_temp_dir() {
   return pattern;
 }
 
+TempDir::~TempDir() { fs::remove_all(path); }
+
+std::string TempDir::operator/(const std::string& name) const { return (fs::path(path) / name).string(); }
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -14,13 +14,9 @@ namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using namespace tessera;
 using namespace tessera::inference_test;
+using tessera::ckpt_test::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path = ckpt_test::make_temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::vector<float> spread_logits() {
   std::vector<float> logits(50);

@@ -18,13 +18,9 @@ namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using namespace tessera;
 using namespace tessera::inference_test;
+using tessera::ckpt_test::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path = ckpt_test::make_temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // Row `row` of the full forward's logits.
 const float* row_of(const Tensor& logits, int64_t row) { return logits.f32() + row * logits.dim(1); }

@@ -59,11 +59,6 @@ void check_masks(SimRun& run, const std::map<std::string, Tensor>& masks) {
   CHECK(masked > 0);
 }
 
-struct TempDir {
-  std::string path = make_temp_dir();
-  ~TempDir() { fs::remove_all(path); }
-};
-
 }  // namespace
 
 TEST_CASE("prune: masks are saved with the weights and load under other (tp, pp) layouts", "[prune][checkpoint]") {
