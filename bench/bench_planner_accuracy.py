@@ -46,7 +46,7 @@ def measure(args, config, np, overrides, tmp):
     out = subprocess.run(["mpirun", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", "-np", str(np),
                           args.tessera, "train", config, "--set", f"log.metrics={metrics}", "--set", "log.interval=1",
                           "--set", f"train.max_steps={args.steps + 5}", "--set", "train.eval_interval=0",
-                          "--set", "train.threads=1"] + sets(overrides),
+                          "--set", "train.threads=1", "--set", "checkpoint.interval=0"] + sets(overrides),
                          check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in open(metrics)][5:]
     mem = re.search(r"per rank: (.*)", out)
