@@ -3,15 +3,12 @@
 
 #include <malloc.h>
 
-#include "runtime/error.h"
-
 namespace tessera {
 
-void retain_freed_host_memory() {
+bool retain_freed_host_memory() {
   constexpr int kMmapThreshold = 256 << 20;  // larger blocks still get their own mapping
   constexpr int kTrimThreshold = 1 << 30;
-  TESSERA_CHECK(mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1, "mallopt(M_MMAP_THRESHOLD) failed");
-  TESSERA_CHECK(mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1, "mallopt(M_TRIM_THRESHOLD) failed");
+  return mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1;
 }
 
 }  // namespace tessera

@@ -9,7 +9,8 @@
 namespace tessera {
 
 // Keeps freed blocks of up to 256 MiB in the heap and trims it only above 1 GiB of free memory.
-// Throws tessera::Error if glibc refuses the setting.
-void retain_freed_host_memory();
+// Returns false when the allocator in use does not take glibc's settings (a sanitizer's
+// allocator, for one): the program runs as before, only without the speed-up.
+bool retain_freed_host_memory();
 
 }  // namespace tessera

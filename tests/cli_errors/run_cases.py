@@ -175,7 +175,10 @@ def run_case(case, args, root):
     argv = [args.tessera, *expand(case["args"], names)]
     if "mpirun" in case:
         argv = [args.mpirun, *MPI_FLAGS, "-np", str(case["mpirun"]), *argv]
-    if "memory_mb" in case:  # an address-space limit: an allocation of the declared size fails
+    # An address-space limit: an allocation of the declared size fails. AddressSanitizer builds
+    # need terabytes of address space for shadow memory, so there the limit is left out and
+    # ASan's own report of a huge allocation is what would fail the case.
+    if "memory_mb" in case and not args.sanitized:
         argv = ["sh", "-c", f'ulimit -v {case["memory_mb"] * 1024} && exec "$@"', "sh", *argv]
     before = snapshot(case_dir)
     t0 = time.time()
@@ -227,6 +230,7 @@ def main():
     p.add_argument("--show", action="store_true", help="print every case's error line")
     args = p.parse_args()
     args.tessera = os.path.abspath(args.tessera)
+    args.sanitized = b"__asan_init" in Path(args.tessera).read_bytes()
     args.repo = os.path.abspath(args.repo)
     cases = tomllib.loads(Path(args.table).read_text())["case"]
     names = [c["name"] for c in cases]
