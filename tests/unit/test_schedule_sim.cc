@@ -7,52 +7,15 @@
 
 #include "partitioner/schedule_sim.h"
 #include "runtime/error.h"
+#include "tests/unit/schedule_test_params.h"
 
 using tessera::Action;
 using tessera::ActionKind;
 using tessera::ScheduleKind;
-
-// Failed checks print actions as "forward(mb 3, chunk 0)".
-namespace Catch {
-template <>
-struct StringMaker<tessera::Action> {
-  static std::string convert(const tessera::Action& a) { return tessera::to_string(a); }
-};
-}  // namespace Catch
 using tessera::StageCosts;
+using namespace tessera::schedule_test;
 
 namespace {
-
-struct Params {
-  ScheduleKind kind;
-  int p, m, v;
-};
-
-constexpr ScheduleKind kKinds[] = {ScheduleKind::GPipe, ScheduleKind::OneFOneB,
-                                   ScheduleKind::Interleaved};
-
-bool is_valid(ScheduleKind kind, int p, int m, int v) {
-  return kind == ScheduleKind::Interleaved ? v > 1 && p > 1 && m % p == 0 : v == 1;
-}
-
-// Every valid combination of stages 1..8, microbatches 1..16, virtual stages 1..4.
-std::vector<Params> all_valid_params() {
-  std::vector<Params> out;
-  for (ScheduleKind kind : kKinds) {
-    for (int p = 1; p <= 8; ++p) {
-      for (int m = 1; m <= 16; ++m) {
-        for (int v = 1; v <= 4; ++v) {
-          if (is_valid(kind, p, m, v)) out.push_back({kind, p, m, v});
-        }
-      }
-    }
-  }
-  return out;
-}
-
-std::string describe(const Params& x) {
-  return fmt::format("{} p={} m={} v={}", tessera::schedule_name(x.kind), x.p, x.m, x.v);
-}
 
 // Uneven, deterministic costs: stage g forwards in 1 + (g*7 % 5)/4 ms, backward about twice.
 StageCosts uneven_costs(int global_stages, double p2p_ms) {
