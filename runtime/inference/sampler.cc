@@ -5,16 +5,15 @@
 #include <cmath>
 
 #include "runtime/error.h"
+#include "runtime/splitmix64.h"
 
 namespace tessera {
 
 Sampler::Sampler(uint64_t seed) : state_(seed) {}
 
 double Sampler::uniform() {
-  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
+  const uint64_t z = splitmix64(state_);
+  state_ += kSplitmix64Gamma;
   return static_cast<double>(z >> 11) * 0x1.0p-53;  // the top 53 bits: exact doubles in [0, 1)
 }
 

@@ -14,18 +14,13 @@
 #include "runtime/comm/communicator.h"
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/tensor.h"
+#include "runtime/splitmix64.h"
 
 namespace tessera::mpitest {
 
-// splitmix64: a well-mixed hash of (seed, rank, index).
-inline uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+// A well-mixed hash of (seed, rank, index).
 inline uint64_t key(uint64_t seed, int rank, int64_t i) {
-  return mix(mix(seed * 1000003ull + static_cast<uint64_t>(rank)) + static_cast<uint64_t>(i));
+  return splitmix64(splitmix64(seed * 1000003ull + static_cast<uint64_t>(rank)) + static_cast<uint64_t>(i));
 }
 // Multiples of 1/8 in [-125, 125]: sums over up to 2^16 ranks stay exact in float, so the
 // expected result of a reduction does not depend on the order MPI adds in.

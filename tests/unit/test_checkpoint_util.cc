@@ -16,6 +16,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/model/embedding_layer.h"
 #include "runtime/model/model.h"
+#include "runtime/splitmix64.h"
 
 namespace tessera::ckpt_test {
 namespace fs = std::filesystem;
@@ -89,12 +90,8 @@ ModelConfig tiny_model(const std::string& arch) {
 
 // Multiples of 1/8 from a hash of (name, salt, index): exact in float, different per tensor.
 float value_at(const std::string& name, int salt, int64_t i) {
-  uint64_t x =
-      std::hash<std::string>{}(name)*31 + static_cast<uint64_t>(salt) * 1000003 + static_cast<uint64_t>(i);
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  x ^= x >> 31;
+  const uint64_t x = splitmix64(std::hash<std::string>{}(name) * 31 + static_cast<uint64_t>(salt) * 1000003 +
+                                 static_cast<uint64_t>(i));
   return static_cast<float>(static_cast<int>(x % 2001) - 1000) / 8.0f;
 }
 

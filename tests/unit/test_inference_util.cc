@@ -13,22 +13,17 @@
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/model/model.h"
+#include "runtime/splitmix64.h"
 
 namespace tessera::inference_test {
 
 namespace {
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // Element i of a parameter's global tensor: uniform in [-0.5, 0.5) (scaled by 1/sqrt of its
 // fan-in for matrices), plus 1 for LayerNorm weights, so every term of the forward matters.
 float global_value(const std::string& name, const Shape& shape, int64_t i) {
-  const double u = static_cast<double>(mix(std::hash<std::string>{}(name) ^ mix(static_cast<uint64_t>(i))) >> 11) *
+  const double u = static_cast<double>(splitmix64(std::hash<std::string>{}(name) ^ splitmix64(static_cast<uint64_t>(i))) >> 11) *
                        0x1.0p-53 - 0.5;
   if (shape.size() == 2) return static_cast<float>(2.0 * u / std::sqrt(static_cast<double>(shape[1])));
   const bool ln_weight = name.find("ln_") != std::string::npos && name.ends_with(".weight");
@@ -94,7 +89,7 @@ double relative_error(const float* got, const float* want, int64_t n) {
 
 Tensor random_tokens(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
   Tensor t = Tensor::empty({B, T}, DType::I32);
-  for (int64_t i = 0; i < B * T; ++i) t.i32()[i] = static_cast<int32_t>(mix(seed * 1000 + i) % vocab);
+  for (int64_t i = 0; i < B * T; ++i) t.i32()[i] = static_cast<int32_t>(splitmix64(seed * 1000 + i) % vocab);
   return t;
 }
 
