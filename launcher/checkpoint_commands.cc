@@ -34,11 +34,9 @@ int run_export(const ExportCommandOptions& o) {
     std::cout << "exported " << step_dir << " to " << o.safetensors << "\n";
     return 0;
   }
-  const Manifest manifest = read_manifest(step_dir);
-  const Config config = parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config");
   OnnxExportOptions options;
   if (o.external_data_threshold > 0) options.external_data_threshold = o.external_data_threshold;
-  const OnnxExportResult r = export_onnx(step_dir, config.model, o.onnx, options);
+  const OnnxExportResult r = export_onnx(step_dir, o.onnx, options);
   std::cout << "exported " << step_dir << " to " << o.onnx << " (ONNX opset " << kOnnxOpset << ", "
             << r.parameters << " parameters, " << r.model_bytes << " bytes";
   if (!r.data_path.empty()) std::cout << "; weights in " << r.data_path << ", " << r.data_bytes << " bytes";

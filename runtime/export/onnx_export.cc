@@ -13,7 +13,7 @@
 namespace tessera {
 namespace fs = std::filesystem;
 
-OnnxExportResult export_onnx(const std::string& step_dir, const ModelConfig& model, const std::string& out_path,
+OnnxExportResult export_onnx(const std::string& step_dir, const std::string& out_path,
                              const OnnxExportOptions& options) {
   constexpr int64_t kProtobufLimit = std::numeric_limits<int32_t>::max();
   TESSERA_REQUIRE(options.external_data_threshold > 0 && options.external_data_threshold <= kProtobufLimit,
@@ -21,9 +21,13 @@ OnnxExportResult export_onnx(const std::string& step_dir, const ModelConfig& mod
                   kProtobufLimit, options.external_data_threshold);
   std::map<std::string, Tensor> weights;
   OnnxModelInfo info{step_dir, 0, ""};
+  ModelConfig model;
   {
     // Scoped: the reader's shard files are freed before the model is built.
     CheckpointReader reader(step_dir);
+    TESSERA_REQUIRE(reader.manifest().model.has_value(),
+                    "{}: the manifest has no \"model\" section, so the model's shape is unknown", step_dir);
+    model = *reader.manifest().model;
     weights = read_global_parameters(reader);
     info.step = reader.manifest().step;
     info.vocabulary = reader.manifest().vocabulary.dump();

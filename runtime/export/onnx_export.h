@@ -24,9 +24,9 @@ struct OnnxExportResult {
   int64_t parameters = 0;
 };
 
-// `model`: the checkpoint's own model config (from its manifest), which gives the sizes the
-// weights are checked against.
-OnnxExportResult export_onnx(const std::string& step_dir, const ModelConfig& model, const std::string& out_path,
+// The model's shape (the sizes the weights are checked against) comes from the manifest's
+// "model" section.
+OnnxExportResult export_onnx(const std::string& step_dir, const std::string& out_path,
                              const OnnxExportOptions& options = {});
 
 }  // namespace tessera

@@ -237,7 +237,7 @@ TEST_CASE("onnx: export of a tp 2 x pp 2 checkpoint, inline and with external da
   const SaveResult saved = ckpt_test::save_run(run, dir, 5, 1);
   const std::string out = dir + "/model.onnx";
 
-  const OnnxExportResult inline_result = export_onnx(saved.step_dir, run.config, out);
+  const OnnxExportResult inline_result = export_onnx(saved.step_dir, out);
   CHECK(inline_result.data_path.empty());
   CHECK(fs::file_size(out) == inline_result.model_bytes);
   CHECK_FALSE(fs::exists(out + ".tmp"));
@@ -257,7 +257,7 @@ TEST_CASE("onnx: export of a tp 2 x pp 2 checkpoint, inline and with external da
 
   OnnxExportOptions small;
   small.external_data_threshold = 4096;
-  const OnnxExportResult external = export_onnx(saved.step_dir, run.config, out, small);
+  const OnnxExportResult external = export_onnx(saved.step_dir, out, small);
   CHECK(external.data_path == out + ".data");
   CHECK(fs::file_size(out + ".data") == external.data_bytes);
   CHECK(external.data_bytes >= static_cast<uint64_t>(external.parameters) * sizeof(float));
@@ -266,12 +266,12 @@ TEST_CASE("onnx: export of a tp 2 x pp 2 checkpoint, inline and with external da
   REQUIRE_NOTHROW(onnx::checker::check_model(out));
 
   // A smaller export again: the weights are back inside and the stale data file is gone.
-  export_onnx(saved.step_dir, run.config, out);
+  export_onnx(saved.step_dir, out);
   CHECK_FALSE(fs::exists(out + ".data"));
 
   OnnxExportOptions zero;
   zero.external_data_threshold = 0;
-  CHECK_THROWS_MATCHES(export_onnx(saved.step_dir, run.config, out, zero), InputError,
+  CHECK_THROWS_MATCHES(export_onnx(saved.step_dir, out, zero), InputError,
                        Message("export --onnx: the external data threshold must be in [1, 2147483647] bytes "
                                "(protobuf's limit), not 0"));
   fs::remove_all(dir);
