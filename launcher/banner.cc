@@ -9,7 +9,7 @@
 #include "launcher/plan_command.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/plan_report.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -12,7 +12,7 @@
 #include "partitioner/cost_model.h"
 #include "partitioner/layer_graph.h"
 #include "partitioner/partition_plan.h"
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera {
 

@@ -17,7 +17,7 @@
 #include "launcher/prune_command.h"
 #include "launcher/serve_command.h"
 #include "runtime/comm/agreement.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "runtime/comm/mpi_environment.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

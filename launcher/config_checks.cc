@@ -7,7 +7,7 @@
 
 #include "launcher/config_loader.h"
 #include "launcher/config_schema.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace config {

@@ -12,7 +12,7 @@
 
 #include "launcher/config_schema.h"
 #include "launcher/config_tree.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -1,4 +1,4 @@
-// The schema table (every field of runtime/config.h), its field builders, and the nearest-key
+// The schema table (every field of core/config.h), its field builders, and the nearest-key
 // suggestions for unknown keys.
 #include "launcher/config_schema.h"
 
@@ -8,7 +8,7 @@
 #include <climits>
 #include <type_traits>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera::config {
 namespace {

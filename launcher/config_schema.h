@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "launcher/config_tree.h"
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera::config {
 

@@ -12,7 +12,7 @@
 #include <initializer_list>
 #include <sstream>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera::config {
 namespace {

@@ -25,7 +25,7 @@
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/data/read_file.h"
 #include "runtime/data/vocabulary.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/model/transformer_block.h"
 
 namespace tessera {

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "partitioner/plan_report.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

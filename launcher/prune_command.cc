@@ -14,7 +14,7 @@
 #include "runtime/data/batch_sampler.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/vocabulary.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "runtime/comm/mpi_check.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

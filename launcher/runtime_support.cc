@@ -1,7 +1,7 @@
 // Refuses config features whose runtime is not implemented yet.
 #include "launcher/runtime_support.h"
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

@@ -3,7 +3,7 @@
 // one clear line instead of being silently ignored.
 #pragma once
 
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera {
 

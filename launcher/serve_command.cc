@@ -15,7 +15,7 @@
 #include "launcher/serve_routes.h"
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/checkpoint/manifest.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/inference/inference_model.h"
 #include "runtime/serving/decode_loop.h"
 #include "runtime/serving/inference_sequence_model.h"

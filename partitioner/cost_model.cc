@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <optional>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

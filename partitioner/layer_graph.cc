@@ -1,7 +1,7 @@
 // Layer graph construction with FLOP, parameter and activation-memory counts per layer.
 #include "partitioner/layer_graph.h"
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -9,7 +9,7 @@
 #include "partitioner/layer_graph.h"
 #include "partitioner/schedule_sim.h"
 #include "partitioner/stage_balancer.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

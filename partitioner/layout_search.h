@@ -14,7 +14,7 @@
 #include "partitioner/memory_model.h"
 #include "partitioner/partition_plan.h"
 #include "partitioner/schedule.h"
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera {
 

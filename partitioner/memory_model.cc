@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

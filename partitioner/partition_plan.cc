@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

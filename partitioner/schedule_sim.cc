@@ -7,7 +7,7 @@
 #include <map>
 #include <tuple>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

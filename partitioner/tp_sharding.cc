@@ -1,7 +1,7 @@
 // Tensor-parallel sharding rules per layer kind, mirroring runtime/model/*.cc.
 #include "partitioner/tp_sharding.h"
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

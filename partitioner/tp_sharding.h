@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "partitioner/layer_graph.h"
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera {
 

@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "kernels/cpu/common.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera::kernels::cpu {
 namespace {

@@ -3,7 +3,7 @@
 
 #include "kernels/bias.h"
 #include "kernels/cpu/common.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera::kernels::cpu {
 namespace {

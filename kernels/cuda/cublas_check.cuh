@@ -4,7 +4,7 @@
 
 #include <cublasLt.h>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 #define TESSERA_CUBLAS_CHECK(expr)                                                      \
   do {                                                                                  \

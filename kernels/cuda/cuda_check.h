@@ -3,7 +3,7 @@
 
 #include <cuda_runtime.h>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 #define TESSERA_CUDA_CHECK(expr)                                                        \
   do {                                                                                  \

@@ -10,7 +10,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/durable_file.h"
 #include "runtime/comm/parallel_grid.h"
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/io/safetensors.h"
 
 namespace tessera {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera::checkpoint_io {
 namespace {

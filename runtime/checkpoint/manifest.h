@@ -34,7 +34,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/model/parameter.h"
 
 namespace tessera {

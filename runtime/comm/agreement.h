@@ -7,7 +7,7 @@
 #include <string>
 
 #include "runtime/comm/communicator.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

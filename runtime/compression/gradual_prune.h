@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/comm/communicator.h"
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/model/parameter.h"
 
 namespace tessera {

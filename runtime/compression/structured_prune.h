@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/data/batch_sampler.h"
 #include "runtime/tensor.h"
 

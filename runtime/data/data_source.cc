@@ -1,7 +1,7 @@
 // DatasetSource and the check of a source's batches.
 #include "runtime/data/data_source.h"
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

@@ -5,7 +5,7 @@
 
 #include "runtime/data/read_file.h"
 #include "runtime/data/token_file.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

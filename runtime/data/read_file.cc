@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 

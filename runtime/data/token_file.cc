@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "runtime/data/read_file.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -7,7 +7,7 @@
 #include <limits>
 #include <string>
 
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera {
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/tensor.h"
 
 namespace tessera {

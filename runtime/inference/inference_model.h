@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/data/vocabulary.h"
 #include "runtime/tensor.h"
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "partitioner/layer_graph.h"
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/model/layer.h"
 #include "runtime/model/layer_registry.h"
 #include "runtime/model/tensor_parallel.h"

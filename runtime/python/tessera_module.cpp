@@ -39,7 +39,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/read_file.h"
 #include "runtime/data/vocabulary.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/train/trainer.h"
 
 #ifndef TESSERA_SOURCE_DIR

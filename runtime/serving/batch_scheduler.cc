@@ -3,7 +3,7 @@
 
 #include <utility>
 
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/model/parameter.h"
 
 namespace tessera {

@@ -12,7 +12,7 @@
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/data/batch_sampler.h"
 #include "runtime/data/data_source.h"
 #include "runtime/data/dataset.h"

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "runtime/comm/communicator.h"
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/model/tensor_parallel.h"
 #include "runtime/train/flat_parameters.h"
 

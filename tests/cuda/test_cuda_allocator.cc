@@ -6,7 +6,7 @@
 #include <set>
 
 #include "kernels/cuda/device_allocator.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "tests/cuda/cuda_test_util.h"
 
 using tessera::kernels::cuda::DeviceAllocator;

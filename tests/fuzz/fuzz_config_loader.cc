@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "launcher/config_loader.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "fuzz_util.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

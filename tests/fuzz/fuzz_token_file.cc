@@ -8,7 +8,7 @@
 
 #include "fuzz_util.h"
 #include "runtime/data/token_file.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const tessera::fuzz::ScratchCleanup cleanup{tessera::fuzz::scratch_path(".bin")};

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "launcher/config_loader.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include "launcher/plan_command.h"
 #include "partitioner/cost_model.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using namespace tessera;
 

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "launcher/config_loader.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/io/safetensors.h"
 
 namespace tessera {

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "runtime/comm/parallel_grid.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using tessera::GridCoord;
 using tessera::GridLayout;

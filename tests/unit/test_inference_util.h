@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/data/vocabulary.h"
 #include "runtime/tensor.h"
 #include "tests/unit/tiny_models.h"

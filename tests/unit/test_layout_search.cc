@@ -6,7 +6,7 @@
 
 #include "partitioner/layout_search.h"
 #include "partitioner/plan_report.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using namespace tessera;
 

@@ -4,7 +4,7 @@
 #include "launcher/config_loader.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/plan_report.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using namespace tessera;
 

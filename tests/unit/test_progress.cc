@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "launcher/progress.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using namespace tessera;
 

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "launcher/rank_discovery.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using tessera::InputError;
 using tessera::RankInfo;

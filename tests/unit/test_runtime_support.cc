@@ -3,7 +3,7 @@
 
 #include "launcher/config_loader.h"
 #include "launcher/runtime_support.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 namespace tessera {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "partitioner/schedule.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "tests/unit/schedule_test_params.h"
 
 using tessera::Action;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "partitioner/schedule_sim.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "tests/unit/schedule_test_params.h"
 
 using tessera::Action;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "launcher/serve_request.h"
-#include "runtime/error.h"
+#include "core/error.h"
 
 using namespace tessera;
 

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/serving/batch_scheduler.h"
 #include "runtime/serving/decode_loop.h"
 #include "runtime/serving/request_queue.h"

@@ -2,7 +2,7 @@
 // both divide it), small enough that every test can afford exhaustive checks.
 #pragma once
 
-#include "runtime/config.h"
+#include "core/config.h"
 
 namespace tessera {
 

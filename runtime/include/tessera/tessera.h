@@ -1,7 +1,7 @@
 // The public C++ API of Tessera, for programs that embed it: `#include <tessera/tessera.h>`
 // and link Tessera::tessera (find_package(Tessera)). docs/embedding.md walks through it.
 //
-//   Config           runtime/config.h; from YAML with load_config / parse_config_string, or
+//   Config           core/config.h; from YAML with load_config / parse_config_string, or
 //                    filled in code and checked with validate_config / validate_for_world
 //   Tensor, Layer, Parameter, ActivationStash, MicrobatchContext, TpGroup and the
 //                    tensor-parallel pairs: writing layers
@@ -33,12 +33,12 @@
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/comm/parallel_grid.h"
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/data/batch_sampler.h"
 #include "runtime/data/data_source.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/vocabulary.h"
-#include "runtime/error.h"
+#include "core/error.h"
 #include "runtime/model/layer.h"
 #include "runtime/model/layer_registry.h"
 #include "runtime/model/model.h"
