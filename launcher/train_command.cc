@@ -146,6 +146,7 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
     };
     options.callbacks.on_log = [&](const StepMetrics& m) { spdlog::info("{}", progress.log_line(m)); };
   }
+  log_with_spdlog(options.callbacks, logging);
   // The trainer runs the partition the banner shows; checkpoints keep the config as written.
   Config run_config = config;
   run_config.parallel.partition = agreed_partition(*world, partition);

@@ -145,6 +145,8 @@ int run(const Options& opt, tessera::MpiEnvironment& env) {
   options.callbacks.on_checkpoint = [&](int64_t step, const std::string& dir) {
     if (rank == 0) std::printf("checkpoint step %lld | %s\n", static_cast<long long>(step), dir.c_str());
   };
+  // The trainer's own messages and its step line every log.interval, as `tessera train`.
+  tessera::log_with_spdlog(options.callbacks, rank == 0);
 
   tessera::Trainer trainer(config, data, tessera::parallel_groups(grid, config.parallel.sequence_parallel), options);
   if (rank == 0) {

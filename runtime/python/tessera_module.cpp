@@ -173,6 +173,7 @@ class PyTrainer {
     TrainerOptions options;
     options.config_yaml = config_to_yaml(config_);
     options.callbacks = python_callbacks(on_step, on_eval, on_checkpoint);
+    log_with_spdlog(options.callbacks, world_->rank() == 0);
     trainer_ = std::make_unique<Trainer>(config_, *data_, parallel_groups(*grid_, config_.parallel.sequence_parallel),
                                          options);
   }

@@ -1,43 +1,20 @@
-// The training loop.
+// The Trainer's construction and its step: microbatches, gradient sync, clipping, the update,
+// pruning; and evaluation. Checkpoints are in trainer_checkpoint.cc, the loop in trainer_fit.cc.
 #include "runtime/train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
-#include <spdlog/spdlog.h>
 
 #include "partitioner/stage_balancer.h"
-#include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/compression/gradual_prune.h"
 #include "runtime/compression/mask.h"
-#include "runtime/comm/agreement.h"
-#include "runtime/comm/parallel_grid.h"
 #include "runtime/train/gemm_roof.h"
-#include "runtime/train/grad_norm.h"
 
 namespace tessera {
-namespace {
 
 using Clock = TraceRecorder::Clock;
-
-// Steps recorded in the trace: the first is skipped (allocations, first-touch), then ten.
-constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;
-
-}  // namespace
-
-ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel) {
-  ParallelGroups g;
-  g.world = &grid.world();
-  g.tp = TpGroup{&grid.tp(), grid.tp_rank(), grid.tp_size(), sequence_parallel};
-  g.dp = &grid.dp();
-  g.dp_rank = grid.dp_rank();
-  g.dp_size = grid.dp_size();
-  g.pp = &grid.pp();
-  g.pp_rank = grid.pp_rank();
-  g.pp_size = grid.pp_size();
-  return g;
-}
 
 std::vector<int> stage_partition(const ParallelConfig& p, const LayerGraph& graph) {
   if (!p.partition.empty()) {
@@ -122,11 +99,8 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
     grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
   }
-  if (data_parallel() && par.zero_stage == 1) {
-    zero_optimizer_ = std::make_unique<ZeroAdamW>(*flat_, *groups_.dp, t.optimizer);
-  } else {
-    optimizer_ = std::make_unique<AdamW>(parameters(), t.optimizer);
-  }
+  optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
+                              data_parallel() ? groups_.dp : nullptr);
   peak_flops_ = t.peak_tflops > 0 ? t.peak_tflops * 1e12 : measure_gemm_flops();
 }
 
@@ -146,8 +120,8 @@ double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op)
   return t.f32()[0];
 }
 
-int64_t Trainer::optimizer_state_bytes() const {
-  return zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes();
+void Trainer::message(LogLevel level, const std::string& line) const {
+  if (groups_.is_logging_rank() && options_.callbacks.on_message) options_.callbacks.on_message(level, line);
 }
 
 void Trainer::trace(const char* name, Clock::time_point start) {
@@ -273,17 +247,13 @@ StepResult Trainer::optimizer_step() {
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
   const auto start = Clock::now();
   // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
-  r.grad_norm = zero_optimizer_
-                    ? zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp)
-                    : clip_grad_norm(parameters(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
+  r.grad_norm = optimizer_->clip_gradients(t.optimizer.grad_clip, groups_.tp, groups_.pp);
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
     TESSERA_REQUIRE(t.on_nan == "skip",
                     "step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping (train.on_nan = "
                     "abort; `skip` drops such steps' updates instead)", step_ + 1, r.loss, r.grad_norm);
     r.skipped = true;
     ++skipped_steps_;
-  } else if (zero_optimizer_) {
-    zero_optimizer_->step(grad_sync_->shard_grads(), r.lr);
   } else {
     optimizer_->step(r.lr);
   }
@@ -296,138 +266,15 @@ StepResult Trainer::optimizer_step() {
     const PruneCounts c = prune_to_sparsity(parameters(), s, config_.prune.scope == "global",
                                             vocab_padded_rows(config_.model, graph_),
                                             {groups_.tp.comm, groups_.tp.rank, groups_.tp.size, groups_.pp});
-    if (groups_.is_logging_rank()) {
-      spdlog::info("prune: step {}, {} of {} weights pruned ({:.2f}%, schedule {:.2f}%, scope {})", step_,
-                   c.pruned, c.total, 100.0 * c.pruned / std::max<int64_t>(c.total, 1), 100.0 * s,
-                   config_.prune.scope);
-    }
+    message(LogLevel::Info, fmt::format("prune: step {}, {} of {} weights pruned ({:.2f}%, schedule {:.2f}%, scope {})",
+                                        step_, c.pruned, c.total, 100.0 * c.pruned / std::max<int64_t>(c.total, 1),
+                                        100.0 * s, config_.prune.scope));
   }
   r.step = step_;
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - step_start_).count();
   r.tp_comm_ms = tp_comm_.seconds * 1e3;
   if (options_.callbacks.on_step) options_.callbacks.on_step(r);
   return r;
-}
-
-CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v,
-                                          bool gather) {
-  CheckpointState s;
-  s.model = config_.model;
-  s.step = step_;
-  s.params = parameters();
-  s.padded_rows = vocab_padded_rows(config_.model, graph_);
-  moments.assign(s.params.size(), OptimizerMoments{});
-  if (zero_optimizer_) {
-    if (gather) {
-      zero_optimizer_->gather_moments(m, v);
-    } else {
-      m = Tensor::zeros({flat_->numel()});
-      v = Tensor::zeros({flat_->numel()});
-    }
-    std::map<const Parameter*, size_t> index;
-    for (size_t i = 0; i < s.params.size(); ++i) index[s.params[i]] = i;
-    for (const FlatSegment& seg : flat_->segments()) {
-      const Shape& shape = seg.param->value.shape();
-      moments[index.at(seg.param)] = {m.narrow(seg.offset, seg.numel).view(shape),
-                                      v.narrow(seg.offset, seg.numel).view(shape)};
-    }
-    s.optimizer_steps = zero_optimizer_->steps_taken();
-  } else {
-    for (size_t i = 0; i < s.params.size(); ++i) moments[i] = {optimizer_->exp_avg(i), optimizer_->exp_avg_sq(i)};
-    s.optimizer_steps = optimizer_->steps_taken();
-  }
-  for (OptimizerMoments& mo : moments) s.moments.push_back(&mo);
-  return s;
-}
-
-std::string Trainer::save() { return save(config_.checkpoint.dir); }
-
-std::string Trainer::save(const std::string& dir) {
-  TESSERA_REQUIRE(!dir.empty(), "Trainer::save: no checkpoint directory (checkpoint.dir is empty)");
-  const auto start = Clock::now();
-  std::vector<OptimizerMoments> moments;
-  Tensor m, v;
-  const CheckpointState state = checkpoint_state(moments, m, v, true);
-  const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
-                                groups_.pp_rank, zero_optimizer_ ? 1 : 0};
-  const SaveResult r = save_checkpoint(dir, state, layout, groups_.world, options_.config_yaml, vocab_.to_json(),
-                                       config_.checkpoint.keep);
-  if (groups_.is_logging_rank()) {
-    spdlog::info("checkpoint: step {} saved to {} ({:.1f} MiB, {:.0f} ms){}", step_, r.step_dir, r.bytes / 1048576.0,
-                 std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
-                 r.removed.empty() ? "" : fmt::format(", removed {}", fmt::join(r.removed, ", ")));
-  }
-  if (options_.callbacks.on_checkpoint) options_.callbacks.on_checkpoint(step_, r.step_dir);
-  return r.step_dir;
-}
-
-bool Trainer::resume() { return resume(config_.checkpoint.dir); }
-
-bool Trainer::resume(const std::string& dir) {
-  std::vector<std::string> warnings;
-  std::optional<std::string> found;
-  run_agreed(groups_.world, [&] { found = find_latest_checkpoint(dir, groups_.world, &warnings); });
-  const bool logging = groups_.is_logging_rank();
-  for (const std::string& w : warnings) {
-    if (logging) spdlog::warn("checkpoint: {}", w);
-  }
-  if (!found) {
-    if (logging) spdlog::info("checkpoint: none in {}, starting from step 0", dir);
-    return false;
-  }
-  Manifest manifest;
-  std::vector<OptimizerMoments> moments;
-  Tensor m, v;
-  CheckpointState state = checkpoint_state(moments, m, v, false);
-  // Each rank reads the files of its own shard: a damaged one stops every rank together.
-  run_agreed(groups_.world, [&] {
-    manifest = read_manifest(*found);
-    TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
-                    "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
-                    Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
-    load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
-  });
-  if (zero_optimizer_) {
-    zero_optimizer_->scatter_moments(m, v);
-    zero_optimizer_->set_steps_taken(state.optimizer_steps);
-  } else {
-    optimizer_->set_steps_taken(state.optimizer_steps);
-  }
-  step_ = state.step;
-  if (logging) {
-    spdlog::info("checkpoint: resumed from {} at step {} (saved under dp {} x tp {} x pp {}, zero {})", *found,
-                 step_, manifest.layout.dp, manifest.layout.tp, manifest.layout.pp, manifest.layout.zero_stage);
-  }
-  return true;
-}
-
-void Trainer::init_from(const std::string& path) {
-  std::string step_dir;
-  Manifest manifest;
-  CheckpointState state;
-  state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
-  run_agreed(groups_.world, [&] {
-    step_dir = resolve_checkpoint(path);
-    manifest = read_manifest(step_dir);
-    TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
-                    "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir,
-                    config_.data.path);
-    load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
-  });
-  if (groups_.is_logging_rank()) {
-    const SparsityStats s = sparsity_stats(state.params);
-    spdlog::info("init: weights from {} (step {}){}", step_dir, manifest.step,
-                 s.masked_params == 0 ? std::string()
-                                      : fmt::format(", {} masked tensors on this rank, {:.1f}% of their weights pruned",
-                                                    s.masked_params, 100.0 * s.pruned / s.elements));
-  }
-}
-
-bool Trainer::stop_requested_everywhere() {
-  if (options_.stop_requested == nullptr) return false;
-  // A signal may reach only some ranks (or reach them at different steps): agree on it.
-  const double mine = options_.stop_requested->load() ? 1.0 : 0.0;
-  return all_reduce_scalar(mine, groups_.world, ReduceOp::Max) > 0;
 }
 
 double Trainer::evaluate() {
@@ -464,101 +311,6 @@ double Trainer::evaluate() {
   const double val_loss = all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
   if (options_.callbacks.on_eval) options_.callbacks.on_eval(step_, val_loss);
   return val_loss;
-}
-
-void Trainer::fit() {
-  const TrainConfig& t = config_.train;
-  const CheckpointConfig& ckpt = config_.checkpoint;
-  const bool resumed = ckpt.resume == "auto" && resume();
-  if (!resumed && !config_.init.from.empty()) init_from(config_.init.from);
-  first_step_ = step_;
-  std::unique_ptr<MetricsWriter> metrics;
-  const bool logging = groups_.is_logging_rank();
-  // A resumed run continues the metrics of the run it resumes.
-  if (logging && !config_.log.metrics.empty()) {
-    metrics = std::make_unique<MetricsWriter>(config_.log.metrics, step_ > 0);
-  }
-  const double tokens_per_step = static_cast<double>(t.global_batch_size) * config_.model.seq_length;
-  const double flops_per_step = graph_.flops_per_token() * tokens_per_step;
-  const int world = groups_.world ? groups_.world->size() : 1;
-  if (logging) {
-    // Only what the trainer measures or allocates: the layout, the stages and the parameter
-    // count are the config's, and `tessera train`'s banner prints them (launcher/banner.cc).
-    spdlog::info("model: {:.1f} MFLOP per token; peak {:.1f} GFLOP/s per rank ({}), MFU's reference",
-                 graph_.flops_per_token() / 1e6, peak_flops_ / 1e9, t.peak_tflops > 0 ? "train.peak_tflops" : "measured");
-    spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
-                 zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
-  }
-  double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0, window_tp_ms = 0;
-  int window_steps = 0;
-  bool stopped = false;
-  while (step_ < t.max_steps && !stopped) {
-    const StepResult r = train_step();
-    window_ms += r.step_ms;
-    window_tp_ms += r.tp_comm_ms;
-    window_exposed_ms += grad_sync_stats().exposed_ms;
-    window_span_ms += grad_sync_stats().comm_span_ms;
-    ++window_steps;
-    const bool eval_now = t.eval_interval > 0 && (step_ % t.eval_interval == 0 || step_ == t.max_steps);
-    const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
-    std::optional<double> val;
-    if (eval_now && data_->has_validation()) val = evaluate();
-    stopped = stop_requested_everywhere();
-    const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
-    if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
-    if (stopped && logging) {
-      spdlog::info("stop requested: {} at step {}, exiting",
-                   ckpt.dir.empty() ? "no checkpoint.dir, nothing saved" : "checkpoint saved", step_);
-    }
-    if (!(log_now || val)) continue;
-    StepMetrics m;
-    m.step = step_;
-    m.max_steps = t.max_steps;
-    m.loss = r.loss;
-    m.lr = r.lr;
-    m.grad_norm = r.grad_norm;
-    m.step_ms = window_ms / window_steps;
-    m.tokens_per_s = tokens_per_step / (m.step_ms / 1e3);
-    m.mfu = flops_per_step / (m.step_ms / 1e3) / (peak_flops_ * world);
-    m.mem_bytes = host_memory_stats().peak_bytes;
-    m.val_loss = val;
-    m.skipped_steps = skipped_steps_;
-    if (grad_sync_) {
-      m.grad_comm_exposed_ms = window_exposed_ms / window_steps;
-      m.grad_comm_span_ms = window_span_ms / window_steps;
-    }
-    if (groups_.tp.size > 1) m.tp_comm_ms = window_tp_ms / window_steps;
-    window_ms = window_exposed_ms = window_span_ms = window_tp_ms = 0;
-    window_steps = 0;
-    if (options_.callbacks.on_log) options_.callbacks.on_log(m);
-    if (logging) {
-      if (!options_.callbacks.on_log) spdlog::info("{}", format_step_line(m));
-      if (metrics) metrics->write(m);
-    }
-  }
-  if (stopped) return;
-  if (groups_.world && groups_.world->size() > 1) {
-    // Peak tensor memory and pipeline depth of every rank, for memory tables per stage.
-    Tensor mine = Tensor::full({2}, 0.f);
-    mine.f32()[0] = static_cast<float>(host_memory_stats().peak_bytes / 1048576.0);
-    mine.f32()[1] = static_cast<float>(peak_in_flight());
-    Tensor all = Tensor::empty({2 * groups_.world->size()});
-    groups_.world->all_gather(mine, all);
-    if (logging) {
-      std::vector<std::string> parts;
-      for (int r = 0; r < groups_.world->size(); ++r) {
-        parts.push_back(fmt::format("{:.1f} MiB/{:.0f}", all.f32()[2 * r], all.f32()[2 * r + 1]));
-      }
-      spdlog::info("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", "));
-    }
-  }
-  if (trace_ && groups_.world) {
-    trace_->write(config_.log.trace, *groups_.world);
-    if (logging) {
-      spdlog::info("trace of steps {}-{} written to {}", first_step_ + kTraceFirstStep + 1,
-                   std::min<int64_t>(t.max_steps, first_step_ + kTraceFirstStep + kTraceSteps), config_.log.trace);
-    }
-  }
 }
 
 }  // namespace tessera
