@@ -466,6 +466,8 @@ int run_plan(const PlanOptions& o) {
 
   const CostModel cost(cluster, so.precision != "fp32");
   if (o.config_layout) {
+    // The config's own layout: the rules `mpirun -np WORLD tessera train` applies, with its lines.
+    validate_for_world(config, o.world);
     const PartitionPlan plan = plan_config_layout(config, vocab, o.world, cost);
     std::cout << fmt::format("tessera plan: {} on {} ranks of {} ({}), the config's layout\n", o.config_path, o.world,
                              cluster.name, cluster.source);

@@ -18,7 +18,7 @@
 #include "launcher/config_loader.h"
 #include "launcher/progress.h"
 #include "launcher/rank_discovery.h"
-#include "launcher/runtime_support.h"
+#include "runtime/train/runtime_support.h"
 #include "launcher/threads.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/mpi_communicator.h"

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "partitioner/layer_graph.h"
+#include "partitioner/layout_rules.h"
 #include "partitioner/schedule_sim.h"
 #include "partitioner/stage_balancer.h"
 #include "core/error.h"
@@ -16,47 +17,59 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// + embedding and head, and an embedding program's custom layers
-int graph_layers(const ModelConfig& m, int custom_layers) { return m.num_layers + 2 + custom_layers; }
+// The planner's short reason for the first layout rule the facts break (partitioner/layout_rules).
+std::optional<std::string> rule_error(const ModelConfig& m, const LayoutFacts& facts) {
+  if (auto v = first_layout_violation(m, facts)) return v->brief;
+  return std::nullopt;
+}
 
 std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
-  auto divides = [&](const char* what, int64_t n) -> std::optional<std::string> {
-    if (n % tp == 0) return std::nullopt;
-    if (tp > n) return fmt::format("tp = {} > {} {}", tp, what, n);
-    return fmt::format("{} {} not divisible by tp = {}", what, n, tp);
-  };
-  if (m.arch == "gpt") {
-    for (auto [what, n] : {std::pair<const char*, int64_t>{"heads", m.num_attention_heads},
-                           {"hidden_size", m.hidden_size},
-                           {"ffn_hidden_size", ffn_size(m)}}) {
-      if (auto e = divides(what, n)) return e;
-    }
-    return std::nullopt;
-  }
-  return divides("hidden_size", m.hidden_size);
+  LayoutFacts facts;
+  facts.tp = tp;
+  return rule_error(m, facts);
 }
 
 std::optional<std::string> stages_error(const ModelConfig& m, int pp, int v, int custom_layers) {
-  if (pp * v <= graph_layers(m, custom_layers)) return std::nullopt;
-  return fmt::format("pp x v = {} stages > {} layers (num_layers {} + embedding + head{})", pp * v,
-                     graph_layers(m, custom_layers), m.num_layers,
-                     custom_layers > 0 ? fmt::format(" + {} custom", custom_layers) : "");
+  LayoutFacts facts;
+  facts.pp = pp;
+  facts.virtual_stages = v;
+  facts.schedule = v > 1 ? ScheduleKind::Interleaved : ScheduleKind::OneFOneB;
+  facts.custom_layers = custom_layers;
+  return rule_error(m, facts);
 }
 
-std::optional<std::string> schedule_error(ScheduleKind kind, int pp, int m, int v) {
-  if (kind != ScheduleKind::Interleaved) return std::nullopt;
-  if (pp < 2) return std::string("interleaved needs pp >= 2");
-  if (v < 2) return std::string("interleaved needs virtual stages > 1");
-  if (m % pp != 0) return fmt::format("interleaved needs microbatches divisible by pp {}, not {}", pp, m);
-  return std::nullopt;
-}
-
-std::optional<std::string> sp_error(const ModelConfig& m, int tp, bool sp) {
+// Not a rule of the runtime (it runs sequence_parallel with tp 1, as a no-op), but a layout
+// the search need not list: nothing is sharded.
+std::optional<std::string> sp_pointless(const ModelConfig& m, int tp, bool sp) {
   if (!sp) return std::nullopt;
   if (m.arch != "gpt") return std::string("sequence parallelism is for gpt models only");
   if (tp < 2) return std::string("sequence parallelism needs tp > 1");
-  if (m.seq_length % tp != 0) return fmt::format("seq_length {} not divisible by tp = {}", m.seq_length, tp);
   return std::nullopt;
+}
+
+// With tp valid for the model: why sequence parallelism is not, or nullopt.
+std::optional<std::string> sequence_parallel_error(const ModelConfig& m, int tp) {
+  LayoutFacts facts;
+  facts.tp = tp;
+  facts.sequence_parallel = true;
+  return rule_error(m, facts);
+}
+
+// The facts of a candidate layout, for the rules.
+LayoutFacts candidate_facts(const Layout& l, int global_batch, int custom_layers,
+                            const std::vector<int>& partition = {}) {
+  LayoutFacts f;
+  f.tp = l.tp;
+  f.pp = l.pp;
+  f.virtual_stages = l.virtual_stages;
+  f.schedule = l.schedule;
+  f.sequence_parallel = l.sequence_parallel;
+  f.partition = partition;
+  f.custom_layers = custom_layers;
+  f.dp = l.dp;
+  f.micro_batch_size = l.micro_batch_size;
+  f.global_batch_size = global_batch;
+  return f;
 }
 
 std::vector<int> divisors(int n) {
@@ -108,18 +121,8 @@ std::optional<std::string> layout_error(const ModelConfig& m, const Layout& l, i
   if (l.dp * l.tp * l.pp != world) {
     return fmt::format("dp {} x tp {} x pp {} != world {}", l.dp, l.tp, l.pp, world);
   }
-  if (auto e = tp_error(m, l.tp)) return e;
-  if (auto e = sp_error(m, l.tp, l.sequence_parallel)) return e;
-  if (auto e = stages_error(m, l.pp, l.virtual_stages, custom_layers)) return e;
-  if (l.schedule != ScheduleKind::Interleaved && l.virtual_stages != 1) {
-    return std::string("virtual stages > 1 need the interleaved schedule");
-  }
-  if (global_batch % (l.micro_batch_size * l.dp) != 0) {
-    return fmt::format("global batch {} not divisible by micro batch {} x dp {}", global_batch,
-                       l.micro_batch_size, l.dp);
-  }
-  const int mbs = global_batch / (l.micro_batch_size * l.dp);
-  return schedule_error(l.schedule, l.pp, mbs, l.virtual_stages);
+  if (auto e = sp_pointless(m, l.tp, l.sequence_parallel)) return e;
+  return rule_error(m, candidate_facts(l, global_batch, custom_layers));
 }
 
 Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostModel& cost, const Layout& lay,
@@ -187,10 +190,8 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
     }
     counts = br.counts;
   } else {
-    int sum = 0;
-    for (int c : counts) sum += c;
-    TESSERA_REQUIRE(static_cast<int>(counts.size()) == G && sum == L,
-                    "partition must have pp x v = {} entries summing to {} layers", G, L);
+    const std::optional<std::string> e = rule_error(model, candidate_facts(lay, o.global_batch_size, custom, counts));
+    TESSERA_REQUIRE(!e, "{}", e.value_or(""));
   }
 
   PartitionPlan plan;
@@ -338,7 +339,7 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
     std::vector<bool> sps;
     for (bool sp : o.sequence_parallel) {
       if (sp && (tp == 1 || model.arch != "gpt")) continue;  // nothing to shard: not a layout
-      if (auto e = sp_error(model, tp, sp)) {
+      if (auto e = sp ? sequence_parallel_error(model, tp) : std::nullopt) {
         reject(fmt::format("tp{} sp", tp), *e);
         continue;
       }
@@ -365,7 +366,7 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
       int max_v = 0;
       std::vector<int> bad_micro, bad_m;
       if (try_interleaved && pp >= 2) {
-        max_v = std::min(o.max_virtual_stages, graph_layers(model, custom) / pp);
+        max_v = std::min(o.max_virtual_stages, graph_layer_count(model, custom) / pp);
         if (max_v < 2 && o.max_virtual_stages >= 2) reject(where + " interleaved", *stages_error(model, pp, 2, custom));
         for (int b : valid) {
           const int m = o.global_batch_size / (b * dp);
@@ -449,8 +450,10 @@ SearchOptions search_options_from_config(const Config& c, int world) {
 }
 
 PartitionPlan plan_config_layout(const Config& c, int64_t vocab, int world, const CostModel& cost,
-                                 const std::vector<int>& fixed_partition) {
+                                 const std::vector<int>& fixed_partition,
+                                 const std::vector<CustomLayerPlacement>& custom_layers) {
   SearchOptions o = search_options_from_config(c, world);
+  o.custom_layers = custom_layers;
   o.memory_cap = std::numeric_limits<double>::max();
   Evaluation ev = evaluate_layout(c.model, vocab, cost, config_layout(c, world), o, fixed_partition);
   TESSERA_CHECK(ev.plan.has_value(), "no plan for the config's layout: {}", ev.rejection);

@@ -99,6 +99,7 @@ Layout config_layout(const Config& config, int world);
 // the split to run, or fixed_partition when given. Throws InputError when the layout is not
 // valid for the world.
 PartitionPlan plan_config_layout(const Config& config, int64_t vocab, int world, const CostModel& cost,
-                                 const std::vector<int>& fixed_partition = {});
+                                 const std::vector<int>& fixed_partition = {},
+                                 const std::vector<CustomLayerPlacement>& custom_layers = {});
 
 }  // namespace tessera

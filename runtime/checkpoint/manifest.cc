@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "partitioner/layout_rules.h"
 #include "runtime/checkpoint/durable_file.h"
 
 namespace tessera {
@@ -134,7 +135,7 @@ json model_to_json(const ModelConfig& c) {
           {"init_std", c.init_std}};
 }
 
-// The shape rules the config validator applies, restated for a file that may have been edited.
+// The model's shape rule (partitioner/layout_rules.h), checked again for a file that may have been edited.
 ModelConfig parse_model(const json& value, const std::string& where) {
   TESSERA_REQUIRE(value.is_object(), "{}: \"model\" must be an object or null", where);
   const Fields f(value, where, "model.");
@@ -154,9 +155,8 @@ ModelConfig parse_model(const json& value, const std::string& where) {
   c.input_size = static_cast<int>(f.integer("input_size", 0, kMaxSize));
   c.output_size = static_cast<int>(f.integer("output_size", 0, kMaxSize));
   c.init_std = static_cast<float>(f.number("init_std"));
-  TESSERA_REQUIRE(c.arch != "gpt" || c.head_dim > 0 || c.hidden_size % c.num_attention_heads == 0,
-                  "{}: model.hidden_size {} is not divisible by model.num_attention_heads {} (and head_dim is 0)",
-                  where, c.hidden_size, c.num_attention_heads);
+  const std::optional<LayoutViolation> broken = model_shape_violation(c);
+  TESSERA_REQUIRE(!broken, "{}: {}", where, broken ? broken->line() : "");
   return c;
 }
 

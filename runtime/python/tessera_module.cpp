@@ -30,7 +30,7 @@
 #include "launcher/config_loader.h"
 #include "launcher/plan_command.h"
 #include "launcher/rank_discovery.h"
-#include "launcher/runtime_support.h"
+#include "runtime/train/runtime_support.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/partition_plan.h"
 #include "runtime/comm/mpi_communicator.h"

@@ -7,43 +7,15 @@
 #include <cmath>
 #include <numeric>
 
-#include "partitioner/stage_balancer.h"
+#include "partitioner/layout_rules.h"
 #include "runtime/compression/gradual_prune.h"
 #include "runtime/compression/mask.h"
 #include "runtime/train/gemm_roof.h"
+#include "runtime/train/runtime_support.h"
 
 namespace tessera {
 
 using Clock = TraceRecorder::Clock;
-
-std::vector<int> stage_partition(const ParallelConfig& p, const LayerGraph& graph) {
-  if (!p.partition.empty()) {
-    // Checked against the graph, which holds the embedding program's custom layers too.
-    const int stages = p.pipeline_model_parallel_size * p.virtual_stages;
-    TESSERA_REQUIRE(static_cast<int>(p.partition.size()) == stages,
-                    "parallel.partition = [{}]: must have pipeline_model_parallel_size * virtual_stages = {} entries",
-                    fmt::join(p.partition, ", "), stages);
-    const int custom = static_cast<int>(std::count_if(graph.layers.begin(), graph.layers.end(),
-                                                      [](const LayerSpec& l) { return l.kind == LayerKind::Custom; }));
-    TESSERA_REQUIRE(std::accumulate(p.partition.begin(), p.partition.end(), 0) == static_cast<int>(graph.layers.size()),
-                    "parallel.partition = [{}]: must add up to the {} layers of the layer graph (num_layers + "
-                    "embedding + head + {} custom layers)", fmt::join(p.partition, ", "), graph.layers.size(), custom);
-    return p.partition;
-  }
-  // auto: the partitioner's balancer over per-layer FLOPs. A layer without GEMMs (the
-  // embedding) still costs a little, so it is not treated as free.
-  BalanceProblem problem;
-  problem.stages = p.pipeline_model_parallel_size;
-  problem.virtual_stages = p.virtual_stages;
-  double total = 0;
-  for (const LayerSpec& l : graph.layers) total += l.forward_flops + l.backward_flops;
-  for (const LayerSpec& l : graph.layers) {
-    problem.layer_cost.push_back(l.forward_flops + l.backward_flops + 0.01 * total / graph.layers.size());
-  }
-  const BalanceResult r = balance_stages(problem);
-  TESSERA_REQUIRE(r.feasible, "parallel.partition auto: {}", r.reason);
-  return r.counts;
-}
 
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
     : Trainer(config, std::make_unique<DatasetSource>(data, config.model.seq_length, config.train.seed), nullptr,
@@ -64,14 +36,17 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   const TrainConfig& t = config_.train;
   const ParallelConfig& par = config_.parallel;
   groups_.tp.stats = &tp_comm_;
-  TESSERA_CHECK(t.global_batch_size % (t.micro_batch_size * groups_.dp_size) == 0,
-                "global batch {} not divisible by micro batch {} x dp {}", t.global_batch_size,
-                t.micro_batch_size, groups_.dp_size);
+  // Every entry point gets the same refusals and layout rules, with the config's lines.
+  check_runtime_support(config_);
+  LayoutFacts facts = layout_facts(config_, 0, static_cast<int>(options_.custom_layers.size()));
+  facts.dp = groups_.dp_size;
+  require_valid_layout(config_.model, facts, config_.source.empty() ? "config" : config_.source);
   microbatches_ = t.global_batch_size / (t.micro_batch_size * groups_.dp_size);
 
   const int v = par.virtual_stages;
   TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
-  const std::vector<int> counts = stage_partition(par, graph_);
+  // A fixed partition (the bring-up's choice, broadcast from rank 0), or the FLOP balance.
+  const std::vector<int> counts = choose_partition(config_, graph_).partition;
   std::vector<int> first(counts.size() + 1, 0);
   std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
   const bool selective = par.recompute == "selective";

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "partitioner/partition_choice.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
 #include "core/config.h"
@@ -73,11 +74,6 @@ struct TrainerOptions {
   const LayerRegistry* layer_registry = nullptr;
   TrainerCallbacks callbacks;
 };
-
-// Layer counts of the p * v global stages: the configured partition (InputError unless it
-// has p * v entries adding up to the graph's layers, custom ones included), or for auto the
-// partitioner's balanced split of the layers' FLOPs.
-std::vector<int> stage_partition(const ParallelConfig& parallel, const LayerGraph& graph);
 
 class Trainer {
  public:

@@ -11,3 +11,12 @@ add_test(NAME mpi.python.bindings
 set_tests_properties(mpi.python.bindings PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE LABELS "mpi;python"
                      SKIP_RETURN_CODE 77
                      ENVIRONMENT "PYTHONPATH=${PROJECT_BINARY_DIR}/python;OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# One layout rule, the same line from `tessera train`, `tessera plan` and the Python Trainer.
+add_test(NAME mpi.python.layout_rule_everywhere
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_layout_rule_everywhere.py
+                 --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(mpi.python.layout_rule_everywhere PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE LABELS "mpi;python"
+                     SKIP_RETURN_CODE 77
+                     ENVIRONMENT "PYTHONPATH=${PROJECT_BINARY_DIR}/python;OMPI_MCA_rmaps_base_oversubscribe=1")

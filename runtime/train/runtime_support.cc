@@ -1,5 +1,5 @@
 // Refuses config features whose runtime is not implemented yet.
-#include "launcher/runtime_support.h"
+#include "runtime/train/runtime_support.h"
 
 #include "core/error.h"
 
