@@ -23,6 +23,7 @@
 #include "partitioner/plan_report.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/mpi_environment.h"
+#include "runtime/data/dataset.h"
 #include "runtime/data/read_file.h"
 #include "runtime/data/vocabulary.h"
 #include "core/error.h"
@@ -342,16 +343,11 @@ std::optional<ClusterModel> calibrate(const std::string& cache, bool with_mpi, b
 
 int64_t resolve_vocab(const Config& c, int64_t given) {
   if (given > 0) return given;
-  const std::string& v = c.model.vocab;
-  if (v == "bytes") return 256;
-  if (v == "chars") {
-    try {
-      return Vocabulary::chars(read_file(c.data.path)).size();
-    } catch (const InputError& e) {
-      throw InputError(fmt::format("{} (model.vocab: chars needs the data file for its size; or give --vocab N)", e.what()));
-    }
+  try {
+    return vocab_size_of(c.model.vocab, c.data);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{} (model.vocab: chars needs the data file for its size; or give --vocab N)", e.what()));
   }
-  return std::stoll(v);  // validated by the config loader
 }
 
 // Parses each name of a list option, naming the option in the error.
@@ -370,25 +366,10 @@ auto parse_list(const std::vector<std::string>& names, const char* option, Parse
 
 }  // namespace
 
-std::string default_calibration_path() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fmt::format("{}/tessera/calibration.json", xdg);
-  const char* home = std::getenv("HOME");
-  return fmt::format("{}/.cache/tessera/calibration.json", home && *home ? home : ".");
-}
-
 ClusterModel load_cluster(const std::string& path) {
-  const std::string text = read_file(path);
   const bool json = path.size() >= 5 && path.substr(path.size() - 5) == ".json";
-  nlohmann::json j;
-  if (json) {
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(fmt::format("{}: not valid JSON: {}", path, e.what()));
-    }
-  } else {
-    j = node_to_json(config::parse_yaml(text, path));
-  }
+  if (json) return load_cluster_json(path);
+  nlohmann::json j = node_to_json(config::parse_yaml(read_file(path), path));
   if (j.is_object() && j.contains("tessera_calibration")) {
     TESSERA_REQUIRE(j.contains("cluster"), "{}: calibration cache without a cluster entry", path);
     j = j["cluster"];
