@@ -8,6 +8,7 @@
 
 #include "partitioner/layer_graph.h"
 #include "partitioner/layout_rules.h"
+#include "partitioner/partition_choice.h"
 #include "partitioner/schedule_sim.h"
 #include "partitioner/stage_balancer.h"
 #include "core/error.h"
@@ -78,18 +79,6 @@ std::vector<int> divisors(int n) {
     if (n % i == 0) d.push_back(i);
   }
   return d;
-}
-
-// Chunk ranges of pipeline rank s (global stages c * pp + s) from per-global-stage counts.
-std::vector<LayerRange> rank_chunks(const std::vector<int>& counts, int pp, int v, int s) {
-  std::vector<int> start(counts.size() + 1, 0);
-  for (size_t g = 0; g < counts.size(); ++g) start[g + 1] = start[g] + counts[g];
-  std::vector<LayerRange> r;
-  for (int c = 0; c < v; ++c) {
-    const int g = c * pp + s;
-    r.push_back({start[g], start[g + 1]});
-  }
-  return r;
 }
 
 }  // namespace

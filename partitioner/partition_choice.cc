@@ -59,4 +59,23 @@ PartitionChoice choose_partition(const Config& config, const LayerGraph& graph, 
   return choice;
 }
 
+std::vector<LayerRange> rank_chunks(const std::vector<int>& partition, int pp, int v, int rank) {
+  std::vector<int> start(partition.size() + 1, 0);
+  std::partial_sum(partition.begin(), partition.end(), start.begin() + 1);
+  std::vector<LayerRange> chunks;
+  for (int c = 0; c < v; ++c) {
+    const int g = c * pp + rank;
+    TESSERA_CHECK(g < static_cast<int>(partition.size()), "global stage {} of a {}-stage partition", g,
+                  partition.size());
+    chunks.push_back({start[g], start[g + 1]});
+  }
+  return chunks;
+}
+
+std::vector<int> pipeline_rank_of_layers(const std::vector<int>& partition, int pp) {
+  std::vector<int> rank_of;
+  for (size_t g = 0; g < partition.size(); ++g) rank_of.insert(rank_of.end(), partition[g], static_cast<int>(g) % pp);
+  return rank_of;
+}
+
 }  // namespace tessera

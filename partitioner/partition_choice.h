@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "partitioner/cost_model.h"
 #include "partitioner/layer_graph.h"
+#include "partitioner/memory_model.h"
 #include "partitioner/partition_plan.h"
 
 namespace tessera {
@@ -39,5 +40,12 @@ PartitionChoice choose_partition(const Config& config, const LayerGraph& graph, 
 // The fixed parallel.partition, or for auto the stage balancer over per-layer FLOPs (the
 // choice without a machine model). The layout rules (layout_rules.h) must hold.
 std::vector<int> stage_partition(const ParallelConfig& parallel, const LayerGraph& graph);
+
+// The chunk -> stage map, in one place: pipeline rank `rank` runs global stages c * pp + rank
+// for c in 0..v-1 (Megatron's interleaved order; v = 1 is one chunk per rank). The layer ranges
+// of its chunks, from the layers per global stage.
+std::vector<LayerRange> rank_chunks(const std::vector<int>& partition, int pp, int virtual_stages, int rank);
+// The pipeline rank that holds each layer of the graph.
+std::vector<int> pipeline_rank_of_layers(const std::vector<int>& partition, int pp);
 
 }  // namespace tessera

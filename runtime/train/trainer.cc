@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 
 #include "partitioner/layout_rules.h"
 #include "runtime/compression/gradual_prune.h"
@@ -47,12 +46,9 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
   // A fixed partition (the bring-up's choice, broadcast from rank 0), or the FLOP balance.
   const std::vector<int> counts = choose_partition(config_, graph_).partition;
-  std::vector<int> first(counts.size() + 1, 0);
-  std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
   const bool selective = par.recompute == "selective";
-  for (int c = 0; c < v; ++c) {
-    const int g = c * groups_.pp_size + groups_.pp_rank;
-    chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, first[g], first[g + 1],
+  for (const LayerRange& chunk : rank_chunks(counts, groups_.pp_size, v, groups_.pp_rank)) {
+    chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, chunk.first, chunk.last,
                                               selective, options_.layer_registry));
   }
   std::vector<Model*> chunk_ptrs;
