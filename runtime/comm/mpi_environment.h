@@ -32,6 +32,8 @@ class MpiEnvironment {
 
 // True between MPI_Init and MPI_Finalize.
 bool mpi_is_active();
+// This process's rank in MPI_COMM_WORLD; 0 without an active MPI.
+int mpi_world_rank();
 
 // Ends the whole job: flushes stdout/stderr, then MPI_Abort(MPI_COMM_WORLD, exit_code) so
 // that mpirun kills the other ranks instead of leaving them waiting on this one. Without an
