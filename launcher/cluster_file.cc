@@ -1,8 +1,10 @@
 // Cluster files: configs/clusters/*.yaml (through the config tree parser) or JSON (a cluster
 // description, or the calibration cache), into the partitioner's ClusterModel.
+#include "launcher/cluster_file.h"
+
 #include "core/error.h"
 #include "launcher/config_tree.h"
-#include "launcher/plan_command.h"
+#include "partitioner/machine_model.h"
 #include "runtime/data/read_file.h"
 
 namespace tessera {

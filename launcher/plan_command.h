@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "launcher/cluster_file.h"
 #include "partitioner/cost_model.h"
 #include "partitioner/machine_model.h"
 
@@ -41,9 +42,5 @@ CLI::App* add_plan_command(CLI::App& app, PlanOptions& options);
 // Runs it: 0 on success. Throws tessera::InputError for bad input (config, cluster file,
 // memory cap) and tessera::Error otherwise; prints only on world rank 0 under mpirun.
 int run_plan(const PlanOptions& options);
-
-// A cluster from configs/clusters/*.yaml (or .json), or a calibration cache (JSON with a
-// "cluster" entry).
-ClusterModel load_cluster(const std::string& path);
 
 }  // namespace tessera

@@ -18,7 +18,7 @@
 #include "launcher/commands.h"
 #include "launcher/config_loader.h"
 #include "launcher/progress.h"
-#include "launcher/plan_command.h"
+#include "launcher/cluster_file.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/train/runtime_support.h"
 #include "runtime/train/training_session.h"

@@ -1,7 +1,7 @@
 // Where the machine model comes from when none is named: the calibration cache that
 // `tessera plan --calibrate` writes (JSON). The runtime's bring-up reads it for `partition:
 // auto`, so `tessera train`, Python and an embedding program decide on the same machine model.
-// (Cluster files in YAML are the launcher's: launcher/plan_command.h load_cluster.)
+// (Cluster files in YAML are the launcher's: launcher/cluster_file.h load_cluster.)
 #pragma once
 
 #include <optional>

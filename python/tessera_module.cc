@@ -19,7 +19,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "launcher/plan_command.h"
+#include "launcher/cluster_file.h"
 #include "partitioner/layout_search.h"
 #include "partitioner/partition_plan.h"
 #include "python/py_config.h"
