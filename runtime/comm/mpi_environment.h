@@ -1,5 +1,7 @@
 // MpiEnvironment: MPI init/finalize for the process, and abort_job for fatal errors.
-// Every rank constructs one MpiEnvironment in main before any communicator exists.
+// One MpiEnvironment exists before any communicator: made in main by the CLI and by embedding
+// programs, by the first tessera.Trainer in Python, and adopting a host program's MPI when it
+// is already initialised.
 #pragma once
 
 namespace tessera {
