@@ -65,7 +65,8 @@ struct TrainConfig {
   int global_batch_size = 12;
   int max_steps = 2000;
   uint64_t seed = 1337;
-  std::string precision = "fp32";
+  std::string precision = "fp32";  // fp32 | bf16 | fp16: the GEMMs' input dtype (runtime/compute)
+  std::string gemm = "onednn";     // onednn | eigen (the fp32 reference): the CPU GEMM library
   // A step whose loss or gradient norm is NaN/Inf: abort the job with a clear error, or skip
   // its update (counted in the log line and metrics).
   std::string on_nan = "abort";

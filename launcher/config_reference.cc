@@ -88,7 +88,10 @@ const std::map<std::string, std::string>& meanings() {
       {"train.seed",
        "Seeds the initial weights and the batches. Batches depend only on (seed, step, sample index), "
        "never on the layout."},
-      {"train.precision", "Only `fp32` runs on the CPU backend; bf16 and fp16 are refused."},
+      {"train.precision",
+       "GEMM input precision: `bf16` and `fp16` keep fp32 master weights, optimizer state, norms, softmax and the "
+       "loss, and feed the GEMMs low-precision copies; `fp16` adds dynamic loss scaling (docs/precision.md)."},
+      {"train.gemm", "CPU GEMM library: `onednn` (fp32, bf16) or `eigen` (the fp32 reference)."},
       {"train.on_nan",
        "A step whose loss or gradient norm is NaN/Inf: `abort` ends the job with one line naming the step; "
        "`skip` drops that update and counts it (`| skipped N` in the step line)."},

@@ -285,6 +285,7 @@ std::vector<Field> make_schema() {
       positive("train.max_steps", TESSERA_AT(train.max_steps)),
       seed_field(),
       one_of("train.precision", TESSERA_AT(train.precision), {"fp32", "bf16", "fp16"}),
+      one_of("train.gemm", TESSERA_AT(train.gemm), {"onednn", "eigen"}),
       one_of("train.on_nan", TESSERA_AT(train.on_nan), {"abort", "skip"}),
       non_negative("train.threads", TESSERA_AT(train.threads)),
       non_negative("train.eval_interval", TESSERA_AT(train.eval_interval)),

@@ -17,6 +17,7 @@
 #include <optional>
 #include <thread>
 
+#include "runtime/compute/compute.h"
 #include "kernels/matmul.h"
 #include "launcher/config_loader.h"
 #include "launcher/config_tree.h"
@@ -107,7 +108,9 @@ double triad_bandwidth() {
 double block_seconds(int C, int H, int T, int B) {
   TransformerBlock block("h.0", BlockShape{C, H, 4 * C}, 1, 0.02f, 1, TpGroup::single());
   Tensor x = Tensor::full({int64_t{B} * T, C}, 0.1f), dy = Tensor::full({int64_t{B} * T, C}, 0.01f);
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = Tensor::zeros({B, T}, DType::I32);
   ctx.targets = ctx.tokens;
   return time_best([&] {

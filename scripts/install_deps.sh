@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake git
   libeigen3-dev
+  libdnnl-dev
   libopenmpi-dev openmpi-bin
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev

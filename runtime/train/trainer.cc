@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +14,7 @@
 #include "runtime/compression/mask.h"
 #include "runtime/comm/agreement.h"
 #include "runtime/comm/parallel_grid.h"
+#include "kernels/residual.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/grad_norm.h"
 
@@ -87,6 +89,8 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   const TrainConfig& t = config_.train;
   const ParallelConfig& par = config_.parallel;
   groups_.tp.stats = &tp_comm_;
+  compute_ = make_cpu_compute(parse_precision(t.precision), t.gemm);
+  if (compute_->policy().loss_scaling()) loss_scaler_.emplace();
   TESSERA_CHECK(t.global_batch_size % (t.micro_batch_size * groups_.dp_size) == 0,
                 "global batch {} not divisible by micro batch {} x dp {}", t.global_batch_size,
                 t.micro_batch_size, groups_.dp_size);
@@ -180,11 +184,14 @@ MicrobatchContext Trainer::train_context(int mb) {
     check_batch(batch, request, vocab_.size());
   }
   MicrobatchContext ctx;
+  ctx.compute = compute_.get();
   ctx.microbatch = mb;
   ctx.tokens = batch.tokens;
   ctx.targets = batch.targets;
-  // The step's loss is the mean over all microbatches of all replicas.
+  // The step's loss is the mean over all microbatches of all replicas (times the fp16 loss scale,
+  // divided out of the gradients before clipping).
   ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * groups_.dp_size);
+  if (loss_scaler_) ctx.loss_scale *= static_cast<float>(loss_scaler_->scale());
   return ctx;
 }
 
@@ -253,6 +260,9 @@ double Trainer::forward_backward() {
     trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
   }
   for (auto& m : chunks_) m->zero_grad();
+  // The masters may have changed since the last step (update, load, pruning): low-precision
+  // copies are remade on first use.
+  compute_->invalidate_weight_copies();
   tp_comm_.seconds = 0;
   const double loss_sum = run_microbatches();
   const auto start = Clock::now();
@@ -272,11 +282,16 @@ StepResult Trainer::optimizer_step() {
   pending_loss_.reset();
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
   const auto start = Clock::now();
+  const bool overflow = loss_scaler_ && unscale_gradients();
   // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
-  r.grad_norm = zero_optimizer_
+  r.grad_norm = overflow ? std::numeric_limits<double>::infinity() : zero_optimizer_
                     ? zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp)
                     : clip_grad_norm(parameters(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
-  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+  if (loss_scaler_ && loss_scaler_->update(overflow, step_ + 1)) {
+    // fp16 overflow: an expected event under dynamic loss scaling, not train.on_nan's business.
+    r.skipped = true;
+    ++skipped_steps_;
+  } else if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
     TESSERA_REQUIRE(t.on_nan == "skip",
                     "step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping (train.on_nan = "
                     "abort; `skip` drops such steps' updates instead)", step_ + 1, r.loss, r.grad_norm);
@@ -303,10 +318,27 @@ StepResult Trainer::optimizer_step() {
     }
   }
   r.step = step_;
+  if (loss_scaler_) r.loss_scale = loss_scaler_->scale();
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - step_start_).count();
   r.tp_comm_ms = tp_comm_.seconds * 1e3;
   if (options_.callbacks.on_step) options_.callbacks.on_step(r);
   return r;
+}
+
+bool Trainer::unscale_gradients() {
+  const float inverse = static_cast<float>(1.0 / loss_scaler_->scale());
+  bool finite = true;
+  auto unscale = [&](const Tensor& g) {
+    kernels::cpu::scale(g.f32(), inverse, g.numel());
+    const float* p = g.f32();
+    for (int64_t i = 0; i < g.numel() && finite; ++i) finite = std::isfinite(p[i]);
+  };
+  if (zero_optimizer_) {
+    unscale(grad_sync_->shard_grads());
+  } else {
+    for (Parameter* p : parameters()) unscale(p->grad);
+  }
+  return all_reduce_scalar(finite ? 0.0 : 1.0, groups_.world, ReduceOp::Max) > 0;
 }
 
 CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v,
@@ -316,6 +348,7 @@ CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments
   s.step = step_;
   s.params = parameters();
   s.padded_rows = vocab_padded_rows(config_.model, graph_);
+  if (loss_scaler_) s.extra["loss_scaler"] = loss_scaler_->to_json();
   moments.assign(s.params.size(), OptimizerMoments{});
   if (zero_optimizer_) {
     if (gather) {
@@ -394,6 +427,8 @@ bool Trainer::resume(const std::string& dir) {
     optimizer_->set_steps_taken(state.optimizer_steps);
   }
   step_ = state.step;
+  // A checkpoint of an fp32/bf16 run has no scaler state: an fp16 resume starts a fresh scale.
+  if (loss_scaler_ && manifest.extra.contains("loss_scaler")) loss_scaler_->load_json(manifest.extra["loss_scaler"]);
   if (logging) {
     spdlog::info("checkpoint: resumed from {} at step {} (saved under dp {} x tp {} x pp {}, zero {})", *found,
                  step_, manifest.layout.dp, manifest.layout.tp, manifest.layout.pp, manifest.layout.zero_stage);
@@ -444,6 +479,7 @@ double Trainer::evaluate() {
     Batch batch = data_->batch(request);
     check_batch(batch, request, vocab_.size());
     MicrobatchContext ctx;
+    ctx.compute = compute_.get();
     ctx.microbatch = k;
     ctx.tokens = batch.tokens;
     ctx.targets = batch.targets;
@@ -523,6 +559,7 @@ void Trainer::fit() {
     m.mem_bytes = host_memory_stats().peak_bytes;
     m.val_loss = val;
     m.skipped_steps = skipped_steps_;
+    if (loss_scaler_) m.loss_scale = loss_scaler_->scale();
     if (grad_sync_) {
       m.grad_comm_exposed_ms = window_exposed_ms / window_steps;
       m.grad_comm_span_ms = window_span_ms / window_steps;

@@ -12,6 +12,7 @@
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
+#include "runtime/compute/compute.h"
 #include "core/config.h"
 #include "runtime/data/batch_sampler.h"
 #include "runtime/data/data_source.h"
@@ -21,6 +22,7 @@
 #include "runtime/pipeline/stage_executor.h"
 #include "runtime/train/flat_parameters.h"
 #include "runtime/train/grad_sync.h"
+#include "runtime/train/loss_scaler.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/trace.h"
@@ -46,7 +48,8 @@ ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel);
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
   double tp_comm_ms = 0;  // in tensor-parallel communication (forward, backward, loss, norms)
-  bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip)
+  bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip, or fp16 overflow)
+  double loss_scale = 0;  // fp16: the dynamic loss scale after this step; 0 without loss scaling
   int64_t step = 0;       // the steps done after this one (1 for the first), as the log line counts
 };
 
@@ -135,6 +138,8 @@ class Trainer {
   // The layer graph the chunks were built from (custom layers included).
   const LayerGraph& graph() const { return graph_; }
   const Vocabulary& vocabulary() const { return vocab_; }
+  // The backend and precision the layers run with.
+  const Compute& compute() const { return *compute_; }
   // Gradient communication timing of the last step (zeros without data parallelism).
   GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
   int64_t optimizer_state_bytes() const;
@@ -160,6 +165,9 @@ class Trainer {
   // `moments` (and, with ZeRO-1, into the full flat buffers m and v, all-gathered when gather).
   CheckpointState checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v, bool gather);
   bool stop_requested_everywhere();
+  // fp16: divides the gradients by the loss scale; returns whether any is inf/NaN (agreed over
+  // every rank that holds gradients).
+  bool unscale_gradients();
 
   Config config_;
   TrainerOptions options_;
@@ -168,6 +176,8 @@ class Trainer {
   Vocabulary vocab_;
   ParallelGroups groups_;
   TpCommStats tp_comm_;  // the layers' tp communication time, read per step
+  std::unique_ptr<Compute> compute_;
+  std::optional<LossScaler> loss_scaler_;  // fp16 only
   LayerGraph graph_;
   std::vector<std::unique_ptr<Model>> chunks_;
   std::vector<Layer*> layers_;  // all layers of all chunks, numbered as FlatParameters does

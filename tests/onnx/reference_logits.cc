@@ -4,6 +4,7 @@
 // Usage: onnx_reference_logits CHECKPOINT TOKENS.safetensors OUT.safetensors
 #include <iostream>
 
+#include "runtime/compute/compute.h"
 #include "launcher/config_loader.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint_tools.h"
@@ -33,7 +34,9 @@ int run(const std::string& checkpoint, const std::string& tokens_path, const std
   for (const auto& [name, tokens] : read_safetensors(tokens_path).tensors) {
     TESSERA_REQUIRE(name.rfind("tokens.", 0) == 0 && tokens.dtype() == DType::I32 && tokens.ndim() == 2,
                     "{}: expected I32 [batch, seq] tensors named tokens.<k>, got '{}'", tokens_path, name);
+    const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
     MicrobatchContext ctx;
+    ctx.compute = compute.get();
     ctx.tokens = tokens;
     ctx.targets = Tensor::zeros(tokens.shape(), DType::I32);  // the loss is computed but unused
     ctx.training = false;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "runtime/compute/compute.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/inference/decode.h"
@@ -42,7 +43,9 @@ TEST_CASE("inference: forward equals the training model's logits on the same che
   CheckpointState state;
   state.params = trained.parameters();
   load_checkpoint(step_dir, state, 0, 1);
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = random_tokens(2, 16, 65, 1);
   ctx.targets = random_tokens(2, 16, 65, 2);
   ctx.training = false;

@@ -25,8 +25,8 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
   CHECK(refusal("parallel.zero_stage=1") == "accepted");
   CHECK(refusal("parallel.sequence_parallel=true") == "accepted");
   CHECK(refusal("parallel.recompute=full") == "accepted");
-  CHECK(refusal("train.precision=bf16") ==
-        "x.yaml: train.precision = 'bf16': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)");
+  CHECK(refusal("train.precision=bf16") == "accepted");
+  CHECK(refusal("train.precision=fp16") == "accepted");
   CHECK(refusal("parallel.zero_stage=2") == "x.yaml: parallel.zero_stage = 2: only ZeRO stages 0 and 1 are implemented");
 }
 
