@@ -67,6 +67,11 @@ struct TrainConfig {
   uint64_t seed = 1337;
   std::string precision = "fp32";  // fp32 | bf16 | fp16: the GEMMs' input dtype (runtime/compute)
   std::string gemm = "onednn";     // onednn | eigen (the fp32 reference): the CPU GEMM library
+  // fp16 dynamic loss scaling (Megatron's names): the starting scale, the good steps after which
+  // it doubles, and the floor it is never halved below.
+  double initial_loss_scale = 65536.0;
+  int loss_scale_window = 1000;
+  double min_loss_scale = 1.0;
   // A step whose loss or gradient norm is NaN/Inf: abort the job with a clear error, or skip
   // its update (counted in the log line and metrics).
   std::string on_nan = "abort";

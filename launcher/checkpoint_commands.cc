@@ -23,6 +23,7 @@ int run_export(const ExportCommandOptions& o) {
     throw UsageError("export: give exactly one of --safetensors FILE and --onnx FILE");
   }
   if (o.nanogpt_names && !o.onnx.empty()) throw UsageError("export: --nanogpt-names applies to --safetensors only");
+  if (o.dtype != "fp32" && !o.onnx.empty()) throw UsageError("export: --dtype applies to --safetensors only");
   if (o.external_data_threshold != 0 && !o.safetensors.empty()) {
     throw UsageError("export: --external-data-threshold applies to --onnx only");
   }
@@ -30,6 +31,7 @@ int run_export(const ExportCommandOptions& o) {
   if (!o.safetensors.empty()) {
     ExportOptions options;
     if (o.nanogpt_names) options.transformer_prefix = "transformer.";
+    options.bf16 = o.dtype == "bf16";
     export_consolidated(step_dir, o.safetensors, options);
     std::cout << "exported " << step_dir << " to " << o.safetensors << "\n";
     return 0;

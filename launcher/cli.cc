@@ -64,6 +64,9 @@ int run_cli(int argc, char** argv) {
   export_cmd->add_option("--safetensors", export_options.safetensors, "Output safetensors file");
   export_cmd->add_option("--onnx", export_options.onnx,
                          "Output ONNX file (opset 17; input `tokens` int64 [batch, seq], output `logits`)");
+  export_cmd->add_option("--dtype", export_options.dtype,
+                         "--safetensors only: fp32 (the masters, default) or bf16 (half the bytes)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   export_cmd->add_flag("--nanogpt-names", export_options.nanogpt_names,
                        "Name tensors as nanoGPT's module (transformer.h.0...); --safetensors only");
   export_cmd->add_option("--external-data-threshold", export_options.external_data_threshold,

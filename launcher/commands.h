@@ -42,6 +42,7 @@ struct ExportCommandOptions {
   std::string onnx;
   bool nanogpt_names = false;  // safetensors only
   int64_t external_data_threshold = 0;  // onnx only; 0 = OnnxExportOptions' default (2 GiB)
+  std::string dtype = "fp32";  // safetensors only: fp32 | bf16
 };
 // `tessera export CKPT --safetensors OUT`: one consolidated safetensors file of global,
 // unpadded tensors that PyTorch loads; nanogpt_names prefixes the names as nanoGPT's module.

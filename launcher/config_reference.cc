@@ -92,6 +92,9 @@ const std::map<std::string, std::string>& meanings() {
        "GEMM input precision: `bf16` and `fp16` keep fp32 master weights, optimizer state, norms, softmax and the "
        "loss, and feed the GEMMs low-precision copies; `fp16` adds dynamic loss scaling (docs/precision.md)."},
       {"train.gemm", "CPU GEMM library: `onednn` (fp32, bf16) or `eigen` (the fp32 reference)."},
+      {"train.initial_loss_scale", "fp16 only: the dynamic loss scale's start (halved on overflow)."},
+      {"train.loss_scale_window", "fp16 only: overflow-free steps after which the loss scale doubles."},
+      {"train.min_loss_scale", "fp16 only: the floor of the loss scale."},
       {"train.on_nan",
        "A step whose loss or gradient norm is NaN/Inf: `abort` ends the job with one line naming the step; "
        "`skip` drops that update and counts it (`| skipped N` in the step line)."},

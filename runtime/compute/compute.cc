@@ -10,11 +10,18 @@ Compute::Compute(std::unique_ptr<Backend> backend, PrecisionPolicy policy)
   TESSERA_CHECK(backend_ != nullptr, "Compute needs a backend");
 }
 
-Tensor Compute::gemm_input(const Tensor& x) const {
+Tensor Compute::to_compute(const Tensor& x) const {
   if (x.dtype() == compute_dtype()) return x;
   Tensor c = Tensor::empty(x.shape(), compute_dtype(), x.device());
   backend_->cast(x, c);
   return c;
+}
+
+Tensor Compute::to_f32(const Tensor& x) const {
+  if (x.dtype() == DType::F32) return x;
+  Tensor w = Tensor::empty(x.shape(), DType::F32, x.device());
+  backend_->cast(x, w);
+  return w;
 }
 
 const Tensor& Compute::weight(Parameter& p) const {
@@ -37,7 +44,7 @@ void Compute::linear_forward(Tensor& out, const Tensor& x_c, Parameter& weight, 
 void Compute::linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout,
                               const Tensor& x_c) const {
   if (bias != nullptr) backend_->bias_backward(bias->grad, dout);
-  const Tensor dout_c = gemm_input(dout);
+  const Tensor dout_c = to_compute(dout);
   if (dx != nullptr) backend_->matmul({dout_c, false, this->weight(weight), false, *dx, nullptr, false});
   backend_->matmul({dout_c, true, x_c, false, weight.grad, nullptr, true});
 }

@@ -23,8 +23,11 @@ class Compute {
   const PrecisionPolicy& policy() const { return policy_; }
   DType compute_dtype() const { return policy_.compute_dtype(); }
 
-  // x as a GEMM input: x itself in fp32, else a copy in the compute dtype.
-  Tensor gemm_input(const Tensor& x) const;
+  // x in the compute dtype (x itself when it already is): GEMM inputs, and activations moved
+  // between ranks without arithmetic (pipeline sends, sequence-parallel gathers).
+  Tensor to_compute(const Tensor& x) const;
+  // x widened to fp32 (x itself when it is): a received activation before the next layer.
+  Tensor to_f32(const Tensor& x) const;
   // The weight as a GEMM input: the master in fp32, else its low-precision copy, made from the
   // master on first use after invalidate_weight_copies().
   const Tensor& weight(Parameter& p) const;
@@ -32,7 +35,7 @@ class Compute {
   // (after an optimizer step, a checkpoint load).
   void invalidate_weight_copies() { ++weights_version_; }
 
-  // out [rows, out] = x_c [rows, in] * W^T (+ bias), W [out, in] as nn.Linear; x_c from gemm_input.
+  // out [rows, out] = x_c [rows, in] * W^T (+ bias), W [out, in] as nn.Linear; x_c from to_compute.
   void linear_forward(Tensor& out, const Tensor& x_c, Parameter& weight, Parameter* bias) const;
   // dx = dout * W (skipped when dx is null), W.grad += dout^T x_c, bias.grad += colsum(dout).
   void linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout, const Tensor& x_c) const;

@@ -50,7 +50,7 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
     s.rstd = Tensor::empty({Ns});
     ops.layernorm_forward(s.normed, s.mean, s.rstd, x, norm_w_.value, norm_b_.value);
   }
-  s.input = m.gemm_input(enter_tp_region_forward(s.normed, tp_));
+  s.input = enter_tp_region_forward(m.to_compute(s.normed), tp_);
   s.logits = Tensor::empty({N, V});
   m.linear_forward(s.logits, s.input, weight_, bias_.value.defined() ? &bias_ : nullptr);
   s.row_max = Tensor::empty({N});

@@ -34,15 +34,15 @@ Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
   Saved s;
   if (split_ == TpSplit::Row) {
     // Partial sums over this rank's input slice; the replicated bias is added once, after.
-    s.x = m.gemm_input(x);
+    s.x = m.to_compute(x);
     Tensor partial = Tensor::empty({x.dim(0), out_});
     m.linear_forward(partial, s.x, weight_, nullptr);
     s.pre = exit_tp_region_forward(partial, tp_);
     m.ops().bias_forward(s.pre, bias_.value);
   } else {
     // A Column layer keeps its (sequence-sharded) input and gathers it again in backward.
-    s.x = split_ == TpSplit::Column ? x : m.gemm_input(x);
-    const Tensor h = split_ == TpSplit::Column ? m.gemm_input(enter_tp_region_forward(x, tp_)) : s.x;
+    s.x = m.to_compute(x);
+    const Tensor h = split_ == TpSplit::Column ? enter_tp_region_forward(s.x, tp_) : s.x;
     s.pre = Tensor::empty({h.dim(0), out_});
     m.linear_forward(s.pre, h, weight_, &bias_);
   }
@@ -78,7 +78,7 @@ Tensor LinearLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
     return dx;
   }
   // Column: the input was entered into the tp region; its gradient leaves it.
-  const Tensor h = m.gemm_input(enter_tp_region_forward(s.x, tp_));
+  const Tensor h = enter_tp_region_forward(s.x, tp_);
   Tensor dh = Tensor::empty(h.shape());
   m.linear_backward(&dh, weight_, &bias_, dpre, h);
   return enter_tp_region_backward(dh, tp_);

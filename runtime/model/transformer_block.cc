@@ -47,7 +47,7 @@ TransformerBlock::TransformerBlock(std::string name, BlockShape s, int num_layer
 
 // Rows outside the tensor-parallel regions are this rank's sequence shard (all rows without
 // sequence parallelism); inside them every rank sees all B * T rows. GEMM inputs are saved in
-// the compute dtype (Compute::gemm_input): under bf16 that halves their memory.
+// the compute dtype (Compute::to_compute): under bf16 that halves their memory.
 Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) {
   const Compute& m = ctx.math();
   Backend& ops = m.ops();
@@ -61,12 +61,14 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.mean1 = Tensor::empty({Ns});
   s.rstd1 = Tensor::empty({Ns});
   ops.layernorm_forward(s.ln1, s.mean1, s.rstd1, x, ln1_w_.value, ln1_b_.value);
-  const Tensor h1 = m.gemm_input(enter_tp_region_forward(s.ln1, tp_));
+  // Cast before entering the tp region: a sequence-parallel gather then moves compute-dtype bytes.
+  s.ln1 = m.to_compute(s.ln1);
+  const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   s.qkv = Tensor::empty({N, 3 * Al});
   m.linear_forward(s.qkv, h1, qkv_w_, &qkv_b_);
   Tensor att = Tensor::empty({N, Al});
   s.probs = ops.attention_forward(att, s.qkv, B, T, heads_local_, D);
-  s.att = m.gemm_input(att);
+  s.att = m.to_compute(att);
   Tensor o = Tensor::empty({N, C});
   m.linear_forward(o, s.att, attn_proj_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
@@ -79,12 +81,13 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.mean2 = Tensor::empty({Ns});
   s.rstd2 = Tensor::empty({Ns});
   ops.layernorm_forward(s.ln2, s.mean2, s.rstd2, s.x2, ln2_w_.value, ln2_b_.value);
-  const Tensor h2 = m.gemm_input(enter_tp_region_forward(s.ln2, tp_));
+  s.ln2 = m.to_compute(s.ln2);
+  const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
   s.fc = Tensor::empty({N, Fl});
   m.linear_forward(s.fc, h2, fc_w_, &fc_b_);
   Tensor act = Tensor::empty({N, Fl});
   ops.gelu_forward(act, s.fc);
-  s.act = m.gemm_input(act);
+  s.act = m.to_compute(act);
   Tensor p = Tensor::empty({N, C});
   m.linear_forward(p, s.act, mlp_proj_w_, nullptr);
   p = exit_tp_region_forward(p, tp_);
@@ -113,7 +116,7 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   Tensor dh2 = Tensor::empty({N, C});
   // Sequence parallelism keeps only the ln2 shard; the full input is gathered again here
   // rather than held through the whole forward-backward gap.
-  const Tensor h2 = m.gemm_input(enter_tp_region_forward(s.ln2, tp_));
+  const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
   m.linear_backward(&dh2, fc_w_, &fc_b_, dfc, h2);
   const Tensor dln2 = enter_tp_region_backward(dh2, tp_);
   Tensor dx2 = Tensor::empty({Ns, C});
@@ -132,7 +135,7 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   Tensor dqkv = Tensor::empty({N, 3 * Al});
   ops.attention_backward(dqkv, datt, s.qkv, s.probs, s.B, s.T, heads_local_, D);
   Tensor dh1 = Tensor::empty({N, C});
-  const Tensor h1 = m.gemm_input(enter_tp_region_forward(s.ln1, tp_));
+  const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   m.linear_backward(&dh1, qkv_w_, &qkv_b_, dqkv, h1);
   const Tensor dln1 = enter_tp_region_backward(dh1, tp_);
   Tensor dx = Tensor::empty({Ns, C});

@@ -90,7 +90,13 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   const ParallelConfig& par = config_.parallel;
   groups_.tp.stats = &tp_comm_;
   compute_ = make_cpu_compute(parse_precision(t.precision), t.gemm);
-  if (compute_->policy().loss_scaling()) loss_scaler_.emplace();
+  if (compute_->policy().loss_scaling()) {
+    LossScalerConfig ls;
+    ls.initial_scale = t.initial_loss_scale;
+    ls.growth_interval = t.loss_scale_window;
+    ls.min_scale = t.min_loss_scale;
+    loss_scaler_.emplace(ls);
+  }
   TESSERA_CHECK(t.global_batch_size % (t.micro_batch_size * groups_.dp_size) == 0,
                 "global batch {} not divisible by micro batch {} x dp {}", t.global_batch_size,
                 t.micro_batch_size, groups_.dp_size);
@@ -118,7 +124,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
         rank, fmt::format("rank {} (dp {}, tp {}, pp {})", rank, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank));
   }
   if (pipelined() || par.recompute == "full") {
-    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v};
+    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v, compute_->compute_dtype()};
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
@@ -131,7 +137,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   } else {
     optimizer_ = std::make_unique<AdamW>(parameters(), t.optimizer);
   }
-  peak_flops_ = t.peak_tflops > 0 ? t.peak_tflops * 1e12 : measure_gemm_flops();
+  set_mfu_roof();
 }
 
 std::vector<Parameter*> Trainer::parameters() const {
@@ -323,6 +329,28 @@ StepResult Trainer::optimizer_step() {
   r.tp_comm_ms = tp_comm_.seconds * 1e3;
   if (options_.callbacks.on_step) options_.callbacks.on_step(r);
   return r;
+}
+
+void Trainer::set_mfu_roof() {
+  const TrainConfig& t = config_.train;
+  const DType dtype = compute_->compute_dtype();
+  Backend& ops = compute_->ops();
+  const bool logging = groups_.is_logging_rank();
+  if (compute_->policy().low_precision() && !ops.native_matmul(dtype) && logging) {
+    spdlog::warn("train.precision = {}: this CPU has no native {} GEMM; {} emulates it ({}), slower than fp32",
+                 t.precision, dtype_name(dtype), ops.name(), ops.matmul_implementation(dtype));
+  }
+  if (t.peak_tflops > 0) {
+    peak_flops_ = t.peak_tflops * 1e12;
+    if (logging) spdlog::info("MFU roof: train.peak_tflops = {} TFLOP/s per rank", t.peak_tflops);
+    return;
+  }
+  const GemmRoof roof = measure_gemm_roof(ops, dtype);
+  peak_flops_ = roof.flops;
+  if (logging) {
+    spdlog::info("MFU roof: {:.0f} GFLOP/s per rank, the best of 10 1024^3 {} GEMMs on {} ({}) at start-up",
+                 roof.flops / 1e9, roof.dtype, ops.name(), roof.implementation);
+  }
 }
 
 bool Trainer::unscale_gradients() {

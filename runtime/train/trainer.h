@@ -168,6 +168,9 @@ class Trainer {
   // fp16: divides the gradients by the loss scale; returns whether any is inf/NaN (agreed over
   // every rank that holds gradients).
   bool unscale_gradients();
+  // The MFU denominator: train.peak_tflops, else the best GEMM rate of this run's backend and
+  // compute dtype, measured now (warns when the dtype runs emulated).
+  void set_mfu_roof();
 
   Config config_;
   TrainerOptions options_;
