@@ -55,12 +55,14 @@ Tensor decode(const InferenceModel& model, const std::vector<KvCache*>& caches,
       kernels::cpu::cached_attention_forward(att.f32() + first[i] * A, A, rows, 3 * A, keys, values, A, n, past,
                                              H, D);
     }
-    gpt_math::finish_block(w, x, att);
+    gpt_math::finish_block(w, x, att, model.tp());
   }
+  for (size_t i = 0; i < S; ++i) caches[i]->advance(first[i + 1] - first[i]);
+  // Only tp rank 0 samples: the other shards skip the (replicated) head.
+  if (model.tp().rank != 0) return Tensor();
   // Only each sequence's last token needs the head.
   Tensor last = Tensor::empty({static_cast<int64_t>(S), model.hidden_size()});
   for (size_t i = 0; i < S; ++i) last.narrow(static_cast<int64_t>(i), 1).copy_from(x.narrow(first[i + 1] - 1, 1));
-  for (size_t i = 0; i < S; ++i) caches[i]->advance(first[i + 1] - first[i]);
   return gpt_math::logits(model, last);
 }
 

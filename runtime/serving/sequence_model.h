@@ -26,6 +26,13 @@ class SequenceModel {
   // sequence's last token, [n, vocab_size]. Sequences of different lengths share one call.
   virtual Tensor step(const std::vector<SequenceState*>& sequences,
                       const std::vector<std::vector<int32_t>>& new_tokens) const = 0;
+  // Called by the decode loop after about a second with nothing to step: a model spread over
+  // ranks tells them it is still alive (so their waits do not time out) and learns whether
+  // they are. Throws when a peer is gone.
+  virtual void idle() const {}
+  // False once a failure left the model unable to step again (a peer rank timed out or died):
+  // the decode loop then ends instead of failing every later request one by one.
+  virtual bool usable() const { return true; }
 };
 
 }  // namespace tessera
