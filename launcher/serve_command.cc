@@ -61,10 +61,9 @@ nlohmann::json model_info(const ServeOptions& options, const InferenceModel& mod
   return {
       {"id", name},
       {"object", "model"},
-      {"created", static_cast<int64_t>(
-                      std::chrono::duration_cast<std::chrono::seconds>(
-                          std::filesystem::last_write_time(step_dir).time_since_epoch())
-                          .count())},
+      {"created", std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::file_clock::to_sys(std::filesystem::last_write_time(step_dir)).time_since_epoch())
+                      .count()},
       {"owned_by", "tessera"},
       {"checkpoint", std::filesystem::weakly_canonical(step_dir).string()},
       {"step", read_manifest(step_dir).step},

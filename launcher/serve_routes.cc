@@ -109,7 +109,10 @@ void install_routes(httplib::Server& server, const ServeContext& context) {
     if (!res.body.empty()) return;
     std::string reason = fmt::format("HTTP error {}", res.status);
     if (res.status == 404) reason = fmt::format("no such path '{}' ({})", req.path, kPaths);
-    if (res.status == 400) reason = "malformed HTTP request";
+    if (res.status == 400) {
+      reason = fmt::format("malformed or incomplete HTTP request (its headers did not end within the {} s read "
+                           "timeout, or are not HTTP)", context.read_timeout_s);
+    }
     if (res.status == 413) reason = fmt::format("the body is larger than {} bytes", context.max_body_bytes);
     if (res.status == 414) reason = "the request target is too long";
     reply_error(res, res.status, reason);

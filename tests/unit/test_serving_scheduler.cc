@@ -247,3 +247,118 @@ TEST_CASE("serving: a failing model step fails its batch, and the loop goes on",
   CHECK(ok.status == CompletionStatus::Finished);
   CHECK(ok.tokens == std::vector<int32_t>{8, 9});
 }
+
+TEST_CASE("serving: a token callback stops or cancels its sequence, and sees logprobs when asked", "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 4);
+  std::vector<int64_t> seen;
+  PendingRequest stop = pending({1}, 10);
+  stop.request.logprobs = 2;
+  stop.request.on_token = [&seen](const TokenEvent& e) {
+    seen.push_back(e.index);
+    REQUIRE(e.logprobs != nullptr);
+    CHECK(e.logprobs->chosen.token == e.token);
+    CHECK(e.logprobs->top.size() == 2);
+    CHECK(e.logprobs->top[0].token == e.token);  // greedy: the chosen token is the likeliest
+    return e.token == 4 ? TokenVerdict::Stop : TokenVerdict::Continue;
+  };
+  PendingRequest cancel = pending({6}, 10);
+  cancel.request.on_token = [](const TokenEvent& e) { return e.index == 1 ? TokenVerdict::Cancel : TokenVerdict::Continue; };
+  auto stopped = stop.promise.get_future(), cancelled = cancel.promise.get_future();
+  scheduler.admit(std::move(stop));
+  scheduler.admit(std::move(cancel));
+  while (scheduler.active() > 0) scheduler.step();
+  const CompletionResult s = stopped.get(), c = cancelled.get();
+  CHECK(s.tokens == std::vector<int32_t>{2, 3, 4});
+  CHECK(s.finish_reason == FinishReason::Stop);
+  CHECK(s.logprobs.size() == 3);
+  CHECK(seen == std::vector<int64_t>{0, 1, 2});
+  CHECK(c.tokens == std::vector<int32_t>{7, 8});
+  CHECK(c.finish_reason == FinishReason::Cancelled);
+  CHECK(c.logprobs.empty());
+  CHECK(s.first_token_ms >= 0.0);
+}
+
+TEST_CASE("serving: submit_all queues every sequence of a request or none", "[serving]") {
+  RequestQueue queue(3);
+  CompletionRequest r;
+  r.prompt = {1};
+  CHECK(queue.submit_all({r, r}).results.size() == 2);
+  const auto refused = queue.submit_all({r, r});
+  CHECK(refused.refusal == "the request queue has no room for 2 sequences (2 of 3 waiting); retry later");
+  CHECK(refused.results.empty());
+  CHECK(queue.size() == 2);
+  CHECK(queue.submit_all({r}).accepted());
+}
+
+namespace {
+
+struct CountingObserver : ServingObserver {
+  void on_step(size_t sequences, size_t capacity) override { stepped.push_back(sequences * 100 / capacity); }
+  void on_first_token(double seconds) override { first.push_back(seconds); }
+  void on_next_token(double seconds) override { next.push_back(seconds); }
+  std::vector<size_t> stepped;
+  std::vector<double> first, next;
+};
+
+// Steps normally until `broken` is set; then every step throws and the model is unusable.
+class BreakingModel : public ScriptedModel {
+ public:
+  Tensor step(const std::vector<SequenceState*>& sequences,
+              const std::vector<std::vector<int32_t>>& new_tokens) const override {
+    if (broken) throw std::runtime_error("rank 1 is gone");
+    return ScriptedModel::step(sequences, new_tokens);
+  }
+  bool usable() const override { return !broken; }
+  std::atomic<bool> broken{false};
+};
+
+}  // namespace
+
+TEST_CASE("serving: the observer sees each step's occupancy and every token's latency", "[serving]") {
+  ScriptedModel model;
+  CountingObserver observer;
+  BatchScheduler scheduler(model, 4, &observer);
+  scheduler.admit(pending({1}, 3));
+  scheduler.admit(pending({2}, 1));
+  while (scheduler.active() > 0) scheduler.step();
+  CHECK(observer.stepped == std::vector<size_t>{50, 25, 25});
+  CHECK(observer.first.size() == 2);
+  CHECK(observer.next.size() == 2);
+}
+
+TEST_CASE("serving: shutdown's deadline cuts off running sequences with Rejected", "[serving]") {
+  ScriptedModel model;
+  RequestQueue queue(4);
+  DecodeLoop loop(model, queue, 1);
+  model.set_open(false);
+  CompletionRequest r;
+  r.prompt = {1};
+  r.max_tokens = 20;
+  auto running = queue.submit(r).result;
+  while (loop.active() == 0) std::this_thread::yield();
+  loop.begin_shutdown(std::chrono::steady_clock::now());  // the deadline has passed already
+  model.set_open(true);
+  const CompletionResult result = running.get();
+  CHECK(result.status == CompletionStatus::Rejected);
+  CHECK(result.error == "the server's shutdown deadline passed before the request finished");
+  loop.shutdown();
+  CHECK(loop.fatal_error().empty());
+}
+
+TEST_CASE("serving: a model that can no longer step ends the loop with its error", "[serving]") {
+  BreakingModel model;
+  RequestQueue queue(4);
+  DecodeLoop loop(model, queue, 2);
+  CompletionRequest r;
+  r.prompt = {1};
+  r.max_tokens = 2;
+  CHECK(queue.submit(r).result.get().status == CompletionStatus::Finished);
+  model.broken = true;
+  const CompletionResult failed = queue.submit(r).result.get();
+  CHECK(failed.status == CompletionStatus::Failed);
+  CHECK(failed.error == "the model step failed: rank 1 is gone");
+  while (!loop.ended()) std::this_thread::yield();
+  CHECK(loop.fatal_error() == "rank 1 is gone");
+  CHECK(queue.submit(r).refusal == "the server is shutting down");
+}
