@@ -168,7 +168,7 @@ void serve_http(const ServeOptions& options, const InferenceModel& model, const 
   watcher.join();
   loop.shutdown();
   const std::string fatal = loop.fatal_error();
-  TESSERA_CHECK(fatal.empty(), "the decode loop stopped: {}", fatal);
+  if (!fatal.empty()) throw Error("the decode loop stopped: " + fatal);
   TESSERA_CHECK(listened || g_serve_stop.load(), "the HTTP server on {}:{} stopped unexpectedly", options.host, port);
   spdlog::info("tessera serve: stopped after {} sequences ({} batched steps)", loop.completed(), loop.steps());
 }
