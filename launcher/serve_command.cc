@@ -73,6 +73,7 @@ nlohmann::json model_info(const ServeOptions& options, const InferenceModel& mod
       {"parameters", model.parameters()},
       {"layers", model.config().num_layers},
       {"hidden_size", model.config().hidden_size},
+      {"attention_heads", model.config().num_attention_heads},
       {"tensor_parallel", model.tp().size},
       {"max_batch", options.max_batch},
       {"max_queue", options.max_queue},
