@@ -22,6 +22,8 @@ Without --checkpoint it trains a 2-step checkpoint of --config with --set overri
 (the weights do not change the speed).
 
   python3 bench/bench_serve.py --tessera build/launcher/tessera --threads 1 --json bench/results/serve.json
+
+Needs torch, transformers and safetensors (TESSERA_BENCH_DEPS=1 bash scripts/install_deps.sh).
 """
 import argparse
 import http.client

@@ -41,3 +41,8 @@ PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy saf
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
 # openai: the official client that tests/serve/test_openai_client.py points at `tessera serve`.
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet openai
+# The serving benchmark's peer (bench/bench_serve.py: transformers' generate) is not run by CI;
+# TESSERA_BENCH_DEPS=1 installs it (torch is large).
+if [[ "${TESSERA_BENCH_DEPS:-0}" == 1 ]]; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch transformers safetensors
+fi

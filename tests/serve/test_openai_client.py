@@ -137,6 +137,7 @@ def main():
         check_stop(client)
         check_logprobs(client)
         check_errors(client)
+        client.close()  # no idle keep-alive connection for the shutdown to wait out
     finally:
         code = server.stop()
     assert code == 0, f"exit code {code}: {server.log()}"
