@@ -16,8 +16,7 @@ CompletionJob::CompletionJob(CompletionParams params, const Vocabulary& vocab, C
     : params_(std::move(params)), vocab_(vocab), header_(std::move(header)), seed_(params_.seed.value_or(default_seed)) {
   for (size_t p = 0; p < params_.prompts.size(); ++p) {
     for (int j = 0; j < params_.n; ++j) {
-      Choice choice{p, params_.max_tokens[p], TextStream(params_.stop), {}, false, {}, false, {}, false, false, 0, 0};
-      choices_.push_back(std::move(choice));
+      choices_.emplace_back(p, params_.max_tokens[p], params_.stop);
     }
   }
 }

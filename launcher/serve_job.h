@@ -57,6 +57,8 @@ class CompletionJob {
 
  private:
   struct Choice {
+    Choice(size_t prompt_index, int64_t max_new_tokens, std::vector<std::string> stop)
+        : prompt(prompt_index), max_tokens(max_new_tokens), text(std::move(stop)) {}
     size_t prompt = 0;
     int64_t max_tokens = 0;
     TextStream text;

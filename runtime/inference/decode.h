@@ -14,7 +14,7 @@ namespace tessera {
 // a server): the GEMMs run on the stacked rows of all sequences, attention per sequence.
 // Every new_tokens[i] must be non-empty and fit: caches[i]->length() + its size <=
 // context_length (Error otherwise; the caches are left unchanged). On a tensor-parallel shard
-// every tp rank calls it with the same tokens; only rank 0 gets logits (the others an empty
+// every tp rank calls it with the same tokens; only rank 0 gets logits (the others an undefined
 // Tensor).
 Tensor decode(const InferenceModel& model, const std::vector<KvCache*>& caches,
               const std::vector<std::vector<int32_t>>& new_tokens);
