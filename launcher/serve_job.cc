@@ -31,6 +31,7 @@ std::vector<CompletionRequest> CompletionJob::requests(const std::shared_ptr<Com
     // Choice c samples with seed + c: n choices of one prompt differ, and each replays alone.
     r.seed = job->seed_ + c;
     r.logprobs = job->params_.logprobs;
+    r.prompt_logprobs = job->scores_prompt();
     r.on_token = [job, c](const TokenEvent& event) { return job->on_token(c, event); };
     out.push_back(std::move(r));
   }
@@ -51,12 +52,26 @@ TokenVerdict CompletionJob::on_token(size_t c, const TokenEvent& event) {
   std::lock_guard<std::mutex> lock(mutex_);
   Choice& choice = choices_[c];
   const int64_t offset = text_base(choice) + static_cast<int64_t>(choice.text.text().size());
-  if (event.logprobs != nullptr) choice.logprobs.push_back({*event.logprobs, offset});
+  if (event.prompt_logprobs != nullptr) add_prompt_logprobs(choice, *event.prompt_logprobs);
+  if (event.logprobs != nullptr) choice.logprobs.push_back({event.token, *event.logprobs, offset});
   const bool stop = choice.text.append(vocab_.decode(std::vector<int32_t>{event.token}));
   choice.last_token_seen = stop || event.index + 1 >= choice.max_tokens;
   news_ = true;
   changed_.notify_all();
   return stop ? TokenVerdict::Stop : TokenVerdict::Continue;
+}
+
+void CompletionJob::add_prompt_logprobs(Choice& choice, const std::vector<TokenLogprobs>& prompt_logprobs) {
+  if (choice.prompt_known) return;
+  const std::vector<int32_t>& prompt = params_.prompts[choice.prompt];
+  std::vector<TokenLogprobsAt> entries;
+  int64_t offset = 0;
+  for (size_t j = 0; j < prompt.size(); ++j) {
+    entries.push_back({prompt[j], j == 0 ? std::nullopt : std::optional(prompt_logprobs.at(j - 1)), offset});
+    offset += static_cast<int64_t>(vocab_.decode(std::vector<int32_t>{prompt[j]}).size());
+  }
+  choice.logprobs.insert(choice.logprobs.begin(), entries.begin(), entries.end());
+  choice.prompt_known = true;
 }
 
 void CompletionJob::collect_finished(bool block) {
@@ -72,6 +87,10 @@ void CompletionJob::collect_finished(bool block) {
       std::lock_guard<std::mutex> lock(mutex_);
       choice.result = std::move(result);
       choice.done = true;
+      // max_tokens 0: no token event brought them.
+      if (scores_prompt() && choice.result.status == CompletionStatus::Finished) {
+        add_prompt_logprobs(choice, choice.result.prompt_logprobs);
+      }
     }
   }
 }
@@ -111,7 +130,8 @@ json CompletionJob::answer() {
 
 std::string CompletionJob::stream_chunk(size_t index, Choice& choice) {
   std::string text;
-  if (params_.echo && !choice.echo_sent) {
+  // With logprobs the echoed prompt waits for its entries (they come with the first token).
+  if (params_.echo && !choice.echo_sent && (!scores_prompt() || choice.prompt_known)) {
     text = params_.prompt_texts[choice.prompt];
     choice.echo_sent = true;
   }

@@ -62,7 +62,8 @@ class CompletionJob {
     size_t prompt = 0;
     int64_t max_tokens = 0;
     TextStream text;
-    std::vector<TokenLogprobsAt> logprobs;
+    std::vector<TokenLogprobsAt> logprobs;  // with echo, the prompt's tokens first
+    bool prompt_known = false;              // echo with logprobs: the prompt's entries are in
     bool last_token_seen = false;    // the decode loop is about to answer its future
     std::future<CompletionResult> future;
     bool done = false;
@@ -72,6 +73,9 @@ class CompletionJob {
     size_t logprobs_sent = 0;  // tokens whose logprobs were sent
   };
   void collect_finished(bool block);                // moves ready futures' results into their choices
+  bool scores_prompt() const { return params_.echo && params_.logprobs >= 0; }
+  // Puts the prompt's entries in front of choice.logprobs (its first token has no logprob).
+  void add_prompt_logprobs(Choice& choice, const std::vector<TokenLogprobs>& prompt_logprobs);
   int64_t text_base(const Choice& choice) const;    // offset of generated text (the prompt when echoing)
   nlohmann::json logprobs_until(const Choice& choice, int64_t end, size_t& from) const;
   std::string stream_chunk(size_t index, Choice& choice);  // "" when there is no news

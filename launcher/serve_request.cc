@@ -109,7 +109,12 @@ void parse_prompts(const json& body, const Vocabulary& vocab, const CompletionLi
 
 void parse_lengths(const json& body, const CompletionLimits& limits, CompletionParams& p) {
   const std::optional<int64_t> max_tokens = integer_field(body, "max_tokens");
-  if (max_tokens) require(*max_tokens >= 1, "max_tokens", "'max_tokens' must be at least 1, not {}", *max_tokens);
+  // 0 new tokens makes sense only to score the prompt (echo with logprobs), as OpenAI allows.
+  const int64_t least = bool_field(body, "echo") ? 0 : 1;
+  if (max_tokens) {
+    require(*max_tokens >= least, "max_tokens", "'max_tokens' must be at least {}{}, not {}", least,
+            least == 0 ? "" : " (0 only with echo)", *max_tokens);
+  }
   for (size_t i = 0; i < p.prompts.size(); ++i) {
     const auto prompt_tokens = static_cast<int64_t>(p.prompts[i].size());
     const int64_t room = limits.context_length - prompt_tokens;
@@ -167,8 +172,6 @@ void parse_options(const json& body, const CompletionLimits& limits, CompletionP
     p.logprobs = static_cast<int>(*logprobs);
   }
   p.echo = bool_field(body, "echo");
-  require(!(p.echo && p.logprobs >= 0), "echo",
-          "'echo' with 'logprobs' is not supported: this server reports log-probabilities of generated tokens only");
 }
 
 }  // namespace

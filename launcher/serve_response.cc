@@ -9,14 +9,19 @@ json logprobs_json(const std::vector<TokenLogprobsAt>& tokens, const Vocabulary&
   json out = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
               {"text_offset", json::array()}};
   for (const TokenLogprobsAt& t : tokens) {
-    out["tokens"].push_back(vocab.decode(std::vector<int32_t>{t.logprobs.chosen.token}));
-    out["token_logprobs"].push_back(t.logprobs.chosen.logprob);
+    out["tokens"].push_back(vocab.decode(std::vector<int32_t>{t.token}));
+    out["text_offset"].push_back(t.text_offset);
+    if (!t.logprobs) {
+      out["token_logprobs"].push_back(nullptr);
+      out["top_logprobs"].push_back(nullptr);
+      continue;
+    }
+    out["token_logprobs"].push_back(t.logprobs->chosen.logprob);
     json top = json::object();
-    for (const TokenLogprob& alternative : t.logprobs.top) {
+    for (const TokenLogprob& alternative : t.logprobs->top) {
       top[vocab.decode(std::vector<int32_t>{alternative.token})] = alternative.logprob;
     }
     out["top_logprobs"].push_back(std::move(top));
-    out["text_offset"].push_back(t.text_offset);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,9 +23,11 @@ struct CompletionHeader {
   std::string model;
 };
 
-// A token's log-probabilities with where its text starts in the choice's text.
+// A token's log-probabilities with where its text starts in the choice's text. A prompt's first
+// token has none (nothing predicts it): null in the JSON, as OpenAI writes it.
 struct TokenLogprobsAt {
-  TokenLogprobs logprobs;
+  int32_t token = 0;
+  std::optional<TokenLogprobs> logprobs;
   int64_t text_offset = 0;
 };
 

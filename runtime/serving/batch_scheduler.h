@@ -48,8 +48,11 @@ class BatchScheduler {
     CompletionResult result;
     std::chrono::steady_clock::time_point admitted, prefilled, last_token;
   };
-  // Appends the sampled token to s, tells its callback; true when s is finished.
-  bool accept_token(Sequence& s, int32_t token, const float* logits, std::chrono::steady_clock::time_point now);
+  // Appends the sampled token to s (its logits row `logits`; on its prefill with prompt
+  // logprobs, `prompt_rows` holds a row per prompt token), tells its callback; true when s is
+  // finished.
+  bool accept_token(Sequence& s, int32_t token, const float* logits, const float* prompt_rows,
+                    std::chrono::steady_clock::time_point now);
 
   const SequenceModel& model_;
   const size_t max_batch_;

@@ -19,6 +19,9 @@ struct TokenEvent {
   int32_t token = 0;
   int64_t index = 0;                // 0 for the first generated token
   const TokenLogprobs* logprobs = nullptr;  // set when the request asked for them
+  // With the first token of a request that asked for prompt_logprobs: those of prompt tokens
+  // 1.. (the first has no context to be predicted from).
+  const std::vector<TokenLogprobs>* prompt_logprobs = nullptr;
 };
 
 // The request's answer to a token: go on, stop here (a stop string matched: the sequence
@@ -29,10 +32,11 @@ using TokenCallback = std::function<TokenVerdict(const TokenEvent&)>;
 
 struct CompletionRequest {
   std::vector<int32_t> prompt;  // at least one token
-  int64_t max_tokens = 16;      // >= 1; prompt.size() + max_tokens <= the context length
+  int64_t max_tokens = 16;      // >= 0 (0: only the prompt's logprobs); prompt + max_tokens <= context
   SamplingOptions sampling;
   uint64_t seed = 0;            // the sequence's own sampler: same seed, same tokens
   int logprobs = -1;            // >= 0: the chosen token's logprob and this many top ones
+  bool prompt_logprobs = false;  // the same for the prompt's tokens (needs logprobs >= 0)
   TokenCallback on_token;       // optional
 };
 
@@ -50,6 +54,7 @@ struct CompletionResult {
   std::string error;                   // Rejected / Failed: one line
   std::vector<int32_t> tokens;         // the generated tokens, without the prompt
   std::vector<TokenLogprobs> logprobs;  // one per token when asked for
+  std::vector<TokenLogprobs> prompt_logprobs;  // prompt tokens 1.. when asked for
   double queue_ms = 0;                 // submitted -> admitted into the batch
   double first_token_ms = 0;           // submitted -> first token sampled (time to first token)
   double prefill_ms = 0;               // the batched step that fed the prompt and sampled token 1

@@ -20,7 +20,8 @@ Tensor i32_tensor(const std::vector<int32_t>& values) {
 }
 
 // Runs one decoded message on caches; the logits (rank 0) or an empty tensor.
-Tensor run_step(const InferenceModel& shard, std::vector<KvCache>& caches, const int32_t* message, int32_t sequences) {
+Tensor run_step(const InferenceModel& shard, std::vector<KvCache>& caches, const int32_t* message, int32_t sequences,
+               const std::vector<bool>& every_row = {}) {
   std::vector<KvCache*> batch;
   std::vector<std::vector<int32_t>> tokens;
   const int32_t* next_token = message + 3 * sequences;
@@ -36,7 +37,7 @@ Tensor run_step(const InferenceModel& shard, std::vector<KvCache>& caches, const
     tokens.emplace_back(next_token, next_token + n);
     next_token += n;
   }
-  return decode(shard, batch, tokens);
+  return decode(shard, batch, tokens, every_row);
 }
 
 }  // namespace
@@ -82,7 +83,8 @@ void TensorParallelSequenceModel::broadcast_message(const std::vector<int32_t>& 
 }
 
 Tensor TensorParallelSequenceModel::step(const std::vector<SequenceState*>& sequences,
-                                         const std::vector<std::vector<int32_t>>& new_tokens) const {
+                                         const std::vector<std::vector<int32_t>>& new_tokens,
+                                         const std::vector<bool>& every_row) const {
   std::vector<int32_t> message;
   for (size_t i = 0; i < sequences.size(); ++i) {
     const size_t slot = static_cast<const Slot*>(sequences[i])->index();
@@ -93,7 +95,8 @@ Tensor TensorParallelSequenceModel::step(const std::vector<SequenceState*>& sequ
   broadcast_message({kStep, static_cast<int32_t>(sequences.size()), static_cast<int32_t>(message.size())});
   broadcast_message(message);
   try {
-    return run_step(shard_, caches_, message.data(), static_cast<int32_t>(sequences.size()));
+    // Which rows come back matters to rank 0's head only: the workers need not know.
+    return run_step(shard_, caches_, message.data(), static_cast<int32_t>(sequences.size()), every_row);
   } catch (...) {
     // A step that threw after the broadcast may have left the ranks at different points.
     failed_ = true;

@@ -27,8 +27,8 @@ class TensorParallelSequenceModel : public SequenceModel {
   int64_t vocab_size() const override { return shard_.vocab_size(); }
   int64_t context_length() const override { return shard_.context_length(); }
   std::unique_ptr<SequenceState> new_sequence() const override;
-  Tensor step(const std::vector<SequenceState*>& sequences,
-              const std::vector<std::vector<int32_t>>& new_tokens) const override;
+  Tensor step(const std::vector<SequenceState*>& sequences, const std::vector<std::vector<int32_t>>& new_tokens,
+              const std::vector<bool>& every_row) const override;
   // A heartbeat: the workers' wait for the next step never runs into the communicator timeout.
   void idle() const override;
   bool usable() const override { return !failed_; }

@@ -40,7 +40,7 @@ CASES = [
     ("max_tokens a float", "POST", "/v1/completions", body(prompt="a", max_tokens=2.5), J, 400, "max_tokens",
      "'max_tokens' must be an integer, not 2.5"),
     ("max_tokens zero", "POST", "/v1/completions", body(prompt="a", max_tokens=0), J, 400, "max_tokens",
-     "'max_tokens' must be at least 1, not 0"),
+     "'max_tokens' must be at least 1 (0 only with echo), not 0"),
     ("max_tokens past the context", "POST", "/v1/completions", body(prompt="ab", max_tokens=CONTEXT - 1), J, 400,
      "max_tokens", f"'max_tokens' {CONTEXT - 1} is too large"),
     ("temperature a string", "POST", "/v1/completions", body(prompt="a", temperature="hot"), J, 400, "temperature",

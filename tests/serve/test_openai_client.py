@@ -98,7 +98,25 @@ def check_logprobs(client):
                                               logprobs=3, stream=True))
     tokens = [t for c in streamed for t in c.choices[0].logprobs.tokens]
     assert tokens == lp.tokens, (tokens, lp.tokens)
-    print(f"logprobs: 10 tokens, greedy picks the top one each time, first {lp.token_logprobs[0]:.3f}")
+    # Scoring a prompt (echo, max_tokens 0, as lm-evaluation-harness does): the logprob of its
+    # last token is the one the model gave that token when it generated it.
+    text = "ROMEO:" + lp.tokens[0]
+    scored = client.completions.create(model="tiny", prompt=text, max_tokens=0, echo=True, logprobs=3)
+    s = scored.choices[0]
+    assert s.text == text and s.logprobs.tokens == list(text) and s.logprobs.text_offset == list(range(len(text)))
+    assert s.logprobs.token_logprobs[0] is None and s.logprobs.top_logprobs[0] is None, s.logprobs
+    assert math.isclose(s.logprobs.token_logprobs[-1], lp.token_logprobs[0], rel_tol=1e-4), (s.logprobs, lp)
+    assert scored.usage.completion_tokens == 0, scored.usage
+    both = client.completions.create(model="tiny", prompt="ROMEO:", max_tokens=10, temperature=0, logprobs=3,
+                                     echo=True).choices[0]
+    assert both.text == "ROMEO:" + choice.text and both.logprobs.tokens == list("ROMEO:") + lp.tokens
+    assert both.logprobs.token_logprobs[6:] == lp.token_logprobs or all(
+        math.isclose(x, y, rel_tol=1e-4) for x, y in zip(both.logprobs.token_logprobs[6:], lp.token_logprobs))
+    streamed_echo = list(client.completions.create(model="tiny", prompt="ROMEO:", max_tokens=10, temperature=0,
+                                                   logprobs=3, echo=True, stream=True))
+    assert [t for c in streamed_echo for t in c.choices[0].logprobs.tokens] == both.logprobs.tokens
+    print(f"logprobs: 10 tokens, greedy picks the top one each time, first {lp.token_logprobs[0]:.3f}; "
+          f"a prompt scored with echo gives {s.logprobs.token_logprobs[-1]:.3f} for the same token")
 
 
 def check_errors(client):
@@ -107,7 +125,7 @@ def check_errors(client):
         raise AssertionError("max_tokens 0 was accepted")
     except openai.BadRequestError as e:
         assert e.status_code == 400 and e.body["param"] == "max_tokens", e.body
-        assert e.body["message"] == "'max_tokens' must be at least 1, not 0", e.body
+        assert e.body["message"] == "'max_tokens' must be at least 1 (0 only with echo), not 0", e.body
     try:
         client.completions.create(model="tiny", prompt="ROMEO:", frequency_penalty=0.5)
         raise AssertionError("an unknown field was accepted")

@@ -76,6 +76,10 @@ TEST_CASE("serving: defaults fill what a request leaves out, and null means left
   CHECK(p.max_tokens == std::vector<int64_t>{15, 8});
   CHECK(p.echo);
   CHECK(parse(R"("prompt": "a", "stop": "h")").stop == std::vector<std::string>{"h"});
+  p = parse(R"("prompt": "abc", "echo": true, "logprobs": 2, "max_tokens": 0)");  // score the prompt only
+  CHECK(p.max_tokens == std::vector<int64_t>{0});
+  CHECK(p.echo);
+  CHECK(p.logprobs == 2);
 }
 
 TEST_CASE("serving: bad bodies are refused with one line naming the field and the rule", "[serving]") {
@@ -99,7 +103,10 @@ TEST_CASE("serving: bad bodies are refused with one line naming the field and th
         "400 prompt: 'prompt': 'z' (byte 0x7a) at position 2 is not in the vocabulary (10 characters of the training text)");
   CHECK(refusal_of(R"("prompt": "a", "max_tokens": "5")") == "400 max_tokens: 'max_tokens' must be an integer, not string");
   CHECK(refusal_of(R"("prompt": "a", "max_tokens": 2.5)") == "400 max_tokens: 'max_tokens' must be an integer, not 2.5");
-  CHECK(refusal_of(R"("prompt": "a", "max_tokens": 0)") == "400 max_tokens: 'max_tokens' must be at least 1, not 0");
+  CHECK(refusal_of(R"("prompt": "a", "max_tokens": 0)") ==
+        "400 max_tokens: 'max_tokens' must be at least 1 (0 only with echo), not 0");
+  CHECK(refusal_of(R"("prompt": "a", "max_tokens": -1, "echo": true)") ==
+        "400 max_tokens: 'max_tokens' must be at least 0, not -1");
   CHECK(refusal_of(R"("prompt": ["a", "abc"], "max_tokens": 14)") ==
         "400 max_tokens: 'max_tokens' 14 is too large: the prompt's 3 tokens plus max_tokens must fit the context "
         "length 16 (at most 13 here)");
@@ -129,9 +136,6 @@ TEST_CASE("serving: bad bodies are refused with one line naming the field and th
         "400 stream_options: unknown field 'stream_options.usage' (allowed: include_usage)");
   CHECK(refusal_of(R"("prompt": "a", "logprobs": 6)") == "400 logprobs: 'logprobs' must be in [0, 5], not 6");
   CHECK(refusal_of(R"("prompt": "a", "logprobs": true)") == "400 logprobs: 'logprobs' must be an integer, not boolean");
-  CHECK(refusal_of(R"("prompt": "a", "echo": true, "logprobs": 1)") ==
-        "400 echo: 'echo' with 'logprobs' is not supported: this server reports log-probabilities of generated "
-        "tokens only");
 }
 
 TEST_CASE("serving: every refusal is an InputError", "[serving]") {
@@ -150,10 +154,11 @@ TEST_CASE("serving: answers and errors have OpenAI's shapes, and bad UTF-8 does 
   CHECK(body == nlohmann::json::parse(R"({"id": "cmpl-1", "object": "text_completion", "created": 1700000000,
       "model": "tiny", "choices": [{"index": 0, "text": "cafe", "logprobs": null, "finish_reason": "length"}],
       "usage": {"prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6}})"));
-  TokenLogprobsAt token{{{kVocab.encode("c")[0], -0.5f}, {{kVocab.encode("c")[0], -0.5f}, {kVocab.encode("a")[0], -1.5f}}},
-                        3};
-  CHECK(logprobs_json({token}, kVocab) == nlohmann::json::parse(R"({"tokens": ["c"], "token_logprobs": [-0.5],
-      "top_logprobs": [{"c": -0.5, "a": -1.5}], "text_offset": [3]})"));
+  const int32_t c = kVocab.encode("c")[0], a = kVocab.encode("a")[0];
+  const TokenLogprobsAt first{a, std::nullopt, 0};  // a prompt's first token: nothing predicts it
+  const TokenLogprobsAt token{c, TokenLogprobs{{c, -0.5f}, {{c, -0.5f}, {a, -1.5f}}}, 3};
+  CHECK(logprobs_json({first, token}, kVocab) == nlohmann::json::parse(R"({"tokens": ["a", "c"],
+      "token_logprobs": [null, -0.5], "top_logprobs": [null, {"c": -0.5, "a": -1.5}], "text_offset": [0, 3]})"));
   CHECK(error_json(404, "gone", "model", "model_not_found") == nlohmann::json::parse(R"({"error": {"message": "gone",
       "type": "invalid_request_error", "param": "model", "code": "model_not_found"}})"));
   CHECK(error_json(503, "full")["error"]["type"] == "server_error");

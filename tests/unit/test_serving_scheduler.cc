@@ -33,27 +33,32 @@ class ScriptedModel : public SequenceModel {
   int64_t vocab_size() const override { return kVocab; }
   int64_t context_length() const override { return 32; }
   std::unique_ptr<SequenceState> new_sequence() const override { return std::make_unique<ScriptedSequence>(); }
-  Tensor step(const std::vector<SequenceState*>& sequences,
-              const std::vector<std::vector<int32_t>>& new_tokens) const override {
+  Tensor step(const std::vector<SequenceState*>& sequences, const std::vector<std::vector<int32_t>>& new_tokens,
+              const std::vector<bool>& every_row) const override {
     std::unique_lock<std::mutex> lock(mutex_);
     gate_.wait(lock, [&] { return open_; });
     std::vector<size_t> fed;
-    Tensor logits = Tensor::zeros({static_cast<int64_t>(sequences.size()), kVocab});
+    std::vector<float> rows;
     for (size_t i = 0; i < sequences.size(); ++i) {
       auto& seq = static_cast<ScriptedSequence&>(*sequences[i]);
-      for (int32_t t : new_tokens[i]) {
-        if (t == poison) throw std::runtime_error("poisoned token");
-        seq.tokens.push_back(t);
+      for (size_t k = 0; k < new_tokens[i].size(); ++k) {
+        if (new_tokens[i][k] == poison) throw std::runtime_error("poisoned token");
+        seq.tokens.push_back(new_tokens[i][k]);
+        if (every_row[i] || k + 1 == new_tokens[i].size()) append_row(seq.tokens, rows);
       }
       fed.push_back(new_tokens[i].size());
-      float* row = logits.f32() + i * kVocab;
-      uint64_t h = 1469598103934665603ull;
-      for (int32_t t : seq.tokens) h = (h ^ static_cast<uint64_t>(t)) * 1099511628211ull;
-      for (int64_t v = 0; v < kVocab; ++v) row[v] = static_cast<float>((h >> (v % 32)) & 7) * 0.25f;
-      row[(seq.tokens.back() + 1) % kVocab] = 2.0f;
     }
     steps.push_back(fed);
+    Tensor logits = Tensor::empty({static_cast<int64_t>(rows.size()) / kVocab, kVocab});
+    std::copy(rows.begin(), rows.end(), logits.f32());
     return logits;
+  }
+  // The logits after `tokens`: a hash of them, with last token + 1 the largest.
+  static void append_row(const std::vector<int32_t>& tokens, std::vector<float>& rows) {
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t t : tokens) h = (h ^ static_cast<uint64_t>(t)) * 1099511628211ull;
+    for (int64_t v = 0; v < kVocab; ++v) rows.push_back(static_cast<float>((h >> (v % 32)) & 7) * 0.25f);
+    rows[rows.size() - kVocab + (tokens.back() + 1) % kVocab] = 2.0f;
   }
   void set_open(bool open) {
     {
@@ -304,10 +309,10 @@ struct CountingObserver : ServingObserver {
 // Steps normally until `broken` is set; then every step throws and the model is unusable.
 class BreakingModel : public ScriptedModel {
  public:
-  Tensor step(const std::vector<SequenceState*>& sequences,
-              const std::vector<std::vector<int32_t>>& new_tokens) const override {
+  Tensor step(const std::vector<SequenceState*>& sequences, const std::vector<std::vector<int32_t>>& new_tokens,
+              const std::vector<bool>& every_row) const override {
     if (broken) throw std::runtime_error("rank 1 is gone");
-    return ScriptedModel::step(sequences, new_tokens);
+    return ScriptedModel::step(sequences, new_tokens, every_row);
   }
   bool usable() const override { return !broken; }
   std::atomic<bool> broken{false};
@@ -361,4 +366,42 @@ TEST_CASE("serving: a model that can no longer step ends the loop with its error
   while (!loop.ended()) std::this_thread::yield();
   CHECK(loop.fatal_error() == "rank 1 is gone");
   CHECK(queue.submit(r).refusal == "the server is shutting down");
+}
+
+TEST_CASE("serving: prompt logprobs come from the prefill's rows, and max_tokens 0 scores the prompt only",
+          "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 4);
+  PendingRequest scored = pending({3, 5, 9}, 0);
+  scored.request.logprobs = 1;
+  scored.request.prompt_logprobs = true;
+  PendingRequest both = pending({3, 5, 9}, 2);
+  both.request.logprobs = 0;
+  both.request.prompt_logprobs = true;
+  const std::vector<TokenLogprobs>* seen = nullptr;
+  both.request.on_token = [&seen](const TokenEvent& e) {
+    if (e.index == 0) seen = e.prompt_logprobs;
+    return TokenVerdict::Continue;
+  };
+  PendingRequest plain = pending({4}, 2);  // its one row per step sits between the others'
+  auto f_scored = scored.promise.get_future(), f_both = both.promise.get_future(), f_plain = plain.promise.get_future();
+  scheduler.admit(std::move(scored));
+  scheduler.admit(std::move(plain));
+  scheduler.admit(std::move(both));
+  while (scheduler.active() > 0) scheduler.step();
+  // The expected logprob of prompt token j: from the logits after tokens 0..j-1.
+  std::vector<float> rows;
+  ScriptedModel::append_row({3}, rows);
+  ScriptedModel::append_row({3, 5}, rows);
+  const CompletionResult s = f_scored.get(), b = f_both.get(), p = f_plain.get();
+  CHECK(s.tokens.empty());
+  REQUIRE(s.prompt_logprobs.size() == 2);
+  CHECK(s.prompt_logprobs[0].chosen.logprob == token_logprobs(rows.data(), kVocab, 5, 1).chosen.logprob);
+  CHECK(s.prompt_logprobs[1].chosen.logprob == token_logprobs(rows.data() + kVocab, kVocab, 9, 1).chosen.logprob);
+  CHECK(s.prompt_logprobs[1].top.size() == 1);
+  CHECK(b.tokens == std::vector<int32_t>{10, 0});  // sampling still uses the last row
+  CHECK(b.prompt_logprobs.size() == 2);
+  CHECK(seen != nullptr);
+  CHECK(p.tokens == std::vector<int32_t>{5, 6});
+  CHECK(p.prompt_logprobs.empty());
 }
