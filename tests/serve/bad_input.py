@@ -5,6 +5,7 @@ connections opened at once (the queue bound answers 503 with Retry-After, nothin
 Used by test_serve.py."""
 import asyncio
 import json
+import resource
 import socket
 import time
 
@@ -144,6 +145,11 @@ async def thousand(host, port, count):
 
 
 def check_thousand_connections(tessera, ckpt):
+    # 1000 sockets on each side: raise the soft limit on open files (often 1024) for this
+    # process and the server it starts.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096 if hard == resource.RLIM_INFINITY else min(4096, hard), hard))
     server = Server(tessera, ckpt, "--max-batch", "2", "--max-queue", "4")
     try:
         started = time.time()
