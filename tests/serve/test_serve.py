@@ -122,8 +122,13 @@ def check_metrics(tessera, ckpt):
         a = server.complete(prompt="abc", max_tokens=10, seed=1)
         b = server.complete(prompt=["ab", "c"], max_tokens=5, n=2, seed=1)
         server.request("POST", "/v1/completions", {"model": "tiny", "prompt": 5})
-        m = server.metrics()
         label = 'model="tiny"'
+        # An answer is counted after it is written: the client can be a moment ahead.
+        good = f'tessera_http_requests_total{{{label},code="200",path="/v1/completions"}}'
+        bad = f'tessera_http_requests_total{{{label},code="400",path="/v1/completions"}}'
+        deadline = time.time() + 10
+        while (bad not in (m := server.metrics()) or m.get(good) != 2) and time.time() < deadline:
+            time.sleep(0.01)
         assert m[f'tessera_http_requests_total{{{label},code="200",path="/v1/completions"}}'] == 2, m
         assert m[f'tessera_http_requests_total{{{label},code="400",path="/v1/completions"}}'] == 1, m
         prompt = a["usage"]["prompt_tokens"] + b["usage"]["prompt_tokens"]
@@ -138,8 +143,12 @@ def check_metrics(tessera, ckpt):
         steps = m[f"tessera_batch_steps_total{{{label}}}"]
         assert m[f"tessera_batch_occupancy_ratio_count{{{label}}}"] == steps and steps >= 10, m
         assert m[f'tessera_batch_occupancy_ratio_bucket{{{label},le="1"}}'] == steps, m
+        line = f"request {a['id']}: 200, prompt 3 tokens, completion 10 tokens, 1 choice (length)"
+        deadline = time.time() + 10  # the server's output is read by a thread
+        while ": 400 'prompt' must be" not in server.log() and time.time() < deadline:
+            time.sleep(0.01)
         log = server.log()
-        assert f"request {a['id']}: 200, prompt 3 tokens, completion 10 tokens, 1 choice (length)" in log, log
+        assert line in log, log
         assert "request " in log and ": 400 'prompt' must be a string or a list of strings, not 5" in log, log
     finally:
         assert server.stop() == 0
