@@ -171,9 +171,12 @@ def check_disconnect(tessera, ckpt):
             received += data
         sock.close()
         wait_for(server, lambda h: h["active"] == 0 and h["completed"] == 1, "the cancelled sequence to leave")
-        m = server.metrics()
+        cancelled = 'tessera_choices_finished_total{model="tiny",reason="cancelled"}'
+        deadline = time.time() + 10  # the handler counts it once it has seen the result
+        while cancelled not in (m := server.metrics()) and time.time() < deadline:
+            time.sleep(0.01)
         generated = m['tessera_completion_tokens_total{model="tiny"}']
-        assert m['tessera_choices_finished_total{model="tiny",reason="cancelled"}'] == 1, m
+        assert m[cancelled] == 1, m
         assert generated < CONTEXT - 1, f"{generated} tokens: decoding went on after the client left"
         server.complete(prompt="a", max_tokens=3)  # and it serves the next one
     finally:
