@@ -88,19 +88,59 @@ std::vector<std::string> strings_field(const json& value, const char* name, size
   return out;
 }
 
+// Token ids, as OpenAI accepts a prompt: each an integer in [0, vocabulary size).
+std::vector<int32_t> token_ids(const json& value, const std::string& name, const Vocabulary& vocab) {
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const json& id = value[i];
+    require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < vocab.size(), "prompt",
+            "{}[{}] must be a token id in [0, {}), not {}", name, i, vocab.size(), describe(id));
+    ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+  }
+  return ids;
+}
+
+void add_prompt(CompletionParams& p, const std::string& name, std::string text, std::vector<int32_t> ids,
+                const CompletionLimits& limits) {
+  require(!ids.empty(), "prompt", "{} must not be empty", name);
+  require(static_cast<int64_t>(text.size()) <= limits.max_prompt_chars, "prompt",
+          "{} has {} characters; this server accepts at most {} (--max-prompt-chars)", name, text.size(),
+          limits.max_prompt_chars);
+  p.prompt_texts.push_back(std::move(text));
+  p.prompts.push_back(std::move(ids));
+}
+
+// A string, a list of strings, a list of token ids or a list of such lists (OpenAI's four forms).
 void parse_prompts(const json& body, const Vocabulary& vocab, const CompletionLimits& limits, CompletionParams& p) {
   const json* prompt = given(body, "prompt");
   require(prompt != nullptr, "prompt", "missing field 'prompt' (a string or a list of strings)");
-  p.prompt_texts = strings_field(*prompt, "prompt", static_cast<size_t>(std::max<int64_t>(1, limits.max_sequences)));
-  for (size_t i = 0; i < p.prompt_texts.size(); ++i) {
-    const std::string& text = p.prompt_texts[i];
+  const size_t most = static_cast<size_t>(std::max<int64_t>(1, limits.max_sequences));
+  if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
+    std::vector<int32_t> ids = token_ids(*prompt, "'prompt'", vocab);
+    std::string text = vocab.decode(ids);  // before ids is moved from
+    add_prompt(p, "'prompt'", std::move(text), std::move(ids), limits);
+    return;
+  }
+  if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_array()) {
+    require(prompt->size() <= most, "prompt", "'prompt' must hold 1 to {} prompts, not {}", most, prompt->size());
+    for (size_t i = 0; i < prompt->size(); ++i) {
+      const std::string name = fmt::format("'prompt[{}]'", i);
+      require((*prompt)[i].is_array(), "prompt", "{} must be a list of token ids, not {}", name,
+              describe((*prompt)[i]));
+      std::vector<int32_t> ids = token_ids((*prompt)[i], name, vocab);
+      std::string text = vocab.decode(ids);  // before ids is moved from
+      add_prompt(p, name, std::move(text), std::move(ids), limits);
+    }
+    return;
+  }
+  const std::vector<std::string> texts = strings_field(*prompt, "prompt", most);
+  for (size_t i = 0; i < texts.size(); ++i) {
     const std::string name = prompt->is_array() ? fmt::format("'prompt[{}]'", i) : "'prompt'";
-    require(!text.empty(), "prompt", "{} must not be empty", name);
-    require(static_cast<int64_t>(text.size()) <= limits.max_prompt_chars, "prompt",
-            "{} has {} characters; this server accepts at most {} (--max-prompt-chars)", name, text.size(),
-            limits.max_prompt_chars);
+    require(!texts[i].empty(), "prompt", "{} must not be empty", name);
     try {
-      p.prompts.push_back(vocab.encode(text));
+      add_prompt(p, name, texts[i], vocab.encode(texts[i]), limits);
+    } catch (const RequestError&) {
+      throw;
     } catch (const InputError& e) {
       throw RequestError(400, "prompt", fmt::format("{}: {}", name, e.what()));
     }

@@ -55,7 +55,7 @@ struct CompletionParams {
   bool echo = false;
 };
 
-// Body: {"model": str, "prompt": str | [str], "max_tokens": int = min(16, room) (0 allowed with
+// Body: {"model": str, "prompt": str | [str] | [token id] | [[token id]], "max_tokens": int = min(16, room) (0 allowed with
 // echo: the prompt's logprobs only), "temperature":
 // number = 1, "top_p": number = 1, "top_k": int = 0 (extension, as vLLM), "n": int = 1,
 // "stop": str | [str], "seed": int, "stream": bool, "stream_options": {"include_usage": bool},

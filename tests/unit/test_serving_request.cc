@@ -76,6 +76,10 @@ TEST_CASE("serving: defaults fill what a request leaves out, and null means left
   CHECK(p.max_tokens == std::vector<int64_t>{15, 8});
   CHECK(p.echo);
   CHECK(parse(R"("prompt": "a", "stop": "h")").stop == std::vector<std::string>{"h"});
+  p = parse(R"("prompt": [1, 0, 3])");  // token ids, as OpenAI accepts them
+  CHECK(p.prompts == std::vector<std::vector<int32_t>>{{1, 0, 3}});
+  CHECK(p.prompt_texts == std::vector<std::string>{kVocab.decode(std::vector<int32_t>{1, 0, 3})});
+  CHECK(parse(R"("prompt": [[2], [4, 5]])").prompts == std::vector<std::vector<int32_t>>{{2}, {4, 5}});
   p = parse(R"("prompt": "abc", "echo": true, "logprobs": 2, "max_tokens": 0)");  // score the prompt only
   CHECK(p.max_tokens == std::vector<int64_t>{0});
   CHECK(p.echo);
@@ -95,6 +99,10 @@ TEST_CASE("serving: bad bodies are refused with one line naming the field and th
   CHECK(refusal_of(R"("prompt": 12)") == "400 prompt: 'prompt' must be a string or a list of strings, not 12");
   CHECK(refusal_of(R"("prompt": ["a", 3])") == "400 prompt: 'prompt[1]' must be a string, not 3");
   CHECK(refusal_of(R"("prompt": [])") == "400 prompt: 'prompt' must hold 1 to 8 strings, not 0");
+  CHECK(refusal_of(R"("prompt": [1, 10])") == "400 prompt: 'prompt'[1] must be a token id in [0, 10), not 10");
+  CHECK(refusal_of(R"("prompt": [1, "a"])") == "400 prompt: 'prompt'[1] must be a token id in [0, 10), not string");
+  CHECK(refusal_of(R"("prompt": [[1], 2])") == "400 prompt: 'prompt[1]' must be a list of token ids, not 2");
+  CHECK(refusal_of(R"("prompt": [[1], []])") == "400 prompt: 'prompt[1]' must not be empty");
   CHECK(refusal_of(R"("prompt": "")") == "400 prompt: 'prompt' must not be empty");
   CHECK(refusal_of(R"("prompt": ["a", ""])") == "400 prompt: 'prompt[1]' must not be empty");
   CHECK(refusal_of(R"("prompt": "abcdefghabcde")") ==
