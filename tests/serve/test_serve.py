@@ -45,8 +45,10 @@ def check_completion_shape(server):
     assert choice["index"] == 0 and choice["finish_reason"] == "length" and choice["logprobs"] is None, choice
     assert len(choice["text"]) == 40, choice
     assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 40, "total_tokens": 47}, body["usage"]
-    again = server.complete(prompt="ROMEO:\n", max_tokens=40, temperature=1.0, seed=1234)
-    assert again["choices"][0]["text"] == choice["text"] and again["id"] != body["id"]
+    status, hdrs, again = server.json("POST", "/v1/completions", {"model": "tiny", "prompt": "ROMEO:\n",
+                                                                    "max_tokens": 40, "temperature": 1.0, "seed": 1234})
+    assert status == 200 and again["choices"][0]["text"] == choice["text"] and again["id"] != body["id"]
+    assert hdrs["X-Request-Id"] == again["id"], hdrs
     other = server.complete(prompt="ROMEO:\n", max_tokens=40, temperature=1.0, seed=1235)
     assert other["choices"][0]["text"] != choice["text"], "a different seed gave the same 40 sampled characters"
     unseeded = server.complete(prompt="ROMEO:\n", max_tokens=40)
