@@ -13,7 +13,7 @@ packages=(
   libyaml-cpp-dev
   libcli11-dev
   libonnx-dev libprotobuf-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev prometheus-cpp-dev
   nlohmann-json3-dev
   catch2
   pybind11-dev python3-dev
@@ -40,3 +40,10 @@ fi
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy safetensors
 # matplotlib: scripts/plot_metrics.py (and plot_trace.py) and the docs tests that run them (tests/docs).
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
+# openai: the official client that tests/serve/test_openai_client.py points at `tessera serve`.
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet openai
+# The serving benchmark's peer (bench/bench_serve.py: transformers' generate) is not run by CI;
+# TESSERA_BENCH_DEPS=1 installs it (torch is large).
+if [[ "${TESSERA_BENCH_DEPS:-0}" == 1 ]]; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch transformers safetensors
+fi
