@@ -40,3 +40,10 @@ fi
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy safetensors
 # matplotlib: scripts/plot_metrics.py (and plot_trace.py) and the docs tests that run them (tests/docs).
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
+# torch: the independent reference of checkpoint.pytorch_load (a Tessera export loaded strictly
+# into tests/reference/nanogpt_model.py) and of tests/reference/make_fixtures.py. PyPI serves
+# the CUDA build only (about 4 GiB with its nvidia-* wheels, minutes to download); it runs on
+# the CPU all the same. Skipped when torch already imports.
+if ! python3 -c "import torch" >/dev/null 2>&1; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch
+fi
