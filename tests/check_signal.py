@@ -140,9 +140,13 @@ def signal_job(args, command, tmp, ckpt):
     last = clock.poll()
     while clock.poll() == last:
         time.sleep(0.0005)
+    before = clock.poll()
     for pid in ranks if args.to == "ranks" else [job.pid]:
         os.kill(pid, sig)
     sent = time.monotonic()
+    # Normally no row appears in between; if this process was descheduled before the kill, a
+    # step that ended meanwhile widens the range by one.
+    after = clock.poll()
     lo, hi = ARRIVAL[(args.to, args.signal)]
     try:
         while job.poll() is None and time.monotonic() < sent + 120:
@@ -154,8 +158,7 @@ def signal_job(args, command, tmp, ckpt):
         sys.exit(f"FAILED: the job did not end within 120 s of SIG{args.signal}")
     clock.poll()
     if lo == hi:
-        expected = clock.running_at(sent)
-        expected = range(expected.start, expected.start + 1)  # sent just after a row: the next step
+        expected = range(before + 1, after + 2)  # sent just after row `before`: the next step
     else:
         expected = range(clock.running_at(sent + lo).start, clock.running_at(sent + hi).stop)
     rank0 = open(f"{logs}.0.log").read()
@@ -180,6 +183,9 @@ def main():
                     args.tessera, "train", args.config, "--set", "parallel.tensor_model_parallel_size=2",
                     "--set", f"checkpoint.dir={ckpt_dir}", "--set", "train.optimizer.decay_steps=100000",
                     "--set", "train.eval_interval=0", "--set", "train.threads=1",
+                    # Steps of ~50 ms (4x gpt_tiny's batch): long against this script's polling on
+                    # a loaded machine, so the signal lands well inside the step after the row.
+                    "--set", "train.micro_batch_size=16", "--set", "train.global_batch_size=64",
                     "--set", f"train.max_steps={steps}", *[a for kv in sets for a in ("--set", kv)]]
 
         code, seconds, expected, out, last_row = signal_job(args, command, tmp, ckpt)
