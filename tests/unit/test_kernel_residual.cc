@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <memory>
 
 #include "kernels/residual.h"
+#include "runtime/compute/compute.h"
 #include "runtime/model/transformer_block.h"
 #include "tests/unit/gradcheck.h"
 
@@ -55,7 +57,9 @@ TEST_CASE("residual connections: a block with silent branches is the identity, f
   const std::vector<float> xs = random_floats(N * 32, 21), dys = random_floats(N * 32, 22);
   std::copy(xs.begin(), xs.end(), x.f32());
   std::copy(dys.begin(), dys.end(), dy.f32());
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = Tensor::zeros({B, T}, DType::I32);
   const Tensor y = block.forward(x, ctx);
   const Tensor dx = block.backward(dy, ctx);
