@@ -43,8 +43,7 @@ PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
 # torch: the independent reference of checkpoint.pytorch_load (a Tessera export loaded strictly
 # into tests/reference/nanogpt_model.py) and of tests/reference/make_fixtures.py. PyPI serves
 # the CUDA build only (5.2 GiB installed with its nvidia-* and triton wheels, minutes to
-# download); it runs on
-# the CPU all the same. Skipped when torch already imports.
+# download); it runs on the CPU all the same. Skipped when torch already imports.
 if ! python3 -c "import torch" >/dev/null 2>&1; then
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch
 fi
