@@ -42,8 +42,10 @@ PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy saf
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
 # openai: the official client that tests/serve/test_openai_client.py points at `tessera serve`.
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet openai
-# The serving benchmark's peer (bench/bench_serve.py: transformers' generate) is not run by CI;
-# TESSERA_BENCH_DEPS=1 installs it (torch is large).
-if [[ "${TESSERA_BENCH_DEPS:-0}" == 1 ]]; then
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch transformers safetensors
+# torch: the independent reference of checkpoint.pytorch_load (a Tessera export loaded strictly
+# into tests/reference/nanogpt_model.py) and of tests/reference/make_fixtures.py. PyPI serves
+# the CUDA build only (5.2 GiB installed with its nvidia-* and triton wheels, minutes to
+# download); it runs on the CPU all the same. Skipped when torch already imports.
+if ! python3 -c "import torch" >/dev/null 2>&1; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch
 fi

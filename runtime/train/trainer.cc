@@ -298,9 +298,13 @@ StepResult Trainer::optimizer_step() {
     r.skipped = true;
     ++skipped_steps_;
   } else if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
-    TESSERA_REQUIRE(t.on_nan == "skip",
-                    "step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping (train.on_nan = "
-                    "abort; `skip` drops such steps' updates instead)", step_ + 1, r.loss, r.grad_norm);
+    // Both values are reduced over every rank, so every rank stops here together: an agreed
+    // error, printed once for the job, not once per rank.
+    if (t.on_nan != "skip") {
+      throw AgreedError(fmt::format("step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping "
+                                    "(train.on_nan = abort; `skip` drops such steps' updates instead)",
+                                    step_ + 1, r.loss, r.grad_norm));
+    }
     r.skipped = true;
     ++skipped_steps_;
   } else if (zero_optimizer_) {
