@@ -34,18 +34,24 @@ def main():
     p.add_argument("--np", type=int, required=True)
     p.add_argument("--set", dest="layout", action="append", default=[], help="layout override")
     p.add_argument("--common", action="append", default=[], help="override for both runs")
+    p.add_argument("--keys", default="loss,grad_norm,val_loss",
+                   help="metrics compared (grad_norm is per replica with local_sgd / diloco)")
+    p.add_argument("--base-np", type=int, default=1, help="ranks of the reference run")
+    p.add_argument("--base-set", action="append", default=[], help="override for the reference run")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rtol", type=float, default=1e-5)
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = train(args, 1, [], os.path.join(tmp, "base.jsonl"))
+        base = train(args, args.base_np, args.base_set, os.path.join(tmp, "base.jsonl"))
         par = train(args, args.np, args.layout, os.path.join(tmp, "par.jsonl"))
     if len(base) != args.steps or len(par) != args.steps:
         sys.exit(f"FAILED: expected {args.steps} logged steps, got {len(base)} and {len(par)}")
     worst = 0.0
     for b, q in zip(base, par):
         for key, rtol in (("loss", args.rtol), ("grad_norm", 10 * args.rtol), ("val_loss", args.rtol)):
+            if key not in args.keys.split(","):
+                continue
             if (key in b) != (key in q):
                 sys.exit(f"FAILED at step {b['step']}: {key} logged by one run only")
             if key not in b:
@@ -54,7 +60,8 @@ def main():
             worst = max(worst, rel if key == "loss" else 0.0)
             if rel > rtol:
                 sys.exit(f"FAILED at step {b['step']}: {key} {q[key]!r} (np={args.np}, "
-                         f"{' '.join(args.layout)}) vs {b[key]!r} (1 rank): relative {rel:.2e} > {rtol:g}")
+                         f"{' '.join(args.layout)}) vs {b[key]!r} (np={args.base_np} {' '.join(args.base_set)}): "
+                         f"relative {rel:.2e} > {rtol:g}")
     print(f"OK: {args.steps} steps, np={args.np} {' '.join(args.layout)}: max relative loss "
           f"difference {worst:.2e} (first {base[0]['loss']:.6f}, last {base[-1]['loss']:.6f})")
 
