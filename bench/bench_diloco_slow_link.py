@@ -140,8 +140,15 @@ def main():
     p.add_argument("--out", default="bench/results/diloco_slow_link.json")
     p.add_argument("--plot", default=None, help="PNG of val loss against wall time")
     p.add_argument("--check", action="store_true", help="the short CI version (see the docstring)")
+    p.add_argument("--replot", action="store_true", help="only redraw --plot from the --out JSON")
     p.add_argument("--timeout", type=float, default=7200)
     args = p.parse_args()
+    if args.replot:
+        with open(args.out) as f:
+            saved = json.load(f)
+        args.shaping = saved["shaping"]
+        plot(saved["results"], args)
+        return
     if os.geteuid() != 0:
         print("SKIP: needs root for network namespaces")
         sys.exit(mh.SKIP)
@@ -201,7 +208,8 @@ def plot(results, args):
                 label=f"{r['mode']} ({r['veth_bytes'] / 1e6:.0f} MB sent)")
     ax.set_xlabel("wall time (min, steps x mean step time)")
     ax.set_ylabel("validation loss")
-    ax.set_title(f"shakespeare_char, 2 hosts x 1 replica, link {args.rate} / {args.delay}")
+    link = args.shaping.split(" (")[0] + (" (no added delay)" if args.shaping.startswith("tbf") else "")
+    ax.set_title(f"shakespeare_char, 2 hosts x 1 replica, link: {link}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.plot, dpi=110)
