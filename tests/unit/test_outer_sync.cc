@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "launcher/config_loader.h"
+#include "partitioner/layout_search.h"
 #include "partitioner/outer_sync_cost.h"
 #include "runtime/bf16.h"
 #include "runtime/train/outer_optimizer.h"
@@ -77,6 +78,30 @@ TEST_CASE("outer sync cost: H times fewer bytes, hidden by the delay", "[outer_s
   o.bytes_per_param = 4;
   c = outer_sync_cost(link, params, 2, o, 0.01);
   CHECK(c.exposed_s == Approx(c.comm_s - 0.01));
+}
+
+TEST_CASE("the layout search prices a DiLoCo config's dp traffic once per H steps", "[outer_sync][planner]") {
+  // Two ranks joined by a slow link (1 MB/s): synchronous DP waits on its all-reduce every step.
+  ClusterModel cluster;
+  cluster.name = "slow";
+  cluster.source = "test.yaml";
+  cluster.devices_per_node = 1;
+  cluster.device.peak_flops = 1e12;
+  cluster.device.memory_bytes = 40.0 * (1 << 30);
+  cluster.device.memory_bandwidth = 1e11;
+  cluster.intra_node = cluster.inter_node = {1e-3, 1e6};
+  const std::string model = "model: {num_layers: 2, hidden_size: 64, num_attention_heads: 4, seq_length: 32}\n"
+                            "train: {micro_batch_size: 4, global_batch_size: 8}\n";
+  const Config sync = parse_config_string(model, "sync.yaml", {});
+  const Config diloco = parse_config_string(
+      model + "parallel: {data_parallel_sync: diloco, sync_interval: 20}\n", "diloco.yaml", {});
+  const CostModel cost(cluster);
+  const PartitionPlan a = plan_config_layout(sync, 65, 2, cost, {});
+  const PartitionPlan b = plan_config_layout(diloco, 65, 2, cost, {});
+  REQUIRE(a.dp == 2);
+  CHECK(b.breakdown.dp_comm_s == Approx(a.breakdown.dp_comm_s / 20));
+  CHECK(b.breakdown.dp_exposed_s < a.breakdown.dp_exposed_s / 10);
+  CHECK(b.step_time_s < a.step_time_s);
 }
 
 namespace {
