@@ -1,7 +1,7 @@
 # Local SGD / DiLoCo (runtime/train/outer_sync.h). Include after invariance.cmake (it uses
-# tessera_add_invariance_test and tessera_add_resume_test). Cost on the 2-core CI machine:
-# the 2-rank outer sync program ~2 s; each training comparison below runs gpt_tiny for 12-16
-# steps twice on 1-4 ranks, ~10-30 s each (about 2.5 min together).
+# tessera_add_invariance_test and tessera_add_resume_test). Cost on the shared 2-core machine:
+# the 2-rank outer sync program ~1 s; each comparison below runs gpt_tiny for 8-12 steps two or
+# three times on 1-4 ranks, 2-14 s each: 33 s for all ten on a quiet moment, 73 s under load.
 add_executable(tessera_mpi_outer_sync_tests mpi/outer_sync_tests.cc)
 target_link_libraries(tessera_mpi_outer_sync_tests PRIVATE tessera_runtime)
 target_include_directories(tessera_mpi_outer_sync_tests PRIVATE ${PROJECT_SOURCE_DIR})
