@@ -45,6 +45,18 @@ struct ParallelConfig {
   int zero_stage = 0;
   double bucket_mb = 0.25;  // measured best on the 2-core machine (docs/benchmarks.md)
   double timeout_s = 300.0;
+  // How data-parallel replicas agree (runtime/train/outer_sync.h): `allreduce` averages every
+  // step's gradients; `local_sgd` and `diloco` let each replica take sync_interval inner steps
+  // on its own, then average the replicas' parameter change (DiLoCo: through an outer
+  // Nesterov step; local SGD: plain averaging).
+  std::string data_parallel_sync = "allreduce";  // allreduce | local_sgd | diloco
+  int sync_interval = 1;        // H: inner steps between two syncs of a fragment
+  double outer_lr = 0.7;        // DiLoCo's outer learning rate (Douillard et al., 2023)
+  double outer_momentum = 0.9;  // its outer momentum
+  bool outer_nesterov = true;
+  int outer_fragments = 1;       // streaming: fragments (groups of blocks) synced at staggered steps
+  int outer_delay = 0;           // tau: a fragment's reduction is applied this many steps after launch
+  std::string outer_dtype = "fp32";  // fp32 | bf16: the dtype the outer deltas travel in
 };
 
 struct OptimizerConfig {

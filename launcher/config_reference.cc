@@ -76,6 +76,28 @@ const std::map<std::string, std::string>& meanings() {
       {"parallel.bucket_mb",
        "Data-parallel gradient all-reduce bucket size in MiB; buckets are launched during the last "
        "microbatch's backward as soon as they are full (dp > 1, `zero_stage: 0`)."},
+      {"parallel.data_parallel_sync",
+       "How dp replicas agree. `allreduce`: gradients averaged every step. `local_sgd`: each replica "
+       "takes `sync_interval` AdamW steps on its own batches, then the replicas' parameters are averaged. "
+       "`diloco`: the same, but the averaged parameter change is the gradient of an outer Nesterov SGD "
+       "step (`outer_lr`, `outer_momentum`). Each replica keeps its own AdamW state; with `zero_stage: 1` "
+       "the outer state is sharded over dp. Communicates about `sync_interval` times less than "
+       "`allreduce`."},
+      {"parallel.sync_interval",
+       "H: inner steps between two syncs of the same fragment (`local_sgd`, `diloco`)."},
+      {"parallel.outer_lr", "DiLoCo's outer learning rate (0.7 in the paper)."},
+      {"parallel.outer_momentum", "DiLoCo's outer momentum (0.9 in the paper); 0: plain outer SGD."},
+      {"parallel.outer_nesterov", "DiLoCo's outer step uses Nesterov momentum (PyTorch SGD's form)."},
+      {"parallel.outer_fragments",
+       "Streaming DiLoCo: the transformer blocks split into this many fragments (it must divide "
+       "`model.num_layers`; the embedding joins the first, the head the last), each synced every "
+       "`sync_interval` steps at a staggered step, so the link carries one fragment at a time."},
+      {"parallel.outer_delay",
+       "tau: a fragment's reduction runs in the background (non-blocking MPI) while this many inner "
+       "steps continue, and is applied after them (0: applied at once). Must be less than "
+       "`sync_interval`."},
+      {"parallel.outer_dtype",
+       "`bf16`: the outer deltas travel (and are summed) in bfloat16, half the bytes of `fp32`."},
       {"parallel.timeout_s",
        "Seconds any single communication may wait; then the job ends with a message naming the operation, "
        "the group, the step and the missing peer."},

@@ -64,6 +64,7 @@ bool is_non_negative(double x) { return x >= 0; }
 bool is_finite(double) { return true; }  // scalar_number already refuses inf and nan
 bool is_fraction(double x) { return x >= 0 && x <= 0.5; }
 bool is_sparsity(double x) { return x >= 0 && x < 1; }
+bool is_momentum(double x) { return x >= 0 && x < 1; }
 
 template <class Ref>
 Field boolean(std::string key, Ref ref) {
@@ -279,6 +280,16 @@ std::vector<Field> make_schema() {
       integer("parallel.zero_stage", TESSERA_AT(parallel.zero_stage), 0, "must be 0, 1, 2 or 3", 3),
       number("parallel.bucket_mb", TESSERA_AT(parallel.bucket_mb), is_positive, "must be a positive number"),
       number("parallel.timeout_s", TESSERA_AT(parallel.timeout_s), is_positive, "must be a positive number"),
+      one_of("parallel.data_parallel_sync", TESSERA_AT(parallel.data_parallel_sync),
+             {"allreduce", "local_sgd", "diloco"}),
+      positive("parallel.sync_interval", TESSERA_AT(parallel.sync_interval)),
+      number("parallel.outer_lr", TESSERA_AT(parallel.outer_lr), is_positive, "must be a positive number"),
+      number("parallel.outer_momentum", TESSERA_AT(parallel.outer_momentum), is_momentum,
+             "must be in [0, 1)"),
+      boolean("parallel.outer_nesterov", TESSERA_AT(parallel.outer_nesterov)),
+      positive("parallel.outer_fragments", TESSERA_AT(parallel.outer_fragments)),
+      non_negative("parallel.outer_delay", TESSERA_AT(parallel.outer_delay)),
+      one_of("parallel.outer_dtype", TESSERA_AT(parallel.outer_dtype), {"fp32", "bf16"}),
 
       positive("train.micro_batch_size", TESSERA_AT(train.micro_batch_size)),
       positive("train.global_batch_size", TESSERA_AT(train.global_batch_size)),

@@ -256,6 +256,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
   bd.pipeline_s = sim.makespan_ms / 1e3;
   bd.p2p_s = p2p_s;
   const bool zero = lay.zero_stage >= 1 && lay.dp > 1;
+  const bool local_sync = o.data_parallel_sync != "allreduce";
   double step = 0, busiest = 0, total_work = 0;
   for (int s = 0; s < p; ++s) {
     int64_t params = 0;
@@ -266,8 +267,17 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
       tp_time += m * stage_tp[c * p + s];
     }
     const double bytes = 4.0 * static_cast<double>(params);  // fp32 gradients
+    double end = sim.makespan_ms / 1e3;
+    if (!sim.timeline[s].empty()) end = sim.timeline[s].back().end_ms / 1e3;
     double dp_comm = 0, exposed = 0;
-    if (lay.dp > 1 && zero) {
+    if (lay.dp > 1 && local_sync) {
+      // Local SGD / DiLoCo: a sync of the parameters every H steps (partitioner/outer_sync_cost.h).
+      OuterSyncCostOptions outer = o.outer;
+      outer.sharded = zero;
+      const DpCommCost c = outer_sync_cost(*place.dp_link, params, lay.dp, outer, end);
+      dp_comm = c.comm_s;
+      exposed = c.exposed_s;
+    } else if (lay.dp > 1 && zero) {
       // ZeRO-1: reduce-scatter after the backward, all-gather after the step: nothing overlaps.
       dp_comm = exposed = place.dp_link->reduce_scatter_seconds(bytes, lay.dp) +
                           place.dp_link->all_gather_seconds(bytes, lay.dp);
@@ -279,9 +289,8 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
       const double last_bucket = place.dp_link->all_reduce_seconds(std::min(bytes, o.bucket_bytes), lay.dp);
       exposed = std::max(dp_comm - last_backward, last_bucket);
     }
-    const double opt = cost.optimizer_seconds(zero ? (params + lay.dp - 1) / lay.dp : params, units);
-    double end = sim.makespan_ms / 1e3;
-    if (!sim.timeline[s].empty()) end = sim.timeline[s].back().end_ms / 1e3;
+    // Each local SGD / DiLoCo replica keeps its whole AdamW (ZeRO shards only its outer state).
+    const double opt = cost.optimizer_seconds(zero && !local_sync ? (params + lay.dp - 1) / lay.dp : params, units);
     const double rank_step = end + exposed + opt;
     if (rank_step > step) {
       step = rank_step;
@@ -445,6 +454,8 @@ SearchOptions search_options_from_config(const Config& c, int world) {
   o.bucket_bytes = c.parallel.bucket_mb * (1 << 20);
   o.precision = c.train.precision;
   o.threads_per_rank = c.train.threads;
+  o.data_parallel_sync = c.parallel.data_parallel_sync;
+  o.outer = outer_sync_cost_options(c.parallel);
   return o;
 }
 

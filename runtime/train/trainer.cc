@@ -17,6 +17,7 @@
 #include "kernels/residual.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/grad_norm.h"
+#include "runtime/train/outer_checkpoint.h"
 
 namespace tessera {
 namespace {
@@ -108,10 +109,12 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   std::vector<int> first(counts.size() + 1, 0);
   std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
   const bool selective = par.recompute == "selective";
+  std::vector<int> graph_layer;  // of each local layer, for the outer sync's fragments
   for (int c = 0; c < v; ++c) {
     const int g = c * groups_.pp_size + groups_.pp_rank;
     chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, first[g], first[g + 1],
                                               selective, options_.layer_registry));
+    for (int l = first[g]; l < first[g + 1]; ++l) graph_layer.push_back(l);
   }
   std::vector<Model*> chunk_ptrs;
   for (auto& m : chunks_) {
@@ -128,11 +131,17 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
-  if (data_parallel()) {
-    flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
+  if (data_parallel() || local_sync()) flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
+  if (data_parallel() && !local_sync()) {
     grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
   }
-  if (data_parallel() && par.zero_stage == 1) {
+  if (local_sync()) {
+    // [outer sync hook] No per-step gradient sync: each replica keeps its own full AdamW below.
+    outer_sync_ = std::make_unique<OuterSync>(
+        *flat_, groups_.dp, outer_sync_config(par),
+        outer_fragment_of_layers(graph_layer, config_.model.num_layers, par.outer_fragments));
+  }
+  if (grad_sync_ && par.zero_stage == 1) {
     zero_optimizer_ = std::make_unique<ZeroAdamW>(*flat_, *groups_.dp, t.optimizer);
   } else {
     optimizer_ = std::make_unique<AdamW>(parameters(), t.optimizer);
@@ -157,7 +166,8 @@ double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op)
 }
 
 int64_t Trainer::optimizer_state_bytes() const {
-  return zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes();
+  return (zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes()) +
+         (outer_sync_ ? outer_sync_->state_bytes() : 0);
 }
 
 void Trainer::trace(const char* name, Clock::time_point start) {
@@ -196,7 +206,8 @@ MicrobatchContext Trainer::train_context(int mb) {
   ctx.targets = batch.targets;
   // The step's loss is the mean over all microbatches of all replicas (times the fp16 loss scale,
   // divided out of the gradients before clipping).
-  ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * groups_.dp_size);
+  // [outer sync hook] With local_sgd / diloco each replica's gradient is the mean over its own batch.
+  ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * (outer_sync_ ? 1 : groups_.dp_size));
   if (loss_scaler_) ctx.loss_scale *= static_cast<float>(loss_scaler_->scale());
   return ctx;
 }
@@ -275,8 +286,9 @@ double Trainer::forward_backward() {
   if (grad_sync_) grad_sync_->finish();
   trace("grad_sync", start);
   // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
-  pending_loss_ = all_reduce_scalar(all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_,
-                                    groups_.dp, ReduceOp::Avg);
+  const double replica_loss = all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_;
+  // [outer sync hook] Replicas do not talk between syncs: fit() averages the loss when it logs.
+  pending_loss_ = outer_sync_ ? replica_loss : all_reduce_scalar(replica_loss, groups_.dp, ReduceOp::Avg);
   return *pending_loss_;
 }
 
@@ -314,6 +326,17 @@ StepResult Trainer::optimizer_step() {
   }
   trace("optimizer", start);
   ++step_;
+  if (outer_sync_) {
+    // [outer sync hook] Launches and applies the outer syncs due after this inner step.
+    const auto sync_start = Clock::now();
+    outer_sync_->after_inner_step(step_);
+    trace("outer_sync", sync_start);
+    r.dp_bytes = outer_sync_->stats().bytes;
+    r.dp_wait_ms = outer_sync_->stats().wait_ms;
+  } else if (grad_sync_) {
+    r.dp_bytes = ring_all_reduce_bytes(4.0 * static_cast<double>(flat_->numel()), groups_.dp_size);
+    r.dp_wait_ms = grad_sync_->stats().exposed_ms;
+  }
   if (is_prune_step(config_.prune, step_)) {
     // After the update, so the step's checkpoint holds the new masks and a resume continues
     // the schedule from them.
@@ -412,9 +435,16 @@ std::string Trainer::save(const std::string& dir) {
   const auto start = Clock::now();
   std::vector<OptimizerMoments> moments;
   Tensor m, v;
-  const CheckpointState state = checkpoint_state(moments, m, v, true);
+  CheckpointState state = checkpoint_state(moments, m, v, true);
   const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
                                 groups_.pp_rank, zero_optimizer_ ? 1 : 0};
+  if (outer_sync_) {
+    // [outer sync hook] Each replica's own state and the outer state (outer_checkpoint.h).
+    state.extra["outer_sync"] =
+        outer_checkpoint_extra(config_.parallel, groups_.dp_size, outer_sync_->replicas_identical(step_));
+    state.write_extra_files =
+        replica_state_writer({flat_.get(), optimizer_.get(), parameters(), outer_sync_.get()}, layout);
+  }
   const SaveResult r = save_checkpoint(dir, state, layout, groups_.world, options_.config_yaml, vocab_.to_json(),
                                        config_.checkpoint.keep);
   if (groups_.is_logging_rank()) {
@@ -458,6 +488,17 @@ bool Trainer::resume(const std::string& dir) {
   } else {
     optimizer_->set_steps_taken(state.optimizer_steps);
   }
+  // [outer sync hook] Replica and outer state of local SGD / DiLoCo checkpoints.
+  const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
+                                groups_.pp_rank, zero_optimizer_ ? 1 : 0};
+  run_agreed(groups_.world, [&] {
+    if (outer_sync_) {
+      load_replica_state(*found, manifest, {flat_.get(), optimizer_.get(), parameters(), outer_sync_.get()}, layout,
+                         config_.parallel);
+    } else {
+      check_resumable_without_outer_sync(*found, manifest);
+    }
+  });
   step_ = state.step;
   // A checkpoint of an fp32/bf16 run has no scaler state: an fp16 resume starts a fresh scale.
   if (loss_scaler_ && manifest.extra.contains("loss_scaler")) loss_scaler_->load_json(manifest.extra["loss_scaler"]);
@@ -481,6 +522,7 @@ void Trainer::init_from(const std::string& path) {
                     config_.data.path);
     load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
   });
+  if (outer_sync_) outer_sync_->reset_anchor();  // [outer sync hook] the outer step starts from these weights
   if (groups_.is_logging_rank()) {
     const SparsityStats s = sparsity_stats(state.params);
     spdlog::info("init: weights from {} (step {}){}", step_dir, manifest.step,
@@ -558,6 +600,7 @@ void Trainer::fit() {
                  zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
   }
   double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0, window_tp_ms = 0;
+  double window_dp_bytes = 0, window_dp_wait_ms = 0;
   int window_steps = 0;
   bool stopped = false;
   while (step_ < t.max_steps && !stopped) {
@@ -566,12 +609,16 @@ void Trainer::fit() {
     window_tp_ms += r.tp_comm_ms;
     window_exposed_ms += grad_sync_stats().exposed_ms;
     window_span_ms += grad_sync_stats().comm_span_ms;
+    window_dp_bytes += r.dp_bytes;
+    window_dp_wait_ms += r.dp_wait_ms;
     ++window_steps;
     const bool eval_now = t.eval_interval > 0 && (step_ % t.eval_interval == 0 || step_ == t.max_steps);
     const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
     std::optional<double> val;
     if (eval_now && data_->has_validation()) val = evaluate();
-    stopped = stop_requested_everywhere();
+    // [outer sync hook] Between syncs the replicas share no per-step collective: agree on a
+    // stop request only on logging steps, so the slow dp link is not crossed every step.
+    stopped = (!outer_sync_ || log_now) && stop_requested_everywhere();
     const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
     if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
     if (stopped && logging) {
@@ -582,7 +629,8 @@ void Trainer::fit() {
     StepMetrics m;
     m.step = step_;
     m.max_steps = t.max_steps;
-    m.loss = r.loss;
+    // [outer sync hook] The replicas' mean loss, reduced only for the steps that are logged.
+    m.loss = outer_sync_ ? all_reduce_scalar(r.loss, groups_.dp, ReduceOp::Avg) : r.loss;
     m.lr = r.lr;
     m.grad_norm = r.grad_norm;
     m.step_ms = window_ms / window_steps;
@@ -597,7 +645,11 @@ void Trainer::fit() {
       m.grad_comm_span_ms = window_span_ms / window_steps;
     }
     if (groups_.tp.size > 1) m.tp_comm_ms = window_tp_ms / window_steps;
-    window_ms = window_exposed_ms = window_span_ms = window_tp_ms = 0;
+    if (data_parallel()) {
+      m.dp_bytes = window_dp_bytes / window_steps;
+      m.dp_wait_ms = window_dp_wait_ms / window_steps;
+    }
+    window_ms = window_exposed_ms = window_span_ms = window_tp_ms = window_dp_bytes = window_dp_wait_ms = 0;
     window_steps = 0;
     if (options_.callbacks.on_log) options_.callbacks.on_log(m);
     if (logging) {

@@ -25,6 +25,7 @@
 #include "runtime/train/loss_scaler.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/outer_sync.h"
 #include "runtime/train/trace.h"
 #include "runtime/train/zero_adamw.h"
 
@@ -50,10 +51,14 @@ struct StepResult {
   double tp_comm_ms = 0;  // in tensor-parallel communication (forward, backward, loss, norms)
   bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip, or fp16 overflow)
   double loss_scale = 0;  // fp16: the dynamic loss scale after this step; 0 without loss scaling
+  // Data-parallel traffic of this step: bytes this rank sent (ring estimate) and the time the
+  // step waited on the dp link (gradient all-reduce, or local SGD / DiLoCo outer syncs).
+  double dp_bytes = 0, dp_wait_ms = 0;
   int64_t step = 0;       // the steps done after this one (1 for the first), as the log line counts
 };
 
-// Called on every rank (the values are the same everywhere; print on one), in the training
+// Called on every rank (the values are the same everywhere, except the loss and gradient
+// norm of local_sgd / diloco replicas, which are each replica's own; print on one), in the training
 // thread, whoever drives the loop: fit() or the step-level calls. Empty ones are skipped.
 struct TrainerCallbacks {
   // After each optimizer step (train_step, optimizer_step, and so fit).
@@ -100,7 +105,8 @@ class Trainer {
   // The step in two halves, for a loop that wants to look at the gradients in between.
   // forward_backward runs forward and backward of this rank's microbatches of the current
   // step (gradients zeroed first, then accumulated and averaged over dp) and returns the
-  // step's loss, the mean over the global batch, the same on every rank. Without an argument
+  // step's loss, the mean over the global batch, the same on every rank (with local_sgd /
+  // diloco: the mean over this replica's share, see runtime/train/outer_sync.h). Without an argument
   // the batch comes from the DataSource; `batch` is instead this replica's share of the
   // global batch: I32 tokens and targets [microbatches_per_rank() * micro_batch_size,
   // seq_length], the same on every tp rank and pipeline stage of the replica.
@@ -142,6 +148,8 @@ class Trainer {
   const Compute& compute() const { return *compute_; }
   // Gradient communication timing of the last step (zeros without data parallelism).
   GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
+  // The local SGD / DiLoCo outer sync (parallel.data_parallel_sync), null with allreduce.
+  const OuterSync* outer_sync() const { return outer_sync_.get(); }
   int64_t optimizer_state_bytes() const;
   // Peak microbatch-chunks whose activations this rank held in the last step.
   int peak_in_flight() const { return executor_ ? executor_->peak_in_flight() : 1; }
@@ -151,6 +159,8 @@ class Trainer {
           TrainerOptions options);
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
   bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
+  // local_sgd / diloco: replicas take inner steps on their own (runtime/train/outer_sync.h).
+  bool local_sync() const { return config_.parallel.data_parallel_sync != "allreduce"; }
   bool pipelined() const { return groups_.pp_size > 1; }
   // The StageExecutor runs the step: with pipeline stages, or full recompute on one stage.
   bool uses_executor() const { return executor_ != nullptr; }
@@ -191,6 +201,7 @@ class Trainer {
   std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
   std::unique_ptr<AdamW> optimizer_;         // without ZeRO
   std::unique_ptr<ZeroAdamW> zero_optimizer_;
+  std::unique_ptr<OuterSync> outer_sync_;    // local_sgd / diloco
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
   // Set by forward_backward for optimizer_step: the step's loss and when it started.
   std::optional<double> pending_loss_;
