@@ -44,6 +44,7 @@ struct ParallelConfig {
   bool sequence_parallel = false;
   int zero_stage = 0;
   double bucket_mb = 0.25;  // measured best on the 2-core machine (docs/benchmarks.md)
+  std::string grad_reduce_dtype = "fp32";  // fp32 | bf16: what data-parallel gradient reduction sends
   double timeout_s = 300.0;
   // How data-parallel replicas agree (runtime/train/outer_sync.h): `allreduce` averages every
   // step's gradients; `local_sgd` and `diloco` let each replica take sync_interval inner steps

@@ -110,6 +110,9 @@ const std::map<std::string, std::string>& meanings() {
       {"train.seed",
        "Seeds the initial weights and the batches. Batches depend only on (seed, step, sample index), "
        "never on the layout."},
+      {"parallel.grad_reduce_dtype",
+       "Data-parallel gradient reduction in `fp32` (default) or `bf16`: half the bytes, every partial sum "
+       "rounded to bf16 (docs/precision.md)."},
       {"train.precision",
        "GEMM input precision: `bf16` and `fp16` keep fp32 master weights, optimizer state, norms, softmax and the "
        "loss, and feed the GEMMs low-precision copies; `fp16` adds dynamic loss scaling (docs/precision.md)."},

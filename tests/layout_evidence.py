@@ -28,6 +28,7 @@ def requested(np, overrides):
         "sp": "on" if sets.get("parallel.sequence_parallel", "false") == "true" else "off",
         "zero": int(sets.get("parallel.zero_stage", 0)),
         "recompute": sets.get("parallel.recompute", "none"),
+        "sync": sets.get("parallel.data_parallel_sync", "allreduce"),
     }
 
 
@@ -72,8 +73,16 @@ def check(want, output, last_metrics):
         problems.append(f"{m} microbatches of {micro} on each of dp {want['dp']} is not the global batch {batch.group(1)}")
     flight = re.search(r"microbatches in flight per rank: (.+)", output)
     counts = [int(part.split("/")[1]) for part in flight.group(1).split(", ")] if flight else None
-    if counts != expected_in_flight(want, m):
+    # One process prints no per-rank table.
+    if want["world"] > 1 and counts != expected_in_flight(want, m):
         problems.append(f"microbatches in flight per rank {counts}, the schedule gives {expected_in_flight(want, m)}")
+    if want["sync"] != "allreduce":
+        # Local SGD / DiLoCo: no per-step gradient reduction, and ZeRO-1 shards the outer state.
+        if f"dp sync {want['sync']}" not in output:
+            problems.append(f"banner does not name dp sync {want['sync']}")
+        if ("tp_comm_ms" in last_metrics) != (want["tp"] > 1):
+            problems.append(f"metrics {'have' if 'tp_comm_ms' in last_metrics else 'lack'} tp_comm_ms (tp {want['tp']})")
+        return problems
     sharded = f"(ZeRO-1 sharded over dp {want['dp']})" in output
     if sharded != (want["zero"] == 1 and want["dp"] > 1):
         problems.append(f"optimizer-state line {'names' if sharded else 'lacks'} ZeRO-1 sharding over dp {want['dp']}")
