@@ -6,6 +6,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
 #include "runtime/model/embedding_layer.h"
 
 namespace tessera {
@@ -24,8 +25,10 @@ HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64
   if (!options_.norm_name.empty()) {
     norm_w_ = make_parameter(options_.norm_name + ".weight", {width}, rep, tp.rank, tp.size, 0, 1,
                              seed, false);
-    norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
-                             seed, false);
+    if (!options_.rms_norm) {
+      norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
+                               seed, false);
+    }
   }
   if (tp.sequence_sharded() && norm_w_.value.defined()) {
     norm_w_.sequence_parallel_grad = norm_b_.sequence_parallel_grad = true;
@@ -47,15 +50,19 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
   s.normed = x;
   if (norm_w_.value.defined()) {
     s.normed = Tensor::empty({Ns, C});
-    s.mean = Tensor::empty({Ns});
     s.rstd = Tensor::empty({Ns});
-    k::layernorm_forward(s.normed.f32(), s.mean.f32(), s.rstd.f32(), x.f32(), norm_w_.value.f32(),
-                         norm_b_.value.f32(), Ns, C);
+    if (options_.rms_norm) {
+      k::rmsnorm_forward(s.normed.f32(), s.rstd.f32(), x.f32(), norm_w_.value.f32(), Ns, C, options_.norm_eps);
+    } else {
+      s.mean = Tensor::empty({Ns});
+      k::layernorm_forward(s.normed.f32(), s.mean.f32(), s.rstd.f32(), x.f32(), norm_w_.value.f32(),
+                           norm_b_.value.f32(), Ns, C);
+    }
   }
   const Tensor h = enter_tp_region_forward(s.normed, tp_);
   s.input = h;
   s.logits = Tensor::empty({N, V});
-  k::linear_forward(s.logits.f32(), h.f32(), weight_.value.f32(),
+  k::linear_forward(s.logits.f32(), h.f32(), projection_->value.f32(),
                     bias_.value.defined() ? bias_.value.f32() : nullptr, N, C, V);
   s.row_max = Tensor::empty({N});
   k::cross_entropy_row_max(s.row_max.f32(), s.logits.f32(), N, V, valid_local_);
@@ -85,20 +92,33 @@ Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
   k::cross_entropy_backward(dlogits.f32(), s.logits.f32(), s.row_max.f32(), s.sum_exp.f32(),
                             ctx.targets.i32(), dloss.f32(), N, V, valid_local_, vocab_start_);
   Tensor dh = Tensor::empty({N, C});
-  k::linear_backward(dh.f32(), weight_.grad.f32(), bias_.value.defined() ? bias_.grad.f32() : nullptr,
-                     dlogits.f32(), s.input.f32(), weight_.value.f32(), N, C, V);
+  k::linear_backward(dh.f32(), projection_->grad.f32(), bias_.value.defined() ? bias_.grad.f32() : nullptr,
+                     dlogits.f32(), s.input.f32(), projection_->value.f32(), N, C, V);
   const Tensor dnormed = enter_tp_region_backward(dh, tp_);
   if (!norm_w_.value.defined()) return dnormed;
   Tensor dx = Tensor::empty({Ns, C});
-  k::layernorm_backward(dx.f32(), norm_w_.grad.f32(), norm_b_.grad.f32(), dnormed.f32(), s.x.f32(),
-                        norm_w_.value.f32(), s.mean.f32(), s.rstd.f32(), Ns, C);
+  if (options_.rms_norm) {
+    k::rmsnorm_backward(dx.f32(), norm_w_.grad.f32(), dnormed.f32(), s.x.f32(), norm_w_.value.f32(), s.rstd.f32(),
+                        Ns, C);
+  } else {
+    k::layernorm_backward(dx.f32(), norm_w_.grad.f32(), norm_b_.grad.f32(), dnormed.f32(), s.x.f32(),
+                          norm_w_.value.f32(), s.mean.f32(), s.rstd.f32(), Ns, C);
+  }
   return dx;
+}
+
+void HeadLayer::tie_weight(Parameter* table) {
+  TESSERA_CHECK(table->value.shape() == weight_.value.shape() && table->global_shape == weight_.global_shape,
+                "{}: cannot tie the head to {}: shapes differ", name_, table->name);
+  projection_ = table;
+  weight_ = Parameter();
 }
 
 std::vector<Parameter*> HeadLayer::parameters() {
   std::vector<Parameter*> ps;
-  if (norm_w_.value.defined()) ps = {&norm_w_, &norm_b_};
-  ps.push_back(&weight_);
+  if (norm_w_.value.defined()) ps.push_back(&norm_w_);
+  if (norm_b_.value.defined()) ps.push_back(&norm_b_);
+  if (projection_ == &weight_) ps.push_back(&weight_);
   if (bias_.value.defined()) ps.push_back(&bias_);
   return ps;
 }
