@@ -29,9 +29,13 @@ int run_export(const ExportCommandOptions& o) {
   }
   const std::string step_dir = resolve_checkpoint(o.checkpoint);
   if (!o.hf.empty()) {
-    const HfExportResult r = export_hf(step_dir, o.hf);
+    // The run's tokenizer, when it had one, goes with the model.
+    const Manifest manifest = read_manifest(step_dir);
+    const std::string tokenizer =
+        parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config").data.tokenizer;
+    const HfExportResult r = export_hf(step_dir, o.hf, tokenizer);
     std::cout << "exported " << step_dir << " to " << o.hf << " (" << r.architecture << ", " << r.tensors
-              << " tensors)\n";
+              << " tensors" << (r.tokenizer ? ", tokenizer " + tokenizer : std::string()) << ")\n";
     return 0;
   }
   if (!o.safetensors.empty()) {

@@ -40,9 +40,9 @@ struct ExportCommandOptions {
   std::string checkpoint;
   std::string safetensors;  // exactly one of safetensors, onnx and hf is set
   std::string onnx;
-  std::string hf;  // a Hugging Face model directory (runtime/interop/hf_export.h)
   bool nanogpt_names = false;  // safetensors only
   int64_t external_data_threshold = 0;  // onnx only; 0 = OnnxExportOptions' default (2 GiB)
+  std::string hf;  // a Hugging Face model directory (runtime/interop/hf_export.h)
 };
 // `tessera export CKPT --safetensors OUT`: one consolidated safetensors file of global,
 // unpadded tensors that PyTorch loads; nanogpt_names prefixes the names as nanoGPT's module.

@@ -1,8 +1,8 @@
-// SentencePiece tokenizer wrapper and BPE training (see tokenizer.h).
+// SentencePiece tokenizer and BPE training through the SentencePiece module (see tokenizer.h
+// and data/sentencepiece/sentencepiece_module.cc for why it is a dlopened module).
 #include "runtime/data/tokenizer.h"
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
+#include <dlfcn.h>
 
 #include <filesystem>
 #include <unordered_map>
@@ -10,37 +10,79 @@
 #include "core/error.h"
 
 namespace tessera {
+namespace {
 
-Tokenizer::Tokenizer(const std::string& model_path)
-    : path_(model_path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  TESSERA_REQUIRE(std::filesystem::exists(model_path), "{}: tokenizer model not found", model_path);
-  const auto status = sp_->Load(model_path);
-  TESSERA_REQUIRE(status.ok(), "{}: not a SentencePiece model: {}", model_path, status.ToString());
+// The module's entry points, resolved once.
+struct Module {
+  void* (*open)(const std::string*, std::string*);
+  void (*close)(void*);
+  void (*info)(void*, int*, int*, int*);
+  bool (*encode)(void*, const std::string*, std::vector<int>*, std::string*);
+  bool (*decode)(void*, const std::vector<int>*, std::string*, std::string*);
+  bool (*train)(const std::unordered_map<std::string, std::string>*, std::string*);
+};
+
+template <class F>
+void resolve(void* handle, const char* name, F& fn) {
+  fn = reinterpret_cast<F>(dlsym(handle, name));
+  TESSERA_CHECK(fn != nullptr, "SentencePiece module: no symbol {}", name);
 }
 
-Tokenizer::~Tokenizer() = default;
-Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
-Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Module load_module() {
+  std::string tried;
+  void* handle = nullptr;
+  for (const char* path : {TESSERA_SENTENCEPIECE_BUILD, TESSERA_SENTENCEPIECE_INSTALLED}) {
+    if (!std::filesystem::exists(path)) continue;
+    // DEEPBIND: the module and libsentencepiece bind protobuf to their own copy, not ONNX's.
+    handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (handle != nullptr) break;
+    tried += std::string(" ") + dlerror();
+  }
+  TESSERA_CHECK(handle != nullptr, "cannot load the SentencePiece module ({} or {}):{}", TESSERA_SENTENCEPIECE_BUILD,
+                TESSERA_SENTENCEPIECE_INSTALLED, tried.empty() ? " not found" : tried);
+  Module m{};
+  resolve(handle, "tessera_spm_open", m.open);
+  resolve(handle, "tessera_spm_close", m.close);
+  resolve(handle, "tessera_spm_info", m.info);
+  resolve(handle, "tessera_spm_encode", m.encode);
+  resolve(handle, "tessera_spm_decode", m.decode);
+  resolve(handle, "tessera_spm_train", m.train);
+  return m;  // the module stays loaded for the process
+}
 
-int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
-int Tokenizer::bos_id() const { return sp_->bos_id(); }
-int Tokenizer::eos_id() const { return sp_->eos_id(); }
+const Module& module() {
+  static const Module m = load_module();
+  return m;
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path) {
+  TESSERA_REQUIRE(std::filesystem::exists(model_path), "{}: tokenizer model not found", model_path);
+  std::string error;
+  processor_ = module().open(&model_path, &error);
+  TESSERA_REQUIRE(processor_ != nullptr, "{}: not a SentencePiece model: {}", model_path, error);
+  module().info(processor_, &size_, &bos_, &eos_);
+}
+
+Tokenizer::~Tokenizer() {
+  if (processor_ != nullptr) module().close(processor_);
+}
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
   std::vector<int> ids;
-  const auto status = sp_->Encode(text, &ids);
-  TESSERA_CHECK(status.ok(), "{}: encode failed: {}", path_, status.ToString());
+  std::string error;
+  TESSERA_CHECK(module().encode(processor_, &text, &ids, &error), "{}: encode failed: {}", path_, error);
   return {ids.begin(), ids.end()};
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   for (int32_t id : ids) {
-    TESSERA_REQUIRE(id >= 0 && id < vocab_size(), "{}: token id {} is outside the vocabulary of {}", path_, id,
-                    vocab_size());
+    TESSERA_REQUIRE(id >= 0 && id < size_, "{}: token id {} is outside the vocabulary of {}", path_, id, size_);
   }
-  std::string text;
-  const auto status = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
-  TESSERA_CHECK(status.ok(), "{}: decode failed: {}", path_, status.ToString());
+  const std::vector<int> in(ids.begin(), ids.end());
+  std::string text, error;
+  TESSERA_CHECK(module().decode(processor_, &in, &text, &error), "{}: decode failed: {}", path_, error);
   return text;
 }
 
@@ -62,9 +104,9 @@ void train_bpe_tokenizer(const std::string& text_path, const std::string& model_
     args["input_sentence_size"] = std::to_string(o.input_sentence_size);
     args["shuffle_input_sentence"] = "false";
   }
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args);
-  TESSERA_REQUIRE(status.ok(), "{}: training a BPE tokenizer of {} pieces failed: {}", text_path, o.vocab_size,
-                  status.ToString());
+  std::string error;
+  TESSERA_REQUIRE(module().train(&args, &error), "{}: training a BPE tokenizer of {} pieces failed: {}", text_path,
+                  o.vocab_size, error);
 }
 
 }  // namespace tessera

@@ -1,16 +1,12 @@
 // A SentencePiece tokenizer (the library and model format Llama uses): text <-> token ids,
 // and training a BPE model on a text file. Byte fallback is on for the models trained here, so
-// any UTF-8 text (and any byte) round-trips through encode/decode.
+// any UTF-8 text (and any byte) round-trips through encode/decode. libsentencepiece is reached
+// through a module loaded on first use (runtime/data/sentencepiece/sentencepiece_module.cc).
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace tessera {
 
@@ -19,19 +15,20 @@ class Tokenizer {
   // Loads a .model file; InputError naming the file when it is missing or not a model.
   explicit Tokenizer(const std::string& model_path);
   ~Tokenizer();
-  Tokenizer(Tokenizer&&) noexcept;
-  Tokenizer& operator=(Tokenizer&&) noexcept;
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
 
   const std::string& path() const { return path_; }
-  int64_t vocab_size() const;
-  int bos_id() const;  // -1 when the model has none
-  int eos_id() const;
+  int64_t vocab_size() const { return size_; }
+  int bos_id() const { return bos_; }  // -1 when the model has none
+  int eos_id() const { return eos_; }
   std::vector<int32_t> encode(const std::string& text) const;
   std::string decode(const std::vector<int32_t>& ids) const;
 
  private:
   std::string path_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  void* processor_ = nullptr;  // owned, in the SentencePiece module (tokenizer.cc says why)
+  int size_ = 0, bos_ = -1, eos_ = -1;
 };
 
 struct BpeTrainOptions {

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint_tools.h"
+#include "runtime/data/tokenizer.h"
 #include "runtime/interop/hf_names.h"
 #include "runtime/interop/hf_tensors.h"
 #include "runtime/io/safetensors.h"
@@ -41,7 +42,7 @@ json gpt2_config(const ModelConfig& m, int64_t vocab) {
           {"scale_attn_weights", true},
           // Tessera's GPT head has its own weight.
           {"tie_word_embeddings", false},
-          {"torch_dtype", "float32"}};
+          {"dtype", "float32"}};
 }
 
 json llama_config(const ModelConfig& m, int64_t vocab) {
@@ -63,7 +64,7 @@ json llama_config(const ModelConfig& m, int64_t vocab) {
           {"attention_dropout", 0.0},
           {"initializer_range", m.init_std},
           {"tie_word_embeddings", !m.untie_embeddings_and_output_weights},
-          {"torch_dtype", "float32"}};
+          {"dtype", "float32"}};
 }
 
 void write_json(const fs::path& path, const json& value) {
@@ -80,7 +81,7 @@ json hf_config_json(const ModelConfig& m, int64_t vocab) {
   return m.arch == "gpt" ? gpt2_config(m, vocab) : llama_config(m, vocab);
 }
 
-HfExportResult export_hf(const std::string& step_dir, const std::string& out_dir) {
+HfExportResult export_hf(const std::string& step_dir, const std::string& out_dir, const std::string& tokenizer_model) {
   CheckpointReader reader(step_dir);
   const Manifest& manifest = reader.manifest();
   TESSERA_REQUIRE(manifest.model.has_value(), "{}: the manifest has no model section (saved by an older Tessera); "
@@ -99,6 +100,11 @@ HfExportResult export_hf(const std::string& step_dir, const std::string& out_dir
   const json config = hf_config_json(m, wte->second.dim(0));
   check_hf_tensors(config, tensors, step_dir);
   r.tensors = static_cast<int>(tensors.size());
+  if (!tokenizer_model.empty()) {
+    const int64_t pieces = Tokenizer(tokenizer_model).vocab_size();
+    TESSERA_REQUIRE(pieces == wte->second.dim(0), "{}: the tokenizer {} has {} pieces, the model's vocabulary {}",
+                    step_dir, tokenizer_model, pieces, wte->second.dim(0));
+  }
 
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -106,6 +112,17 @@ HfExportResult export_hf(const std::string& step_dir, const std::string& out_dir
   write_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   write_json(fs::path(out_dir) / "config.json", config);
   write_json(fs::path(out_dir) / "generation_config.json", {{"_from_model_config", true}});
+  if (!tokenizer_model.empty()) {
+    fs::copy_file(tokenizer_model, fs::path(out_dir) / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
+    TESSERA_REQUIRE(!ec, "export --hf: cannot copy {}: {}", tokenizer_model, ec.message());
+    // Tessera's token files have no BOS/EOS and its models no space prefix: the tokenizer must
+    // add neither, so transformers' ids equal Tessera's.
+    write_json(fs::path(out_dir) / "tokenizer_config.json",
+               {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", false}, {"add_eos_token", false},
+                {"legacy", false}, {"add_prefix_space", false}, {"bos_token", "<s>"}, {"eos_token", "</s>"},
+                {"unk_token", "<unk>"}, {"model_max_length", m.seq_length}});
+    r.tokenizer = true;
+  }
   return r;
 }
 

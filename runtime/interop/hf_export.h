@@ -18,11 +18,15 @@ nlohmann::json hf_config_json(const ModelConfig& model, int64_t vocab_size);
 struct HfExportResult {
   std::string architecture;
   int tensors = 0;
+  bool tokenizer = false;  // tokenizer files written
 };
 
-// Writes the three files into out_dir (created). Everything is read and checked before the
-// first file is written: an arch or shape transformers cannot express is an InputError and
-// leaves out_dir untouched.
-HfExportResult export_hf(const std::string& step_dir, const std::string& out_dir);
+// Writes the three files into out_dir (created), and with a SentencePiece `tokenizer_model`
+// (the run's data.tokenizer; empty: none) also tokenizer.model and tokenizer_config.json,
+// which transformers loads as its LlamaTokenizer with the same ids. Everything is read and
+// checked before the first file is written: an arch or shape transformers cannot express, or
+// a tokenizer whose size is not the model's, is an InputError and leaves out_dir untouched.
+HfExportResult export_hf(const std::string& step_dir, const std::string& out_dir,
+                         const std::string& tokenizer_model = "");
 
 }  // namespace tessera

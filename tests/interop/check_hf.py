@@ -73,7 +73,7 @@ def compare(what, got, want, rtol):
 
 
 def load_hf(directory):
-    model, info = AutoModelForCausalLM.from_pretrained(directory, output_loading_info=True, torch_dtype=torch.float32)
+    model, info = AutoModelForCausalLM.from_pretrained(directory, output_loading_info=True, dtype=torch.float32)
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
         if info.get(kind):
             sys.exit(f"from_pretrained({directory}): {kind} {info[kind]}")

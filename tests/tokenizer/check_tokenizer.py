@@ -102,6 +102,38 @@ def main():
         if len(err.splitlines()) != 1 or "data.tokenizer" not in err or str(args.vocab_size) not in err:
             sys.exit(f"a tokenizer of the wrong size: expected one line naming data.tokenizer, got {err!r}")
         print(f"wrong size refused: {err}")
+        check_generate_against_transformers(args, out, tmp)
+
+
+def check_generate_against_transformers(args, tokens_dir, tmp):
+    """A tiny llama trained on the token files with data.tokenizer: `tessera generate` at
+    temperature 0 and transformers' greedy generate on the `export --hf` directory (model and
+    tokenizer) write the same text. Prompt + new tokens stay within the context of 16, so
+    neither side needs a sliding window."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    ckpt, hf = os.path.join(tmp, "llama"), os.path.join(tmp, "hf")
+    run([args.tessera, "train", "configs/tests/llama_tiny.yaml", "--set", "data.format=tokens",
+         "--set", f"data.path={tokens_dir}/train.bin", "--set", f"data.val_path={tokens_dir}/val.bin",
+         "--set", f"model.vocab={args.vocab_size}", "--set", f"data.tokenizer={tokens_dir}/tokenizer.model",
+         "--set", "model.init_std=0.2", "--set", "train.max_steps=5", "--set", "train.threads=1",
+         "--set", f"checkpoint.dir={ckpt}", "--set", "checkpoint.interval=5"])
+    prompt, new = "ROMEO:", 10
+    ours = subprocess.run([args.tessera, "generate", ckpt, "--prompt", prompt, "--max-tokens", str(new), "--greedy"],
+                          capture_output=True, text=True, timeout=300)
+    if ours.returncode != 0:
+        sys.exit(f"tessera generate failed:\n{ours.stderr}")
+    ours_text = ours.stdout[:-1]  # generate ends the text with a newline
+    print(run([args.tessera, "export", ckpt, "--hf", hf]).strip())
+    tokenizer = AutoTokenizer.from_pretrained(hf)
+    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=new, do_sample=False, min_new_tokens=new)
+    theirs_text = tokenizer.decode(out[0], skip_special_tokens=False)
+    if theirs_text != ours_text:
+        sys.exit(f"greedy text differs: tessera {ours_text!r}, transformers {theirs_text!r}")
+    print(f"greedy generate: tessera and transformers ({type(tokenizer).__name__}) both write {ours_text!r}")
 
 
 if __name__ == "__main__":
