@@ -42,6 +42,9 @@ json gpt2_config(const ModelConfig& m, int64_t vocab) {
           {"scale_attn_weights", true},
           // Tessera's GPT head has its own weight.
           {"tie_word_embeddings", false},
+          // Tessera's vocabularies have no BOS/EOS (GPT-2's default 50256 is not a token here).
+          {"bos_token_id", nullptr},
+          {"eos_token_id", nullptr},
           {"dtype", "float32"}};
 }
 
@@ -64,6 +67,9 @@ json llama_config(const ModelConfig& m, int64_t vocab) {
           {"attention_dropout", 0.0},
           {"initializer_range", m.init_std},
           {"tie_word_embeddings", !m.untie_embeddings_and_output_weights},
+          // Tessera generates without stopping at an end-of-sequence token; so must transformers.
+          {"bos_token_id", nullptr},
+          {"eos_token_id", nullptr},
           {"dtype", "float32"}};
 }
 
