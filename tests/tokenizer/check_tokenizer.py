@@ -108,7 +108,7 @@ def main():
 def check_generate_against_transformers(args, tokens_dir, tmp):
     """A tiny llama trained on the token files with data.tokenizer: `tessera generate` at
     temperature 0 and transformers' greedy generate on the `export --hf` directory (model and
-    tokenizer) write the same text. Prompt + new tokens stay within the context of 16, so
+    tokenizer: the prompt encodes to the same ids) write the same tokens, hence text. Prompt + new tokens stay within the context of 16, so
     neither side needs a sliding window."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -130,9 +130,15 @@ def check_generate_against_transformers(args, tokens_dir, tmp):
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=new, do_sample=False, min_new_tokens=new)
-    theirs_text = tokenizer.decode(out[0], skip_special_tokens=False)
+    # Decoded with SentencePiece, as Tessera decodes: transformers' byte-fallback decoder turns a
+    # whole run of byte pieces into U+FFFD when the run is not valid UTF-8 (an undertrained model
+    # writes such runs), where SentencePiece keeps the valid bytes.
+    theirs_text = spm.SentencePieceProcessor(model_file=os.path.join(hf, "tokenizer.model")).decode(out[0].tolist())
     if theirs_text != ours_text:
         sys.exit(f"greedy text differs: tessera {ours_text!r}, transformers {theirs_text!r}")
+    hf_decoded = tokenizer.decode(out[0], skip_special_tokens=False)
+    if "\ufffd" not in theirs_text and hf_decoded != theirs_text:
+        sys.exit(f"transformers' tokenizer decodes {hf_decoded!r}, SentencePiece {theirs_text!r}")
     print(f"greedy generate: tessera and transformers ({type(tokenizer).__name__}) both write {ours_text!r}")
 
 
