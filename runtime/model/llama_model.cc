@@ -6,6 +6,7 @@
 #include "runtime/model/llama_block.h"
 
 namespace tessera {
+namespace {
 
 LlamaShape llama_shape(const ModelConfig& m) {
   LlamaShape s;
@@ -18,6 +19,8 @@ LlamaShape llama_shape(const ModelConfig& m) {
   s.norm_eps = m.norm_epsilon;
   return s;
 }
+
+}  // namespace
 
 std::unique_ptr<Layer> build_llama_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
                                          TpGroup tp, uint64_t seed, bool selective_recompute) {

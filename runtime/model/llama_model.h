@@ -13,10 +13,6 @@
 
 namespace tessera {
 
-// The block's shape from the model config.
-struct LlamaShape;
-LlamaShape llama_shape(const ModelConfig& model);
-
 std::unique_ptr<Layer> build_llama_layer(const ModelConfig& model, const LayerGraph& graph, const LayerSpec& spec,
                                          TpGroup tp, uint64_t seed, bool selective_recompute);
 
