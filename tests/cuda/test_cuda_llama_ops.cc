@@ -20,7 +20,9 @@ TEST_CASE("cuda rmsnorm forward and backward match the cpu kernels", "[cuda][rms
   TESSERA_REQUIRE_GPU();
   Stream stream;
   // Widths below one warp, odd, and Llama-sized; row counts not a multiple of 8 rows per block.
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1}, {3, 5}, {37, 33}, {1031, 1024}};
+  // Not one column: there dinp = rstd g (1 - n^2) with n^2 = 1 - eps rstd^2, all cancellation,
+  // which both kernels compute only to their rounding of n.
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 3}, {3, 5}, {37, 33}, {1031, 1024}};
   for (const auto& [rows, cols] : shapes) {
     CAPTURE(rows, cols);
     const size_t n = rows * cols;
