@@ -8,7 +8,6 @@
 #include "launcher/config_loader.h"
 #include "launcher/config_schema.h"
 #include "core/error.h"
-#include "runtime/data/tokenizer.h"
 
 namespace tessera {
 namespace config {
@@ -129,11 +128,7 @@ void check_data(const Config& c, const Provenance& at) {
     require(d.val_path.empty(), c, at, "data.val_path", "must be null unless data.format = tokens");
     require(d.tokenizer.empty(), c, at, "data.tokenizer", "must be null unless data.format = tokens");
   }
-  if (tokens && !d.tokenizer.empty()) {
-    const int64_t pieces = Tokenizer(d.tokenizer).vocab_size();
-    require(pieces == std::stoll(vocab), c, at, "data.tokenizer",
-            fmt::format("has {} pieces, but model.vocab is {}", pieces, vocab));
-  }
+
   if (c.train.eval_interval > 0 && d.val_path.empty()) {
     require(d.val_fraction > 0, c, at, "data.val_fraction",
             fmt::format("must be > 0 when train.eval_interval = {}{}", c.train.eval_interval,

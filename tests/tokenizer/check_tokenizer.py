@@ -99,7 +99,7 @@ def main():
         err = run([args.tessera, "train", "configs/tests/gpt_tiny.yaml", "--set", "data.format=tokens",
                    "--set", f"data.path={out}/train.bin", "--set", f"model.vocab={args.vocab_size + 1}",
                    "--set", f"data.tokenizer={model}", "--set", "train.max_steps=1"], expect=1).strip()
-        if len(err.splitlines()) != 1 or "data.tokenizer" not in err or str(args.vocab_size) not in err:
+        if len(err.splitlines()) != 1 or "data.tokenizer" not in err or f"has {args.vocab_size} pieces" not in err:
             sys.exit(f"a tokenizer of the wrong size: expected one line naming data.tokenizer, got {err!r}")
         print(f"wrong size refused: {err}")
         check_generate_against_transformers(args, out, tmp)
