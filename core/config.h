@@ -10,11 +10,19 @@
 namespace tessera {
 
 struct ModelConfig {
-  std::string arch = "gpt";  // gpt | mlp
+  std::string arch = "gpt";  // gpt | llama | mlp
   int num_layers = 4;
   int hidden_size = 128;
-  int num_attention_heads = 4;  // gpt only
-  int ffn_hidden_size = 0;      // gpt only; 0 means 4 * hidden_size
+  int num_attention_heads = 4;  // gpt and llama
+  int ffn_hidden_size = 0;      // gpt and llama; 0 means 4 * hidden_size
+  // llama only. Key/value heads (grouped-query attention): num_attention_heads for multi-head
+  // attention, 1 for multi-query attention; 0 means num_attention_heads.
+  int num_query_groups = 0;
+  float rotary_base = 10000.f;              // llama only: RoPE theta
+  std::string normalization = "layernorm";  // layernorm (gpt) | rmsnorm (llama)
+  float norm_epsilon = 1e-5f;               // llama only (gpt's LayerNorm uses 1e-5)
+  // llama only: a separate output projection instead of the token embedding's transpose.
+  bool untie_embeddings_and_output_weights = false;
   // gpt only; 0 means hidden_size / num_attention_heads. Set when heads were pruned away, so
   // the attention width (heads * head_dim) is no longer the hidden size.
   int head_dim = 0;
@@ -27,6 +35,11 @@ struct ModelConfig {
   int output_size = 0;              // mlp only: number of classes, 0 means the vocab size
   float init_std = 0.02f;
 };
+
+// Key/value heads of a llama model (num_query_groups, defaulting to the attention heads).
+inline int query_groups(const ModelConfig& model) {
+  return model.num_query_groups > 0 ? model.num_query_groups : model.num_attention_heads;
+}
 
 // Width of one attention head (Megatron's kv_channels).
 inline int attention_head_dim(const ModelConfig& model) {
@@ -100,6 +113,9 @@ struct DataConfig {
   std::string format = "text";  // text | tokens (llm.c .bin)
   double val_fraction = 0.1;
   std::string val_path;  // tokens format: a separate validation file (optional)
+  // tokens format: the SentencePiece .model the token files were made with (optional);
+  // generate decodes with it and export --hf ships it.
+  std::string tokenizer;
 };
 
 struct CheckpointConfig {

@@ -36,7 +36,11 @@ std::string model_line(const ModelConfig& m, const LayerGraph& graph, int64_t vo
       m.arch == "gpt" ? fmt::format("gpt, {} layers x {} hidden, {} heads, ffn {}, seq {}", m.num_layers,
                                     m.hidden_size, m.num_attention_heads,
                                     m.ffn_hidden_size > 0 ? m.ffn_hidden_size : 4 * m.hidden_size, m.seq_length)
-                      : fmt::format("mlp, {} layers x {} hidden, seq {}", m.num_layers, m.hidden_size, m.seq_length);
+      : m.arch == "llama"
+          ? fmt::format("llama, {} layers x {} hidden, {} heads / {} kv groups, ffn {}, seq {}, {} embeddings",
+                        m.num_layers, m.hidden_size, m.num_attention_heads, query_groups(m), ffn_size(m),
+                        m.seq_length, m.untie_embeddings_and_output_weights ? "untied" : "tied")
+          : fmt::format("mlp, {} layers x {} hidden, seq {}", m.num_layers, m.hidden_size, m.seq_length);
   return fmt::format("{}, vocab {}: {:.2f}M parameters", shape, vocab, static_cast<double>(graph.total_params()) / 1e6);
 }
 

@@ -13,6 +13,8 @@
 #include "launcher/commands.h"
 #include "launcher/config_command.h"
 #include "launcher/generate_command.h"
+#include "launcher/import_command.h"
+#include "launcher/tokenize_command.h"
 #include "launcher/plan_command.h"
 #include "launcher/prune_command.h"
 #include "launcher/serve_command.h"
@@ -57,8 +59,9 @@ int run_cli(int argc, char** argv) {
       ->required();
   ExportCommandOptions export_options;
   CLI::App* export_cmd = app.add_subcommand(
-      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors) or as an ONNX model "
-                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx); give exactly one");
+      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors), as an ONNX model "
+                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx), or as a Hugging Face model "
+                "directory (--hf); give exactly one");
   export_cmd->add_option("checkpoint", export_options.checkpoint, "Checkpoint step directory, or a checkpoint.dir")
       ->required();
   export_cmd->add_option("--safetensors", export_options.safetensors, "Output safetensors file");
@@ -67,12 +70,19 @@ int run_cli(int argc, char** argv) {
   export_cmd->add_option("--dtype", export_options.dtype,
                          "--safetensors only: fp32 (the masters, default) or bf16 (half the bytes)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  export_cmd->add_option("--hf", export_options.hf,
+                         "Output directory for transformers' from_pretrained: config.json, model.safetensors, "
+                         "generation_config.json (gpt -> GPT2LMHeadModel, llama -> LlamaForCausalLM)");
   export_cmd->add_flag("--nanogpt-names", export_options.nanogpt_names,
                        "Name tensors as nanoGPT's module (transformer.h.0...); --safetensors only");
   export_cmd->add_option("--external-data-threshold", export_options.external_data_threshold,
                          "--onnx only: above this many bytes the weights go to <OUT>.data (ONNX external data); "
                          "default 2147483647, protobuf's limit")
       ->check(CLI::Range(int64_t{1}, int64_t{std::numeric_limits<int32_t>::max()}));  // protobuf's limit
+  ImportOptions import_options;
+  CLI::App* import_cmd = add_import_command(app, import_options);
+  TokenizeOptions tokenize_options;
+  CLI::App* tokenize_cmd = add_tokenize_command(app, tokenize_options);
   CLI::App* reshard_cmd = app.add_subcommand("reshard", "Rewrite a checkpoint for another parallel layout");
   reshard_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir")->required();
   reshard_cmd->add_option("output", out, "Output checkpoint directory")->required();
@@ -107,6 +117,8 @@ int run_cli(int argc, char** argv) {
       if (inspect_cmd->parsed()) return run_inspect(ckpt);
       if (export_cmd->parsed()) return run_export(export_options);
       if (reshard_cmd->parsed()) return run_reshard(ckpt, out, reshard_overrides);
+      if (import_cmd->parsed()) return run_import(import_options);
+      if (tokenize_cmd->parsed()) return run_tokenize(tokenize_options);
     } catch (const SetupFailed&) {
       return 1;
     } catch (const UsageError& e) {

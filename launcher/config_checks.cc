@@ -24,10 +24,25 @@ int64_t graph_layers(const Config& c, int custom_layers) { return int64_t{c.mode
 void check_model(const Config& c, const Provenance& at) {
   // With an explicit head_dim (a model whose heads were pruned) the attention width is
   // heads * head_dim and need not divide the hidden size.
-  if (c.model.arch == "gpt" && c.model.head_dim == 0) {
+  const bool attention = c.model.arch == "gpt" || c.model.arch == "llama";
+  if (attention && c.model.head_dim == 0) {
     require(c.model.hidden_size % c.model.num_attention_heads == 0, c, at, "model.hidden_size",
             fmt::format("must be divisible by model.num_attention_heads = {}",
                         c.model.num_attention_heads));
+  }
+  if (c.model.arch == "gpt") {
+    require(c.model.normalization == "layernorm", c, at, "model.normalization", "must be layernorm for model.arch: gpt");
+  }
+  if (c.model.arch == "llama") {
+    require(c.model.normalization == "rmsnorm", c, at, "model.normalization", "must be rmsnorm for model.arch: llama");
+    require(c.model.num_attention_heads % query_groups(c.model) == 0, c, at, "model.num_query_groups",
+            fmt::format("must divide model.num_attention_heads = {}", c.model.num_attention_heads));
+    require(attention_head_dim(c.model) % 2 == 0, c, at, "model.hidden_size",
+            "must give an even head width (hidden_size / num_attention_heads) for rotary embeddings");
+    require(c.model.untie_embeddings_and_output_weights || c.parallel.pipeline_model_parallel_size == 1, c, at,
+            "model.untie_embeddings_and_output_weights",
+            "must be true when parallel.pipeline_model_parallel_size > 1 (tied embedding and output weights "
+            "need the embedding and the head on one stage)");
   }
 }
 
@@ -44,7 +59,12 @@ void check_layout(const Config& c, const Provenance& at, int custom_layers) {
             "must be 1 unless parallel.schedule is interleaved");
   }
   const std::string by_tp = fmt::format("must be divisible by parallel.tensor_model_parallel_size = {}", tp);
-  if (c.model.arch == "gpt") {
+  if (c.model.arch == "llama") {
+    // Key/value groups are split like the query heads, never replicated across tp ranks.
+    require(query_groups(c.model) % tp == 0, c, at, "model.num_query_groups",
+            by_tp + " (key/value groups are split over tensor-parallel ranks, not replicated)");
+  }
+  if (c.model.arch == "gpt" || c.model.arch == "llama") {
     require(c.model.num_attention_heads % tp == 0, c, at, "model.num_attention_heads", by_tp);
     require(c.model.hidden_size % tp == 0, c, at, "model.hidden_size", by_tp);
     require(ffn_size(c) % tp == 0, c, at, "model.ffn_hidden_size", by_tp);
@@ -106,7 +126,9 @@ void check_data(const Config& c, const Provenance& at) {
     require(vocab == "chars" || vocab == "bytes", c, at, "model.vocab",
             "must be chars or bytes with data.format = text");
     require(d.val_path.empty(), c, at, "data.val_path", "must be null unless data.format = tokens");
+    require(d.tokenizer.empty(), c, at, "data.tokenizer", "must be null unless data.format = tokens");
   }
+
   if (c.train.eval_interval > 0 && d.val_path.empty()) {
     require(d.val_fraction > 0, c, at, "data.val_fraction",
             fmt::format("must be > 0 when train.eval_interval = {}{}", c.train.eval_interval,

@@ -17,14 +17,32 @@ const std::map<std::string, std::string>& meanings() {
   static const std::map<std::string, std::string> table = {
       {"model.arch",
        "`gpt`: a nanoGPT-style decoder (token + position embedding, pre-LayerNorm blocks, final LayerNorm, "
-       "untied head). `mlp`: each position predicts the next token from its own token alone (embedding, "
+       "untied head). `llama`: a Llama-family decoder (RMSNorm, rotary position embeddings, grouped-query "
+       "attention, SwiGLU MLP, no biases; needs `normalization: rmsnorm`). `mlp`: each position predicts the next token from its own token alone (embedding, "
        "`num_layers` Linear + activation layers, linear head)."},
       {"model.num_layers",
        "gpt: transformer blocks; mlp: Linear + activation layers. The layer graph has `num_layers + 2` "
        "layers (plus the embedding and the head)."},
       {"model.hidden_size", "Width of the residual stream (gpt) or of the hidden layers (mlp)."},
-      {"model.num_attention_heads", "gpt only. Must divide `hidden_size` (unless `head_dim` is set)."},
-      {"model.ffn_hidden_size", "gpt only: inner width of the block's MLP; 0 or null means `4 * hidden_size`."},
+      {"model.num_attention_heads",
+       "gpt and llama (query heads). Must divide `hidden_size` (unless `head_dim` is set) and be divisible by "
+       "`tensor_model_parallel_size`."},
+      {"model.ffn_hidden_size",
+       "gpt and llama: inner width of the block's MLP (llama: of each of the gate and up projections); 0 or "
+       "null means `4 * hidden_size`."},
+      {"model.num_query_groups",
+       "llama only: key/value heads of grouped-query attention; `num_attention_heads` (or 0) is multi-head "
+       "attention, 1 multi-query attention. Must divide `num_attention_heads`; tensor parallelism splits "
+       "the groups, so `tensor_model_parallel_size` must divide it too (groups are not replicated)."},
+      {"model.rotary_base", "llama only: theta of the rotary position embedding (Llama 2: 10000, Llama 3: 500000)."},
+      {"model.normalization",
+       "`layernorm` (gpt, which requires it) or `rmsnorm` (llama, which requires it), for every norm of the model."},
+      {"model.norm_epsilon", "llama only: epsilon of RMSNorm (gpt's LayerNorm uses 1e-5)."},
+      {"model.untie_embeddings_and_output_weights",
+       "llama only: `false` (the default, as Megatron) makes the output projection the token embedding's "
+       "transpose, one parameter `wte.weight`; `true` gives the head its own `lm_head.weight`. Tied weights "
+       "need `pipeline_model_parallel_size: 1` (the embedding and the head must be on one stage). gpt's "
+       "head is always untied."},
       {"model.head_dim",
        "gpt only: width of one attention head; 0 means `hidden_size / num_attention_heads`. `tessera prune "
        "--structured heads=...` sets it for a model whose heads were removed, whose attention width "
@@ -39,8 +57,8 @@ const std::map<std::string, std::string>& meanings() {
       {"model.input_size", "mlp only: width of the token embedding; 0 means `hidden_size`."},
       {"model.output_size", "mlp only: classes of the head; 0 means the vocabulary size."},
       {"model.init_std",
-       "gpt only: weights and embeddings are drawn from N(0, init_std); the residual projections use "
-       "`init_std / sqrt(2 * num_layers)`. Every layout starts from the same weights (seeded by "
+       "gpt and llama: weights and embeddings are drawn from N(0, init_std); gpt's residual projections use "
+       "`init_std / sqrt(2 * num_layers)` (llama's do not, as transformers initialises it). Every layout starts from the same weights (seeded by "
        "`train.seed` and the parameter's name)."},
 
       {"parallel.tensor_model_parallel_size",
@@ -151,6 +169,10 @@ const std::map<std::string, std::string>& meanings() {
       {"data.val_fraction",
        "The last `val_fraction` of the tokens is the validation split, the rest the training split; "
        "must be > 0 when validation runs without `val_path`."},
+      {"data.tokenizer",
+       "The SentencePiece `.model` the token files were made with (`format: tokens` only; `tessera tokenize` "
+       "writes one): its size must equal `model.vocab`. `generate` encodes prompts and decodes with it, and "
+       "`export --hf` ships it as the model's tokenizer."},
       {"data.val_path", "A separate validation token file (`format: tokens` only); then `path` trains in full."},
 
       {"checkpoint.dir",

@@ -254,7 +254,7 @@ Field seed_field() {
 
 std::vector<Field> make_schema() {
   return {
-      one_of("model.arch", TESSERA_AT(model.arch), {"gpt", "mlp"}),
+      one_of("model.arch", TESSERA_AT(model.arch), {"gpt", "llama", "mlp"}),
       positive("model.num_layers", TESSERA_AT(model.num_layers)),
       positive("model.hidden_size", TESSERA_AT(model.hidden_size)),
       positive("model.num_attention_heads", TESSERA_AT(model.num_attention_heads)),
@@ -262,6 +262,11 @@ std::vector<Field> make_schema() {
       // Set by `tessera prune --structured heads=...`: heads * head_dim may differ from hidden_size.
       integer("model.head_dim", TESSERA_AT(model.head_dim), 0,
               "must be a positive integer, or 0 for hidden_size / num_attention_heads"),
+      non_negative("model.num_query_groups", TESSERA_AT(model.num_query_groups)),
+      number("model.rotary_base", TESSERA_AT(model.rotary_base), is_positive, "must be a positive number"),
+      one_of("model.normalization", TESSERA_AT(model.normalization), {"layernorm", "rmsnorm"}),
+      number("model.norm_epsilon", TESSERA_AT(model.norm_epsilon), is_positive, "must be a positive number"),
+      boolean("model.untie_embeddings_and_output_weights", TESSERA_AT(model.untie_embeddings_and_output_weights)),
       positive("model.seq_length", TESSERA_AT(model.seq_length)),
       vocab_field(),
       one_of("model.activation", TESSERA_AT(model.activation), {"gelu", "relu"}),
@@ -324,6 +329,7 @@ std::vector<Field> make_schema() {
       one_of("data.format", TESSERA_AT(data.format), {"text", "tokens"}),
       number("data.val_fraction", TESSERA_AT(data.val_fraction), is_fraction, "must be a number in [0, 0.5]"),
       path("data.val_path", TESSERA_AT(data.val_path), true),
+      path("data.tokenizer", TESSERA_AT(data.tokenizer), true),
 
       path("checkpoint.dir", TESSERA_AT(checkpoint.dir), true),
       non_negative("checkpoint.interval", TESSERA_AT(checkpoint.interval)),
@@ -395,7 +401,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 const std::vector<std::pair<std::string, std::string>>& aliases() {
   static const std::vector<std::pair<std::string, std::string>> table = {
       {"n_layer", "model.num_layers"}, {"n_layers", "model.num_layers"},
-      {"num_hidden_layers", "model.num_layers"}, {"n_head", "model.num_attention_heads"},
+      {"num_hidden_layers", "model.num_layers"}, {"num_key_value_heads", "model.num_query_groups"},
+      {"rope_theta", "model.rotary_base"}, {"rms_norm_eps", "model.norm_epsilon"}, {"n_head", "model.num_attention_heads"},
       {"n_heads", "model.num_attention_heads"}, {"num_heads", "model.num_attention_heads"},
       {"n_embd", "model.hidden_size"}, {"d_model", "model.hidden_size"},
       {"intermediate_size", "model.ffn_hidden_size"}, {"d_ff", "model.ffn_hidden_size"},

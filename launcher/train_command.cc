@@ -19,6 +19,7 @@
 #include "launcher/progress.h"
 #include "launcher/rank_discovery.h"
 #include "launcher/runtime_support.h"
+#include "launcher/text_codec.h"
 #include "launcher/threads.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/mpi_communicator.h"
@@ -110,6 +111,7 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
                     config.parallel.pipeline_model_parallel_size,
                     resolved_data_parallel_size(config, world_size));
   const Dataset data = setup_phase(env, [&] {
+    check_data_tokenizer(config);
     return load_dataset(config.data, config.model.vocab, config.model.seq_length);
   });
   const bool logging = world->rank() == 0;

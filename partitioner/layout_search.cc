@@ -25,8 +25,10 @@ std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
     if (tp > n) return fmt::format("tp = {} > {} {}", tp, what, n);
     return fmt::format("{} {} not divisible by tp = {}", what, n, tp);
   };
-  if (m.arch == "gpt") {
+  if (m.arch == "gpt" || m.arch == "llama") {
+    // llama's key/value groups are split over tp like its query heads (never replicated).
     for (auto [what, n] : {std::pair<const char*, int64_t>{"heads", m.num_attention_heads},
+                           {"key/value groups", m.arch == "llama" ? query_groups(m) : m.num_attention_heads},
                            {"hidden_size", m.hidden_size},
                            {"ffn_hidden_size", ffn_size(m)}}) {
       if (auto e = divides(what, n)) return e;
@@ -37,6 +39,9 @@ std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
 }
 
 std::optional<std::string> stages_error(const ModelConfig& m, int pp, int v, int custom_layers) {
+  if (m.arch == "llama" && !m.untie_embeddings_and_output_weights && pp > 1) {
+    return std::string("tied embedding and output weights need pp = 1");
+  }
   if (pp * v <= graph_layers(m, custom_layers)) return std::nullopt;
   return fmt::format("pp x v = {} stages > {} layers (num_layers {} + embedding + head{})", pp * v,
                      graph_layers(m, custom_layers), m.num_layers,
@@ -53,7 +58,7 @@ std::optional<std::string> schedule_error(ScheduleKind kind, int pp, int m, int 
 
 std::optional<std::string> sp_error(const ModelConfig& m, int tp, bool sp) {
   if (!sp) return std::nullopt;
-  if (m.arch != "gpt") return std::string("sequence parallelism is for gpt models only");
+  if (m.arch == "mlp") return std::string("sequence parallelism is for gpt and llama models only");
   if (tp < 2) return std::string("sequence parallelism needs tp > 1");
   if (m.seq_length % tp != 0) return fmt::format("seq_length {} not divisible by tp = {}", m.seq_length, tp);
   return std::nullopt;
@@ -346,7 +351,7 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
     // Sequence parallelism is decided by tp alone.
     std::vector<bool> sps;
     for (bool sp : o.sequence_parallel) {
-      if (sp && (tp == 1 || model.arch != "gpt")) continue;  // nothing to shard: not a layout
+      if (sp && (tp == 1 || model.arch == "mlp")) continue;  // nothing to shard: not a layout
       if (auto e = sp_error(model, tp, sp)) {
         reject(fmt::format("tp{} sp", tp), *e);
         continue;
@@ -403,7 +408,7 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
           for (int v : vs) {
             for (Recompute rc : o.recompute) {
               // Selective recompute drops attention probabilities: an mlp has none.
-              if (rc == Recompute::Selective && model.arch != "gpt") continue;
+              if (rc == Recompute::Selective && model.arch == "mlp") continue;
               for (int zero : o.zero_stages) {
                 if (zero > 0 && dp == 1) continue;  // ZeRO shards over dp: nothing to shard
                 for (bool sp : sps) {

@@ -107,7 +107,7 @@ std::vector<std::string> prune(const fs::path& dir, int64_t current, int keep) {
 
 std::map<std::string, int64_t> vocab_padded_rows(const ModelConfig& model, const LayerGraph& graph) {
   const int64_t vocab = graph.vocab_size;
-  if (model.arch == "gpt") return {{"wte.weight", vocab}, {"lm_head.weight", vocab}};
+  if (model.arch == "gpt" || model.arch == "llama") return {{"wte.weight", vocab}, {"lm_head.weight", vocab}};
   const int64_t out = graph.layers.empty() ? vocab : graph.layers.back().out_features;
   return {{"embedding.weight", vocab}, {"head.weight", out}, {"head.bias", out}};
 }

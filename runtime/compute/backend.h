@@ -55,6 +55,26 @@ class Backend {
   virtual void attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved, int64_t B,
                                   int64_t T, int64_t H, int64_t D) = 0;
 
+  // RMSNorm (Llama) over the last dimension; rstd [rows] saved for backward, dweight accumulated.
+  virtual void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) = 0;
+  virtual void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x,
+                                const Tensor& weight, const Tensor& rstd) = 0;
+  // Rotary position embedding: cos/sin tables [T, D/2] for base theta, then x [B*T, heads*D]
+  // rotated in place (forward) or by the inverse rotation (backward, its gradient).
+  virtual void rope_tables(Tensor& cos, Tensor& sin, int64_t T, int64_t head_dim, float base) = 0;
+  virtual void rope_forward(Tensor& x, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) = 0;
+  virtual void rope_backward(Tensor& dx, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) = 0;
+  // SwiGLU: out = silu(gate) * up; backward writes dgate and dup.
+  virtual void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+  virtual void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& gate, const Tensor& up,
+                               const Tensor& dout) = 0;
+  // Grouped-query attention: q [rows, H*D], k and v [rows, G*D] packed into the qkv layout of
+  // attention_forward (each group's k/v repeated for its H/G heads); backward sums over them.
+  virtual void gqa_pack_forward(Tensor& qkv, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                                int64_t groups) = 0;
+  virtual void gqa_pack_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dqkv, int64_t heads,
+                                 int64_t groups) = 0;
+
   virtual void gelu_forward(Tensor& out, const Tensor& x) = 0;
   virtual void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) = 0;
   virtual void relu_forward(Tensor& out, const Tensor& x) = 0;

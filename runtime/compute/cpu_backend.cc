@@ -7,11 +7,15 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
+#include "kernels/gqa.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/relu.h"
 #include "kernels/residual.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 
 namespace tessera {
 namespace {
@@ -129,6 +133,39 @@ Tensor CpuBackend::attention_forward(Tensor& out, const Tensor& qkv, int64_t B, 
 void CpuBackend::attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved,
                                     int64_t B, int64_t T, int64_t H, int64_t D) {
   k::attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), saved.f32(), B, T, H, D);
+}
+
+void CpuBackend::rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {
+  k::rmsnorm_forward(out.f32(), rstd.f32(), x.f32(), weight.f32(), rows_of(x), cols_of(x), eps);
+}
+void CpuBackend::rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x,
+                                  const Tensor& weight, const Tensor& rstd) {
+  k::rmsnorm_backward(dx.f32(), dweight.f32(), dout.f32(), x.f32(), weight.f32(), rstd.f32(), rows_of(x), cols_of(x));
+}
+void CpuBackend::rope_tables(Tensor& cos, Tensor& sin, int64_t T, int64_t head_dim, float base) {
+  k::rope_tables(cos.f32(), sin.f32(), T, head_dim, base);
+}
+// The tables are [T, head_dim / 2]: their width gives the head dimension.
+void CpuBackend::rope_forward(Tensor& x, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) {
+  k::rope_forward(x.f32(), x.f32(), cos.f32(), sin.f32(), rows_of(x), T, heads, 2 * cols_of(cos));
+}
+void CpuBackend::rope_backward(Tensor& dx, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) {
+  k::rope_backward(dx.f32(), dx.f32(), cos.f32(), sin.f32(), rows_of(dx), T, heads, 2 * cols_of(cos));
+}
+void CpuBackend::swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) {
+  k::swiglu_forward(out.f32(), gate.f32(), up.f32(), gate.numel());
+}
+void CpuBackend::swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& gate, const Tensor& up,
+                                 const Tensor& dout) {
+  k::swiglu_backward(dgate.f32(), dup.f32(), gate.f32(), up.f32(), dout.f32(), gate.numel());
+}
+void CpuBackend::gqa_pack_forward(Tensor& qkv, const Tensor& q, const Tensor& k_, const Tensor& v, int64_t heads,
+                                  int64_t groups) {
+  k::gqa_pack_forward(qkv.f32(), q.f32(), k_.f32(), v.f32(), rows_of(q), heads, groups, cols_of(q) / heads);
+}
+void CpuBackend::gqa_pack_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dqkv, int64_t heads,
+                                   int64_t groups) {
+  k::gqa_pack_backward(dq.f32(), dk.f32(), dv.f32(), dqkv.f32(), rows_of(dq), heads, groups, cols_of(dq) / heads);
 }
 
 void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) { k::gelu_forward(out.f32(), x.f32(), x.numel()); }

@@ -34,6 +34,18 @@ class CpuBackend : public Backend {
   Tensor attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) override;
   void attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved, int64_t B,
                           int64_t T, int64_t H, int64_t D) override;
+  void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                        const Tensor& rstd) override;
+  void rope_tables(Tensor& cos, Tensor& sin, int64_t T, int64_t head_dim, float base) override;
+  void rope_forward(Tensor& x, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) override;
+  void rope_backward(Tensor& dx, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) override;
+  void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& gate, const Tensor& up, const Tensor& dout) override;
+  void gqa_pack_forward(Tensor& qkv, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                        int64_t groups) override;
+  void gqa_pack_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dqkv, int64_t heads,
+                         int64_t groups) override;
   void gelu_forward(Tensor& out, const Tensor& x) override;
   void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) override;
   void relu_forward(Tensor& out, const Tensor& x) override;

@@ -21,8 +21,10 @@ HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64
   if (!options_.norm_name.empty()) {
     norm_w_ = make_parameter(options_.norm_name + ".weight", {width}, rep, tp.rank, tp.size, 0, 1,
                              seed, false);
-    norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
-                             seed, false);
+    if (!options_.rms_norm) {
+      norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
+                               seed, false);
+    }
   }
   if (tp.sequence_sharded() && norm_w_.value.defined()) {
     norm_w_.sequence_parallel_grad = norm_b_.sequence_parallel_grad = true;
@@ -46,13 +48,17 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
   s.normed = x;
   if (norm_w_.value.defined()) {
     s.normed = Tensor::empty({Ns, C});
-    s.mean = Tensor::empty({Ns});
     s.rstd = Tensor::empty({Ns});
-    ops.layernorm_forward(s.normed, s.mean, s.rstd, x, norm_w_.value, norm_b_.value);
+    if (options_.rms_norm) {
+      ops.rmsnorm_forward(s.normed, s.rstd, x, norm_w_.value, options_.norm_eps);
+    } else {
+      s.mean = Tensor::empty({Ns});
+      ops.layernorm_forward(s.normed, s.mean, s.rstd, x, norm_w_.value, norm_b_.value);
+    }
   }
   s.input = enter_tp_region_forward(m.to_compute(s.normed), tp_);
   s.logits = Tensor::empty({N, V});
-  m.linear_forward(s.logits, s.input, weight_, bias_.value.defined() ? &bias_ : nullptr);
+  m.linear_forward(s.logits, s.input, *projection_, bias_.value.defined() ? &bias_ : nullptr);
   s.row_max = Tensor::empty({N});
   ops.cross_entropy_row_max(s.row_max, s.logits, valid_local_);
   tp_all_reduce(s.row_max, ReduceOp::Max, tp_);
@@ -84,18 +90,30 @@ Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
   ops.cross_entropy_backward(dlogits, s.logits, s.row_max, s.sum_exp, ctx.targets.view({N}), dloss, valid_local_,
                              vocab_start_);
   Tensor dh = Tensor::empty({N, C});
-  m.linear_backward(&dh, weight_, bias_.value.defined() ? &bias_ : nullptr, dlogits, s.input);
+  m.linear_backward(&dh, *projection_, bias_.value.defined() ? &bias_ : nullptr, dlogits, s.input);
   const Tensor dnormed = enter_tp_region_backward(dh, tp_);
   if (!norm_w_.value.defined()) return dnormed;
   Tensor dx = Tensor::empty({Ns, C});
-  ops.layernorm_backward(dx, norm_w_.grad, norm_b_.grad, dnormed, s.x, norm_w_.value, s.mean, s.rstd);
+  if (options_.rms_norm) {
+    ops.rmsnorm_backward(dx, norm_w_.grad, dnormed, s.x, norm_w_.value, s.rstd);
+  } else {
+    ops.layernorm_backward(dx, norm_w_.grad, norm_b_.grad, dnormed, s.x, norm_w_.value, s.mean, s.rstd);
+  }
   return dx;
+}
+
+void HeadLayer::tie_weight(Parameter* table) {
+  TESSERA_CHECK(table->value.shape() == weight_.value.shape() && table->global_shape == weight_.global_shape,
+                "{}: cannot tie the head to {}: shapes differ", name_, table->name);
+  projection_ = table;
+  weight_ = Parameter();
 }
 
 std::vector<Parameter*> HeadLayer::parameters() {
   std::vector<Parameter*> ps;
-  if (norm_w_.value.defined()) ps = {&norm_w_, &norm_b_};
-  ps.push_back(&weight_);
+  if (norm_w_.value.defined()) ps.push_back(&norm_w_);
+  if (norm_b_.value.defined()) ps.push_back(&norm_b_);
+  if (projection_ == &weight_) ps.push_back(&weight_);
   if (bias_.value.defined()) ps.push_back(&bias_);
   return ps;
 }
