@@ -41,15 +41,10 @@ fi
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy safetensors
 # torch, transformers, sentencepiece: the Hugging Face reference and interoperability tests
 # (tests/reference/make_llama_fixtures.py, tests/interop, tests/tokenizer) and bench/.
+# PyPI serves torch's CUDA build only (about 5 GiB with its nvidia-* wheels, minutes to download);
+# it runs on the CPU all the same. torch is also checkpoint.pytorch_load's reference.
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch transformers sentencepiece
 # matplotlib: scripts/plot_metrics.py (and plot_trace.py) and the docs tests that run them (tests/docs).
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
 # openai: the official client that tests/serve/test_openai_client.py points at `tessera serve`.
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet openai
-# torch: the independent reference of checkpoint.pytorch_load (a Tessera export loaded strictly
-# into tests/reference/nanogpt_model.py) and of tests/reference/make_fixtures.py. PyPI serves
-# the CUDA build only (5.2 GiB installed with its nvidia-* and triton wheels, minutes to
-# download); it runs on the CPU all the same. Skipped when torch already imports.
-if ! python3 -c "import torch" >/dev/null 2>&1; then
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch
-fi
