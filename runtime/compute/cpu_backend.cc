@@ -75,16 +75,15 @@ void CpuBackend::matmul(const MatmulArgs& m) {
   TESSERA_CHECK((m.trans_b ? cols_of(m.b) : rows_of(m.b)) == K && rows_of(m.c) == M && cols_of(m.c) == N,
                 "matmul: shapes {} x {} -> {} do not match", shape_string(m.a.shape()), shape_string(m.b.shape()),
                 shape_string(m.c.shape()));
-  if (m.a.dtype() == DType::F16 || gemm_ == CpuGemm::Eigen) {
-    if (m.a.dtype() == DType::F32) return eigen_matmul(m);
-    // Inputs widened exactly to fp32: the same numbers as an fp16 product with fp32 accumulation.
-    TESSERA_CHECK(gemm_ == CpuGemm::OneDnn || m.a.dtype() == DType::F16, "matmul: Eigen runs F32 inputs only");
+  // 16-bit inputs that the library cannot multiply (any on Eigen, fp16 on this oneDNN) are
+  // widened exactly to fp32: the same numbers as a 16-bit product with fp32 accumulation.
+  if (m.a.dtype() != DType::F32 && (gemm_ == CpuGemm::Eigen || m.a.dtype() == DType::F16)) {
     Tensor a = Tensor::empty(m.a.shape()), b = Tensor::empty(m.b.shape());
     cast(m.a, a);
     cast(m.b, b);
-    const MatmulArgs wide{a, m.trans_a, b, m.trans_b, m.c, m.bias, m.accumulate};
-    return gemm_ == CpuGemm::Eigen ? eigen_matmul(wide) : matmul(wide);
+    return matmul({a, m.trans_a, b, m.trans_b, m.c, m.bias, m.accumulate});
   }
+  if (gemm_ == CpuGemm::Eigen) return eigen_matmul(m);
   dnnl::MatmulShape s;
   s.M = M, s.N = N, s.K = K, s.trans_a = m.trans_a, s.trans_b = m.trans_b;
   s.lda = cols_of(m.a), s.ldb = cols_of(m.b), s.ldc = N;
