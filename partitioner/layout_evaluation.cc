@@ -178,18 +178,26 @@ PipelineCosts pipeline_costs(const Candidate& c, const LayerTimes& t, const std:
 }
 
 // One pipeline rank's part of the step after its last backward: the data-parallel gradient
-// reduction (what of it is exposed) and the optimizer step.
+// reduction, or the local SGD / DiLoCo outer sync (what of it is exposed), and the optimizer step.
 struct RankTail {
   double dp_comm_s = 0, dp_exposed_s = 0, optimizer_s = 0;
 };
 
-RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s) {
+RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, double pipeline_end_s) {
   const Layout& lay = c.layout;
   const LinkModel& dp_link = *c.placement.dp_link;
   const bool zero = lay.zero_stage >= 1 && lay.dp > 1;
+  const bool local_sync = c.options.data_parallel_sync != "allreduce";
   const double bytes = 4.0 * static_cast<double>(params);  // fp32 gradients
   RankTail tail;
-  if (lay.dp > 1 && zero) {
+  if (lay.dp > 1 && local_sync) {
+    // Local SGD / DiLoCo: a sync of the parameters every H steps (partitioner/outer_sync_cost.h).
+    OuterSyncCostOptions outer = c.options.outer;
+    outer.sharded = zero;
+    const DpCommCost cost = outer_sync_cost(dp_link, params, lay.dp, outer, pipeline_end_s);
+    tail.dp_comm_s = cost.comm_s;
+    tail.dp_exposed_s = cost.exposed_s;
+  } else if (lay.dp > 1 && zero) {
     // ZeRO-1: reduce-scatter after the backward, all-gather after the step: nothing overlaps.
     tail.dp_comm_s = tail.dp_exposed_s =
         dp_link.reduce_scatter_seconds(bytes, lay.dp) + dp_link.all_gather_seconds(bytes, lay.dp);
@@ -200,7 +208,10 @@ RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s) {
     const double last_bucket = dp_link.all_reduce_seconds(std::min(bytes, c.options.bucket_bytes), lay.dp);
     tail.dp_exposed_s = std::max(tail.dp_comm_s - last_backward_s, last_bucket);
   }
-  tail.optimizer_s = c.cost.optimizer_seconds(zero ? (params + lay.dp - 1) / lay.dp : params, c.threads_per_rank);
+  // Each local SGD / DiLoCo replica keeps its whole AdamW (ZeRO shards only its outer state).
+  const bool sharded_optimizer = zero && !local_sync;
+  tail.optimizer_s =
+      c.cost.optimizer_seconds(sharded_optimizer ? (params + lay.dp - 1) / lay.dp : params, c.threads_per_rank);
   return tail;
 }
 
@@ -222,9 +233,9 @@ void time_the_step(const Candidate& c, const PipelineCosts& pc, const Simulation
       work += m * pc.stage_compute_s[chunk * pp + rank];
       tp_time += m * pc.stage_tp_s[chunk * pp + rank];
     }
-    // Chunk 0 runs the rank's last backward.
-    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3);
     const double pipeline_end = sim.timeline[rank].empty() ? sim.makespan_ms / 1e3 : sim.timeline[rank].back().end_ms / 1e3;
+    // Chunk 0 runs the rank's last backward.
+    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, pipeline_end);
     const double rank_step = pipeline_end + tail.dp_exposed_s + tail.optimizer_s;
     if (rank_step > step) {
       step = rank_step;

@@ -12,7 +12,8 @@
 #
 # Usage, from anywhere:  bash tests/cuda/run_device_checks.sh [build-dir (default build-device)]
 # Logs are written to $OUT when it is set (the device tool's output folder), else to build-dir.
-# Exit status: 0 when the tests and the benchmark pass.
+# Exit status: 0 when a CUDA device was found, every test case ran at least one assertion and
+# passed, and the benchmark passed; non-zero on a machine without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build-device}
@@ -67,9 +68,15 @@ if [ -z "$bin" ]; then
   bin="$build/standalone"
 fi
 
+# -w NoAssertions fails a case that asserts nothing: without a device every [cuda] case returns
+# before its first check, so a run that saw no GPU cannot pass. The device line is required too.
 step "tessera_cuda_tests (every case; durations per case)"
-timeout 300 "$bin/tessera_cuda_tests" --durations yes 2>&1 | tee "$log_dir/cuda_tests.log"
+timeout 300 "$bin/tessera_cuda_tests" --durations yes -w NoAssertions 2>&1 | tee "$log_dir/cuda_tests.log"
 tests_rc=${PIPESTATUS[0]}
+if ! grep -q "^CUDA device 0: " "$log_dir/cuda_tests.log"; then
+  echo "FAILED: tessera_cuda_tests saw no CUDA device; these checks need one"
+  tests_rc=1
+fi
 
 step "GEMM benchmark, 4096^3, 20 timed iterations after 3 warm-ups"
 timeout 120 "$bin/tessera_cuda_gemm_bench" 4096 20 2>&1 | tee "$log_dir/gemm_bench.log"

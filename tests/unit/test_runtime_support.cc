@@ -26,9 +26,10 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
   CHECK(refusal("parallel.zero_stage=1") == "accepted");
   CHECK(refusal("parallel.sequence_parallel=true") == "accepted");
   CHECK(refusal("parallel.recompute=full") == "accepted");
-  CHECK(refusal("train.precision=bf16") ==
-        "x.yaml: train.precision = 'bf16': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)");
+  CHECK(refusal("train.precision=bf16") == "accepted");
+  CHECK(refusal("train.precision=fp16") == "accepted");
   CHECK(refusal("parallel.zero_stage=2") == "x.yaml: parallel.zero_stage = 2: only ZeRO stages 0 and 1 are implemented");
+  CHECK(refusal("train.gemm=eigen") == "accepted");
 }
 
 }  // namespace tessera
@@ -46,10 +47,12 @@ TEST_CASE("a Trainer built from C++ refuses what the runtime cannot run", "[conf
                     "x.yaml: parallel.zero_stage = 2: only ZeRO stages 0 and 1 are implemented");
   c.parallel.zero_stage = 0;
   c.train.precision = "bf16";
+  c.train.gemm = "eigen";
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}),
-                    "x.yaml: train.precision = 'bf16': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)");
+                    "x.yaml: train.gemm = eigen: runs fp32 only (train.precision = bf16 needs onednn)");
   // The layout rules too, with the config validator's line.
   c.train.precision = "fp32";
+  c.train.gemm = "onednn";
   c.parallel.tensor_model_parallel_size = 4;  // 2 heads
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}),
                     "x.yaml: model.num_attention_heads = 2: must be divisible by "
