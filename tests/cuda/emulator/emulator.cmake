@@ -32,7 +32,8 @@ endforeach()
 set_source_files_properties(${emu_sources} PROPERTIES COMPILE_OPTIONS "-include;${emu_src}/emu.h")
 
 add_library(tessera_cuda_kernels_emulated STATIC ${emu_sources} ${emu_headers}
-                                                 ${emu_src}/emu_runtime.cc)
+                                                 ${emu_src}/emu_runtime.cc ${emu_src}/emu_memory.cc
+                                                 ${emu_src}/emu_scheduler.cc)
 # The translated headers (common.cuh) shadow the originals: the output folder comes first.
 target_include_directories(tessera_cuda_kernels_emulated BEFORE PRIVATE ${emu_out})
 target_include_directories(tessera_cuda_kernels_emulated PUBLIC ${tessera_root}
