@@ -46,3 +46,15 @@ target_link_libraries(tessera_cuda_emulated_tests PRIVATE tessera_cuda_test_obje
 # [long] cases (a T = 8192 attention) would take hours on fibers.
 add_test(NAME cuda.emulated COMMAND tessera_cuda_emulated_tests "[cuda]~[long]")
 set_tests_properties(cuda.emulated PROPERTIES LABELS cuda TIMEOUT 900)
+
+# The emulator's own checks, each shown refusing a deliberately wrong kernel or runtime call.
+add_custom_command(OUTPUT ${emu_out}/bad_kernels.cc
+                   COMMAND ${Python3_EXECUTABLE} ${emu_src}/translate_cu.py ${emu_src}/bad_kernels.cu
+                           ${emu_out}/bad_kernels.cc
+                   DEPENDS ${emu_src}/bad_kernels.cu ${emu_src}/translate_cu.py
+                   COMMENT "Translating bad_kernels.cu for the emulator's checks" VERBATIM)
+set_source_files_properties(${emu_out}/bad_kernels.cc PROPERTIES COMPILE_OPTIONS "-include;${emu_src}/emu.h")
+add_executable(tessera_cuda_emulator_checks ${emu_out}/bad_kernels.cc ${emu_src}/test_emulator_checks.cc)
+target_link_libraries(tessera_cuda_emulator_checks PRIVATE tessera_cuda_kernels_emulated Catch2::Catch2)
+add_test(NAME cuda.emulator_checks COMMAND tessera_cuda_emulator_checks)
+set_tests_properties(cuda.emulator_checks PROPERTIES LABELS cuda TIMEOUT 60)
