@@ -8,10 +8,12 @@ get_filename_component(tessera_root "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUT
 set(emu_src "${CMAKE_CURRENT_LIST_DIR}")
 set(emu_out "${CMAKE_CURRENT_BINARY_DIR}/emulated")
 
-# cuBLAS has no emulation: the GEMM launchers and their tests stay GPU-only.
+# cuBLAS has no emulation: the GEMM launchers (matmul.cu, the handle and its plan cache) and
+# their tests stay GPU-only until a cuBLASLt stand-in is linked.
 file(GLOB emu_inputs CONFIGURE_DEPENDS ${tessera_root}/kernels/cuda/*.cu
                                        ${tessera_root}/kernels/cuda/*.cuh)
-list(FILTER emu_inputs EXCLUDE REGEX "/(matmul\\.cu|cublas_handle\\.cu|cublas_check\\.cuh)$")
+list(FILTER emu_inputs EXCLUDE
+     REGEX "/(matmul\\.cu|cublas_handle\\.cu|cublas_check\\.cuh|gemm_plan_cache\\.cuh?)$")
 set(emu_sources "")
 set(emu_headers "")
 foreach(input ${emu_inputs})
