@@ -1,9 +1,21 @@
 # The steps of run_device_checks.sh (sourced by it; uses its record/say, $build, $log_dir, $jobs,
-# $gpu_name). Each step records one summary row: PASS, FAIL or "skipped: <why>", and numbers.
+# $gpu_name, $start). Each step records one summary row: PASS, FAIL or "skipped: <why>", and
+# numbers.
+
+# Seconds a step may run: its own limit, cut to what is left of the whole run's 8 minutes (a
+# step that runs out times out and fails, so the budget cannot be overrun silently).
+budget=480
+limit() {
+  local left=$(( budget - ($(date +%s) - start) ))
+  [ "$1" -lt "$left" ] && left=$1
+  [ "$left" -lt 1 ] && left=1
+  echo "$left"
+}
 
 # Configures and builds the full project (tessera_cuda_tests, tessera_cuda_gemm_bench, and for the
-# hooks `tessera` and tessera_nccl_tests when the project has them), else the standalone
-# tests/cuda/device project. Sets bin (folder of the test binaries), tessera, nccl_tests.
+# hooks `tessera`, tessera_cuda_backend_tests and tessera_nccl_tests when the project has them),
+# else the standalone tests/cuda/device project. Sets bin (folder of the kernel test binaries),
+# tessera, backend_tests, nccl_tests.
 build_all() {
   local flags=(-DTESSERA_CUDA=ON -DTESSERA_CUDA_ARCHS=90 -DCMAKE_BUILD_TYPE=Release
                -DTESSERA_CUDA_EMULATOR=OFF)
@@ -11,18 +23,24 @@ build_all() {
   if command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
   if [ -x /usr/local/cuda/bin/nvcc ]; then flags+=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc); fi
   t0=$(date +%s)
-  bin="" tessera="" nccl_tests=""
+  bin="" tessera="" nccl_tests="" backend_tests=""
   if cmake -S . -B "$build/full" "${gen[@]}" "${flags[@]}" >"$log_dir/configure_full.log" 2>&1; then
     local help
     help=$(cmake --build "$build/full" --target help 2>/dev/null)
-    for t in tessera tessera_nccl_tests; do
+    # The CLI is the biggest target: built only when its config has train.device (the hooks'
+    # precondition), to stay within the time budget otherwise.
+    if grep -q '"train.device"' launcher/config_schema.cc &&
+       grep -qE "(^|\.\.\. )tessera(:| |$)" <<<"$help"; then targets+=(tessera); fi
+    for t in tessera_cuda_backend_tests tessera_nccl_tests; do
       if grep -qE "(^|\.\.\. )$t(:| |$)" <<<"$help"; then targets+=("$t"); fi
     done
     say "build ${targets[*]} (full project, $jobs jobs)"
-    if cmake --build "$build/full" -j "$jobs" --target "${targets[@]}" >"$log_dir/build_full.log" 2>&1; then
+    if timeout "$(limit 330)" cmake --build "$build/full" -j "$jobs" --target "${targets[@]}" \
+         >"$log_dir/build_full.log" 2>&1; then
       bin="$build/full/tests"
       tessera=$(find "$build/full" -name tessera -type f -perm -u+x | head -1)
       nccl_tests=$(find "$build/full" -name tessera_nccl_tests -type f -perm -u+x | head -1)
+      backend_tests=$(find "$build/full" -name tessera_cuda_backend_tests -type f -perm -u+x | head -1)
       record build PASS "full project: ${targets[*]}, $(( $(date +%s) - t0 )) s"
       return
     fi
@@ -34,8 +52,8 @@ build_all() {
   say "$why; building the standalone project tests/cuda/device"
   if cmake -S tests/cuda/device -B "$build/standalone" "${gen[@]}" "${flags[@]}" \
        >"$log_dir/configure_standalone.log" 2>&1 &&
-     cmake --build "$build/standalone" -j "$jobs" --target tessera_cuda_tests tessera_cuda_gemm_bench \
-       >"$log_dir/build_standalone.log" 2>&1; then
+     timeout "$(limit 240)" cmake --build "$build/standalone" -j "$jobs" \
+       --target tessera_cuda_tests tessera_cuda_gemm_bench >"$log_dir/build_standalone.log" 2>&1; then
     bin="$build/standalone"
     record build PASS "standalone (${why}), $(( $(date +%s) - t0 )) s"
   else
@@ -52,7 +70,7 @@ catch_result() {
 run_kernel_tests() {
   local log="$log_dir/cuda_tests.log" rc
   say "tessera_cuda_tests (every case, -w NoAssertions)"
-  timeout 300 "$bin/tessera_cuda_tests" --durations yes -w NoAssertions >"$log" 2>&1
+  timeout "$(limit 300)" "$bin/tessera_cuda_tests" --durations yes -w NoAssertions >"$log" 2>&1
   rc=$?
   local device
   device=$(grep -m1 "^CUDA device 0: " "$log")
@@ -69,13 +87,29 @@ run_kernel_tests() {
   fi
 }
 
+# The CUDA backend's op table against the CPU backend (tessera_cuda_backend_tests), once built.
+run_backend_tests() {
+  local log="$log_dir/cuda_backend_tests.log"
+  if [ -z "$backend_tests" ]; then
+    record "backend ops" "skipped: no tessera_cuda_backend_tests target (CUDA backend not built)" ""
+    return
+  fi
+  say "tessera_cuda_backend_tests (-w NoAssertions)"
+  if timeout "$(limit 180)" "$backend_tests" -w NoAssertions >"$log" 2>&1; then
+    record "backend ops" PASS "$(catch_result "$log")"
+  else
+    grep -B2 -A8 "FAILED" "$log" | head -40
+    record "backend ops" FAIL "$(catch_result "$log")"
+  fi
+}
+
 # run_sanitizer TOOL FILTER SECONDS: the kernel cases matching FILTER under compute-sanitizer.
 run_sanitizer() {
   local tool=$1 filter=$2 limit=$3 log="$log_dir/sanitizer_$1.log" rc exe
   exe=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
   if [ -z "$exe" ]; then record "$tool" FAIL "compute-sanitizer not found"; return; fi
   say "compute-sanitizer --tool $tool: $filter (limit $limit s)"
-  timeout "$limit" "$exe" --tool "$tool" --error-exitcode 99 "$bin/tessera_cuda_tests" "$filter" \
+  timeout "$(limit "$limit")" "$exe" --tool "$tool" --error-exitcode 99 "$bin/tessera_cuda_tests" "$filter" \
     -w NoAssertions >"$log" 2>&1
   rc=$?
   local found
@@ -91,7 +125,7 @@ run_sanitizer() {
 run_gemm_bench() {
   local log="$log_dir/gemm_bench.log"
   say "GEMM benchmark, 4096^3"
-  if timeout 120 "$bin/tessera_cuda_gemm_bench" 4096 20 >"$log" 2>&1; then
+  if timeout "$(limit 120)" "$bin/tessera_cuda_gemm_bench" 4096 20 >"$log" 2>&1; then
     record gemm PASS "$(awk '/TFLOP\/s/ { for (i = 1; i <= NF; ++i) if ($i == "TFLOP/s") v = v sep $(i - 1); sep = " / " } END { print v " TFLOP/s (fp32, tf32, bf16)" }' "$log")"
   else
     cat "$log"
@@ -131,14 +165,21 @@ training_missing() {
   fi
 }
 
-# train RUN DEVICE PRECISION [mpirun args...]: 50 steps of the recipe, metrics to RUN.jsonl.
+# train RUN DEVICE PRECISION [LAUNCHER... --] [TESSERA ARGS...]: 50 steps of the recipe, metrics
+# to RUN.jsonl; words before a `--` go in front of tessera (mpirun and its options).
 train() {
-  local run=$1 device=$2 precision=$3
+  local run=$1 device=$2 precision=$3 prefix=() extra=()
   shift 3
-  timeout 150 "$@" "$tessera" train configs/shakespeare_char.yaml --set train.max_steps=50 \
-    --set train.device="$device" --set train.precision="$precision" --set train.eval_interval=0 \
-    --set log.interval=1 --set log.metrics="$log_dir/$run.jsonl" --set checkpoint.interval=0 \
-    --set checkpoint.dir="$build/checkpoints/$run" >"$log_dir/$run.log" 2>&1
+  if [[ " $* " == *" -- "* ]]; then
+    while [ "$1" != "--" ]; do prefix+=("$1"); shift; done
+    shift
+  fi
+  extra=("$@")
+  timeout "$(limit 150)" "${prefix[@]}" "$tessera" train configs/shakespeare_char.yaml \
+    --set train.max_steps=50 --set train.device="$device" --set train.precision="$precision" \
+    --set train.eval_interval=0 --set log.interval=1 --set log.metrics="$log_dir/$run.jsonl" \
+    --set checkpoint.interval=0 --set checkpoint.dir="$build/checkpoints/$run" "${extra[@]}" \
+    >"$log_dir/$run.log" 2>&1
 }
 
 # compare A.jsonl B.jsonl TOL: the largest relative loss difference over the common steps.
@@ -186,7 +227,7 @@ nccl_hooks() {
     return
   fi
   local log="$log_dir/nccl_size1.log"
-  if timeout 60 "$nccl_tests" "[nccl][size1]" -w NoAssertions >"$log" 2>&1; then
+  if timeout "$(limit 60)" "$nccl_tests" "[nccl][size1]" -w NoAssertions >"$log" 2>&1; then
     record "nccl size-1" PASS "$(catch_result "$log")"
   else
     tail -20 "$log"
@@ -199,7 +240,7 @@ nccl_hooks() {
   if ! command -v mpirun >/dev/null 2>&1; then record "nccl 2 ranks" "skipped: no mpirun" ""; return; fi
   local mpi=(mpirun --allow-run-as-root --oversubscribe -np 2 -x NCCL_MULTI_RANK_GPU_ENABLE=1)
   log="$log_dir/nccl_ranks2.log"
-  if ! timeout 120 "${mpi[@]}" "$nccl_tests" "[nccl][ranks2]" -w NoAssertions >"$log" 2>&1; then
+  if ! timeout "$(limit 120)" "${mpi[@]}" "$nccl_tests" "[nccl][ranks2]" -w NoAssertions >"$log" 2>&1; then
     tail -20 "$log"
     record "nccl 2 ranks" FAIL "[nccl][ranks2]: $(catch_result "$log")"
     return
@@ -211,7 +252,7 @@ nccl_hooks() {
     return
   fi
   for layout in tensor pipeline; do
-    if ! train "train_cuda_${layout}2" cuda fp32 "${mpi[@]}" \
+    if ! train "train_cuda_${layout}2" cuda fp32 "${mpi[@]}" -- \
          --set parallel.${layout}_model_parallel_size=2 ||
        ! numbers+="; ${layout} 2: $(compare_losses "$log_dir/train_cuda_fp32.jsonl" \
                                      "$log_dir/train_cuda_${layout}2.jsonl" 1e-3)"; then
@@ -262,7 +303,7 @@ PY
     "checkpoint: {dir: $dir/checkpoints, interval: 0}" \
     "log: {interval: 1, metrics: $log_dir/gpt2_bench.jsonl}" >"$dir/gpt2_124m.yaml"
   say "GPT-2 124M bf16 benchmark, 30 steps of $B x $T tokens"
-  if ! timeout 240 "$tessera" train "$dir/gpt2_124m.yaml" >"$log_dir/gpt2_bench.log" 2>&1; then
+  if ! timeout "$(limit 240)" "$tessera" train "$dir/gpt2_124m.yaml" >"$log_dir/gpt2_bench.log" 2>&1; then
     tail -5 "$log_dir/gpt2_bench.log"
     record "gpt2 bench" FAIL "run failed ($log_dir/gpt2_bench.log)"; return
   fi

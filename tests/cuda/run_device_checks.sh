@@ -12,6 +12,7 @@
 #   racecheck    compute-sanitizer --tool racecheck over the shared-memory kernels' cases
 #   gemm         TFLOP/s of 4096^3 cuBLASLt GEMMs, fp32 (TF32 off/on) and bf16
 #   nccl version ncclGetVersion through a 10-line probe compiled against the NCCL found
+#   backend ops  hook: tessera_cuda_backend_tests (the CUDA op table against the CPU backend)
 #   train fp32 / train bf16   hooks: 50 steps of configs/shakespeare_char.yaml on `train.device:
 #                cuda` against the same run on the CPU (loss trajectories compared)
 #   nccl size-1 / nccl 2 ranks   hooks: tessera_nccl_tests "[nccl][size1]"; with NCCL >= 2.30,
@@ -20,8 +21,8 @@
 #   gpt2 bench   hook: GPT-2 124M shape (12 x 768, 12 heads, seq 1024, vocab 50257) in bf16,
 #                tokens/s and MFU against the card's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s)
 # A hook runs once its piece exists: `tessera` built with the CUDA backend (the full project
-# path) and accepting train.device, the tessera_nccl_tests target; until then its row says
-# "skipped: <why>" and does not fail the run.
+# path) and accepting train.device, the tessera_cuda_backend_tests and tessera_nccl_tests
+# targets; until then its row says "skipped: <why>" and does not fail the run.
 #
 # Paths. The full project (MPI, yaml-cpp, spdlog, ...) is tried first; when it does not configure,
 # the standalone project tests/cuda/device builds just the kernel tests and the GEMM bench (the
@@ -66,15 +67,15 @@ summary() {
 skip_rest() {
   for s in "$@"; do record "$s" "skipped: $reason" ""; done
 }
-all_steps=(build "cuda runtime" kernels memcheck racecheck gemm "nccl version" "train fp32"
-           "train bf16" "nccl size-1" "nccl 2 ranks" "gpt2 bench")
+after_build=("cuda runtime" kernels memcheck racecheck gemm "nccl version" "backend ops"
+             "train fp32" "train bf16" "nccl size-1" "nccl 2 ranks" "gpt2 bench")
 
 # --- gpu -----------------------------------------------------------------------------------------
 gpu_line=$("$smi" -L 2>/dev/null | grep -m1 '^GPU 0:')
 if [ -z "$gpu_line" ]; then
   echo "no GPU: '$smi -L' lists no device; these checks need one"
   record gpu FAIL "no GPU visible"
-  reason="no GPU"; skip_rest "${all_steps[@]}"
+  reason="no GPU"; skip_rest build "${after_build[@]}"
   summary
 fi
 gpu_name=$(echo "$gpu_line" | sed -E 's/^GPU 0: (.*) \(UUID.*/\1/')
@@ -86,8 +87,7 @@ source "$(dirname "$0")/device_checks_lib.sh"
 # --- build -------------------------------------------------------------------------------------
 build_all
 if [ -z "$bin" ]; then
-  reason="build failed"; skip_rest "cuda runtime" kernels memcheck racecheck gemm "nccl version" \
-    "train fp32" "train bf16" "nccl size-1" "nccl 2 ranks" "gpt2 bench"
+  reason="build failed"; skip_rest "${after_build[@]}"
   summary
 fi
 
@@ -101,6 +101,7 @@ run_gemm_bench
 check_nccl_version
 
 # --- hooks -------------------------------------------------------------------------------------
+run_backend_tests
 train_against_cpu fp32 1e-3
 train_against_cpu bf16 2e-2
 nccl_hooks
