@@ -53,11 +53,9 @@ cublasComputeType_t compute_type(const CublasHandle& handle, cudaDataType_t inpu
 
 // Returns false when cuBLASLt has no algorithm for the problem (the caller falls back).
 bool try_lt_matmul(CublasHandle& handle, const Gemm& g, cudaStream_t stream) {
-  const detail::GemmKey key{g.trans_a,     g.trans_b,      g.bias != nullptr,
-                            g.input_type,  compute_type(handle, g.input_type),
-                            g.M,           g.N,            g.K,
-                            g.lda,         g.ldb,          g.ldc,
-                            alignment_of(g.A), alignment_of(g.B), alignment_of(g.C)};
+  const detail::GemmKey key{g.trans_a, g.trans_b, g.bias != nullptr, g.input_type,
+                            compute_type(handle, g.input_type), g.M, g.N, g.K, g.lda, g.ldb,
+                            g.ldc, alignment_of(g.A), alignment_of(g.B), alignment_of(g.C)};
   const detail::GemmPlan& plan = handle.plans().get(handle.lt(), key, handle.workspace_bytes());
   if (!plan.found()) return false;
   if (g.bias != nullptr) {
@@ -124,10 +122,12 @@ void run_gemm(CublasHandle& handle, Gemm g, cudaStream_t stream) {
   if (!try_lt_matmul(handle, g, stream)) gemm_ex(handle, g, stream);
 }
 
-// cuBLASLt's epilogue reads the bias vector with 16-byte loads: a bias (or operand) that is only
-// 4-byte aligned, such as a parameter at an odd offset of a flat buffer, must not go through it.
+// cuBLASLt's bias epilogue needs its vector (and the operands) 16-byte aligned: a bias that is
+// only 4-byte aligned, such as a parameter at an odd offset of a flat buffer, must not go
+// through it (the heuristic is told the operands' alignment, but not the bias's).
 bool epilogue_aligned(const void* inp, const void* weight, const float* bias, const float* out) {
-  for (const void* p : {inp, weight, static_cast<const void*>(bias), static_cast<const void*>(out)}) {
+  const void* pointers[] = {inp, weight, bias, out};
+  for (const void* p : pointers) {
     if (alignment_of(p) < kEpilogueAlignment) return false;
   }
   return true;
