@@ -44,7 +44,7 @@ build_all() {
       record build PASS "full project: ${targets[*]}, $(( $(date +%s) - t0 )) s"
       return
     fi
-    why="full build failed ($log_dir/build_full.log)"
+    why="full build failed or ran out of time ($log_dir/build_full.log)"
     tail -n 25 "$log_dir/build_full.log"
   else
     why="full configure failed: $(grep -m1 -iE 'could not find|error' "$log_dir/configure_full.log" | cut -c1-80)"
@@ -55,6 +55,8 @@ build_all() {
      timeout "$(limit 240)" cmake --build "$build/standalone" -j "$jobs" \
        --target tessera_cuda_tests tessera_cuda_gemm_bench >"$log_dir/build_standalone.log" 2>&1; then
     bin="$build/standalone"
+    # oneDNN and its OpenCL loader from the carried copies, when the machine has none.
+    export LD_LIBRARY_PATH="$PWD/build-device-deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     record build PASS "standalone (${why}), $(( $(date +%s) - t0 )) s"
   else
     tail -n 40 "$log_dir"/*standalone.log
