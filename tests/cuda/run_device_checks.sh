@@ -26,9 +26,10 @@
 #
 # Paths. The full project (MPI, yaml-cpp, spdlog, ...) is tried first; when it does not configure,
 # the standalone project tests/cuda/device builds just the kernel tests and the GEMM bench (the
-# hooks then skip). Carry with the device tool: build-device-deps (header copies of Eigen, fmt,
-# Catch2 made here by tests/cuda/pack_device_deps.sh) for the standalone path; nothing else (the
-# tree travels, and the build folder is made there).
+# hooks then skip). Carry with the device tool: build-device-deps (copies of the Eigen, fmt,
+# Catch2 and oneDNN headers and of oneDNN's library, 47 MB, made here by
+# tests/cuda/pack_device_deps.sh) for the standalone path; nothing else (the tree travels, and
+# the build folder is made there).
 #
 # Usage, from anywhere:  bash tests/cuda/run_device_checks.sh [build-dir (default build-device)]
 # Logs go to $OUT when set (the device tool's output folder), else to the build dir.
