@@ -18,7 +18,7 @@ __global__ void token_embedding_forward_kernel(float* out, const int32_t* tokens
   }
 }
 
-// Rows a token-gradient block gathers per pass (4 KiB of shared memory).
+// Rows a token-gradient block gathers per pass (8 KiB of shared memory).
 constexpr int kGatherChunk = 1024;
 
 // One warp-sized block per row r. The block whose row is the first occurrence of its token (in
