@@ -130,7 +130,7 @@ int run_cli(int argc, char** argv) {
       if (train_cmd->parsed()) return run_train(train, env);
       if (plan_cmd->parsed()) return run_plan(plan);
       if (prune_cmd->parsed()) return run_prune(prune);
-      if (serve_cmd->parsed()) return run_serve(serve);
+      if (serve_cmd->parsed()) return run_serve(serve, env);
       if (generate_cmd->parsed()) return run_generate(generate);
       if (config_cmd->parsed()) return run_config(config_options);
       if (checkpoint.inspect->parsed()) return run_inspect(checkpoint.path);

@@ -23,6 +23,7 @@
 #include "runtime/comm/mpi_environment.h"
 #include "core/error.h"
 #include "runtime/model/transformer_block.h"
+#include "runtime/train/gemm_roof.h"
 
 namespace tessera {
 namespace {
@@ -54,19 +55,10 @@ double time_best(F&& f, int trials = 3, double min_s = 0.02) {
   return best;
 }
 
-// FLOP/s of C[m, n] = A[m, k] B[k, n] with `dtype` inputs, through the GEMM the trainer runs
-// (oneDNN, runtime/compute).
+// FLOP/s of C[m, n] = A[m, k] B[k, n] through the GEMM the trainer runs (oneDNN, runtime/compute),
+// timed as the trainer times its MFU roof.
 double gemm_rate(Backend& backend, int64_t m, int64_t n, int64_t k, DType dtype = DType::F32) {
-  Tensor a = Tensor::full({m, k}, 0.5f), b = Tensor::full({k, n}, 0.25f), c = Tensor::zeros({m, n});
-  if (dtype != DType::F32) {
-    Tensor a16 = Tensor::empty(a.shape(), dtype), b16 = Tensor::empty(b.shape(), dtype);
-    backend.cast(a, a16);
-    backend.cast(b, b16);
-    a = a16;
-    b = b16;
-  }
-  const double s = time_best([&] { backend.matmul({a, false, b, false, c}); }, 5, 0.01);
-  return 2.0 * static_cast<double>(m) * n * k / s;
+  return measure_gemm_rate(backend, m, n, k, dtype, 5);
 }
 
 double triad_bandwidth() {

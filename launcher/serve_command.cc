@@ -21,6 +21,7 @@
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/comm/mpi_communicator.h"
+#include "runtime/comm/mpi_environment.h"
 #include "runtime/inference/inference_model.h"
 #include "runtime/serving/decode_loop.h"
 #include "runtime/serving/inference_sequence_model.h"
@@ -224,7 +225,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   return cmd;
 }
 
-int run_serve(const ServeOptions& options) {
+int run_serve(const ServeOptions& options, const MpiEnvironment& env) {
   auto world = MpiCommunicator::world(options.comm_timeout_s);
   TESSERA_REQUIRE(world->size() == options.tp,
                   "--tp {} needs exactly {} ranks (`mpirun -np {} tessera serve ... --tp {}`); this job has {}",
@@ -238,11 +239,9 @@ int run_serve(const ServeOptions& options) {
     serve_http(options, model, sequences);
     return 0;
   }
-  int thread_level = 0;
-  MPI_Query_thread(&thread_level);
   // Rank 0's collectives run on the decode loop thread, not the one that initialised MPI.
-  TESSERA_REQUIRE(thread_level >= MPI_THREAD_SERIALIZED,
-                  "--tp needs MPI_THREAD_SERIALIZED from the MPI library (it provides level {})", thread_level);
+  TESSERA_REQUIRE(env.thread_level() >= MPI_THREAD_SERIALIZED,
+                  "--tp needs MPI_THREAD_SERIALIZED from the MPI library (it provides level {})", env.thread_level());
   TpGroup tp{world.get(), world->rank(), world->size()};
   const InferenceModel shard = InferenceModel::load(options.checkpoint, tp);
   TESSERA_REQUIRE(shard.vocabulary().has_text(),

@@ -13,6 +13,8 @@
 
 namespace tessera {
 
+class MpiEnvironment;
+
 struct ServeOptions {
   std::string checkpoint;          // a step directory, or a checkpoint.dir for its newest
   std::string host = "127.0.0.1";
@@ -32,7 +34,7 @@ struct ServeOptions {
 CLI::App* add_serve_command(CLI::App& app, ServeOptions& options);
 
 // Serves until SIGTERM or SIGINT, then returns 0. Throws InputError for a bad checkpoint,
-// option or address.
-int run_serve(const ServeOptions& options);
+// option or address. `env` is the process's MPI (--tp needs its thread level).
+int run_serve(const ServeOptions& options, const MpiEnvironment& env);
 
 }  // namespace tessera

@@ -18,6 +18,7 @@ bool is_act(ActionKind k) { return k == ActionKind::RecvAct || k == ActionKind::
 
 // A message in flight: direction (activation or gradient), sending global stage, microbatch.
 using MessageKey = std::tuple<bool, int, int>;
+using InFlight = std::map<MessageKey, std::pair<double, int>>;  // -> (arrival time, sending rank)
 
 struct Rank {
   size_t pc = 0;
@@ -41,6 +42,42 @@ char glyph(const Action& a) {
     return mb < 36 ? static_cast<char>('A' + mb - 10) : '#';
   }
   return mb < 26 ? static_cast<char>('a' + mb) : '#';
+}
+
+// Busy time, makespan, bubbles and the in-flight peak per rank, and the error when a rank stopped
+// short (a deadlock) or a message was never received.
+void summarize(const std::vector<std::vector<Action>>& ranks, const std::vector<Rank>& state,
+               const InFlight& in_flight, SimulationResult& r) {
+  const int p = static_cast<int>(ranks.size());
+  r.busy_ms.resize(static_cast<size_t>(p));
+  r.peak_in_flight.resize(static_cast<size_t>(p));
+  std::string blocked;
+  for (int s = 0; s < p; ++s) {
+    const Rank& rank = state[static_cast<size_t>(s)];
+    const auto& list = ranks[static_cast<size_t>(s)];
+    r.busy_ms[static_cast<size_t>(s)] = rank.busy;
+    r.makespan_ms = std::max(r.makespan_ms, rank.clock);
+    r.peak_in_flight[static_cast<size_t>(s)] = peak_in_flight(list);
+    if (rank.pc < list.size()) {
+      blocked += fmt::format("{}rank {} waits at action {} {}", blocked.empty() ? "" : "; ", s,
+                             rank.pc, to_string(list[rank.pc]));
+    }
+  }
+  if (r.error.empty() && !blocked.empty()) {
+    r.deadlocked = true;
+    r.error = "deadlock: " + blocked;
+  }
+  if (r.error.empty() && !in_flight.empty()) {
+    const auto& [key, value] = *in_flight.begin();
+    r.error = fmt::format("{} message(s) never received, e.g. the {} of microbatch {} sent by "
+                          "rank {} (global stage {})",
+                          in_flight.size(), std::get<0>(key) ? "activation" : "gradient",
+                          std::get<2>(key), value.second, std::get<1>(key));
+  }
+  for (int s = 0; s < p; ++s) {
+    const double busy = r.busy_ms[static_cast<size_t>(s)];
+    r.bubble.push_back(r.makespan_ms > 0 ? (r.makespan_ms - busy) / r.makespan_ms : 0.0);
+  }
 }
 
 }  // namespace
@@ -70,7 +107,7 @@ SimulationResult simulate_actions(const std::vector<std::vector<Action>>& ranks,
   SimulationResult r;
   r.timeline.resize(static_cast<size_t>(p));
   std::vector<Rank> state(static_cast<size_t>(p));
-  std::map<MessageKey, std::pair<double, int>> in_flight;  // -> (arrival time, sending rank)
+  InFlight in_flight;
 
   // Checks one action of rank s before it runs; returns an error message or "".
   auto invalid = [&](const Action& a, int s) -> std::string {
@@ -122,35 +159,7 @@ SimulationResult simulate_actions(const std::vector<std::vector<Action>>& ranks,
     }
   }
 
-  r.busy_ms.resize(static_cast<size_t>(p));
-  r.peak_in_flight.resize(static_cast<size_t>(p));
-  std::string blocked;
-  for (int s = 0; s < p; ++s) {
-    const Rank& rank = state[static_cast<size_t>(s)];
-    const auto& list = ranks[static_cast<size_t>(s)];
-    r.busy_ms[static_cast<size_t>(s)] = rank.busy;
-    r.makespan_ms = std::max(r.makespan_ms, rank.clock);
-    r.peak_in_flight[static_cast<size_t>(s)] = peak_in_flight(list);
-    if (rank.pc < list.size()) {
-      blocked += fmt::format("{}rank {} waits at action {} {}", blocked.empty() ? "" : "; ", s,
-                             rank.pc, to_string(list[rank.pc]));
-    }
-  }
-  if (r.error.empty() && !blocked.empty()) {
-    r.deadlocked = true;
-    r.error = "deadlock: " + blocked;
-  }
-  if (r.error.empty() && !in_flight.empty()) {
-    const auto& [key, value] = *in_flight.begin();
-    r.error = fmt::format("{} message(s) never received, e.g. the {} of microbatch {} sent by "
-                          "rank {} (global stage {})",
-                          in_flight.size(), std::get<0>(key) ? "activation" : "gradient",
-                          std::get<2>(key), value.second, std::get<1>(key));
-  }
-  for (int s = 0; s < p; ++s) {
-    const double busy = r.busy_ms[static_cast<size_t>(s)];
-    r.bubble.push_back(r.makespan_ms > 0 ? (r.makespan_ms - busy) / r.makespan_ms : 0.0);
-  }
+  summarize(ranks, state, in_flight, r);
   return r;
 }
 

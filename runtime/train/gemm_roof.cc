@@ -1,4 +1,4 @@
-// GEMM roof measurement through a Backend.
+// GEMM rate and roof measurement through a Backend.
 #include "runtime/train/gemm_roof.h"
 
 #include <algorithm>
@@ -6,23 +6,37 @@
 
 namespace tessera {
 
-GemmRoof measure_gemm_roof(Backend& backend, DType dtype, int n, int repeats) {
-  Tensor a32 = Tensor::full({n, n}, 0.5f), b32 = Tensor::full({n, n}, 0.25f), c = Tensor::zeros({n, n});
-  Tensor a = a32, b = b32;
+double measure_gemm_rate(Backend& backend, int64_t m, int64_t n, int64_t k, DType dtype, int trials,
+                         double min_seconds) {
+  using Clock = std::chrono::steady_clock;
+  Tensor a = Tensor::full({m, k}, 0.5f), b = Tensor::full({k, n}, 0.25f), c = Tensor::zeros({m, n});
   if (dtype != DType::F32) {
-    a = Tensor::empty({n, n}, dtype);
-    b = Tensor::empty({n, n}, dtype);
-    backend.cast(a32, a);
-    backend.cast(b32, b);
+    Tensor a16 = Tensor::empty(a.shape(), dtype), b16 = Tensor::empty(b.shape(), dtype);
+    backend.cast(a, a16);
+    backend.cast(b, b16);
+    a = a16;
+    b = b16;
   }
+  const MatmulArgs product{a, false, b, false, c};
+  backend.matmul(product);
   double best = 1e30;
-  for (int r = 0; r < repeats + 1; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    backend.matmul({a, false, b, false, c});
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (r > 0) best = std::min(best, s);  // the first run creates the primitive, warms caches and threads
+  for (int t = 0; t < trials; ++t) {
+    int reps = 0;
+    double seconds = 0;
+    const auto t0 = Clock::now();
+    do {
+      backend.matmul(product);
+      ++reps;
+      seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    } while (seconds < min_seconds);
+    best = std::min(best, seconds / reps);
   }
-  return {2.0 * n * n * static_cast<double>(n) / best, backend.matmul_implementation(dtype), dtype_name(dtype)};
+  return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / best;
+}
+
+GemmRoof measure_gemm_roof(Backend& backend, DType dtype, int n, int trials) {
+  return {measure_gemm_rate(backend, n, n, n, dtype, trials), backend.matmul_implementation(dtype),
+          dtype_name(dtype)};
 }
 
 }  // namespace tessera

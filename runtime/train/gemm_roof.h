@@ -1,8 +1,10 @@
-// The machine's GEMM roof for MFU: FLOP/s of a large square product through the run's own
+// GEMM rates through a Backend: the one timing the trainer's MFU roof and `tessera plan
+// --calibrate` share. The roof is the FLOP/s of a large square product through the run's own
 // Backend and compute dtype (oneDNN's bf16 kernel for a bf16 run, its fp32 one for fp32), best of
 // several runs so that one noisy sample on a shared machine does not become the roof.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "runtime/compute/backend.h"
@@ -15,7 +17,13 @@ struct GemmRoof {
   std::string dtype;           // "F32", "BF16", "F16"
 };
 
-// Best of `repeats` n x n x n products (after one warm-up) with `dtype` inputs.
-GemmRoof measure_gemm_roof(Backend& backend, DType dtype, int n = 1024, int repeats = 10);
+// FLOP/s of C[m, n] = A[m, k] B[k, n] with `dtype` inputs: the best of `trials` timings after one
+// warm-up run (which creates the primitive and wakes the threads); each timing repeats the product
+// until it took at least `min_seconds`, so that small shapes are not timed at the clock's grain.
+double measure_gemm_rate(Backend& backend, int64_t m, int64_t n, int64_t k, DType dtype, int trials,
+                         double min_seconds = 0.01);
+
+// The roof: measure_gemm_rate of an n x n x n product.
+GemmRoof measure_gemm_roof(Backend& backend, DType dtype, int n = 1024, int trials = 10);
 
 }  // namespace tessera
