@@ -1,5 +1,5 @@
 // The `tessera` command line (CLI11): train, plan, prune, serve, generate, config, inspect,
-// export and reshard, each parsed here and run by its *_command.cc.
+// export, reshard, import and tokenize, each parsed here and run by its *_command.cc.
 #pragma once
 
 namespace tessera {
