@@ -50,7 +50,11 @@ class Backend {
 
   // Causal self-attention of qkv [B*T, 3*H*D] (q|k|v blocks, heads inside each) into out
   // [B*T, H*D]. Returns what backward needs besides qkv: its contents are the backend's (the CPU
-  // keeps the probabilities, a flash-style kernel keeps the log-sum-exp per row).
+  // keeps the probabilities, a flash-style kernel keeps the log-sum-exp per row). out's dtype
+  // is the compute dtype, as a matmul's input dtypes are: F32 runs the fp32 reference; BF16/F16
+  // multiply q, k, v and the probabilities rounded to it, with fp32 accumulation and an fp32
+  // softmax (a backend that cannot multiply in that dtype computes in fp32 and rounds out).
+  // dout and dqkv are F32 whatever the compute dtype.
   virtual Tensor attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) = 0;
   virtual void attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved, int64_t B,
                                   int64_t T, int64_t H, int64_t D) = 0;

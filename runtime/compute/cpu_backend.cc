@@ -10,6 +10,7 @@
 #include "kernels/gqa.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
+#include "kernels/onednn_attention.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/relu.h"
 #include "kernels/residual.h"
@@ -49,7 +50,10 @@ dnnl::MatmulShape probe_shape(DType dtype) {
 }  // namespace
 
 CpuBackend::CpuBackend(CpuGemm gemm) : gemm_(gemm) {
-  if (gemm_ == CpuGemm::OneDnn) onednn_ = std::make_unique<dnnl::Matmul>();
+  if (gemm_ == CpuGemm::OneDnn) {
+    onednn_ = std::make_unique<dnnl::Matmul>();
+    attention_ = std::make_unique<dnnl::Attention>();
+  }
 }
 CpuBackend::~CpuBackend() = default;
 
@@ -123,14 +127,30 @@ void CpuBackend::layernorm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, 
                         rstd.f32(), rows_of(x), cols_of(x));
 }
 
+// bf16 on oneDNN: batched bf16 products (kernels/onednn_attention.h), saving packed q, k, v and
+// the probabilities in bf16. Everything else (fp32; fp16, which this oneDNN cannot multiply;
+// the Eigen backend) runs the fp32 Eigen reference, saving fp32 probabilities, and rounds out.
 Tensor CpuBackend::attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) {
+  TESSERA_CHECK(qkv.dtype() == DType::F32, "attention: qkv must be F32");
+  if (out.dtype() == DType::BF16 && gemm_ == CpuGemm::OneDnn) {
+    Tensor saved = Tensor::empty({dnnl::attention_saved_elements(B, T, H, D)}, DType::BF16);
+    attention_->forward(out.data<void>(), true, saved.data<uint16_t>(), qkv.f32(), B, T, H, D);
+    return saved;
+  }
   Tensor probs = Tensor::empty({B, H, T, T});
-  k::attention_forward(out.f32(), probs.f32(), qkv.f32(), B, T, H, D);
+  Tensor out32 = out.dtype() == DType::F32 ? out : Tensor::empty(out.shape());
+  k::attention_forward(out32.f32(), probs.f32(), qkv.f32(), B, T, H, D);
+  if (out.dtype() != DType::F32) cast(out32, out);
   return probs;
 }
 
 void CpuBackend::attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved,
                                     int64_t B, int64_t T, int64_t H, int64_t D) {
+  if (saved.dtype() == DType::BF16) {
+    TESSERA_CHECK(saved.numel() == dnnl::attention_saved_elements(B, T, H, D) && attention_ != nullptr,
+                  "attention_backward: the saved state is not this backend's bf16 state for these sizes");
+    return attention_->backward(dqkv.f32(), dout.f32(), saved.data<uint16_t>(), B, T, H, D);
+  }
   k::attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), saved.f32(), B, T, H, D);
 }
 

@@ -1,7 +1,7 @@
 // The CPU backend: the Eigen/OpenMP reference kernels for every op, and the GEMM either from
 // Eigen (fp32 only: the reference) or from oneDNN's matmul primitives (fp32, bf16 natively on
 // AVX-512 BF16/AMX; fp16 inputs widened to fp32 first, as this oneDNN has no CPU fp16 matmul
-// before AVX-512 FP16).
+// before AVX-512 FP16). With oneDNN, bf16 attention runs its products in bf16 too.
 #pragma once
 
 #include <memory>
@@ -9,6 +9,7 @@
 #include "runtime/compute/backend.h"
 
 namespace tessera::kernels::onednn {
+class Attention;
 class Matmul;
 }
 
@@ -70,6 +71,7 @@ class CpuBackend : public Backend {
   void eigen_matmul(const MatmulArgs& args);
   CpuGemm gemm_;
   std::unique_ptr<kernels::onednn::Matmul> onednn_;
+  std::unique_ptr<kernels::onednn::Attention> attention_;  // bf16 attention (oneDNN only)
 };
 
 }  // namespace tessera

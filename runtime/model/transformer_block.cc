@@ -66,9 +66,9 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   s.qkv = Tensor::empty({N, 3 * Al});
   m.linear_forward(s.qkv, h1, qkv_w_, &qkv_b_);
-  Tensor att = Tensor::empty({N, Al});
-  s.probs = ops.attention_forward(att, s.qkv, B, T, heads_local_, D);
-  s.att = m.to_compute(att);
+  // The attention output is written in the compute dtype: it is the next GEMM's input.
+  s.att = Tensor::empty({N, Al}, m.compute_dtype());
+  s.probs = ops.attention_forward(s.att, s.qkv, B, T, heads_local_, D);
   Tensor o = Tensor::empty({N, C});
   m.linear_forward(o, s.att, attn_proj_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
@@ -129,7 +129,7 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   Tensor datt = Tensor::empty({N, Al});
   m.linear_backward(&datt, attn_proj_w_, nullptr, do_, s.att);
   if (!s.probs.defined()) {
-    Tensor unused = Tensor::empty({N, Al});
+    Tensor unused = Tensor::empty({N, Al}, m.compute_dtype());
     s.probs = ops.attention_forward(unused, s.qkv, s.B, s.T, heads_local_, D);
   }
   Tensor dqkv = Tensor::empty({N, 3 * Al});

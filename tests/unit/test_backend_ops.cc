@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <array>
 
 #include "runtime/compute/compute.h"
 #include "runtime/compute/cpu_backend.h"
@@ -102,6 +103,64 @@ TEST_CASE("every backend: bf16 and fp16 matmul against the fp32 reference, forma
       // And not better than the format allows: the inputs really were rounded.
       CHECK(err >= tol / 100);
     }
+  }
+}
+
+// bf16 attention (oneDNN's batched bf16 products around an fp32 softmax) against the fp32 Eigen
+// reference. Each score is a D-term product of rounded q and k; each output and gradient a
+// T-term product with rounded probabilities, values and gradients: errors of the same size as
+// a bf16 matmul's (~3e-3 normalised, see the top of this file), which the softmax's exponential
+// can widen where scores are large. Measured 1.5e-3 .. 3.9e-3 on these shapes; 1e-2 allows
+// softmax amplification, and the lower bound proves that the products really ran in bf16.
+TEST_CASE("every backend: bf16 attention against the fp32 reference, format tolerances", "[backend]") {
+  CpuBackend reference(CpuGemm::Eigen), onednn(CpuGemm::OneDnn);
+  // A single position, T not a multiple of the 16-float vector, an odd head size, and a
+  // GPT-like head (D 64) with several batches.
+  const std::vector<std::array<int64_t, 4>> shapes = {{1, 1, 1, 8}, {2, 33, 3, 8}, {1, 20, 2, 5}, {2, 64, 4, 64}};
+  for (auto [B, T, H, D] : shapes) {
+    CAPTURE(B, T, H, D);
+    const Tensor qkv = random_tensor({B * T, 3 * H * D}, 20), dout = random_tensor({B * T, H * D}, 21);
+    Tensor ref = Tensor::empty({B * T, H * D}), dref = Tensor::empty({B * T, 3 * H * D});
+    const Tensor probs = reference.attention_forward(ref, qkv, B, T, H, D);
+    reference.attention_backward(dref, dout, qkv, probs, B, T, H, D);
+    Tensor out = Tensor::empty({B * T, H * D}, DType::BF16), dqkv = Tensor::empty({B * T, 3 * H * D});
+    const Tensor saved = onednn.attention_forward(out, qkv, B, T, H, D);
+    CHECK(saved.dtype() == DType::BF16);
+    onednn.attention_backward(dqkv, dout, qkv, saved, B, T, H, D);
+    const double err_out = normalized_error(cast_to(onednn, out, DType::F32), ref);
+    const double err_grad = normalized_error(dqkv, dref);
+    INFO("normalised error: out " << err_out << ", dqkv " << err_grad);
+    CHECK(err_out <= 1e-2);
+    CHECK(err_grad <= 1e-2);
+    // T = 1 attends to itself only: out is v, rounded to bf16, and exact gradients stay small.
+    if (T > 1) {
+      CHECK(err_out >= 1e-4);
+      CHECK(err_grad >= 1e-4);
+    }
+  }
+}
+
+// Backends that cannot multiply in a 16-bit dtype (Eigen; fp16 on this oneDNN) compute the fp32
+// reference and round only the output.
+TEST_CASE("every backend: 16-bit attention without a 16-bit product falls back to fp32", "[backend]") {
+  CpuBackend reference(CpuGemm::Eigen), onednn(CpuGemm::OneDnn);
+  const int64_t B = 2, T = 9, H = 2, D = 4;
+  const Tensor qkv = random_tensor({B * T, 3 * H * D}, 22), dout = random_tensor({B * T, H * D}, 23);
+  Tensor ref = Tensor::empty({B * T, H * D}), dref = Tensor::empty({B * T, 3 * H * D});
+  const Tensor probs = reference.attention_forward(ref, qkv, B, T, H, D);
+  reference.attention_backward(dref, dout, qkv, probs, B, T, H, D);
+  const std::vector<std::pair<Backend*, DType>> cases = {
+      {&reference, DType::BF16}, {&reference, DType::F16}, {&onednn, DType::F16}};
+  for (auto [be, dtype] : cases) {
+    INFO(be->name() << " " << dtype_name(dtype));
+    Tensor out = Tensor::empty({B * T, H * D}, dtype), dqkv = Tensor::empty({B * T, 3 * H * D});
+    const Tensor saved = be->attention_forward(out, qkv, B, T, H, D);
+    CHECK(saved.dtype() == DType::F32);
+    be->attention_backward(dqkv, dout, qkv, saved, B, T, H, D);
+    // The output is the reference rounded once; the gradient is the reference's, exactly.
+    const Tensor rounded = cast_to(*be, cast_to(*be, ref, dtype), DType::F32);
+    CHECK(normalized_error(cast_to(*be, out, DType::F32), rounded) == 0.0);
+    CHECK(normalized_error(dqkv, dref) == 0.0);
   }
 }
 
