@@ -6,7 +6,8 @@
 // Conventions (the kernels' own): activation gradients are written (=), parameter gradients
 // accumulated (+=). Tensors are contiguous row-major; sizes come from the tensors where they
 // can. Every op takes float32 tensors except `matmul`, whose inputs may be BF16/F16 (its output
-// and accumulation are float32), and `cast`.
+// and accumulation are float32), `cast`, and the outputs that feed GEMMs (attention_forward,
+// layernorm_forward, gelu_forward: see there), which may be written in the compute dtype.
 #pragma once
 
 #include <string>
@@ -43,6 +44,8 @@ class Backend {
   virtual void cast(const Tensor& src, Tensor& dst) = 0;
 
   // LayerNorm over the last dimension of x [rows, C]; mean/rstd [rows] are saved for backward.
+  // out may be F32 or the compute dtype (each value the fp32 result rounded once), as may
+  // gelu_forward's: outputs that only feed a GEMM are written in its input dtype in one pass.
   virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
                                  const Tensor& bias) = 0;
   virtual void layernorm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,

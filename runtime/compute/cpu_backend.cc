@@ -35,6 +35,13 @@ dnnl::ElemType elem_type(DType dtype) {
   return dnnl::ElemType::F32;
 }
 
+// The 16-bit format of an op output written directly in the compute dtype.
+k::Half half_format(DType dtype) {
+  TESSERA_CHECK(dtype == DType::BF16 || dtype == DType::F16, "output dtype {}: must be F32, BF16 or F16",
+                dtype_name(dtype));
+  return dtype == DType::BF16 ? k::Half::BF16 : k::Half::F16;
+}
+
 // Rows and columns of a tensor seen as a matrix: [d0 * ... * d(n-2), d(n-1)].
 int64_t cols_of(const Tensor& t) { return t.ndim() == 0 ? 1 : t.dim(t.ndim() - 1); }
 int64_t rows_of(const Tensor& t) { return t.numel() / std::max<int64_t>(cols_of(t), 1); }
@@ -118,6 +125,10 @@ void CpuBackend::cast(const Tensor& src, Tensor& dst) {
 
 void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
                                    const Tensor& bias) {
+  if (out.dtype() != DType::F32) {
+    return k::layernorm_forward(out.data<uint16_t>(), half_format(out.dtype()), mean.f32(), rstd.f32(), x.f32(),
+                                weight.f32(), bias.f32(), rows_of(x), cols_of(x));
+  }
   k::layernorm_forward(out.f32(), mean.f32(), rstd.f32(), x.f32(), weight.f32(), bias.f32(), rows_of(x), cols_of(x));
 }
 
@@ -187,7 +198,10 @@ void CpuBackend::gqa_pack_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Ten
   k::gqa_pack_backward(dq.f32(), dk.f32(), dv.f32(), dqkv.f32(), rows_of(dq), heads, groups, cols_of(dq) / heads);
 }
 
-void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) { k::gelu_forward(out.f32(), x.f32(), x.numel()); }
+void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) {
+  if (out.dtype() != DType::F32) return k::gelu_forward(out.data<uint16_t>(), half_format(out.dtype()), x.f32(), x.numel());
+  k::gelu_forward(out.f32(), x.f32(), x.numel());
+}
 void CpuBackend::gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) {
   k::gelu_backward(dx.f32(), x.f32(), dout.f32(), x.numel());
 }

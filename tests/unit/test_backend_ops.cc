@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <algorithm>
 #include <array>
 
 #include "runtime/compute/compute.h"
@@ -161,6 +162,33 @@ TEST_CASE("every backend: 16-bit attention without a 16-bit product falls back t
     const Tensor rounded = cast_to(*be, cast_to(*be, ref, dtype), DType::F32);
     CHECK(normalized_error(cast_to(*be, out, DType::F32), rounded) == 0.0);
     CHECK(normalized_error(dqkv, dref) == 0.0);
+  }
+}
+
+// LayerNorm and GELU write GEMM inputs in the compute dtype in one pass; each value must be the
+// fp32 op's result rounded once, bit for bit. Sizes: a ragged row (not a multiple of the 16-float
+// vector) and tensors large enough for the threaded path.
+TEST_CASE("every backend: layernorm and gelu written in bf16/fp16 are the fp32 results rounded once", "[backend]") {
+  for (auto& be : backends()) {
+    for (auto [rows, C] : {std::pair<int64_t, int64_t>{3, 37}, std::pair<int64_t, int64_t>{256, 512}}) {
+      const Tensor x = random_tensor({rows, C}, 30, 2.f), w = random_tensor({C}, 31), b = random_tensor({C}, 32);
+      Tensor ln = Tensor::empty({rows, C}), mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+      be->layernorm_forward(ln, mean, rstd, x, w, b);
+      Tensor g = Tensor::empty({rows, C});
+      be->gelu_forward(g, x);
+      for (DType dtype : {DType::BF16, DType::F16}) {
+        INFO(be->name() << " " << dtype_name(dtype) << " rows " << rows << " C " << C);
+        Tensor ln16 = Tensor::empty({rows, C}, dtype), mean16 = Tensor::empty({rows}), rstd16 = Tensor::empty({rows});
+        be->layernorm_forward(ln16, mean16, rstd16, x, w, b);
+        Tensor g16 = Tensor::empty({rows, C}, dtype);
+        be->gelu_forward(g16, x);
+        const Tensor ln_rounded = cast_to(*be, ln, dtype), g_rounded = cast_to(*be, g, dtype);
+        CHECK(std::equal(ln16.data<uint16_t>(), ln16.data<uint16_t>() + ln16.numel(), ln_rounded.data<uint16_t>()));
+        CHECK(std::equal(g16.data<uint16_t>(), g16.data<uint16_t>() + g16.numel(), g_rounded.data<uint16_t>()));
+        CHECK(std::equal(mean16.f32(), mean16.f32() + rows, mean.f32()));
+        CHECK(std::equal(rstd16.f32(), rstd16.f32() + rows, rstd.f32()));
+      }
+    }
   }
 }
 
