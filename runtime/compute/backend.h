@@ -89,6 +89,9 @@ class Backend {
   // x [rows, C] += bias [C]; dbias += column sums of dout.
   virtual void bias_forward(Tensor& x, const Tensor& bias) = 0;
   virtual void bias_backward(Tensor& dbias, const Tensor& dout) = 0;
+  // bias_backward, and dout_c = dout in dout_c's (16-bit) dtype in the same pass: a Linear's
+  // output gradient feeds its bias and, rounded, its two GEMMs.
+  virtual void bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) = 0;
   // out = a + b; acc += x.
   virtual void residual_forward(Tensor& out, const Tensor& a, const Tensor& b) = 0;
   virtual void accumulate(Tensor& acc, const Tensor& x) = 0;

@@ -215,6 +215,12 @@ void CpuBackend::bias_forward(Tensor& x, const Tensor& bias) {
 void CpuBackend::bias_backward(Tensor& dbias, const Tensor& dout) {
   k::bias_backward(dbias.f32(), dout.f32(), rows_of(dout), cols_of(dout));
 }
+void CpuBackend::bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) {
+  TESSERA_CHECK(dout_c.numel() == dout.numel(), "bias_backward_cast: {} elements into {}", dout.numel(),
+                dout_c.numel());
+  k::bias_backward(dbias.f32(), dout_c.data<uint16_t>(), half_format(dout_c.dtype()), dout.f32(), rows_of(dout),
+                   cols_of(dout));
+}
 void CpuBackend::residual_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   k::residual_forward(out.f32(), a.f32(), b.f32(), a.numel());
 }

@@ -165,10 +165,12 @@ TEST_CASE("every backend: 16-bit attention without a 16-bit product falls back t
   }
 }
 
-// LayerNorm and GELU write GEMM inputs in the compute dtype in one pass; each value must be the
+// LayerNorm and GELU write GEMM inputs in the compute dtype in one pass, and a Linear's bias
+// gradient pass also writes its rounded output gradient; each value must be the
 // fp32 op's result rounded once, bit for bit. Sizes: a ragged row (not a multiple of the 16-float
 // vector) and tensors large enough for the threaded path.
-TEST_CASE("every backend: layernorm and gelu written in bf16/fp16 are the fp32 results rounded once", "[backend]") {
+TEST_CASE("every backend: layernorm, gelu and bias-gradient casts in bf16/fp16 are the fp32 results rounded once",
+          "[backend]") {
   for (auto& be : backends()) {
     for (auto [rows, C] : {std::pair<int64_t, int64_t>{3, 37}, std::pair<int64_t, int64_t>{256, 512}}) {
       const Tensor x = random_tensor({rows, C}, 30, 2.f), w = random_tensor({C}, 31), b = random_tensor({C}, 32);
@@ -187,6 +189,13 @@ TEST_CASE("every backend: layernorm and gelu written in bf16/fp16 are the fp32 r
         CHECK(std::equal(g16.data<uint16_t>(), g16.data<uint16_t>() + g16.numel(), g_rounded.data<uint16_t>()));
         CHECK(std::equal(mean16.f32(), mean16.f32() + rows, mean.f32()));
         CHECK(std::equal(rstd16.f32(), rstd16.f32() + rows, rstd.f32()));
+        // A Linear's output gradient: bias sums and the rounded copy in one pass.
+        Tensor db = random_tensor({C}, 33), db_fused = db.clone(), x16 = Tensor::empty({rows, C}, dtype);
+        be->bias_backward(db, x);
+        be->bias_backward_cast(db_fused, x16, x);
+        const Tensor x_rounded = cast_to(*be, x, dtype);
+        CHECK(std::equal(db_fused.f32(), db_fused.f32() + C, db.f32()));
+        CHECK(std::equal(x16.data<uint16_t>(), x16.data<uint16_t>() + x16.numel(), x_rounded.data<uint16_t>()));
       }
     }
   }
