@@ -14,6 +14,7 @@ oneDNN GEMM roofs (bench_gemm_backends) when its binary is given.
 """
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -57,7 +58,7 @@ def torch_seconds(shape, threads, warmup, steps, bf16, compiled):
     return times
 
 
-def tessera_seconds(args, shape, precision, gemm, workdir):
+def tessera_seconds(args, shape, precision, gemm, workdir, binary=None):
     L, C, H, T, B = shape
     metrics = pathlib.Path(workdir) / f"m_{precision}_{gemm}.jsonl"
     sets = [f"model.num_layers={L}", f"model.hidden_size={C}", f"model.num_attention_heads={H}",
@@ -66,7 +67,7 @@ def tessera_seconds(args, shape, precision, gemm, workdir):
             f"train.threads={args.threads}", f"train.precision={precision}", f"train.gemm={gemm}",
             "log.interval=1", "train.eval_interval=0", f"log.metrics={metrics}", "checkpoint.dir=",
             "checkpoint.interval=0", "train.optimizer.warmup_steps=0"]
-    cmd = [args.tessera, "train", "configs/shakespeare_char.yaml"] + [a for s in sets for a in ("--set", s)]
+    cmd = [binary or args.tessera, "train", "configs/shakespeare_char.yaml"] + [a for s in sets for a in ("--set", s)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"tessera failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
@@ -82,6 +83,8 @@ VARIANTS = {
     "tessera fp32 eigen": lambda a, s, w: tessera_seconds(a, s, "fp32", "eigen", w),
     "tessera fp32 onednn": lambda a, s, w: tessera_seconds(a, s, "fp32", "onednn", w),
     "tessera bf16": lambda a, s, w: tessera_seconds(a, s, "bf16", "onednn", w),
+    # The same run with another build (--baseline): a before/after in the same alternation.
+    "baseline bf16": lambda a, s, w: tessera_seconds(a, s, "bf16", "onednn", w, a.baseline),
 }
 
 
@@ -93,35 +96,42 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tessera", default="build/launcher/tessera")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    p.add_argument("--baseline", help="another tessera binary, run as the 'baseline bf16' variant")
+    p.add_argument("--variants", default=",".join(v for v in VARIANTS if v != "baseline bf16"),
+                   help="comma-separated subset")
     p.add_argument("--json", help="write the per-round medians here")
     args = p.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
     tokens = shape[3] * shape[4]
     names = args.variants.split(",")
     results = {n: [] for n in names}
+    if "baseline bf16" in names and not args.baseline:
+        sys.exit("the 'baseline bf16' variant needs --baseline")
+    load = {"start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for n in names[r % len(names):] + names[: r % len(names)]:
                 times = VARIANTS[n](args, shape, tmp)
                 results[n].append(tokens / statistics.median(times))
                 print(f"round {r + 1}: {n}: {results[n][-1]:.0f} tok/s", file=sys.stderr)
+    load["end"] = os.getloadavg()
     print(f"shape (layers, hidden, heads, seq, batch) = {shape}, {args.threads} threads, "
-          f"{args.rounds} rounds x {args.steps} timed steps\n")
+          f"{args.rounds} rounds x {args.steps} timed steps; load average (1, 5, 15 min) "
+          f"{load['start']} at the start, {load['end']} at the end\n")
     print("| variant | tok/s median | min | max |\n|---|---:|---:|---:|")
     med = {n: statistics.median(v) for n, v in results.items()}
     for n, v in results.items():
         print(f"| {n} | {med[n]:.0f} | {min(v):.0f} | {max(v):.0f} |")
     ratios = [("tessera bf16", "pytorch bf16 autocast"), ("tessera bf16", "pytorch compile bf16 autocast"),
               ("tessera fp32 onednn", "tessera fp32 eigen"), ("tessera fp32 onednn", "pytorch fp32"),
-              ("tessera bf16", "tessera fp32 eigen")]
+              ("tessera bf16", "tessera fp32 eigen"), ("tessera bf16", "baseline bf16")]
     print()
     for a, b in ratios:
         if a in med and b in med:
             print(f"- {a} / {b}: {med[a] / med[b]:.2f}x")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"shape": shape, "threads": args.threads,
-                                                       "tok_s": results}, indent=1))
+                                                       "load_average": load, "tok_s": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,4 +17,10 @@ void cast_f32_to_f16(uint16_t* out, const float* inp, int64_t n);
 // Exact.
 void cast_f16_to_f32(float* out, const uint16_t* inp, int64_t n);
 
+// The 16-bit formats, for kernels that write their fp32 results rounded once, in the same pass
+// (e.g. a LayerNorm or GELU output that only feeds a bf16 GEMM) instead of an fp32 buffer and a cast.
+enum class Half { BF16, F16 };
+// cast_f32_to_bf16 or cast_f32_to_f16.
+void cast_f32_to_half(Half format, uint16_t* out, const float* inp, int64_t n);
+
 }  // namespace tessera::kernels::cpu

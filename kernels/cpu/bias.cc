@@ -27,4 +27,18 @@ void bias_backward(float* dbias, const float* dout, int64_t rows, int64_t cols) 
   });
 }
 
+// The column ranges, and the order of the sums, of the fp32 version above.
+void bias_backward(float* dbias, uint16_t* dout_half, Half format, const float* dout, int64_t rows, int64_t cols) {
+  if (rows == 0) return;
+  detail::parallel_ranges(cols, detail::threads_for(rows * cols), [&](int64_t c0, int64_t c1) {
+    Eigen::ArrayXf acc = detail::ConstArrayMap(dout + c0, c1 - c0);
+    cast_f32_to_half(format, dout_half + c0, dout + c0, c1 - c0);
+    for (int64_t r = 1; r < rows; ++r) {
+      acc += detail::ConstArrayMap(dout + r * cols + c0, c1 - c0);
+      cast_f32_to_half(format, dout_half + r * cols + c0, dout + r * cols + c0, c1 - c0);
+    }
+    detail::ArrayMap(dbias + c0, c1 - c0) += acc;
+  });
+}
+
 }  // namespace tessera::kernels::cpu

@@ -128,4 +128,9 @@ void cast_f16_to_f32(float* out, const uint16_t* inp, int64_t n) {
   });
 }
 
+void cast_f32_to_half(Half format, uint16_t* out, const float* inp, int64_t n) {
+  if (format == Half::BF16) return cast_f32_to_bf16(out, inp, n);
+  cast_f32_to_f16(out, inp, n);
+}
+
 }  // namespace tessera::kernels::cpu

@@ -13,13 +13,30 @@ constexpr float kCubic = 0.044715f;
 // tanh and its polynomial cost about 20 flops per element.
 constexpr int64_t kCostPerElement = 20;
 
+// Elements per stack-buffer block of the 16-bit path: small enough for L1.
+constexpr int64_t kBlock = 1024;
+
+void gelu_values(float* out, const float* inp, int64_t n) {
+  detail::ConstArrayMap x(inp, n);
+  detail::ArrayMap(out, n) = 0.5f * x * (1.0f + (kSqrt2OverPi * (x + kCubic * x.cube())).tanh());
+}
+
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, int64_t n) {
+  detail::parallel_elements(n, kCostPerElement, [&](int64_t b, int64_t e) { gelu_values(out + b, inp + b, e - b); });
+}
+
+// Blocks start at multiples of 16 elements, as the fp32 path's thread ranges do, so the same
+// elements take Eigen's vector and scalar tanh: the rounded values are exactly the fp32 ones'.
+void gelu_forward(uint16_t* out, Half format, const float* inp, int64_t n) {
   detail::parallel_elements(n, kCostPerElement, [&](int64_t b, int64_t e) {
-    detail::ConstArrayMap x(inp + b, e - b);
-    detail::ArrayMap(out + b, e - b) =
-        0.5f * x * (1.0f + (kSqrt2OverPi * (x + kCubic * x.cube())).tanh());
+    alignas(64) float block[kBlock];
+    for (int64_t i = b; i < e; i += kBlock) {
+      const int64_t len = std::min(kBlock, e - i);
+      gelu_values(block, inp + i, len);
+      cast_f32_to_half(format, out + i, block, len);
+    }
   });
 }
 
@@ -27,7 +44,6 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
 //   (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2).
 // Processed in cache-sized blocks so tanh u lives in a stack buffer rather than a heap temporary.
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
-  constexpr int64_t kBlock = 1024;
   detail::parallel_elements(n, kCostPerElement, [&](int64_t b, int64_t e) {
     alignas(64) float tanh_u[kBlock];
     for (int64_t i = b; i < e; i += kBlock) {

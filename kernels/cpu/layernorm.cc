@@ -10,22 +10,49 @@ namespace tessera::kernels::cpu {
 using detail::ArrayMap;
 using detail::ConstArrayMap;
 
+namespace {
+
+// Rows r0..r1 of the forward; row r's output goes to row_out(r) (an fp32 pointer).
+template <class RowOut>
+void layernorm_rows(int64_t r0, int64_t r1, RowOut&& row_out, float* mean, float* rstd, const float* inp,
+                    const float* weight, const float* bias, int64_t cols, float eps) {
+  const ConstArrayMap w(weight, cols), b(bias, cols);
+  for (int64_t r = r0; r < r1; ++r) {
+    const ConstArrayMap x(inp + r * cols, cols);
+    // Two passes (mean, then the centred sum of squares) avoid the cancellation of
+    // E[x^2] - E[x]^2 for rows with a large mean.
+    const float m = x.mean();
+    const float var = (x - m).square().mean();
+    const float s = 1.0f / std::sqrt(var + eps);
+    ArrayMap(row_out(r), cols) = (x - m) * (s * w) + b;
+    mean[r] = m;
+    rstd[r] = s;
+  }
+}
+
+}  // namespace
+
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int64_t rows, int64_t cols, float eps) {
-  const ConstArrayMap w(weight, cols), b(bias, cols);
   detail::parallel_ranges(
       rows, detail::threads_for(rows * cols * 8),
       [&](int64_t r0, int64_t r1) {
+        layernorm_rows(r0, r1, [&](int64_t r) { return out + r * cols; }, mean, rstd, inp, weight, bias, cols, eps);
+      },
+      1);
+}
+
+// Each row is normalised into a per-thread fp32 row (in L1) and rounded from there: one pass over
+// the output instead of an fp32 tensor written, read back and cast.
+void layernorm_forward(uint16_t* out, Half format, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t rows, int64_t cols, float eps) {
+  detail::parallel_ranges(
+      rows, detail::threads_for(rows * cols * 8),
+      [&](int64_t r0, int64_t r1) {
+        Eigen::ArrayXf row(cols);
         for (int64_t r = r0; r < r1; ++r) {
-          const ConstArrayMap x(inp + r * cols, cols);
-          // Two passes (mean, then the centred sum of squares) avoid the cancellation of
-          // E[x^2] - E[x]^2 for rows with a large mean.
-          const float m = x.mean();
-          const float var = (x - m).square().mean();
-          const float s = 1.0f / std::sqrt(var + eps);
-          ArrayMap(out + r * cols, cols) = (x - m) * (s * w) + b;
-          mean[r] = m;
-          rstd[r] = s;
+          layernorm_rows(r, r + 1, [&](int64_t) { return row.data(); }, mean, rstd, inp, weight, bias, cols, eps);
+          cast_f32_to_half(format, out + r * cols, row.data(), cols);
         }
       },
       1);

@@ -6,7 +6,8 @@
 // Conventions (the kernels' own): activation gradients are written (=), parameter gradients
 // accumulated (+=). Tensors are contiguous row-major; sizes come from the tensors where they
 // can. Every op takes float32 tensors except `matmul`, whose inputs may be BF16/F16 (its output
-// and accumulation are float32), and `cast`.
+// and accumulation are float32), `cast`, and the outputs that feed GEMMs (attention_forward,
+// layernorm_forward, gelu_forward: see there), which may be written in the compute dtype.
 #pragma once
 
 #include <string>
@@ -43,6 +44,8 @@ class Backend {
   virtual void cast(const Tensor& src, Tensor& dst) = 0;
 
   // LayerNorm over the last dimension of x [rows, C]; mean/rstd [rows] are saved for backward.
+  // out may be F32 or the compute dtype (each value the fp32 result rounded once), as may
+  // gelu_forward's: outputs that only feed a GEMM are written in its input dtype in one pass.
   virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
                                  const Tensor& bias) = 0;
   virtual void layernorm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
@@ -50,7 +53,11 @@ class Backend {
 
   // Causal self-attention of qkv [B*T, 3*H*D] (q|k|v blocks, heads inside each) into out
   // [B*T, H*D]. Returns what backward needs besides qkv: its contents are the backend's (the CPU
-  // keeps the probabilities, a flash-style kernel keeps the log-sum-exp per row).
+  // keeps the probabilities, a flash-style kernel keeps the log-sum-exp per row). out's dtype
+  // is the compute dtype, as a matmul's input dtypes are: F32 runs the fp32 reference; BF16/F16
+  // multiply q, k, v and the probabilities rounded to it, with fp32 accumulation and an fp32
+  // softmax (a backend that cannot multiply in that dtype computes in fp32 and rounds out).
+  // dout and dqkv are F32 whatever the compute dtype.
   virtual Tensor attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) = 0;
   virtual void attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved, int64_t B,
                                   int64_t T, int64_t H, int64_t D) = 0;
@@ -82,6 +89,9 @@ class Backend {
   // x [rows, C] += bias [C]; dbias += column sums of dout.
   virtual void bias_forward(Tensor& x, const Tensor& bias) = 0;
   virtual void bias_backward(Tensor& dbias, const Tensor& dout) = 0;
+  // bias_backward, and dout_c = dout in dout_c's (16-bit) dtype in the same pass: a Linear's
+  // output gradient feeds its bias and, rounded, its two GEMMs.
+  virtual void bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) = 0;
   // out = a + b; acc += x.
   virtual void residual_forward(Tensor& out, const Tensor& a, const Tensor& b) = 0;
   virtual void accumulate(Tensor& acc, const Tensor& x) = 0;

@@ -43,8 +43,14 @@ void Compute::linear_forward(Tensor& out, const Tensor& x_c, Parameter& weight, 
 
 void Compute::linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout,
                               const Tensor& x_c) const {
-  if (bias != nullptr) backend_->bias_backward(bias->grad, dout);
-  const Tensor dout_c = to_compute(dout);
+  Tensor dout_c;
+  if (bias != nullptr && policy_.low_precision() && dout.dtype() == DType::F32) {
+    dout_c = Tensor::empty(dout.shape(), compute_dtype(), dout.device());
+    backend_->bias_backward_cast(bias->grad, dout_c, dout);  // one pass over dout, not two
+  } else {
+    if (bias != nullptr) backend_->bias_backward(bias->grad, dout);
+    dout_c = to_compute(dout);
+  }
   if (dx != nullptr) backend_->matmul({dout_c, false, this->weight(weight), false, *dx, nullptr, false});
   backend_->matmul({dout_c, true, x_c, false, weight.grad, nullptr, true});
 }

@@ -10,6 +10,7 @@
 #include "kernels/gqa.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
+#include "kernels/onednn_attention.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/relu.h"
 #include "kernels/residual.h"
@@ -34,6 +35,13 @@ dnnl::ElemType elem_type(DType dtype) {
   return dnnl::ElemType::F32;
 }
 
+// The 16-bit format of an op output written directly in the compute dtype.
+k::Half half_format(DType dtype) {
+  TESSERA_CHECK(dtype == DType::BF16 || dtype == DType::F16, "output dtype {}: must be F32, BF16 or F16",
+                dtype_name(dtype));
+  return dtype == DType::BF16 ? k::Half::BF16 : k::Half::F16;
+}
+
 // Rows and columns of a tensor seen as a matrix: [d0 * ... * d(n-2), d(n-1)].
 int64_t cols_of(const Tensor& t) { return t.ndim() == 0 ? 1 : t.dim(t.ndim() - 1); }
 int64_t rows_of(const Tensor& t) { return t.numel() / std::max<int64_t>(cols_of(t), 1); }
@@ -49,7 +57,10 @@ dnnl::MatmulShape probe_shape(DType dtype) {
 }  // namespace
 
 CpuBackend::CpuBackend(CpuGemm gemm) : gemm_(gemm) {
-  if (gemm_ == CpuGemm::OneDnn) onednn_ = std::make_unique<dnnl::Matmul>();
+  if (gemm_ == CpuGemm::OneDnn) {
+    onednn_ = std::make_unique<dnnl::Matmul>();
+    attention_ = std::make_unique<dnnl::Attention>();
+  }
 }
 CpuBackend::~CpuBackend() = default;
 
@@ -114,6 +125,10 @@ void CpuBackend::cast(const Tensor& src, Tensor& dst) {
 
 void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
                                    const Tensor& bias) {
+  if (out.dtype() != DType::F32) {
+    return k::layernorm_forward(out.data<uint16_t>(), half_format(out.dtype()), mean.f32(), rstd.f32(), x.f32(),
+                                weight.f32(), bias.f32(), rows_of(x), cols_of(x));
+  }
   k::layernorm_forward(out.f32(), mean.f32(), rstd.f32(), x.f32(), weight.f32(), bias.f32(), rows_of(x), cols_of(x));
 }
 
@@ -123,14 +138,30 @@ void CpuBackend::layernorm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, 
                         rstd.f32(), rows_of(x), cols_of(x));
 }
 
+// bf16 on oneDNN: batched bf16 products (kernels/onednn_attention.h), saving packed q, k, v and
+// the probabilities in bf16. Everything else (fp32; fp16, which this oneDNN cannot multiply;
+// the Eigen backend) runs the fp32 Eigen reference, saving fp32 probabilities, and rounds out.
 Tensor CpuBackend::attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) {
+  TESSERA_CHECK(qkv.dtype() == DType::F32, "attention: qkv must be F32");
+  if (out.dtype() == DType::BF16 && gemm_ == CpuGemm::OneDnn) {
+    Tensor saved = Tensor::empty({dnnl::attention_saved_elements(B, T, H, D)}, DType::BF16);
+    attention_->forward(out.data<void>(), true, saved.data<uint16_t>(), qkv.f32(), B, T, H, D);
+    return saved;
+  }
   Tensor probs = Tensor::empty({B, H, T, T});
-  k::attention_forward(out.f32(), probs.f32(), qkv.f32(), B, T, H, D);
+  Tensor out32 = out.dtype() == DType::F32 ? out : Tensor::empty(out.shape());
+  k::attention_forward(out32.f32(), probs.f32(), qkv.f32(), B, T, H, D);
+  if (out.dtype() != DType::F32) cast(out32, out);
   return probs;
 }
 
 void CpuBackend::attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved,
                                     int64_t B, int64_t T, int64_t H, int64_t D) {
+  if (saved.dtype() == DType::BF16) {
+    TESSERA_CHECK(saved.numel() == dnnl::attention_saved_elements(B, T, H, D) && attention_ != nullptr,
+                  "attention_backward: the saved state is not this backend's bf16 state for these sizes");
+    return attention_->backward(dqkv.f32(), dout.f32(), saved.data<uint16_t>(), B, T, H, D);
+  }
   k::attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), saved.f32(), B, T, H, D);
 }
 
@@ -167,7 +198,10 @@ void CpuBackend::gqa_pack_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Ten
   k::gqa_pack_backward(dq.f32(), dk.f32(), dv.f32(), dqkv.f32(), rows_of(dq), heads, groups, cols_of(dq) / heads);
 }
 
-void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) { k::gelu_forward(out.f32(), x.f32(), x.numel()); }
+void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) {
+  if (out.dtype() != DType::F32) return k::gelu_forward(out.data<uint16_t>(), half_format(out.dtype()), x.f32(), x.numel());
+  k::gelu_forward(out.f32(), x.f32(), x.numel());
+}
 void CpuBackend::gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) {
   k::gelu_backward(dx.f32(), x.f32(), dout.f32(), x.numel());
 }
@@ -180,6 +214,12 @@ void CpuBackend::bias_forward(Tensor& x, const Tensor& bias) {
 }
 void CpuBackend::bias_backward(Tensor& dbias, const Tensor& dout) {
   k::bias_backward(dbias.f32(), dout.f32(), rows_of(dout), cols_of(dout));
+}
+void CpuBackend::bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) {
+  TESSERA_CHECK(dout_c.numel() == dout.numel(), "bias_backward_cast: {} elements into {}", dout.numel(),
+                dout_c.numel());
+  k::bias_backward(dbias.f32(), dout_c.data<uint16_t>(), half_format(dout_c.dtype()), dout.f32(), rows_of(dout),
+                   cols_of(dout));
 }
 void CpuBackend::residual_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   k::residual_forward(out.f32(), a.f32(), b.f32(), a.numel());

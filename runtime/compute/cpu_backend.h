@@ -1,7 +1,7 @@
 // The CPU backend: the Eigen/OpenMP reference kernels for every op, and the GEMM either from
 // Eigen (fp32 only: the reference) or from oneDNN's matmul primitives (fp32, bf16 natively on
 // AVX-512 BF16/AMX; fp16 inputs widened to fp32 first, as this oneDNN has no CPU fp16 matmul
-// before AVX-512 FP16).
+// before AVX-512 FP16). With oneDNN, bf16 attention runs its products in bf16 too.
 #pragma once
 
 #include <memory>
@@ -9,6 +9,7 @@
 #include "runtime/compute/backend.h"
 
 namespace tessera::kernels::onednn {
+class Attention;
 class Matmul;
 }
 
@@ -52,6 +53,7 @@ class CpuBackend : public Backend {
   void relu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) override;
   void bias_forward(Tensor& x, const Tensor& bias) override;
   void bias_backward(Tensor& dbias, const Tensor& dout) override;
+  void bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) override;
   void residual_forward(Tensor& out, const Tensor& a, const Tensor& b) override;
   void accumulate(Tensor& acc, const Tensor& x) override;
   void token_embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, int64_t vocab_start) override;
@@ -70,6 +72,7 @@ class CpuBackend : public Backend {
   void eigen_matmul(const MatmulArgs& args);
   CpuGemm gemm_;
   std::unique_ptr<kernels::onednn::Matmul> onednn_;
+  std::unique_ptr<kernels::onednn::Attention> attention_;  // bf16 attention (oneDNN only)
 };
 
 }  // namespace tessera

@@ -69,9 +69,9 @@ Tensor LlamaBlock::forward(const Tensor& x, const MicrobatchContext& ctx) {
   ops.rope_forward(kk, cos_, sin_, T, Gl);
   s.qkv = Tensor::empty({N, 3 * A});
   ops.gqa_pack_forward(s.qkv, q, kk, v, Hl, Gl);
-  Tensor att = Tensor::empty({N, A});
-  s.probs = ops.attention_forward(att, s.qkv, B, T, Hl, D);
-  s.att = m.to_compute(att);
+  // The attention output is written in the compute dtype: it is the next GEMM's input.
+  s.att = Tensor::empty({N, A}, m.compute_dtype());
+  s.probs = ops.attention_forward(s.att, s.qkv, B, T, Hl, D);
   Tensor o = Tensor::empty({N, C});
   m.linear_forward(o, s.att, o_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
@@ -108,7 +108,7 @@ Tensor LlamaBlock::attention_backward(const Compute& m, const Saved& s, const Te
   const int64_t Hl = heads_local_, Gl = groups_local_, A = Hl * D, Kw = Gl * D;
   Tensor probs = s.probs;
   if (!probs.defined()) {
-    Tensor unused = Tensor::empty({N, A});
+    Tensor unused = Tensor::empty({N, A}, m.compute_dtype());
     probs = ops.attention_forward(unused, s.qkv, s.B, s.T, Hl, D);
   }
   Tensor dqkv = Tensor::empty({N, 3 * A});

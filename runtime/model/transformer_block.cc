@@ -57,18 +57,18 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.B = B;
   s.T = T;
   s.x = x;
-  s.ln1 = Tensor::empty({Ns, C});
+  // LayerNorm and GELU outputs only feed GEMMs: they are written in the compute dtype directly,
+  // before entering the tp region, so a sequence-parallel gather moves compute-dtype bytes.
+  s.ln1 = Tensor::empty({Ns, C}, m.compute_dtype());
   s.mean1 = Tensor::empty({Ns});
   s.rstd1 = Tensor::empty({Ns});
   ops.layernorm_forward(s.ln1, s.mean1, s.rstd1, x, ln1_w_.value, ln1_b_.value);
-  // Cast before entering the tp region: a sequence-parallel gather then moves compute-dtype bytes.
-  s.ln1 = m.to_compute(s.ln1);
   const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   s.qkv = Tensor::empty({N, 3 * Al});
   m.linear_forward(s.qkv, h1, qkv_w_, &qkv_b_);
-  Tensor att = Tensor::empty({N, Al});
-  s.probs = ops.attention_forward(att, s.qkv, B, T, heads_local_, D);
-  s.att = m.to_compute(att);
+  // The attention output is written in the compute dtype: it is the next GEMM's input.
+  s.att = Tensor::empty({N, Al}, m.compute_dtype());
+  s.probs = ops.attention_forward(s.att, s.qkv, B, T, heads_local_, D);
   Tensor o = Tensor::empty({N, C});
   m.linear_forward(o, s.att, attn_proj_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
@@ -77,17 +77,15 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.x2 = Tensor::empty({Ns, C});
   ops.residual_forward(s.x2, x, o);
 
-  s.ln2 = Tensor::empty({Ns, C});
+  s.ln2 = Tensor::empty({Ns, C}, m.compute_dtype());
   s.mean2 = Tensor::empty({Ns});
   s.rstd2 = Tensor::empty({Ns});
   ops.layernorm_forward(s.ln2, s.mean2, s.rstd2, s.x2, ln2_w_.value, ln2_b_.value);
-  s.ln2 = m.to_compute(s.ln2);
   const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
   s.fc = Tensor::empty({N, Fl});
   m.linear_forward(s.fc, h2, fc_w_, &fc_b_);
-  Tensor act = Tensor::empty({N, Fl});
-  ops.gelu_forward(act, s.fc);
-  s.act = m.to_compute(act);
+  s.act = Tensor::empty({N, Fl}, m.compute_dtype());
+  ops.gelu_forward(s.act, s.fc);
   Tensor p = Tensor::empty({N, C});
   m.linear_forward(p, s.act, mlp_proj_w_, nullptr);
   p = exit_tp_region_forward(p, tp_);
@@ -129,7 +127,7 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   Tensor datt = Tensor::empty({N, Al});
   m.linear_backward(&datt, attn_proj_w_, nullptr, do_, s.att);
   if (!s.probs.defined()) {
-    Tensor unused = Tensor::empty({N, Al});
+    Tensor unused = Tensor::empty({N, Al}, m.compute_dtype());
     s.probs = ops.attention_forward(unused, s.qkv, s.B, s.T, heads_local_, D);
   }
   Tensor dqkv = Tensor::empty({N, 3 * Al});

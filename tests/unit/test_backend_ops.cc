@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <algorithm>
+#include <array>
 
 #include "runtime/compute/compute.h"
 #include "runtime/compute/cpu_backend.h"
@@ -101,6 +103,100 @@ TEST_CASE("every backend: bf16 and fp16 matmul against the fp32 reference, forma
       CHECK(err <= tol);
       // And not better than the format allows: the inputs really were rounded.
       CHECK(err >= tol / 100);
+    }
+  }
+}
+
+// bf16 attention (oneDNN's batched bf16 products around an fp32 softmax) against the fp32 Eigen
+// reference. Each score is a D-term product of rounded q and k; each output and gradient a
+// T-term product with rounded probabilities, values and gradients: errors of the same size as
+// a bf16 matmul's (~3e-3 normalised, see the top of this file), which the softmax's exponential
+// can widen where scores are large. Measured 1.5e-3 .. 3.9e-3 on these shapes; 1e-2 allows
+// softmax amplification, and the lower bound proves that the products really ran in bf16.
+TEST_CASE("every backend: bf16 attention against the fp32 reference, format tolerances", "[backend]") {
+  CpuBackend reference(CpuGemm::Eigen), onednn(CpuGemm::OneDnn);
+  // A single position, T not a multiple of the 16-float vector, an odd head size, and a
+  // GPT-like head (D 64) with several batches.
+  const std::vector<std::array<int64_t, 4>> shapes = {{1, 1, 1, 8}, {2, 33, 3, 8}, {1, 20, 2, 5}, {2, 64, 4, 64}};
+  for (auto [B, T, H, D] : shapes) {
+    CAPTURE(B, T, H, D);
+    const Tensor qkv = random_tensor({B * T, 3 * H * D}, 20), dout = random_tensor({B * T, H * D}, 21);
+    Tensor ref = Tensor::empty({B * T, H * D}), dref = Tensor::empty({B * T, 3 * H * D});
+    const Tensor probs = reference.attention_forward(ref, qkv, B, T, H, D);
+    reference.attention_backward(dref, dout, qkv, probs, B, T, H, D);
+    Tensor out = Tensor::empty({B * T, H * D}, DType::BF16), dqkv = Tensor::empty({B * T, 3 * H * D});
+    const Tensor saved = onednn.attention_forward(out, qkv, B, T, H, D);
+    CHECK(saved.dtype() == DType::BF16);
+    onednn.attention_backward(dqkv, dout, qkv, saved, B, T, H, D);
+    const double err_out = normalized_error(cast_to(onednn, out, DType::F32), ref);
+    const double err_grad = normalized_error(dqkv, dref);
+    INFO("normalised error: out " << err_out << ", dqkv " << err_grad);
+    CHECK(err_out <= 1e-2);
+    CHECK(err_grad <= 1e-2);
+    // T = 1 attends to itself only: out is v, rounded to bf16, and exact gradients stay small.
+    if (T > 1) {
+      CHECK(err_out >= 1e-4);
+      CHECK(err_grad >= 1e-4);
+    }
+  }
+}
+
+// Backends that cannot multiply in a 16-bit dtype (Eigen; fp16 on this oneDNN) compute the fp32
+// reference and round only the output.
+TEST_CASE("every backend: 16-bit attention without a 16-bit product falls back to fp32", "[backend]") {
+  CpuBackend reference(CpuGemm::Eigen), onednn(CpuGemm::OneDnn);
+  const int64_t B = 2, T = 9, H = 2, D = 4;
+  const Tensor qkv = random_tensor({B * T, 3 * H * D}, 22), dout = random_tensor({B * T, H * D}, 23);
+  Tensor ref = Tensor::empty({B * T, H * D}), dref = Tensor::empty({B * T, 3 * H * D});
+  const Tensor probs = reference.attention_forward(ref, qkv, B, T, H, D);
+  reference.attention_backward(dref, dout, qkv, probs, B, T, H, D);
+  const std::vector<std::pair<Backend*, DType>> cases = {
+      {&reference, DType::BF16}, {&reference, DType::F16}, {&onednn, DType::F16}};
+  for (auto [be, dtype] : cases) {
+    INFO(be->name() << " " << dtype_name(dtype));
+    Tensor out = Tensor::empty({B * T, H * D}, dtype), dqkv = Tensor::empty({B * T, 3 * H * D});
+    const Tensor saved = be->attention_forward(out, qkv, B, T, H, D);
+    CHECK(saved.dtype() == DType::F32);
+    be->attention_backward(dqkv, dout, qkv, saved, B, T, H, D);
+    // The output is the reference rounded once; the gradient is the reference's, exactly.
+    const Tensor rounded = cast_to(*be, cast_to(*be, ref, dtype), DType::F32);
+    CHECK(normalized_error(cast_to(*be, out, DType::F32), rounded) == 0.0);
+    CHECK(normalized_error(dqkv, dref) == 0.0);
+  }
+}
+
+// LayerNorm and GELU write GEMM inputs in the compute dtype in one pass, and a Linear's bias
+// gradient pass also writes its rounded output gradient; each value must be the
+// fp32 op's result rounded once, bit for bit. Sizes: a ragged row (not a multiple of the 16-float
+// vector) and tensors large enough for the threaded path.
+TEST_CASE("every backend: layernorm, gelu and bias-gradient casts in bf16/fp16 are the fp32 results rounded once",
+          "[backend]") {
+  for (auto& be : backends()) {
+    for (auto [rows, C] : {std::pair<int64_t, int64_t>{3, 37}, std::pair<int64_t, int64_t>{256, 512}}) {
+      const Tensor x = random_tensor({rows, C}, 30, 2.f), w = random_tensor({C}, 31), b = random_tensor({C}, 32);
+      Tensor ln = Tensor::empty({rows, C}), mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+      be->layernorm_forward(ln, mean, rstd, x, w, b);
+      Tensor g = Tensor::empty({rows, C});
+      be->gelu_forward(g, x);
+      for (DType dtype : {DType::BF16, DType::F16}) {
+        INFO(be->name() << " " << dtype_name(dtype) << " rows " << rows << " C " << C);
+        Tensor ln16 = Tensor::empty({rows, C}, dtype), mean16 = Tensor::empty({rows}), rstd16 = Tensor::empty({rows});
+        be->layernorm_forward(ln16, mean16, rstd16, x, w, b);
+        Tensor g16 = Tensor::empty({rows, C}, dtype);
+        be->gelu_forward(g16, x);
+        const Tensor ln_rounded = cast_to(*be, ln, dtype), g_rounded = cast_to(*be, g, dtype);
+        CHECK(std::equal(ln16.data<uint16_t>(), ln16.data<uint16_t>() + ln16.numel(), ln_rounded.data<uint16_t>()));
+        CHECK(std::equal(g16.data<uint16_t>(), g16.data<uint16_t>() + g16.numel(), g_rounded.data<uint16_t>()));
+        CHECK(std::equal(mean16.f32(), mean16.f32() + rows, mean.f32()));
+        CHECK(std::equal(rstd16.f32(), rstd16.f32() + rows, rstd.f32()));
+        // A Linear's output gradient: bias sums and the rounded copy in one pass.
+        Tensor db = random_tensor({C}, 33), db_fused = db.clone(), x16 = Tensor::empty({rows, C}, dtype);
+        be->bias_backward(db, x);
+        be->bias_backward_cast(db_fused, x16, x);
+        const Tensor x_rounded = cast_to(*be, x, dtype);
+        CHECK(std::equal(db_fused.f32(), db_fused.f32() + C, db.f32()));
+        CHECK(std::equal(x16.data<uint16_t>(), x16.data<uint16_t>() + x16.numel(), x_rounded.data<uint16_t>()));
+      }
     }
   }
 }
