@@ -162,7 +162,7 @@ TEST_CASE("onnx: head_dim sets the attention width apart from hidden_size", "[on
   CHECK(found);
 }
 
-TEST_CASE("onnx: the llama graph passes the checker; a tied head reuses wte, GQA expands groups", "[onnx]") {
+TEST_CASE("onnx: the llama graph passes the checker, a tied head reuses wte and GQA expands groups", "[onnx]") {
   for (const bool untied : {false, true}) {
     CAPTURE(untied);
     ModelConfig m = tiny_gpt();
