@@ -39,10 +39,12 @@ void check_model(const Config& c, const Provenance& at) {
             fmt::format("must divide model.num_attention_heads = {}", c.model.num_attention_heads));
     require(attention_head_dim(c.model) % 2 == 0, c, at, "model.hidden_size",
             "must give an even head width (hidden_size / num_attention_heads) for rotary embeddings");
-    require(c.model.untie_embeddings_and_output_weights || c.parallel.pipeline_model_parallel_size == 1, c, at,
-            "model.untie_embeddings_and_output_weights",
-            "must be true when parallel.pipeline_model_parallel_size > 1 (tied embedding and output weights "
-            "need the embedding and the head on one stage)");
+    // ZeRO-1's sharded gradient norm would count the last stage's copy of a tied table too.
+    require(c.model.untie_embeddings_and_output_weights || c.parallel.pipeline_model_parallel_size == 1 ||
+                c.parallel.zero_stage == 0,
+            c, at, "parallel.zero_stage",
+            "must be 0 with tied embedding and output weights across pipeline stages "
+            "(model.untie_embeddings_and_output_weights: false and pipeline_model_parallel_size > 1)");
   }
 }
 

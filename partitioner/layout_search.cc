@@ -39,9 +39,6 @@ std::optional<std::string> tp_error(const ModelConfig& m, int tp) {
 }
 
 std::optional<std::string> stages_error(const ModelConfig& m, int pp, int v, int custom_layers) {
-  if (m.arch == "llama" && !m.untie_embeddings_and_output_weights && pp > 1) {
-    return std::string("tied embedding and output weights need pp = 1");
-  }
   if (pp * v <= graph_layers(m, custom_layers)) return std::nullopt;
   return fmt::format("pp x v = {} stages > {} layers (num_layers {} + embedding + head{})", pp * v,
                      graph_layers(m, custom_layers), m.num_layers,
