@@ -19,11 +19,13 @@ tessera_add_invariance_test(llama.tied.tp2.dp2 4 llama_tiny ${llama_tp2}
                             --common model.untie_embeddings_and_output_weights=false)
 tessera_add_invariance_test(llama.mqa.dp2 2 llama_tiny --common model.num_query_groups=1)
 # Tied weights across pipeline stages (the embedding on the first, the head's copy on the last,
-# their gradients summed each step): pp 2, and tp 2 x pp 2 interleaved.
+# their gradients summed each step): pp 2, tp 2 x pp 2 interleaved, and dp 2 x pp 2 with ZeRO-1.
 tessera_add_invariance_test(llama.tied.pp2 2 llama_tiny ${llama_pp2}
                             --common model.untie_embeddings_and_output_weights=false)
 tessera_add_invariance_test(llama.tied.tp2.pp2.interleaved 4 llama_tiny ${llama_pp2} ${llama_tp2}
                             --set parallel.schedule=interleaved --set parallel.virtual_stages=2
+                            --common model.untie_embeddings_and_output_weights=false)
+tessera_add_invariance_test(llama.tied.dp2.pp2.zero1 4 llama_tiny ${llama_pp2} --set parallel.zero_stage=1
                             --common model.untie_embeddings_and_output_weights=false)
 
 add_test(NAME resume.llama.resharded.tp2_pp2.to.dp2_tp2_sp
