@@ -40,9 +40,9 @@ const std::map<std::string, std::string>& meanings() {
       {"model.norm_epsilon", "llama only: epsilon of RMSNorm (gpt's LayerNorm uses 1e-5)."},
       {"model.untie_embeddings_and_output_weights",
        "llama only: `false` (the default, as Megatron) makes the output projection the token embedding's "
-       "transpose, one parameter `wte.weight`; `true` gives the head its own `lm_head.weight`. Tied weights "
-       "need `pipeline_model_parallel_size: 1` (the embedding and the head must be on one stage). gpt's "
-       "head is always untied."},
+       "transpose, one parameter `wte.weight`; `true` gives the head its own `lm_head.weight`. Under pipeline "
+       "parallelism the last stage's head keeps a copy of the table whose gradient is summed with the first "
+       "stage's every step (Megatron's embedding group). gpt's head is always untied."},
       {"model.head_dim",
        "gpt only: width of one attention head; 0 means `hidden_size / num_attention_heads`. `tessera prune "
        "--structured heads=...` sets it for a model whose heads were removed, whose attention width "

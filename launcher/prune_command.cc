@@ -83,7 +83,8 @@ int run_unstructured(const PruneOptions& o, const GlobalWeights& w) {
 int run_structured(const PruneOptions& o, const GlobalWeights& w) {
   const std::string source = resolve_checkpoint(o.checkpoint) + "/manifest.json config";
   const Config config = parse_config_string(w.manifest.config_yaml, source, o.overrides);
-  TESSERA_REQUIRE(config.model.arch == "gpt", "--structured: needs a gpt model (model.arch is {})", config.model.arch);
+  TESSERA_REQUIRE(config.model.arch == "gpt" || config.model.arch == "llama",
+                  "--structured: needs a gpt or llama model (model.arch is {})", config.model.arch);
   StructuredPruneOptions so;
   parse_structured(o.structured, so);
   so.tp = config.parallel.tensor_model_parallel_size;
@@ -109,9 +110,12 @@ int run_structured(const PruneOptions& o, const GlobalWeights& w) {
   const std::string config_path = (std::filesystem::path(o.out) / "config.yaml").string();
   std::ofstream(config_path) << yaml;
   std::cout << fmt::format(
-      "structured ({} importance): heads {} -> {} (head_dim {}), ffn {} -> {} per block; parameters {} -> {}\n",
-      o.importance, config.model.num_attention_heads, plan.heads, plan.head_dim, config.model.ffn_hidden_size,
-      plan.ffn, count_params(w.tensors), count_params(shrunk));
+      "structured ({} importance): heads {} -> {} (head_dim {}){}, ffn {} -> {} per block; parameters {} -> {}\n",
+      o.importance, config.model.num_attention_heads, plan.heads, plan.head_dim,
+      config.model.arch == "llama"
+          ? fmt::format(", key/value groups {} -> {}", query_groups(config.model), plan.groups)
+          : std::string(),
+      config.model.ffn_hidden_size, plan.ffn, count_params(w.tensors), count_params(shrunk));
   std::cout << fmt::format("wrote {} ({:.1f} KiB) and its config {}\n", r.step_dir, r.bytes / 1024.0, config_path);
   return 0;
 }
@@ -132,7 +136,8 @@ CLI::App* add_prune_command(CLI::App& app, PruneOptions& o) {
                                           "consecutive weights along the input dimension");
   cmd->add_flag("--include-embeddings", o.include_embeddings, "Also prune the embedding tables (wte, wpe)");
   cmd->add_option("--structured", o.structured,
-                  "Remove whole structures: neurons=FRACTION,heads=FRACTION of each block (writes a smaller model)");
+                  "Remove whole structures: neurons=FRACTION,heads=FRACTION of each block (llama: heads within each "
+                  "key/value group; groups=FRACTION removes whole groups) (writes a smaller model)");
   cmd->add_option("--importance", o.importance,
                   "Structured: weight (L2 norm, default) or activation (mean |activation| on a batch of the config's "
                   "data)");

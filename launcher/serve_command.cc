@@ -1,6 +1,7 @@
-// `tessera serve`: loads the checkpoint (this rank's shard under --tp), starts the decode loop
-// and the HTTP server on rank 0, prints the address, and shuts down in order on SIGTERM /
-// SIGINT; ranks 1..tp-1 follow rank 0's steps.
+// `tessera serve`: loads the checkpoint (a GPT: this rank's shard under --tp; a Llama: its
+// grouped-KV engine), picks its text codec (the run's SentencePiece tokenizer, else its
+// vocabulary), starts the decode loop and the HTTP server on rank 0, prints the address, and
+// shuts down in order on SIGTERM / SIGINT; ranks 1..tp-1 follow rank 0's steps.
 #include "launcher/serve_command.h"
 
 #include <atomic>
@@ -21,10 +22,13 @@
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/comm/mpi_communicator.h"
+#include "launcher/text_codec.h"
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/inference/inference_model.h"
+#include "runtime/inference/llama_inference.h"
 #include "runtime/serving/decode_loop.h"
 #include "runtime/serving/inference_sequence_model.h"
+#include "runtime/serving/llama_sequence_model.h"
 #include "runtime/serving/request_queue.h"
 #include "runtime/serving/tensor_parallel_model.h"
 
@@ -57,8 +61,15 @@ class HttpServer : public httplib::Server {
   void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 };
 
-nlohmann::json model_info(const ServeOptions& options, const InferenceModel& model, const std::string& name,
-                          const std::string& step_dir, int64_t max_prompt_chars) {
+// The served model as GET /v1/models describes it, whichever engine runs it.
+struct ServedModel {
+  const ModelConfig& config;
+  int64_t parameters = 0;
+  int tp = 1;
+};
+
+nlohmann::json model_info(const ServeOptions& options, const ServedModel& model, const TextCodec& codec,
+                          const std::string& name, const std::string& step_dir, int64_t max_prompt_chars) {
   return {
       {"id", name},
       {"object", "model"},
@@ -68,14 +79,15 @@ nlohmann::json model_info(const ServeOptions& options, const InferenceModel& mod
       {"owned_by", "tessera"},
       {"checkpoint", std::filesystem::weakly_canonical(step_dir).string()},
       {"step", read_manifest(step_dir).step},
-      {"context_length", model.context_length()},
-      {"vocab_size", model.vocab_size()},
-      {"vocabulary", vocabulary_kind_name(model.vocabulary().kind())},
-      {"parameters", model.parameters()},
-      {"layers", model.config().num_layers},
-      {"hidden_size", model.config().hidden_size},
-      {"attention_heads", model.config().num_attention_heads},
-      {"tensor_parallel", model.tp().size},
+      {"arch", model.config.arch},
+      {"context_length", model.config.seq_length},
+      {"vocab_size", codec.vocab_size},
+      {"vocabulary", codec.kind},
+      {"parameters", model.parameters},
+      {"layers", model.config.num_layers},
+      {"hidden_size", model.config.hidden_size},
+      {"attention_heads", model.config.num_attention_heads},
+      {"tensor_parallel", model.tp},
       {"max_batch", options.max_batch},
       {"max_queue", options.max_queue},
       {"max_prompt_chars", max_prompt_chars},
@@ -120,9 +132,10 @@ int listen_port(HttpServer& server, const ServeOptions& options) {
 }
 
 // Rank 0: HTTP, the queue and the decode loop over `sequences`, until stopped.
-void serve_http(const ServeOptions& options, const InferenceModel& model, const SequenceModel& sequences) {
+void serve_http(const ServeOptions& options, const ServedModel& model, const TextCodec& codec,
+                const SequenceModel& sequences) {
   const std::string step_dir = resolve_checkpoint(options.checkpoint);
-  const int64_t context_length = model.context_length();
+  const int64_t context_length = sequences.context_length();
   const int64_t max_prompt_chars = options.max_prompt_chars == 0 ? context_length - 1 : options.max_prompt_chars;
   TESSERA_REQUIRE(max_prompt_chars >= 1 && max_prompt_chars <= context_length - 1,
                   "--max-prompt-chars {} must be in [1, {}] (the context length {} - 1 leaves room for one new "
@@ -131,13 +144,13 @@ void serve_http(const ServeOptions& options, const InferenceModel& model, const 
                                ? std::filesystem::weakly_canonical(step_dir).parent_path().filename().string()
                                : options.name;
   ServeContext context;
-  context.model_info = model_info(options, model, name, step_dir, max_prompt_chars);
-  context.vocabulary = &model.vocabulary();
+  context.model_info = model_info(options, model, codec, name, step_dir, max_prompt_chars);
+  context.codec = &codec;
   context.limits.model_name = name;
   context.limits.context_length = context_length;
   context.limits.max_prompt_chars = max_prompt_chars;
   context.limits.max_sequences = options.max_queue;
-  context.limits.max_logprobs = static_cast<int>(std::min<int64_t>(20, model.vocab_size()));
+  context.limits.max_logprobs = static_cast<int>(std::min<int64_t>(20, codec.vocab_size));
   context.read_timeout_s = options.read_timeout_s;
 
   ServeMetrics metrics(name);
@@ -158,9 +171,9 @@ void serve_http(const ServeOptions& options, const InferenceModel& model, const 
   const int port = listen_port(server, options);
   server.raise_backlog();
   install_stop_handlers(request_serve_stop);
-  spdlog::info("tessera serve: {} (step {}, {} parameters, context {}, vocab {}, tp {}), batch {}, queue {}", name,
-               context.model_info["step"].get<int64_t>(), model.parameters(), context_length, model.vocab_size(),
-               model.tp().size, options.max_batch, options.max_queue);
+  spdlog::info("tessera serve: {} ({} step {}, {} parameters, context {}, vocab {} ({}), tp {}), batch {}, queue {}",
+               name, model.config.arch, context.model_info["step"].get<int64_t>(), model.parameters, context_length,
+               codec.vocab_size, codec.description, model.tp, options.max_batch, options.max_queue);
   spdlog::info("tessera serve: listening on http://{}:{}", options.host, port);
   std::atomic<bool> server_done{false};
   std::thread watcher(
@@ -180,7 +193,7 @@ void serve_http(const ServeOptions& options, const InferenceModel& model, const 
 CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   CLI::App* cmd = app.add_subcommand(
       "serve",
-      "Serve a trained GPT checkpoint over HTTP with OpenAI's completions protocol: POST /v1/completions "
+      "Serve a trained GPT or Llama checkpoint over HTTP with OpenAI's completions protocol: POST /v1/completions "
       "(streaming too), GET /v1/models, GET /healthz, GET /metrics. Requests are decoded together "
       "(continuous batching); `mpirun -np N tessera serve CKPT --tp N` splits the model's heads over N ranks. "
       "SIGTERM or SIGINT stops it cleanly.");
@@ -230,23 +243,28 @@ int run_serve(const ServeOptions& options, const MpiEnvironment& env) {
   TESSERA_REQUIRE(world->size() == options.tp,
                   "--tp {} needs exactly {} ranks (`mpirun -np {} tessera serve ... --tp {}`); this job has {}",
                   options.tp, options.tp, options.tp, options.tp, world->size());
+  const std::string step_dir = resolve_checkpoint(options.checkpoint);
+  const Manifest manifest = read_manifest(step_dir);
+  if (manifest.model.has_value() && manifest.model->arch == "llama") {
+    TESSERA_REQUIRE(options.tp == 1, "--tp {}: tensor-parallel serving splits GPT checkpoints; {} is a llama, serve it "
+                    "with --tp 1", options.tp, step_dir);
+    const LlamaInferenceModel model = LlamaInferenceModel::load(step_dir);
+    const TextCodec codec = text_codec_for_checkpoint(step_dir, model.vocab_size());
+    serve_http(options, {model.config(), model.parameters(), 1}, codec, LlamaSequenceModel(model));
+    return 0;
+  }
   if (options.tp == 1) {
-    const InferenceModel model = InferenceModel::load(options.checkpoint);
-    TESSERA_REQUIRE(model.vocabulary().has_text(),
-                    "{}: the model's vocabulary is token ids without text; serve needs a chars or bytes vocabulary",
-                    options.checkpoint);
-    const InferenceSequenceModel sequences(model);
-    serve_http(options, model, sequences);
+    const InferenceModel model = InferenceModel::load(step_dir);
+    const TextCodec codec = text_codec_for_checkpoint(step_dir, model.vocab_size());
+    serve_http(options, {model.config(), model.parameters(), 1}, codec, InferenceSequenceModel(model));
     return 0;
   }
   // Rank 0's collectives run on the decode loop thread, not the one that initialised MPI.
   TESSERA_REQUIRE(env.thread_level() >= MPI_THREAD_SERIALIZED,
                   "--tp needs MPI_THREAD_SERIALIZED from the MPI library (it provides level {})", env.thread_level());
   TpGroup tp{world.get(), world->rank(), world->size()};
-  const InferenceModel shard = InferenceModel::load(options.checkpoint, tp);
-  TESSERA_REQUIRE(shard.vocabulary().has_text(),
-                  "{}: the model's vocabulary is token ids without text; serve needs a chars or bytes vocabulary",
-                  options.checkpoint);
+  const InferenceModel shard = InferenceModel::load(step_dir, tp);
+  const TextCodec codec = text_codec_for_checkpoint(step_dir, shard.vocab_size());
   if (world->rank() != 0) {
     // Rank 0 decides when to stop (its SIGTERM finishes running requests first); a signal that
     // reaches every rank (Ctrl-C on mpirun) must not end the workers under it.
@@ -255,7 +273,7 @@ int run_serve(const ServeOptions& options, const MpiEnvironment& env) {
     return 0;
   }
   const TensorParallelSequenceModel sequences(shard, *world, static_cast<size_t>(options.max_batch));
-  serve_http(options, shard, sequences);
+  serve_http(options, {shard.config(), shard.parameters(), tp.size}, codec, sequences);
   sequences.stop();
   return 0;
 }

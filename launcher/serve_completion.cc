@@ -95,10 +95,10 @@ void answer_completion(const ServeContext& context, const httplib::Request& req,
                           static_cast<int64_t>(std::time(nullptr)), context.limits.model_name};
   std::shared_ptr<CompletionJob> job;
   try {
-    CompletionParams params = parse_completion_request(req.body, *context.vocabulary, context.limits);
+    CompletionParams params = parse_completion_request(req.body, *context.codec, context.limits);
     // A request without a seed gets a fresh one, echoed in the answer so that it can be replayed.
     const uint64_t seed = (static_cast<uint64_t>(random()) << 32) | random();
-    job = std::make_shared<CompletionJob>(std::move(params), *context.vocabulary, header, seed);
+    job = std::make_shared<CompletionJob>(std::move(params), *context.codec, header, seed);
   } catch (const RequestError& e) {
     reply_error(res, e.status(), e.what(), e.param(), e.code());
     spdlog::info("request {}: {} {}", header.id, e.status(), e.what());

@@ -11,9 +11,9 @@ namespace tessera {
 
 using nlohmann::json;
 
-CompletionJob::CompletionJob(CompletionParams params, const Vocabulary& vocab, CompletionHeader header,
+CompletionJob::CompletionJob(CompletionParams params, const TextCodec& codec, CompletionHeader header,
                              uint64_t default_seed)
-    : params_(std::move(params)), vocab_(vocab), header_(std::move(header)), seed_(params_.seed.value_or(default_seed)) {
+    : params_(std::move(params)), codec_(codec), header_(std::move(header)), seed_(params_.seed.value_or(default_seed)) {
   for (size_t p = 0; p < params_.prompts.size(); ++p) {
     for (int j = 0; j < params_.n; ++j) {
       choices_.emplace_back(p, params_.max_tokens[p], params_.stop);
@@ -54,7 +54,7 @@ TokenVerdict CompletionJob::on_token(size_t c, const TokenEvent& event) {
   const int64_t offset = text_base(choice) + static_cast<int64_t>(choice.text.text().size());
   if (event.prompt_logprobs != nullptr) add_prompt_logprobs(choice, *event.prompt_logprobs);
   if (event.logprobs != nullptr) choice.logprobs.push_back({event.token, *event.logprobs, offset});
-  const bool stop = choice.text.append(vocab_.decode(std::vector<int32_t>{event.token}));
+  const bool stop = choice.text.append(codec_.token_text(event.token));
   choice.last_token_seen = stop || event.index + 1 >= choice.max_tokens;
   news_ = true;
   changed_.notify_all();
@@ -68,7 +68,7 @@ void CompletionJob::add_prompt_logprobs(Choice& choice, const std::vector<TokenL
   int64_t offset = 0;
   for (size_t j = 0; j < prompt.size(); ++j) {
     entries.push_back({prompt[j], j == 0 ? std::nullopt : std::optional(prompt_logprobs.at(j - 1)), offset});
-    offset += static_cast<int64_t>(vocab_.decode(std::vector<int32_t>{prompt[j]}).size());
+    offset += static_cast<int64_t>(codec_.token_text(prompt[j]).size());
   }
   choice.logprobs.insert(choice.logprobs.begin(), entries.begin(), entries.end());
   choice.prompt_known = true;
@@ -106,7 +106,7 @@ json CompletionJob::logprobs_until(const Choice& choice, int64_t end, size_t& fr
   if (params_.logprobs < 0) return nullptr;
   std::vector<TokenLogprobsAt> tokens;
   while (from < choice.logprobs.size() && choice.logprobs[from].text_offset < end) tokens.push_back(choice.logprobs[from++]);
-  return logprobs_json(tokens, vocab_);
+  return logprobs_json(tokens, codec_);
 }
 
 json CompletionJob::answer() {

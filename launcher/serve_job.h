@@ -24,7 +24,7 @@ namespace tessera {
 
 class CompletionJob {
  public:
-  CompletionJob(CompletionParams params, const Vocabulary& vocab, CompletionHeader header, uint64_t default_seed);
+  CompletionJob(CompletionParams params, const TextCodec& codec, CompletionHeader header, uint64_t default_seed);
 
   // The sequences to queue, choice by choice (prompt-major, as OpenAI numbers choices); their
   // callbacks hold the job alive.
@@ -82,7 +82,7 @@ class CompletionJob {
   void throw_if_failed() const;
 
   const CompletionParams params_;
-  const Vocabulary& vocab_;
+  const TextCodec& codec_;
   const CompletionHeader header_;
   const uint64_t seed_;
   std::atomic<bool> cancelled_{false};

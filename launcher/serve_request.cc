@@ -89,12 +89,12 @@ std::vector<std::string> strings_field(const json& value, const char* name, size
 }
 
 // Token ids, as OpenAI accepts a prompt: each an integer in [0, vocabulary size).
-std::vector<int32_t> token_ids(const json& value, const std::string& name, const Vocabulary& vocab) {
+std::vector<int32_t> token_ids(const json& value, const std::string& name, const TextCodec& codec) {
   std::vector<int32_t> ids;
   for (size_t i = 0; i < value.size(); ++i) {
     const json& id = value[i];
-    require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < vocab.size(), "prompt",
-            "{}[{}] must be a token id in [0, {}), not {}", name, i, vocab.size(), describe(id));
+    require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < codec.vocab_size, "prompt",
+            "{}[{}] must be a token id in [0, {}), not {}", name, i, codec.vocab_size, describe(id));
     ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
   }
   return ids;
@@ -111,13 +111,13 @@ void add_prompt(CompletionParams& p, const std::string& name, std::string text, 
 }
 
 // A string, a list of strings, a list of token ids or a list of such lists (OpenAI's four forms).
-void parse_prompts(const json& body, const Vocabulary& vocab, const CompletionLimits& limits, CompletionParams& p) {
+void parse_prompts(const json& body, const TextCodec& codec, const CompletionLimits& limits, CompletionParams& p) {
   const json* prompt = given(body, "prompt");
   require(prompt != nullptr, "prompt", "missing field 'prompt' (a string or a list of strings)");
   const size_t most = static_cast<size_t>(std::max<int64_t>(1, limits.max_sequences));
   if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
-    std::vector<int32_t> ids = token_ids(*prompt, "'prompt'", vocab);
-    std::string text = vocab.decode(ids);  // before ids is moved from
+    std::vector<int32_t> ids = token_ids(*prompt, "'prompt'", codec);
+    std::string text = codec.decode(ids);  // before ids is moved from
     add_prompt(p, "'prompt'", std::move(text), std::move(ids), limits);
     return;
   }
@@ -127,8 +127,8 @@ void parse_prompts(const json& body, const Vocabulary& vocab, const CompletionLi
       const std::string name = fmt::format("'prompt[{}]'", i);
       require((*prompt)[i].is_array(), "prompt", "{} must be a list of token ids, not {}", name,
               describe((*prompt)[i]));
-      std::vector<int32_t> ids = token_ids((*prompt)[i], name, vocab);
-      std::string text = vocab.decode(ids);  // before ids is moved from
+      std::vector<int32_t> ids = token_ids((*prompt)[i], name, codec);
+      std::string text = codec.decode(ids);  // before ids is moved from
       add_prompt(p, name, std::move(text), std::move(ids), limits);
     }
     return;
@@ -138,7 +138,7 @@ void parse_prompts(const json& body, const Vocabulary& vocab, const CompletionLi
     const std::string name = prompt->is_array() ? fmt::format("'prompt[{}]'", i) : "'prompt'";
     require(!texts[i].empty(), "prompt", "{} must not be empty", name);
     try {
-      add_prompt(p, name, texts[i], vocab.encode(texts[i]), limits);
+      add_prompt(p, name, texts[i], codec.encode(texts[i]), limits);
     } catch (const RequestError&) {
       throw;
     } catch (const InputError& e) {
@@ -167,7 +167,7 @@ void parse_lengths(const json& body, const CompletionLimits& limits, CompletionP
   }
 }
 
-void parse_sampling(const json& body, const Vocabulary& vocab, const CompletionLimits& limits, CompletionParams& p) {
+void parse_sampling(const json& body, const TextCodec& codec, const CompletionLimits& limits, CompletionParams& p) {
   const std::string temperature_rule = fmt::format("[0, {}] (0: greedy)", limits.max_temperature);
   p.sampling.temperature = static_cast<float>(
       number_field(body, "temperature", 0, limits.max_temperature, temperature_rule.c_str()).value_or(1.0));
@@ -175,8 +175,8 @@ void parse_sampling(const json& body, const Vocabulary& vocab, const CompletionL
   require(top_p > 0, "top_p", "'top_p' must be in (0, 1], not 0");
   p.sampling.top_p = static_cast<float>(top_p);
   const int64_t top_k = integer_field(body, "top_k").value_or(0);
-  require(top_k >= 0 && top_k <= vocab.size(), "top_k",
-          "'top_k' must be in [0, {}] (the vocabulary size; 0: all tokens), not {}", vocab.size(), top_k);
+  require(top_k >= 0 && top_k <= codec.vocab_size, "top_k",
+          "'top_k' must be in [0, {}] (the vocabulary size; 0: all tokens), not {}", codec.vocab_size, top_k);
   p.sampling.top_k = static_cast<int>(top_k);
   if (const json* seed = given(body, "seed")) {
     require(seed->is_number_unsigned(), "seed", "'seed' must be an integer in [0, 2^64), not {}", describe(*seed));
@@ -216,7 +216,7 @@ void parse_options(const json& body, const CompletionLimits& limits, CompletionP
 
 }  // namespace
 
-CompletionParams parse_completion_request(std::string_view text, const Vocabulary& vocab,
+CompletionParams parse_completion_request(std::string_view text, const TextCodec& codec,
                                           const CompletionLimits& limits) {
   const json body = parse_body(text);
   require(body.is_object(), "", "the body must be a JSON object, not {}", describe(body));
@@ -234,9 +234,9 @@ CompletionParams parse_completion_request(std::string_view text, const Vocabular
                        "model_not_found");
   }
   CompletionParams p;
-  parse_prompts(body, vocab, limits, p);
+  parse_prompts(body, codec, limits, p);
   parse_lengths(body, limits, p);
-  parse_sampling(body, vocab, limits, p);
+  parse_sampling(body, codec, limits, p);
   parse_options(body, limits, p);
   return p;
 }

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "runtime/data/vocabulary.h"
+#include "launcher/text_codec.h"
 #include "runtime/inference/sampler.h"
 
 namespace tessera {
@@ -60,7 +60,7 @@ struct CompletionParams {
 // number = 1, "top_p": number = 1, "top_k": int = 0 (extension, as vLLM), "n": int = 1,
 // "stop": str | [str], "seed": int, "stream": bool, "stream_options": {"include_usage": bool},
 // "logprobs": int, "echo": bool}. Throws RequestError.
-CompletionParams parse_completion_request(std::string_view body, const Vocabulary& vocab,
+CompletionParams parse_completion_request(std::string_view body, const TextCodec& codec,
                                           const CompletionLimits& limits);
 
 }  // namespace tessera

@@ -5,11 +5,11 @@ namespace tessera {
 
 using nlohmann::json;
 
-json logprobs_json(const std::vector<TokenLogprobsAt>& tokens, const Vocabulary& vocab) {
+json logprobs_json(const std::vector<TokenLogprobsAt>& tokens, const TextCodec& codec) {
   json out = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
               {"text_offset", json::array()}};
   for (const TokenLogprobsAt& t : tokens) {
-    out["tokens"].push_back(vocab.decode(std::vector<int32_t>{t.token}));
+    out["tokens"].push_back(codec.token_text(t.token));
     out["text_offset"].push_back(t.text_offset);
     if (!t.logprobs) {
       out["token_logprobs"].push_back(nullptr);
@@ -19,7 +19,7 @@ json logprobs_json(const std::vector<TokenLogprobsAt>& tokens, const Vocabulary&
     out["token_logprobs"].push_back(t.logprobs->chosen.logprob);
     json top = json::object();
     for (const TokenLogprob& alternative : t.logprobs->top) {
-      top[vocab.decode(std::vector<int32_t>{alternative.token})] = alternative.logprob;
+      top[codec.token_text(alternative.token)] = alternative.logprob;
     }
     out["top_logprobs"].push_back(std::move(top));
   }

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/data/vocabulary.h"
+#include "launcher/text_codec.h"
 #include "runtime/inference/logprobs.h"
 #include "runtime/serving/completion.h"
 
@@ -32,7 +32,7 @@ struct TokenLogprobsAt {
 };
 
 // OpenAI's completions `logprobs` object: tokens, token_logprobs, top_logprobs, text_offset.
-nlohmann::json logprobs_json(const std::vector<TokenLogprobsAt>& tokens, const Vocabulary& vocab);
+nlohmann::json logprobs_json(const std::vector<TokenLogprobsAt>& tokens, const TextCodec& codec);
 
 // "length" | "stop"; a cancelled choice is never answered.
 std::string finish_reason_name(FinishReason reason);

@@ -14,7 +14,7 @@
 
 #include "launcher/serve_metrics.h"
 #include "launcher/serve_request.h"
-#include "runtime/data/vocabulary.h"
+#include "launcher/text_codec.h"
 #include "runtime/serving/decode_loop.h"
 #include "runtime/serving/request_queue.h"
 
@@ -22,7 +22,7 @@ namespace tessera {
 
 struct ServeContext {
   nlohmann::json model_info;  // the GET /v1/models entry
-  const Vocabulary* vocabulary = nullptr;
+  const TextCodec* codec = nullptr;  // prompts to tokens, tokens to text
   CompletionLimits limits;
   RequestQueue* queue = nullptr;
   const DecodeLoop* loop = nullptr;

@@ -18,18 +18,28 @@ TextCodec text_codec_for_checkpoint(const std::string& step_dir, int64_t model_v
     auto tokenizer = std::make_shared<const Tokenizer>(config.data.tokenizer);
     TESSERA_REQUIRE(tokenizer->vocab_size() == model_vocab, "{}: the tokenizer {} has {} pieces, the model {}",
                     step_dir, config.data.tokenizer, tokenizer->vocab_size(), model_vocab);
-    return {"tokenizer " + config.data.tokenizer, [tokenizer](const std::string& s) { return tokenizer->encode(s); },
-            [tokenizer](const std::vector<int32_t>& ids) { return tokenizer->decode(ids); }};
+    return {"sentencepiece", "tokenizer " + config.data.tokenizer, model_vocab,
+            [tokenizer](const std::string& s) { return tokenizer->encode(s); },
+            [tokenizer](const std::vector<int32_t>& ids) { return tokenizer->decode(ids); },
+            [tokenizer](int32_t id) { return tokenizer->token_text(id); }};
   }
   TESSERA_REQUIRE(!manifest.vocabulary.is_null(),
                   "{}: no text form for its token ids (no vocabulary, and its config names no data.tokenizer)",
                   step_dir);
-  auto vocab = std::make_shared<const Vocabulary>(Vocabulary::from_json(manifest.vocabulary));
-  TESSERA_REQUIRE(vocab->has_text(), "{}: token ids without a text form; train with data.tokenizer to generate text",
+  const Vocabulary vocab = Vocabulary::from_json(manifest.vocabulary);
+  TESSERA_REQUIRE(vocab.has_text(), "{}: token ids without a text form; train with data.tokenizer to generate text",
                   step_dir);
-  return {vocabulary_kind_name(vocab->kind()) + " vocabulary",
+  TESSERA_REQUIRE(vocab.size() == model_vocab, "{}: the vocabulary has {} tokens, the model {}", step_dir,
+                  vocab.size(), model_vocab);
+  return text_codec_for_vocabulary(vocab);
+}
+
+TextCodec text_codec_for_vocabulary(const Vocabulary& vocabulary) {
+  auto vocab = std::make_shared<const Vocabulary>(vocabulary);
+  return {vocabulary_kind_name(vocab->kind()), vocabulary_kind_name(vocab->kind()) + " vocabulary", vocab->size(),
           [vocab](const std::string& s) { return vocab->encode(s); },
-          [vocab](const std::vector<int32_t>& ids) { return vocab->decode(ids); }};
+          [vocab](const std::vector<int32_t>& ids) { return vocab->decode(ids); },
+          [vocab](int32_t id) { return vocab->decode(std::vector<int32_t>{id}); }};
 }
 
 }  // namespace tessera

@@ -67,12 +67,6 @@ void check_tensor_parallel(const ModelConfig& m, const LayoutFacts& l, std::vect
 }
 
 void check_stages(const ModelConfig& m, const LayoutFacts& l, std::vector<LayoutViolation>& out) {
-  if (m.arch == "llama" && !m.untie_embeddings_and_output_weights && l.pp > 1) {
-    out.push_back({LayoutRule::TiedEmbeddingsOneStage, "model.untie_embeddings_and_output_weights", "false",
-                   "must be true when parallel.pipeline_model_parallel_size > 1 (tied embedding and output weights "
-                   "need the embedding and the head on one stage)",
-                   "tied embedding and output weights need pp = 1"});
-  }
   const int64_t stages = int64_t{l.pp} * l.virtual_stages;
   const int layers = graph_layer_count(m, l.custom_layers);
   if (stages > layers) {

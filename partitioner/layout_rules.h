@@ -29,7 +29,6 @@ enum class LayoutRule {
   FfnDivisibleByTp,
   SequenceDivisibleByTp,  // with sequence parallelism
   StagesAtMostLayers,
-  TiedEmbeddingsOneStage,  // llama: tied embedding and output weights need pp 1
   PartitionEntries,
   PartitionSum,
   BatchDivisibleByMicroBatchTimesDp,

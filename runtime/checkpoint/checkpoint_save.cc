@@ -179,6 +179,7 @@ ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointSta
     const Parameter& p = *state.params[i];
     const bool split = p.shard.kind == ShardSpec::Kind::Split;
     if (!split && layout.tp_rank != 0) continue;  // replicated: tp rank 0 writes the one copy
+    if (p.tied_replica) continue;                 // the first stage's embedding writes the table
     const Shape local = shard_shape(p.global_shape, p.shard, layout.tp);
     TESSERA_CHECK(p.value.shape() == local, "parameter {} has shape {}, expected {} for tp {}", p.name,
                   shape_string(p.value.shape()), shape_string(local), layout.tp);

@@ -20,6 +20,7 @@ struct Module {
   bool (*encode)(void*, const std::string*, std::vector<int>*, std::string*);
   bool (*decode)(void*, const std::vector<int>*, std::string*, std::string*);
   bool (*train)(const std::unordered_map<std::string, std::string>*, std::string*);
+  void (*piece)(void*, int, std::string*, int*);
 };
 
 template <class F>
@@ -47,6 +48,7 @@ Module load_module() {
   resolve(handle, "tessera_spm_encode", m.encode);
   resolve(handle, "tessera_spm_decode", m.decode);
   resolve(handle, "tessera_spm_train", m.train);
+  resolve(handle, "tessera_spm_piece", m.piece);
   return m;  // the module stays loaded for the process
 }
 
@@ -83,6 +85,28 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const std::vector<int> in(ids.begin(), ids.end());
   std::string text, error;
   TESSERA_CHECK(module().decode(processor_, &in, &text, &error), "{}: decode failed: {}", path_, error);
+  return text;
+}
+
+std::string Tokenizer::token_text(int32_t id) const {
+  TESSERA_REQUIRE(id >= 0 && id < size_, "{}: token id {} is outside the vocabulary of {}", path_, id, size_);
+  std::string piece;
+  int kind = 0;
+  module().piece(processor_, id, &piece, &kind);
+  if (kind == 1) return std::string(1, static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));  // <0xNN>
+  if (kind == 2 || kind == 4) return "";  // control and unused pieces decode to nothing
+  if (kind == 3) return decode({id});     // the model's surface for unknown pieces (" \u2047 ")
+  // SentencePiece writes spaces as U+2581 (LOWER ONE EIGHTH BLOCK, UTF-8 E2 96 81).
+  static const std::string kSpace = "\xe2\x96\x81";
+  std::string text;
+  for (size_t i = 0; i < piece.size();) {
+    if (piece.compare(i, kSpace.size(), kSpace) == 0) {
+      text += ' ';
+      i += kSpace.size();
+    } else {
+      text += piece[i++];
+    }
+  }
   return text;
 }
 

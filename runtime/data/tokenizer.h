@@ -26,6 +26,11 @@ class Tokenizer {
   int eos_id() const { return eos_; }
   std::vector<int32_t> encode(const std::string& text) const;
   std::string decode(const std::vector<int32_t>& ids) const;
+  // The bytes token `id` adds to a text after other tokens, for streaming a sequence token by
+  // token: spaces for U+2581, one byte for a byte piece (possibly part of a UTF-8 character),
+  // nothing for control pieces. decode() of a whole sequence differs only at its start, where
+  // a model with add_dummy_prefix drops the leading space.
+  std::string token_text(int32_t id) const;
 
  private:
   std::string path_;

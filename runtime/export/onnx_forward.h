@@ -19,6 +19,12 @@ struct OnnxForward {
 // untied lm_head.
 OnnxForward add_gpt_forward(OnnxGraphBuilder& g, const ModelConfig& model, const std::string& tokens);
 
+// The Llama forward as runtime/model/llama_block.cc: token embedding, blocks of RMSNorm,
+// q/k/v projections, rotary embedding (transformers' rotate-half), grouped-query causal
+// attention, o_proj, RMSNorm and the SwiGLU MLP, the final RMSNorm and the head (wte.weight
+// when tied). No biases.
+OnnxForward add_llama_forward(OnnxGraphBuilder& g, const ModelConfig& model, const std::string& tokens);
+
 // The mlp arch: token embedding, num_layers Linear layers each followed by the activation,
 // and the head's Linear.
 OnnxForward add_mlp_forward(OnnxGraphBuilder& g, const ModelConfig& model, const std::string& tokens);

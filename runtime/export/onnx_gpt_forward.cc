@@ -2,9 +2,6 @@
 // reshapes them to [batch, heads, seq, head_dim] and back.
 #include <onnx/defs/attr_proto_util.h>
 
-#include <cmath>
-#include <limits>
-
 #include "partitioner/layer_graph.h"
 #include "runtime/export/onnx_forward.h"
 #include "runtime/export/onnx_layers.h"
@@ -16,12 +13,6 @@ onnx::AttributeProto attr(const std::string& name, int64_t value) { return onnx:
 onnx::AttributeProto attr(const std::string& name, const std::vector<int64_t>& values) {
   return onnx::MakeAttribute(name, values);
 }
-
-// Values every block reads, computed once from the dynamic sequence length.
-struct SequenceValues {
-  std::string seq;       // int64 [1]
-  std::string causal;    // bool [seq, seq]: true where key position > query position
-};
 
 struct AttentionShape {
   int64_t hidden, heads, head_dim;
@@ -39,18 +30,7 @@ std::string add_causal_attention(OnnxGraphBuilder& g, const std::string& qkv, co
   const std::string q = g.add("Gather", {by_head, g.int64_scalar("index0", 0)}, name + ".q", {attr("axis", 0)});
   const std::string k = g.add("Gather", {by_head, g.int64_scalar("index1", 1)}, name + ".k", {attr("axis", 0)});
   const std::string v = g.add("Gather", {by_head, g.int64_scalar("index2", 2)}, name + ".v", {attr("axis", 0)});
-  const std::string kt = g.add("Transpose", {k}, name + ".kt", {attr("perm", {0, 1, 3, 2})});
-  const std::string scores = g.add("MatMul", {q, kt}, name + ".scores");  // [B, H, T, T]
-  const float scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-  const std::string scaled = g.add("Mul", {scores, g.float_scalar("attention_scale", scale)}, name + ".scaled");
-  // -inf, not a large negative number: the masked probabilities are exactly 0, as the kernel's.
-  const std::string masked =
-      g.add("Where", {s.causal, g.float_scalar("minus_inf", -std::numeric_limits<float>::infinity()), scaled},
-            name + ".masked");
-  const std::string probs = g.add("Softmax", {masked}, name + ".probs", {attr("axis", -1)});
-  const std::string out = g.add("MatMul", {probs, v}, name + ".heads");  // [B, H, T, D]
-  const std::string by_row = g.add("Transpose", {out}, name + ".by_row", {attr("perm", {0, 2, 1, 3})});
-  return g.add("Reshape", {by_row, g.int64s("rows_of_attention", {-1, a.heads * a.head_dim})}, name + ".out");
+  return add_causal_attention_heads(g, q, k, v, s, a.heads, a.head_dim, name);
 }
 
 std::string add_block(OnnxGraphBuilder& g, const std::string& x, const SequenceValues& s, const AttentionShape& a,
@@ -74,19 +54,12 @@ OnnxForward add_gpt_forward(OnnxGraphBuilder& g, const ModelConfig& m, const std
   const AttentionShape a{m.hidden_size, m.num_attention_heads, attention_head_dim(m)};
   const int64_t C = m.hidden_size, V = g.weight_shape("wte.weight").at(0);
 
-  SequenceValues s;
-  s.seq = g.add("Shape", {tokens}, "seq", {attr("start", 1), attr("end", 2)});
-  const std::string seq_scalar = g.add("Squeeze", {s.seq}, "seq_scalar");
-  const std::string positions =
-      g.add("Range", {g.int64_scalar("zero", 0), seq_scalar, g.int64_scalar("one", 1)}, "positions");
-  const std::string query_pos = g.add("Unsqueeze", {positions, g.int64s("axis1", {1})}, "query_positions");
-  const std::string key_pos = g.add("Unsqueeze", {positions, g.int64s("axis0", {0})}, "key_positions");
-  s.causal = g.add("Greater", {key_pos, query_pos}, "causal_mask");
+  const SequenceValues s = add_sequence_values(g, tokens);
 
   // Sequences longer than model.seq_length fail in Gather, as the runtime refuses them.
   const std::string tok = g.add("Gather", {g.weight("wte.weight", {V, C}), tokens}, "token_embedding");
   const std::string pos =
-      g.add("Gather", {g.weight("wpe.weight", {m.seq_length, C}), positions}, "position_embedding");
+      g.add("Gather", {g.weight("wpe.weight", {m.seq_length, C}), s.positions}, "position_embedding");
   const std::string emb = g.add("Add", {tok, pos}, "embedding");  // [B, T, C]
   std::string x = g.add("Reshape", {emb, g.int64s("rows_of_hidden", {-1, C})}, "embedding_rows");
   for (int i = 0; i < m.num_layers; ++i) x = add_block(g, x, s, a, ffn_size(m), fmt::format("h.{}", i));

@@ -89,4 +89,14 @@ std::string OnnxGraphBuilder::float_scalar(const std::string& name, float value)
   });
 }
 
+std::string OnnxGraphBuilder::float_tensor(const std::string& name, const Tensor& value) {
+  TESSERA_CHECK(value.dtype() == DType::F32, "ONNX constant {} is {}, not F32", name, dtype_name(value.dtype()));
+  onnx::TensorProto* init = graph_->add_initializer();
+  init->set_name(unique(name));
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : value.shape()) init->add_dims(d);
+  init->set_raw_data(value.data<char>(), value.nbytes());
+  return init->name();
+}
+
 }  // namespace tessera

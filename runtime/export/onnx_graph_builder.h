@@ -35,6 +35,8 @@ class OnnxGraphBuilder {
   std::string int64s(const std::string& name, const std::vector<int64_t>& values);
   std::string int64_scalar(const std::string& name, int64_t value);
   std::string float_scalar(const std::string& name, float value);
+  // A float initializer computed from the config (not a checkpoint weight), e.g. a rotary table.
+  std::string float_tensor(const std::string& name, const Tensor& value);
 
  private:
   std::string unique(const std::string& name);

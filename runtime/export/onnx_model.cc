@@ -26,8 +26,8 @@ void add_metadata(onnx::ModelProto& model, const std::string& key, const std::st
 
 onnx::ModelProto build_onnx_model(const ModelConfig& model, std::map<std::string, Tensor> weights,
                                   const OnnxModelInfo& info) {
-  TESSERA_REQUIRE(model.arch == "gpt" || model.arch == "mlp", "model.arch '{}': the ONNX export knows gpt and mlp",
-                  model.arch);
+  TESSERA_REQUIRE(model.arch == "gpt" || model.arch == "llama" || model.arch == "mlp",
+                  "model.arch '{}': the ONNX export knows gpt, llama and mlp", model.arch);
   onnx::ModelProto proto;
   proto.set_ir_version(onnx::IR_VERSION);
   proto.set_producer_name("tessera");
@@ -45,8 +45,9 @@ onnx::ModelProto build_onnx_model(const ModelConfig& model, std::map<std::string
   graph->set_name(fmt::format("tessera_{}", model.arch));
   declare_value(graph->add_input(), kOnnxInputName, onnx::TensorProto::INT64, {"batch", "seq"}, {});
   OnnxGraphBuilder g(graph, std::move(weights), info.source);
-  const OnnxForward forward = model.arch == "gpt" ? add_gpt_forward(g, model, kOnnxInputName)
-                                                  : add_mlp_forward(g, model, kOnnxInputName);
+  const OnnxForward forward = model.arch == "gpt"     ? add_gpt_forward(g, model, kOnnxInputName)
+                              : model.arch == "llama" ? add_llama_forward(g, model, kOnnxInputName)
+                                                      : add_mlp_forward(g, model, kOnnxInputName);
   g.require_all_weights_used();
   TESSERA_CHECK(forward.logits == kOnnxOutputName, "the forward's output is named {}", forward.logits);
   declare_value(graph->add_output(), kOnnxOutputName, onnx::TensorProto::FLOAT, {"batch", "seq"}, {forward.width});

@@ -25,7 +25,7 @@ struct OnnxModelInfo {
 };
 
 // InputError (naming info.source and the tensor) when a weight the config needs is missing or
-// has another shape, or when a weight is left over; model.arch gpt or mlp.
+// has another shape, or when a weight is left over; model.arch gpt, llama or mlp.
 onnx::ModelProto build_onnx_model(const ModelConfig& model, std::map<std::string, Tensor> weights,
                                   const OnnxModelInfo& info);
 

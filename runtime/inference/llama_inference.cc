@@ -70,6 +70,9 @@ LlamaInferenceModel::LlamaInferenceModel(const ModelConfig& config, const std::m
                        take(t, p + "post_attention_layernorm.weight", {C}), take(t, p + "mlp.gate_proj.weight", {F, C}),
                        take(t, p + "mlp.up_proj.weight", {F, C}), take(t, p + "mlp.down_proj.weight", {C, F})});
   }
+  for (const auto& [name, tensor] : t) {
+    if (name != "lm_head.weight" || config.untie_embeddings_and_output_weights) parameters_ += tensor.numel();
+  }
   cos_ = Tensor::empty({config.seq_length, head_dim_ / 2});
   sin_ = Tensor::empty({config.seq_length, head_dim_ / 2});
   k::rope_tables(cos_.f32(), sin_.f32(), config.seq_length, head_dim_, config.rotary_base);
@@ -95,7 +98,8 @@ void LlamaInferenceModel::attend(const std::vector<LlamaKvCache*>& caches, const
 }
 
 Tensor LlamaInferenceModel::decode(const std::vector<LlamaKvCache*>& caches,
-                                   const std::vector<std::vector<int32_t>>& new_tokens) const {
+                                   const std::vector<std::vector<int32_t>>& new_tokens,
+                                   const std::vector<bool>& every_row) const {
   TESSERA_CHECK(caches.size() == new_tokens.size() && !caches.empty(), "decode: {} caches for {} token lists",
                 caches.size(), new_tokens.size());
   const int64_t S = static_cast<int64_t>(caches.size()), C = config_.hidden_size, D = head_dim_;
@@ -141,9 +145,15 @@ Tensor LlamaInferenceModel::decode(const std::vector<LlamaKvCache*>& caches,
     k::residual_forward(x.f32(), x.f32(), down.f32(), N * C);
   }
   for (int64_t i = 0; i < S; ++i) caches[i]->advance(first[i + 1] - first[i]);
-  Tensor last = Tensor::empty({S, C});
-  for (int64_t i = 0; i < S; ++i) std::copy_n(x.f32() + (first[i + 1] - 1) * C, C, last.f32() + i * C);
-  return linear(rmsnorm(last, norm_f_, config_.norm_epsilon), lm_head_);
+  // Only each sequence's last row needs the head, unless it asked for every row.
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < S; ++i) {
+    const bool all = !every_row.empty() && every_row[i];
+    for (int64_t r = all ? first[i] : first[i + 1] - 1; r < first[i + 1]; ++r) rows.push_back(r);
+  }
+  Tensor picked = Tensor::empty({static_cast<int64_t>(rows.size()), C});
+  for (size_t j = 0; j < rows.size(); ++j) std::copy_n(x.f32() + rows[j] * C, C, picked.f32() + j * C);
+  return linear(rmsnorm(picked, norm_f_, config_.norm_epsilon), lm_head_);
 }
 
 LlamaKvCache::LlamaKvCache(const LlamaInferenceModel& model) : capacity_(model.context_length()) {

@@ -34,17 +34,21 @@ class LlamaInferenceModel {
   int64_t context_length() const { return config_.seq_length; }
   int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
   int64_t kv_width() const { return groups_ * head_dim_; }  // cached values per position and layer
+  int64_t parameters() const { return parameters_; }  // a tied head once
 
   // Appends new_tokens[i] (non-empty, fitting the context) to sequence i and returns the
-  // logits of each sequence's last new token, [n, vocab_size]: the GEMMs run on the stacked
-  // rows of all sequences, attention per sequence and head against its group's cache.
-  Tensor decode(const std::vector<LlamaKvCache*>& caches, const std::vector<std::vector<int32_t>>& new_tokens) const;
+  // logits of each sequence's last new token, [n, vocab_size] -- or, for a sequence with
+  // every_row[i] (empty: none), of each of its new tokens in order (a prompt's
+  // log-probabilities): the GEMMs run on the stacked rows of all sequences, attention per
+  // sequence and head against its group's cache.
+  Tensor decode(const std::vector<LlamaKvCache*>& caches, const std::vector<std::vector<int32_t>>& new_tokens,
+                const std::vector<bool>& every_row = {}) const;
 
  private:
   void attend(const std::vector<LlamaKvCache*>& caches, const std::vector<int64_t>& first, int layer,
               const Tensor& q, const Tensor& k, const Tensor& v, Tensor& att) const;
   ModelConfig config_;
-  int64_t heads_ = 0, groups_ = 0, head_dim_ = 0;
+  int64_t heads_ = 0, groups_ = 0, head_dim_ = 0, parameters_ = 0;
   Tensor wte_, norm_f_, lm_head_;  // lm_head_ shares wte_'s storage when tied
   Tensor cos_, sin_;               // rotary tables for every position of the context
   std::vector<LlamaBlockWeights> blocks_;

@@ -163,6 +163,11 @@ Tensor LlamaBlock::backward(const Tensor& dy_in, const MicrobatchContext& ctx) {
   return dx;
 }
 
+BlockActivations LlamaBlock::take_activations(int microbatch) {
+  Saved s = stash_.take(microbatch);
+  return {s.att, s.act};
+}
+
 std::vector<Parameter*> LlamaBlock::parameters() {
   return {&norm1_w_, &q_w_, &k_w_, &v_w_, &o_w_, &norm2_w_, &gate_w_, &up_w_, &down_w_};
 }

@@ -8,6 +8,7 @@
 
 #include "runtime/model/layer.h"
 #include "runtime/model/tensor_parallel.h"
+#include "runtime/model/transformer_block.h"  // BlockActivations
 
 namespace tessera {
 
@@ -30,6 +31,9 @@ class LlamaBlock : public Layer {
   Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
+  // As TransformerBlock's: the attention output before o_proj [N, heads_local * head_dim] and
+  // the SwiGLU activation [N, ffn_local] that a training forward saved (pruning calibration).
+  BlockActivations take_activations(int microbatch);
   int saved_count() const override { return stash_.size(); }
   Shape input_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), shape_.hidden}; }
   Shape output_shape(int64_t B, int64_t T) const override { return input_shape(B, T); }

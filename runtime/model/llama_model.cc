@@ -35,6 +35,9 @@ std::unique_ptr<Layer> build_llama_layer(const ModelConfig& m, const LayerGraph&
       options.norm_name = "ln_f";
       options.rms_norm = true;
       options.norm_eps = m.norm_epsilon;
+      // Tied: the head's table starts as the embedding's (same name, same initial values), so a
+      // head on another pipeline stage than the embedding holds an exact copy of it.
+      if (!m.untie_embeddings_and_output_weights) options.weight_name = "wte.weight";
       return std::make_unique<HeadLayer>(spec.name, options, g.vocab_size, m.hidden_size, m.init_std, seed, tp);
     }
     default: break;
@@ -49,9 +52,11 @@ void tie_llama_embeddings(std::vector<std::unique_ptr<Layer>>& layers) {
     if (auto* e = dynamic_cast<EmbeddingLayer*>(l.get())) embedding = e;
     if (auto* h = dynamic_cast<HeadLayer*>(l.get())) head = h;
   }
-  TESSERA_CHECK(embedding != nullptr && head != nullptr,
-                "tied embedding and output weights need the embedding and the head on one pipeline stage");
-  head->tie_weight(embedding->token_table());
+  if (embedding != nullptr && head != nullptr) {
+    head->tie_weight(embedding->token_table());
+  } else if (head != nullptr) {
+    head->mark_tied_replica();  // the embedding is on the first pipeline stage
+  }
 }
 
 }  // namespace tessera

@@ -16,8 +16,9 @@ namespace tessera {
 std::unique_ptr<Layer> build_llama_layer(const ModelConfig& model, const LayerGraph& graph, const LayerSpec& spec,
                                          TpGroup tp, uint64_t seed, bool selective_recompute);
 
-// Points the head at the embedding's table. Both must be among `layers` (one pipeline stage
-// holds them, which the config checks require of tied weights).
+// Points the head at the embedding's table when both are among `layers` (one pipeline stage
+// holds them); a head without the embedding (the last of several pipeline stages) keeps its
+// copy of the table, marked Parameter::tied_replica.
 void tie_llama_embeddings(std::vector<std::unique_ptr<Layer>>& layers);
 
 }  // namespace tessera

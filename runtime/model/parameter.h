@@ -34,6 +34,11 @@ struct Parameter {
   // biases after a row-parallel layer) gets a partial gradient: it is summed over tp after
   // backward.
   bool sequence_parallel_grad = false;
+  // A copy of a parameter that another pipeline stage owns: the last stage's head tied to the
+  // first stage's embedding table (Megatron's embedding group). Same name and initial values as
+  // the owner; its gradient is summed with the owner's every step (TiedEmbeddingSync), so both
+  // take the same updates; it is counted once in the gradient norm and saved by the owner only.
+  bool tied_replica = false;
   // Pruning mask (1 keeps, 0 prunes), shaped like `value`; undefined for a dense parameter.
   // The trainer zeroes masked gradients and the optimizers re-zero masked weights and moments,
   // so pruned weights stay exactly zero (runtime/compression/mask.h).

@@ -20,6 +20,11 @@ StageExecutor::StageExecutor(std::vector<Model*> chunks, PipelineLayout layout, 
     : chunks_(std::move(chunks)), layout_(layout), full_recompute_(full_recompute), trace_(trace) {
   TESSERA_CHECK(static_cast<int>(chunks_.size()) == layout_.virtual_stages, "{} chunks for {} virtual stages",
                 chunks_.size(), layout_.virtual_stages);
+  std::vector<Parameter*> params;
+  for (Model* m : chunks_) {
+    for (Parameter* p : m->parameters()) params.push_back(p);
+  }
+  tied_ = TiedEmbeddingSync::create(layout_.pp, params);
 }
 
 int StageExecutor::tag(int microbatch, int boundary, bool gradient) const {
@@ -152,6 +157,11 @@ double StageExecutor::run(const std::vector<Action>& actions, const ContextFn& m
   TESSERA_CHECK(recvs_.empty() && outputs_.empty() && input_grads_.empty() && in_flight_ == 0,
                 "pipeline step ended with work left: {} receives, {} activations, {} gradients, {} in flight",
                 recvs_.size(), outputs_.size(), input_grads_.size(), in_flight_);
+  if (tied_) {
+    const auto start = Clock::now();
+    tied_->reduce_gradients();
+    if (trace_) trace_->add("tied_embedding_grad", "comm", start, Clock::now());
+  }
   return loss_sum_;
 }
 

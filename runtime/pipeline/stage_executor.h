@@ -2,7 +2,9 @@
 // forward and backward of its model chunks per microbatch, with activations sent to the next
 // stage and gradients to the previous one by non-blocking point-to-point calls on the pp
 // group. Receives are posted ahead of the compute that needs them (a lookahead over the
-// action list), so transfers overlap compute.
+// action list), so transfers overlap compute. A head tied to the embedding on another stage
+// has its table's gradient summed with the first stage's when the step's actions are done
+// (tied_embeddings.h).
 #pragma once
 
 #include <functional>
@@ -13,6 +15,7 @@
 #include "partitioner/schedule.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/model/model.h"
+#include "runtime/pipeline/tied_embeddings.h"
 #include "runtime/train/trace.h"
 
 namespace tessera {
@@ -33,6 +36,7 @@ class StageExecutor {
  public:
   // chunks[c] is model chunk c of this rank (global stage c * stages + stage). With
   // full_recompute, forward keeps only each chunk's input and backward runs forward again.
+  // Collective over layout.pp (the tied-embedding group is agreed and split here).
   StageExecutor(std::vector<Model*> chunks, PipelineLayout layout, bool full_recompute, TraceRecorder* trace);
 
   using ContextFn = std::function<MicrobatchContext(int microbatch)>;
@@ -68,6 +72,7 @@ class StageExecutor {
 
   std::vector<Model*> chunks_;
   PipelineLayout layout_;
+  std::unique_ptr<TiedEmbeddingSync> tied_;  // null unless the head is tied across stages
   bool full_recompute_;
   TraceRecorder* trace_;
   std::map<std::pair<int, Key>, PendingRecv> recvs_;  // (kind as int, key)

@@ -18,17 +18,13 @@ std::unique_ptr<SequenceState> LlamaSequenceModel::new_sequence() const {
 Tensor LlamaSequenceModel::step(const std::vector<SequenceState*>& sequences,
                                 const std::vector<std::vector<int32_t>>& new_tokens,
                                 const std::vector<bool>& every_row) const {
-  // The grouped-KV decode returns each sequence's last row only: no prompt log-probabilities.
-  for (bool all_rows : every_row) {
-    TESSERA_REQUIRE(!all_rows, "llama: log-probabilities of every prompt token (echo with logprobs) are not supported");
-  }
   std::vector<LlamaKvCache*> caches;
   for (SequenceState* s : sequences) {
     auto* llama = dynamic_cast<LlamaSequence*>(s);
     TESSERA_CHECK(llama != nullptr, "LlamaSequenceModel: a sequence of another model");
     caches.push_back(&llama->cache);
   }
-  return model_.decode(caches, new_tokens);
+  return model_.decode(caches, new_tokens, every_row);
 }
 
 }  // namespace tessera

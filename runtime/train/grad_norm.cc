@@ -14,6 +14,8 @@ double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, co
   for (Parameter* p : params) {
     // A replicated parameter holds the same gradient on every tp rank: count it once.
     if (p->shard.kind == ShardSpec::Kind::Replicated && tp.rank != 0) continue;
+    // A tied head's copy of the embedding table holds the same (summed) gradient: count the owner's.
+    if (p->tied_replica) continue;
     sq += kernels::cpu::sum_squares(p->grad.f32(), p->grad.numel());
   }
   if (tp.size > 1) {

@@ -35,6 +35,8 @@ double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicato
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
     // A tp-replicated parameter has the same gradient on every tp rank: count it once.
     if (s.param->shard.kind == ShardSpec::Kind::Replicated && tp.rank != 0) return;
+    // A tied head's copy of the embedding table holds the first stage's (summed) gradient.
+    if (s.param->tied_replica) return;
     sq += kernels::cpu::sum_squares(shard_grads.f32() + (b - lo_), e - b);
   });
   Tensor t = Tensor::full({1}, static_cast<float>(sq));

@@ -1,6 +1,6 @@
 # Multi-rank tests of the llama architecture (configs/tests/llama_tiny.yaml: GQA, 8 heads in 4
 # groups): the same losses on one rank and under a small set of layouts that together use
-# every parallel feature, and a checkpoint resumed under another layout. About 2 minutes on
+# every parallel feature, and checkpoints resumed under another layout. About 2.5 minutes on
 # the 2-core machine (each test trains 20 steps twice).
 set(llama_pp2 --set parallel.pipeline_model_parallel_size=2)
 set(llama_tp2 --set parallel.tensor_model_parallel_size=2)
@@ -18,6 +18,15 @@ tessera_add_invariance_test(llama.dp2.tp2.pp2.sp.zero1.recompute 8 llama_tiny ${
 tessera_add_invariance_test(llama.tied.tp2.dp2 4 llama_tiny ${llama_tp2}
                             --common model.untie_embeddings_and_output_weights=false)
 tessera_add_invariance_test(llama.mqa.dp2 2 llama_tiny --common model.num_query_groups=1)
+# Tied weights across pipeline stages (the embedding on the first, the head's copy on the last,
+# their gradients summed each step): pp 2, tp 2 x pp 2 interleaved, and dp 2 x pp 2 with ZeRO-1.
+tessera_add_invariance_test(llama.tied.pp2 2 llama_tiny ${llama_pp2}
+                            --common model.untie_embeddings_and_output_weights=false)
+tessera_add_invariance_test(llama.tied.tp2.pp2.interleaved 4 llama_tiny ${llama_pp2} ${llama_tp2}
+                            --set parallel.schedule=interleaved --set parallel.virtual_stages=2
+                            --common model.untie_embeddings_and_output_weights=false)
+tessera_add_invariance_test(llama.tied.dp2.pp2.zero1 4 llama_tiny ${llama_pp2} --set parallel.zero_stage=1
+                            --common model.untie_embeddings_and_output_weights=false)
 
 add_test(NAME resume.llama.resharded.tp2_pp2.to.dp2_tp2_sp
          COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py --tessera $<TARGET_FILE:tessera>
@@ -26,3 +35,12 @@ add_test(NAME resume.llama.resharded.tp2_pp2.to.dp2_tp2_sp
                  --resume-set parallel.sequence_parallel=true --rtol 1e-5
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(resume.llama.resharded.tp2_pp2.to.dp2_tp2_sp PROPERTIES RUN_SERIAL TRUE TIMEOUT 600 LABELS mpi)
+# A tied checkpoint saved under pp 2 (the table written once, by the first stage) resumed under tp 2.
+add_test(NAME resume.llama.tied.pp2.to.tp2
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml
+                 --np 2 ${llama_pp2} --set model.untie_embeddings_and_output_weights=false --resume-np 2
+                 --resume-set parallel.tensor_model_parallel_size=2
+                 --resume-set model.untie_embeddings_and_output_weights=false --rtol 1e-5
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(resume.llama.tied.pp2.to.tp2 PROPERTIES RUN_SERIAL TRUE TIMEOUT 600 LABELS mpi)

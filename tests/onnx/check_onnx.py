@@ -3,6 +3,8 @@ checkpoint with `tessera export --onnx` (weights inline, and again as external d
 exported model with onnxruntime on random token batches of several sizes and sequence lengths,
 and compares with Tessera's own logits (the training Model at tp 1, tessera_onnx_reference_logits).
 Passes when max|onnx - tessera| / max|tessera| <= --rtol for every batch and both exports.
+With --transformers the checkpoint is also exported with `--hf` and the ONNX logits are
+compared with transformers' (an independent implementation) at --hf-rtol.
 Exit 77 (skipped) only when onnxruntime cannot be imported."""
 import argparse
 import json
@@ -56,6 +58,27 @@ def check_export(args, session_path, tokens, reference):
     return worst
 
 
+def check_transformers(args, checkpoint, tmp, model, tokens):
+    """The ONNX model's logits against transformers' on the `export --hf` directory."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    hf = os.path.join(tmp, "hf")
+    run([args.tessera, "export", checkpoint, "--hf", hf])
+    reference = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for key, t in tokens.items():
+        with torch.no_grad():
+            want = reference(torch.from_numpy(t.astype(np.int64))).logits.numpy()
+        (got,) = session.run(["logits"], {"tokens": t.astype(np.int64)})
+        rel = float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+        worst = max(worst, rel)
+        if not rel <= args.hf_rtol:
+            sys.exit(f"{model}: {key} differs from transformers' {type(reference).__name__}: {rel:.3e} > {args.hf_rtol:g}")
+    print(f"against transformers' {type(reference).__name__}: max relative error {worst:.2e} "
+          f"(tolerance {args.hf_rtol:g})")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tessera", required=True)
@@ -70,6 +93,8 @@ def main():
     p.add_argument("--rtol", type=float, default=2e-6)
     p.add_argument("--external-threshold", type=int, default=4096,
                    help="--external-data-threshold of the second export (0: no second export)")
+    p.add_argument("--transformers", action="store_true", help="also compare with transformers (export --hf)")
+    p.add_argument("--hf-rtol", type=float, default=1e-5)
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tessera_onnx_") as tmp:
@@ -100,6 +125,8 @@ def main():
             print(f"weights in {external}.data:")
             worst = max(worst, check_export(args, external, tokens, reference))
         print(f"max relative error {worst:.2e} (tolerance {args.rtol:g})")
+        if args.transformers:
+            check_transformers(args, checkpoint, tmp, model, tokens)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 # tp 2 x pp 2 (mpirun -np 4), exported with `tessera export --onnx` (inline and as external
 # data), run by onnxruntime and compared with Tessera's own logits (the training Model at tp 1,
 # tessera_onnx_reference_logits). Skipped (77) only when onnxruntime cannot be imported.
+# The llama tests (~45 s together) also compare with transformers (--transformers).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 add_executable(tessera_onnx_reference_logits ${CMAKE_CURRENT_SOURCE_DIR}/onnx/reference_logits.cc)
@@ -29,3 +30,10 @@ tessera_add_onnx_test(gpt.tp2.pp2 4 gpt_tiny ${wide} --set parallel.tensor_model
 # Attention narrower than the hidden size (heads * head_dim = 4 * 4 < 32), as pruned models have.
 tessera_add_onnx_test(gpt.head_dim 1 gpt_tiny ${wide} --set model.head_dim=4)
 tessera_add_onnx_test(mlp 1 mlp_tiny)
+# Llama (RMSNorm, RoPE, SwiGLU, GQA as elementary opset-17 ops): GQA untied and MQA tied, each
+# also against transformers' LlamaForCausalLM (export --hf); and under tp 2 x pp 2.
+tessera_add_onnx_test(llama 1 llama_tiny ${wide} --transformers)
+tessera_add_onnx_test(llama.tied_mqa 1 llama_tiny ${wide} --transformers --set model.num_query_groups=1
+                      --set model.untie_embeddings_and_output_weights=false)
+tessera_add_onnx_test(llama.tp2.pp2 4 llama_tiny ${wide} --set parallel.tensor_model_parallel_size=2
+                      --set parallel.pipeline_model_parallel_size=2)

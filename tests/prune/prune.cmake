@@ -10,6 +10,14 @@ add_test(NAME prune.end_to_end
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(prune.end_to_end PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi SKIP_RETURN_CODE 77)
 
+# Llama structured pruning (~25 s): groups, heads within groups and SwiGLU channels against
+# the masked original in transformers and onnxruntime; the pruned model trains under tp 2.
+add_test(NAME prune.llama
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_prune_llama.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(prune.llama PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)
+
 # Gradual pruning (prune.*) in the training loop: the same masks and losses on one rank and
 # under tp 2, pp 2 and dp 2 + ZeRO-1 (global scope) and tp 2 x pp 2 (layer scope); a resume in the middle of the schedule continues the
 # uninterrupted run, bit for bit under the same layout, within 1e-5 resharded from tp 2 to pp 2. Exact counts per re-pruning are unit tests

@@ -5,13 +5,17 @@
 #                 disconnects, the bad-input table (bad_input.py), 1000 connections, shutdown.
 #   serve.openai  (test_openai_client.py, ~10 s): the official `openai` client from PyPI.
 #   serve.tp      (test_serve_tp.py, mpirun -np 2, ~30 s): tensor-parallel serving.
+#   serve.llama   (test_serve_llama.py, ~30 s): a Llama with its SentencePiece tokenizer,
+#                 against `tessera generate` and transformers.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
-foreach(name http openai tp)
+foreach(name http openai tp llama)
   set(script test_serve.py)
   if(name STREQUAL "openai")
     set(script test_openai_client.py)
   elseif(name STREQUAL "tp")
     set(script test_serve_tp.py)
+  elseif(name STREQUAL "llama")
+    set(script test_serve_llama.py)
   endif()
   add_test(NAME serve.${name}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/${script} --tessera $<TARGET_FILE:tessera>

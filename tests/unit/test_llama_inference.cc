@@ -77,6 +77,34 @@ TEST_CASE("llama KV-cache decode matches the training model's forward", "[infere
     }
     CHECK(cache.length() == T);
     CHECK(inference.kv_width() == groups * 8);  // the cache holds groups, not heads
+
+    // Batched with every_row (a served prompt's log-probabilities): sequence 0 gets a row per
+    // new token, sequence 1 (another prompt, decoded in the same call) its last row only.
+    LlamaKvCache scored(inference), other(inference);
+    const std::vector<int32_t> second = {4, 9, 1};
+    const Tensor rows = inference.decode({&scored, &other}, {first, second}, {true, false});
+    REQUIRE(rows.dim(0) == prompt + 1);
+    for (int64_t t = 0; t < prompt; ++t) {
+      INFO("prompt row " << t);
+      CHECK(normalised_error(rows.f32() + t * V, want.f32() + t * V, V) < 1e-5);
+    }
+    LlamaKvCache alone(inference);
+    const Tensor last = inference.decode({&alone}, {second});
+    CHECK(normalised_error(rows.f32() + prompt * V, last.f32(), V) < 1e-5);
+  }
+}
+
+TEST_CASE("llama parameter count counts a tied head once", "[inference][llama]") {
+  for (bool untied : {false, true}) {
+    const ModelConfig m = tiny_llama(2, untied);
+    Model model(m, build_layer_graph(m, 19, 1), TpGroup::single(), 5);
+    std::map<std::string, Tensor> tensors;
+    int64_t want = 0;
+    for (Parameter* p : model.parameters()) {
+      tensors[p->name] = p->value;
+      want += p->value.numel();
+    }
+    CHECK(LlamaInferenceModel(m, tensors).parameters() == want);
   }
 }
 

@@ -162,6 +162,40 @@ TEST_CASE("onnx: head_dim sets the attention width apart from hidden_size", "[on
   CHECK(found);
 }
 
+TEST_CASE("onnx: the llama graph passes the checker, a tied head reuses wte and GQA expands groups", "[onnx]") {
+  for (const bool untied : {false, true}) {
+    CAPTURE(untied);
+    ModelConfig m = tiny_gpt();
+    m.arch = "llama";
+    m.normalization = "rmsnorm";
+    m.num_attention_heads = 4;
+    m.num_query_groups = 2;
+    m.untie_embeddings_and_output_weights = untied;
+    const int64_t C = m.hidden_size, D = attention_head_dim(m), F = ffn_size(m), V = 11;
+    std::map<std::string, Tensor> weights{{"wte.weight", random_tensor({V, C}, 1)}, {"ln_f.weight", random_tensor({C}, 2)}};
+    if (untied) weights["lm_head.weight"] = random_tensor({V, C}, 3);
+    for (int l = 0; l < m.num_layers; ++l) {
+      const std::string p = "h." + std::to_string(l) + ".";
+      const std::map<std::string, Shape> shapes{
+          {"input_layernorm.weight", {C}},         {"self_attn.q_proj.weight", {4 * D, C}},
+          {"self_attn.k_proj.weight", {2 * D, C}}, {"self_attn.v_proj.weight", {2 * D, C}},
+          {"self_attn.o_proj.weight", {C, 4 * D}}, {"post_attention_layernorm.weight", {C}},
+          {"mlp.gate_proj.weight", {F, C}},        {"mlp.up_proj.weight", {F, C}},
+          {"mlp.down_proj.weight", {C, F}}};
+      for (const auto& [name, shape] : shapes) weights[p + name] = random_tensor(shape, 10 + l);
+    }
+    const onnx::ModelProto proto = build_onnx_model(m, weights, {"ckpt", 0, ""});
+    REQUIRE_NOTHROW(onnx::checker::check_model(proto));
+    for (const auto& [name, tensor] : weights) CHECK(has_initializer(proto, name));
+    CHECK(count_ops(proto, "ReduceMean") == 5);  // 2 RMSNorms per block and the final one
+    CHECK(count_ops(proto, "Expand") == 4);      // k and v of each block: 2 groups -> 4 heads
+    CHECK(count_ops(proto, "Sigmoid") == 2);
+    CHECK(count_ops(proto, "Gemm") == 2 * 7 + 1);
+    CHECK(has_initializer(proto, "lm_head.weight") == untied);  // tied: the head's Gemm reads wte.weight
+    CHECK(dims(proto.graph().output(0)) == std::vector<std::string>{"batch", "seq", "11"});
+  }
+}
+
 TEST_CASE("onnx: the mlp graph passes the checker, logits of output_size", "[onnx]") {
   ModelConfig m = tiny_mlp();
   for (const char* activation : {"relu", "gelu"}) {
@@ -199,7 +233,7 @@ TEST_CASE("onnx: weights that do not match the config are refused in one line", 
     ModelConfig other = m;
     other.arch = "moe";
     CHECK_THROWS_MATCHES(build_onnx_model(other, weights, {"ckpt", 0, ""}), InputError,
-                         Message("model.arch 'moe': the ONNX export knows gpt and mlp"));
+                         Message("model.arch 'moe': the ONNX export knows gpt, llama and mlp"));
   }
 }
 

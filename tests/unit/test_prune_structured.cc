@@ -1,6 +1,7 @@
 // Structured pruning: the smaller model (fewer heads, heads * head_dim < hidden, fewer
-// neurons) computes the same logits as the big model with the removed heads and neurons
-// zeroed; its parameter count matches the layer graph's formula; the argument errors.
+// neurons; llama: fewer query heads per group and fewer key/value groups, SwiGLU channels)
+// computes the same logits as the big model with the removed heads and neurons zeroed; its
+// parameter count matches the layer graph's formula; the argument errors.
 #include <catch2/catch.hpp>
 #include <cmath>
 
@@ -19,6 +20,22 @@ namespace {
 ModelConfig tiny() {
   ModelConfig m = tiny_gpt_config(8);
   m.init_std = 0.3f;  // large weights, so that removing a head or a neuron visibly changes the logits
+  return m;
+}
+
+// 8 query heads of width 4 in 4 key/value groups (2 heads each), hidden 32, SwiGLU width 48.
+ModelConfig tiny_llama() {
+  ModelConfig m;
+  m.arch = "llama";
+  m.normalization = "rmsnorm";
+  m.num_layers = 2;
+  m.hidden_size = 32;
+  m.num_attention_heads = 8;
+  m.num_query_groups = 4;
+  m.ffn_hidden_size = 48;
+  m.seq_length = 8;
+  m.untie_embeddings_and_output_weights = true;
+  m.init_std = 0.3f;
   return m;
 }
 
@@ -61,13 +78,14 @@ std::pair<Tensor, float> run(const ModelConfig& m, const std::map<std::string, T
   return {head->last_logits().clone(), loss};
 }
 
-void check_same_logits(const std::vector<BlockScores>& scores, double neurons, double heads) {
-  const ModelConfig m = tiny();
+void check_same_logits(const std::vector<BlockScores>& scores, double neurons, double heads, double groups = 0,
+                       const ModelConfig& m = tiny()) {
   Model big(m, build_layer_graph(m, kVocab, kBatch), TpGroup::single(), 11);
   const auto w = globals(big);
   StructuredPruneOptions o;
   o.neurons = neurons;
   o.heads = heads;
+  o.groups = groups;
   const StructuredPlan plan = plan_structured(scores.empty() ? weight_scores(w, m) : scores, m, o);
   std::map<std::string, Tensor> masked;  // a deep copy: tensors share storage
   for (const auto& [name, t] : w) masked.emplace(name, t.clone());
@@ -107,6 +125,73 @@ TEST_CASE("structured prune: the smaller model's logits equal the masked big mod
   }
 }
 
+TEST_CASE("structured prune, llama: the smaller model's logits equal the masked big model's", "[prune][llama]") {
+  const ModelConfig m = tiny_llama();
+  SECTION("one of the two query heads of each group, and half the SwiGLU channels") {
+    check_same_logits({}, 0.5, 0.5, 0, m);
+  }
+  SECTION("half the key/value groups with their heads") { check_same_logits({}, 0, 0, 0.5, m); }
+  SECTION("groups and heads within the kept groups together, by mean |activation|") {
+    Model big(m, build_layer_graph(m, kVocab, kBatch), TpGroup::single(), 11);
+    const auto scores = activation_scores(globals(big), m, kVocab, batch());
+    REQUIRE(scores.size() == 2);
+    CHECK(scores[0].heads.size() == 8);
+    CHECK(scores[0].groups.size() == 4);
+    CHECK(scores[0].groups[1] == Approx(scores[0].heads[2] + scores[0].heads[3]));
+    CHECK(scores[0].neurons.size() == 48);
+    check_same_logits(scores, 0.25, 0.5, 0.25, m);
+  }
+  SECTION("MQA: heads of the one group") {
+    ModelConfig mqa = m;
+    mqa.num_query_groups = 1;
+    mqa.untie_embeddings_and_output_weights = false;
+    check_same_logits({}, 0.5, 0.25, 0, mqa);
+  }
+}
+
+TEST_CASE("structured prune, llama: the plan keeps whole groups and the same heads per group", "[prune][llama]") {
+  const ModelConfig m = tiny_llama();
+  std::vector<BlockScores> scores(2);
+  for (auto& s : scores) {
+    s.heads = {0.1, 0.9, 0.8, 0.7, 0.3, 0.2, 0.5, 0.6};  // per group: (0.1, 0.9), (0.8, 0.7), ...
+    s.groups = {1.0, 1.5, 0.5, 1.1};
+    s.neurons.assign(48, 1.0);
+  }
+  StructuredPruneOptions o;
+  o.groups = 0.5;
+  o.heads = 0.5;
+  const StructuredPlan plan = plan_structured(scores, m, o);
+  CHECK(plan.groups == 2);
+  CHECK(plan.heads == 2);
+  CHECK(plan.keep_groups[0] == std::vector<int64_t>{1, 3});
+  CHECK(plan.keep_heads[0] == std::vector<int64_t>{2, 7});  // the better head of groups 1 and 3
+  const ModelConfig small = pruned_model_config(m, plan);
+  CHECK(small.num_query_groups == 2);
+  CHECK(small.num_attention_heads == 2);
+  CHECK(attention_head_dim(small) == 4);
+
+  StructuredPruneOptions all_heads;
+  all_heads.heads = 0.75;
+  CHECK_THROWS_WITH(plan_structured(scores, m, all_heads),
+                    Equals("--structured heads=0.75: would remove 2 of the 2 query heads of each key/value group (at "
+                           "most 1); groups=FRACTION removes whole groups"));
+  StructuredPruneOptions odd;
+  odd.groups = 0.25;
+  odd.tp = 2;
+  CHECK_THROWS_WITH(plan_structured(scores, m, odd),
+                    Equals("--structured groups=0.25: leaves 3 key/value groups per block, not divisible by "
+                           "parallel.tensor_model_parallel_size = 2"));
+  StructuredPruneOptions gpt_groups;
+  gpt_groups.groups = 0.5;
+  std::vector<BlockScores> gpt_scores(2);
+  for (auto& s : gpt_scores) {
+    s.heads.assign(4, 1.0);
+    s.neurons.assign(64, 1.0);
+  }
+  CHECK_THROWS_WITH(plan_structured(gpt_scores, tiny(), gpt_groups),
+                    Equals("--structured groups=0.5: a gpt has no key/value groups (heads= removes its heads)"));
+}
+
 TEST_CASE("structured prune: the plan keeps the highest scores, same counts in every block", "[prune]") {
   const ModelConfig m = tiny();
   std::vector<BlockScores> scores(2);
@@ -138,8 +223,8 @@ TEST_CASE("structured prune: bad arguments are one clear line", "[prune]") {
   CHECK_THROWS_WITH(parse_structured("heads=1", o),
                     Equals("--structured heads=1: heads=1 must be a fraction in [0, 1) (of each block's heads removed)"));
   CHECK_THROWS_WITH(parse_structured("layers=0.5", o),
-                    Equals("--structured layers=0.5: must be a list of neurons=FRACTION and heads=FRACTION, e.g. "
-                           "neurons=0.5,heads=0.25"));
+                    Equals("--structured layers=0.5: must be a list of neurons=FRACTION, heads=FRACTION and "
+                           "groups=FRACTION, e.g. neurons=0.5,heads=0.25"));
   CHECK_THROWS_AS(parse_structured("heads=x", o), InputError);
 
   const ModelConfig m = tiny();

@@ -14,6 +14,7 @@ using Catch::Matchers::StartsWith;
 namespace {
 
 const Vocabulary kVocab = Vocabulary::chars("abcdefgh \n");  // 10 characters
+const TextCodec kCodec = text_codec_for_vocabulary(kVocab);
 CompletionLimits limits(int64_t context = 16) {
   CompletionLimits l;
   l.model_name = "tiny";
@@ -26,13 +27,13 @@ CompletionLimits limits(int64_t context = 16) {
 }
 
 CompletionParams parse(const std::string& fields) {
-  return parse_completion_request(R"({"model": "tiny", )" + fields + "}", kVocab, limits());
+  return parse_completion_request(R"({"model": "tiny", )" + fields + "}", kCodec, limits());
 }
 
 // The error a body gets: "status param: message".
 std::string refusal(const std::string& body) {
   try {
-    parse_completion_request(body, kVocab, limits());
+    parse_completion_request(body, kCodec, limits());
   } catch (const RequestError& e) {
     return std::to_string(e.status()) + " " + e.param() + ": " + e.what();
   }
@@ -147,11 +148,11 @@ TEST_CASE("serving: bad bodies are refused with one line naming the field and th
 }
 
 TEST_CASE("serving: every refusal is an InputError", "[serving]") {
-  CHECK_THROWS_AS(parse_completion_request("nope", kVocab, limits()), InputError);
+  CHECK_THROWS_AS(parse_completion_request("nope", kCodec, limits()), InputError);
 }
 
 TEST_CASE("serving: a prompt that fills the context leaves no room", "[serving]") {
-  CHECK_THROWS_WITH(parse_completion_request(R"({"model": "tiny", "prompt": "abcd"})", kVocab, limits(4)),
+  CHECK_THROWS_WITH(parse_completion_request(R"({"model": "tiny", "prompt": "abcd"})", kCodec, limits(4)),
                     "the prompt has 4 tokens; the context length 4 leaves no room for new ones");
 }
 
@@ -165,7 +166,7 @@ TEST_CASE("serving: answers and errors have OpenAI's shapes, and bad UTF-8 does 
   const int32_t c = kVocab.encode("c")[0], a = kVocab.encode("a")[0];
   const TokenLogprobsAt first{a, std::nullopt, 0};  // a prompt's first token: nothing predicts it
   const TokenLogprobsAt token{c, TokenLogprobs{{c, -0.5f}, {{c, -0.5f}, {a, -1.5f}}}, 3};
-  CHECK(logprobs_json({first, token}, kVocab) == nlohmann::json::parse(R"({"tokens": ["a", "c"],
+  CHECK(logprobs_json({first, token}, kCodec) == nlohmann::json::parse(R"({"tokens": ["a", "c"],
       "token_logprobs": [null, -0.5], "top_logprobs": [null, {"c": -0.5, "a": -1.5}], "text_offset": [0, 3]})"));
   CHECK(error_json(404, "gone", "model", "model_not_found") == nlohmann::json::parse(R"({"error": {"message": "gone",
       "type": "invalid_request_error", "param": "model", "code": "model_not_found"}})"));

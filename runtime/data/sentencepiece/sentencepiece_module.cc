@@ -45,6 +45,14 @@ bool tessera_spm_decode(void* sp, const std::vector<int>* ids, std::string* text
   return status.ok();
 }
 
+// A piece's text and kind: 0 normal (or user-defined), 1 byte (<0xNN>), 2 control, 3 unknown,
+// 4 unused.
+void tessera_spm_piece(void* sp, int id, std::string* piece, int* kind) {
+  const auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(sp);
+  *piece = p->IdToPiece(id);
+  *kind = p->IsByte(id) ? 1 : p->IsControl(id) ? 2 : p->IsUnknown(id) ? 3 : p->IsUnused(id) ? 4 : 0;
+}
+
 bool tessera_spm_train(const std::unordered_map<std::string, std::string>* args, std::string* error) {
   const auto status = sentencepiece::SentencePieceTrainer::Train(*args);
   if (!status.ok()) *error = status.ToString();
