@@ -72,7 +72,11 @@ const std::map<std::string, std::string>& meanings() {
        "`seq_length`."},
       {"parallel.zero_stage",
        "`1`: ZeRO-1, the AdamW moments sharded over the dp ranks (reduce-scatter of gradients, all-gather "
-       "of parameters). 2 and 3 are refused by this build."},
+       "of parameters). 2 (gradients sharded too) and 3 (parameters too) are modelled by `tessera plan "
+       "--zero 0,1,2,3` but refused by this build's trainer."},
+      {"parallel.zero_prefetch",
+       "ZeRO-3: how many units (layers) are gathered ahead of the one computing; each costs one full unit of "
+       "memory in the compute precision (the planner counts `zero_prefetch + 1` units). 0 gathers on demand."},
       {"parallel.bucket_mb",
        "Data-parallel gradient all-reduce bucket size in MiB; buckets are launched during the last "
        "microbatch's backward as soon as they are full (dp > 1, `zero_stage: 0`)."},

@@ -262,6 +262,13 @@ std::optional<Family> make_family(const ModelConfig& model, const SearchOptions&
     return std::nullopt;
   }
   f.max_virtual_stages = interleaving(model, o, f, rejected);
+  // Stages 2 and 3 are searched only when asked for: say why a family cannot have them (the
+  // default stage 1 is skipped at dp 1 without a line, as it always was).
+  for (int zero : o.zero_stages) {
+    if (zero >= 2 && f.dp == 1) {
+      rejected.push_back({fmt::format("{} zero{}", f.name(), zero), "dp 1: ZeRO shards over the data-parallel ranks"});
+    }
+  }
   return f;
 }
 
@@ -280,6 +287,8 @@ std::vector<int> micro_batch_candidates(const SearchOptions& o) {
 SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostModel& cost, const SearchOptions& o) {
   TESSERA_REQUIRE(o.world >= 1, "world size {} must be >= 1", o.world);
   TESSERA_REQUIRE(o.global_batch_size >= 1, "global batch size {} must be >= 1", o.global_batch_size);
+  for (int zero : o.zero_stages) TESSERA_REQUIRE(0 <= zero && zero <= 3, "ZeRO stage {} must be 0, 1, 2 or 3", zero);
+  TESSERA_REQUIRE(o.zero_prefetch >= 0, "zero_prefetch {} must be >= 0", o.zero_prefetch);
   SearchResult r;
   const std::vector<int> micros = micro_batch_candidates(o);
   for (int tp : divisors(o.world)) {
@@ -331,6 +340,7 @@ SearchOptions search_options_from_config(const Config& c, int world) {
   o.world = world;
   o.global_batch_size = c.train.global_batch_size;
   o.bucket_bytes = c.parallel.bucket_mb * (1 << 20);
+  o.zero_prefetch = c.parallel.zero_prefetch;
   o.precision = c.train.precision;
   o.threads_per_rank = c.train.threads;
   return o;
