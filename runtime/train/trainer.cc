@@ -11,6 +11,7 @@
 #include "runtime/compression/mask.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/runtime_support.h"
+#include "runtime/train/sharded_adamw.h"
 
 namespace tessera {
 
@@ -66,13 +67,26 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
-  if (data_parallel()) {
-    flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
-    grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
+  if (data_parallel() && par.zero_stage >= 2) {
+    zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch,
+                                              [this](int layer) { fix_layer_gradients(layer); });
+    int first = 0;
+    for (Model* m : chunk_ptrs) {
+      m->set_hooks(zero_units_.get(), first);
+      first += static_cast<int>(m->layers().size());
+    }
+    optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer);
+  } else {
+    if (data_parallel()) {
+      flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
+      grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
+    }
+    optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
+                                data_parallel() ? groups_.dp : nullptr);
   }
-  optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
-                              data_parallel() ? groups_.dp : nullptr);
   peak_flops_ = t.peak_tflops > 0 ? t.peak_tflops * 1e12 : measure_gemm_flops();
+  // Every rank built its layers whole before sharding them: the peak to report starts here.
+  reset_host_memory_peak();
 }
 
 std::vector<Parameter*> Trainer::parameters() const {
@@ -100,6 +114,12 @@ void Trainer::trace(const char* name, Clock::time_point start) {
 }
 
 void Trainer::on_layer_gradients_final(int layer) {
+  if (zero_units_) return;  // fixed up and reduce-scattered per microbatch
+  fix_layer_gradients(layer);
+  if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
+}
+
+void Trainer::fix_layer_gradients(int layer) {
   if (groups_.tp.sequence_sharded()) {
     for (Parameter* p : layers_[layer]->parameters()) {
       if (p->sequence_parallel_grad) tp_all_reduce(p->grad, ReduceOp::Sum, groups_.tp);
@@ -107,7 +127,6 @@ void Trainer::on_layer_gradients_final(int layer) {
   }
   // Pruned weights get no gradient: before the norm, the clip and the dp reduction.
   mask_gradients(layers_[layer]->parameters());
-  if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
 }
 
 MicrobatchContext Trainer::train_context(int mb) {
@@ -198,10 +217,12 @@ double Trainer::forward_backward() {
     trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
   }
   for (auto& m : chunks_) m->zero_grad();
+  if (zero_units_) zero_units_->begin_step();
   tp_comm_.seconds = 0;
   const double loss_sum = run_microbatches();
   const auto start = Clock::now();
   if (grad_sync_) grad_sync_->finish();
+  if (zero_units_) zero_units_->finish();
   trace("grad_sync", start);
   // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
   pending_loss_ = all_reduce_scalar(all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_,
@@ -234,6 +255,7 @@ StepResult Trainer::optimizer_step() {
     // After the update, so the step's checkpoint holds the new masks and a resume continues
     // the schedule from them.
     const double s = scheduled_sparsity(config_.prune, step_);
+    const GatheredParameters gathered(zero_units_.get(), true);  // ZeRO-3: pruning ranks every weight
     const PruneCounts c = prune_to_sparsity(parameters(), s, config_.prune.scope == "global",
                                             vocab_padded_rows(config_.model, graph_),
                                             {groups_.tp.comm, groups_.tp.rank, groups_.tp.size, groups_.pp});

@@ -28,6 +28,7 @@
 #include "runtime/train/optimizer.h"
 #include "runtime/train/parallel_groups.h"
 #include "runtime/train/trace.h"
+#include "runtime/train/zero_units.h"
 
 namespace tessera {
 
@@ -143,9 +144,11 @@ class Trainer {
   bool uses_executor() const { return executor_ != nullptr; }
   // Microbatch mb of this rank: from step_batch_ when set, else from the DataSource.
   MicrobatchContext train_context(int microbatch);
-  // Runs once per step when a layer has its final gradients: sums sequence-parallel partial
-  // gradients over tp, then hands the layer to the data-parallel buckets.
+  // Runs once per step when a layer has its final gradients: its fix-ups, then hands the layer
+  // to the data-parallel buckets. ZeRO-2/3 units run the fix-ups per microbatch themselves.
   void on_layer_gradients_final(int layer);
+  // Sums sequence-parallel partial gradients over tp and zeroes pruned weights' gradients.
+  void fix_layer_gradients(int layer);
   double run_microbatches();  // returns this rank's sum of microbatch losses
   void trace(const char* name, TraceRecorder::Clock::time_point start);
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
@@ -174,7 +177,8 @@ class Trainer {
   std::vector<Action> schedule_;
   std::unique_ptr<TraceRecorder> trace_;
   std::unique_ptr<FlatParameters> flat_;     // with data parallelism
-  std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
+  std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism, ZeRO stage 0 or 1
+  std::unique_ptr<ZeroUnits> zero_units_;    // with data parallelism, ZeRO stage 2 or 3
   std::unique_ptr<Optimizer> optimizer_;      // AdamW, or ZeRO-1 under data parallelism
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
   // Set by forward_backward for optimizer_step: the step's loss and when it started.

@@ -1,6 +1,7 @@
 // The Trainer's checkpoint glue: its parameters and optimizer moments as a CheckpointState,
 // and save, resume and init_from (weights only) over runtime/checkpoint.
 #include <chrono>
+#include <optional>
 
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/comm/agreement.h"
@@ -29,6 +30,7 @@ std::string Trainer::save(const std::string& dir) {
   TESSERA_REQUIRE(!dir.empty(), "Trainer::save: no checkpoint directory (checkpoint.dir is empty)");
   const auto start = Clock::now();
   CheckpointMoments moments;
+  const GatheredParameters gathered(zero_units_.get());  // ZeRO-3: the values are written whole
   const CheckpointState state = checkpoint_state(moments, true);
   const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
                                 groups_.pp_rank, optimizer_->zero_stage()};
@@ -55,6 +57,7 @@ bool Trainer::resume(const std::string& dir) {
   }
   Manifest manifest;
   CheckpointMoments moments;
+  std::optional<GatheredParameters> gathered(std::in_place, zero_units_.get(), true);  // ZeRO-3: loaded whole
   CheckpointState state = checkpoint_state(moments, false);
   // Each rank reads the files of its own shard: a damaged one stops every rank together.
   run_agreed(groups_.world, [&] {
@@ -66,6 +69,7 @@ bool Trainer::resume(const std::string& dir) {
   });
   optimizer_->load_moments(moments);
   optimizer_->set_steps_taken(state.optimizer_steps);
+  gathered.reset();  // each rank keeps its blocks of the loaded values
   step_ = state.step;
   message(LogLevel::Info, fmt::format("checkpoint: resumed from {} at step {} (saved under dp {} x tp {} x pp {}, zero {})",
                                       *found, step_, manifest.layout.dp, manifest.layout.tp, manifest.layout.pp,
@@ -77,6 +81,7 @@ void Trainer::init_from(const std::string& path) {
   std::string step_dir;
   Manifest manifest;
   CheckpointState state;
+  const GatheredParameters gathered(zero_units_.get(), true);
   state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
   run_agreed(groups_.world, [&] {
     step_dir = resolve_checkpoint(path);

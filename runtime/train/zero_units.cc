@@ -2,6 +2,7 @@
 #include "runtime/train/zero_units.h"
 
 #include <algorithm>
+#include <exception>
 #include <map>
 
 #include "core/error.h"
@@ -168,10 +169,12 @@ void ZeroUnits::after_backward(int layer) {
   if (u == nullptr) return;
   if (finalize_) finalize_(layer);
   for (Parameter* p : u->params) p->grad = Tensor();
+  // One reduce-scatter in flight while the next unit's gradient is computed: two unit
+  // gradients alive at most, as the memory model counts them.
+  for (Unit& other : units_) complete_scatter(other);
   u->reduced = Tensor::empty({u->block});
   u->scattering = dp_.reduce_scatter_async(u->grad, u->reduced, ReduceOp::Sum);
   release(*u);
-  poll_scatters();
 }
 
 void ZeroUnits::complete_scatter(Unit& u) {
@@ -183,12 +186,6 @@ void ZeroUnits::complete_scatter(Unit& u) {
   for (int64_t i = 0; i < u.block; ++i) acc[i] += in[i];
   u.grad = Tensor();
   u.reduced = Tensor();
-}
-
-void ZeroUnits::poll_scatters() {
-  for (Unit& u : units_) {
-    if (u.scattering && u.scattering->test()) complete_scatter(u);
-  }
 }
 
 void ZeroUnits::begin_step() { shard_grads_.zero(); }
@@ -247,6 +244,16 @@ void ZeroUnits::scatter_from_params(const std::vector<Tensor>& full, const std::
     const Tensor& t = *by_param.at(piece.param);
     shard.narrow(piece.shard, piece.numel).copy_from(t.view({t.numel()}).narrow(piece.param_begin, piece.numel));
   }
+}
+
+GatheredParameters::GatheredParameters(ZeroUnits* units, bool keep_changes) : units_(units), keep_(keep_changes) {
+  if (units_ != nullptr && units_->stage() == 3) units_->gather_all();
+}
+
+GatheredParameters::~GatheredParameters() {
+  if (units_ == nullptr || units_->stage() != 3) return;
+  if (keep_ && std::uncaught_exceptions() == 0) units_->take_shards();
+  units_->release_all();
 }
 
 }  // namespace tessera

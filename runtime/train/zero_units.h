@@ -91,7 +91,6 @@ class ZeroUnits final : public LayerHooks {
   void release(Unit& u);
   void bind_values(Unit& u);
   void complete_scatter(Unit& u);
-  void poll_scatters();
   // Units of the same chunk after (step 1) or before (step -1) `layer`, up to the prefetch limit.
   void prefetch(int layer, int step);
   Tensor own_block(Unit& u);
@@ -105,6 +104,21 @@ class ZeroUnits final : public LayerHooks {
   Tensor shard_grads_;
   std::vector<Piece> pieces_;
   double exposed_ms_ = 0;
+};
+
+// Every parameter full for a scope (ZeRO-3; nothing otherwise), for what reads or writes all of
+// them at once: checkpoints, pruning. Collective over dp. With keep_changes the values were
+// written in the scope (a load, pruning): each rank keeps its blocks of them at the end.
+class GatheredParameters {
+ public:
+  GatheredParameters(ZeroUnits* units, bool keep_changes = false);
+  ~GatheredParameters();
+  GatheredParameters(const GatheredParameters&) = delete;
+  GatheredParameters& operator=(const GatheredParameters&) = delete;
+
+ private:
+  ZeroUnits* units_;
+  bool keep_;
 };
 
 }  // namespace tessera
