@@ -198,7 +198,9 @@ PipelineCosts pipeline_costs(const Candidate& c, const LayerTimes& t, const std:
       forward += t.forward[i];
       backward += t.backward[i];
       pc.stage_compute_s[g] += t.compute[i];
-      pc.stage_tp_s[g] += t.forward[i] + t.backward[i] - t.compute[i];
+      // What is not compute: the tp collectives, less ZeRO-2/3's dp stalls (reported with dp).
+      const double zero = t.zero_wait.empty() ? 0.0 : t.zero_wait[i] + (i == 0 ? t.zero_tail : 0.0);
+      pc.stage_tp_s[g] += t.forward[i] + t.backward[i] - t.compute[i] - zero;
     }
     pc.stages.forward_ms.push_back(forward * 1e3);
     pc.stages.backward_ms.push_back(backward * 1e3);

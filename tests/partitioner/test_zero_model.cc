@@ -198,6 +198,12 @@ TEST_CASE("the layout search takes ZeRO-3 where only it fits, and says why the o
   }
   for (const PartitionPlan* p : by_stage) REQUIRE(p != nullptr);
   CHECK(by_stage[3]->breakdown.dp_bytes == Approx(1.5 * by_stage[1]->breakdown.dp_bytes));
+  // ZeRO-3's stalls are dp time, not tp time (tp is 1), and prefetch hides part of the gathers.
+  CHECK(by_stage[3]->breakdown.tp_comm_s == Approx(0).margin(1e-12));
+  CHECK(by_stage[3]->breakdown.dp_exposed_s > 0);
+  CHECK(by_stage[3]->breakdown.dp_exposed_s < by_stage[3]->breakdown.dp_comm_s);
+  // ZeRO-1 exposes all of its reduce-scatter and all-gather.
+  CHECK(by_stage[1]->breakdown.dp_exposed_s == Approx(by_stage[1]->breakdown.dp_comm_s));
   CHECK(by_stage[3]->peak_memory() < by_stage[2]->peak_memory());
   CHECK(by_stage[2]->peak_memory() < by_stage[1]->peak_memory());
   // dp 1 families say why they have no stage 2 or 3.
