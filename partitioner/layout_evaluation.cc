@@ -56,6 +56,7 @@ Candidate::Candidate(const ModelConfig& m, int64_t vocab, const CostModel& c, co
 struct LayerTimes {
   std::vector<double> forward, backward, compute;
   std::vector<double> zero_wait;  // ZeRO-2/3: the stalls for the layer's dp collectives
+  std::vector<double> zero_link;  // ZeRO-2/3: the layer's dp collectives (gathers, reduce-scatter)
   double zero_tail = 0;           // ZeRO-2/3: reduce-scatters left after layer 0's backward
 };
 
@@ -80,7 +81,9 @@ void add_zero_overlap(const Candidate& c, LayerTimes& t) {
   auto reversed = [](std::vector<double> v) { return std::vector<double>(v.rbegin(), v.rend()); };
   const UnitOverlap bwd = overlap_units(reversed(t.backward), reversed(gather), reversed(scatter), c.options.zero_prefetch);
   t.zero_wait.assign(n, 0.0);
+  t.zero_link.assign(n, 0.0);
   for (size_t i = 0; i < n; ++i) {
+    t.zero_link[i] = 2 * gather[i] + scatter[i];
     t.forward[i] += fwd.wait[i];
     t.backward[i] += bwd.wait[n - 1 - i];
     t.zero_wait[i] = fwd.wait[i] + bwd.wait[n - 1 - i];
@@ -220,15 +223,18 @@ struct RankTail {
   double after_pipeline_s = 0;  // the exposed part that follows the pipeline (not ZeRO-2/3's stalls)
 };
 
-// `zero_exposed_s`: the ZeRO-2/3 stalls of the rank's layers over the step (already in the
-// pipeline's times, reported here).
-RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, double zero_exposed_s) {
+// ZeRO-2/3 over a step, from the rank's layers: their collectives unit by unit (link) and the
+// stalls they caused (exposed, already in the pipeline's times, reported here).
+struct ZeroStep {
+  double link_s = 0, exposed_s = 0;
+};
+
+RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, const ZeroStep& zero) {
   const Layout& lay = c.layout;
   const LinkModel& dp_link = *c.placement.dp_link;
   const int stage = lay.dp > 1 ? lay.zero_stage : 0;
   const int m = c.microbatches;
   const double grads = 4.0 * static_cast<double>(params);  // fp32 gradients
-  const double gathered = static_cast<double>(gather_element_bytes(c.memory.mixed_precision)) * params;
   RankTail tail;
   tail.dp_bytes = dp_traffic_bytes(params, lay.dp, stage, m, c.memory.mixed_precision).total();
   const double scatter = dp_link.reduce_scatter_seconds(grads, lay.dp), gather = dp_link.all_gather_seconds(grads, lay.dp);
@@ -237,13 +243,13 @@ RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, d
     tail.dp_comm_s = tail.dp_exposed_s = tail.after_pipeline_s = scatter + gather;
   } else if (stage == 2) {
     // Every microbatch's reduce-scatters run inside its backward; the all-gather after the step.
-    tail.dp_comm_s = m * scatter + gather;
-    tail.dp_exposed_s = zero_exposed_s + gather;
+    tail.dp_comm_s = zero.link_s + gather;
+    tail.dp_exposed_s = zero.exposed_s + gather;
     tail.after_pipeline_s = gather;
   } else if (stage == 3) {
     // Everything runs inside the forward and backward passes; no gather after the step.
-    tail.dp_comm_s = m * (scatter + 2 * dp_link.all_gather_seconds(gathered, lay.dp));
-    tail.dp_exposed_s = zero_exposed_s;
+    tail.dp_comm_s = zero.link_s;
+    tail.dp_exposed_s = zero.exposed_s;
   } else if (lay.dp > 1) {
     // Buckets go out as the last microbatch's backward completes their layers; what does not
     // fit behind that backward, and at least the last bucket, is exposed.
@@ -267,17 +273,20 @@ void time_the_step(const Candidate& c, const LayerTimes& t, const PipelineCosts&
   double step = 0, busiest = 0, total_work = 0;
   for (int rank = 0; rank < pp; ++rank) {
     int64_t params = 0;
-    double work = 0, tp_time = 0, zero_exposed = 0;
+    double work = 0, tp_time = 0;
+    ZeroStep zero;
     for (int chunk = 0; chunk < v; ++chunk) {
       for (int i = chunks[rank][chunk].first; i < chunks[rank][chunk].last; ++i) {
         params += c.layers[i].params;
-        if (!t.zero_wait.empty()) zero_exposed += m * (t.zero_wait[i] + (i == 0 ? t.zero_tail : 0.0));
+        if (t.zero_wait.empty()) continue;
+        zero.exposed_s += m * (t.zero_wait[i] + (i == 0 ? t.zero_tail : 0.0));
+        zero.link_s += m * t.zero_link[i];
       }
       work += m * pc.stage_compute_s[chunk * pp + rank];
       tp_time += m * pc.stage_tp_s[chunk * pp + rank];
     }
     // Chunk 0 runs the rank's last backward.
-    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, zero_exposed);
+    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, zero);
     const double pipeline_end = sim.timeline[rank].empty() ? sim.makespan_ms / 1e3 : sim.timeline[rank].back().end_ms / 1e3;
     const double rank_step = pipeline_end + tail.after_pipeline_s + tail.optimizer_s;
     if (rank_step > step) {
