@@ -72,8 +72,9 @@ const std::map<std::string, std::string>& meanings() {
        "`seq_length`."},
       {"parallel.zero_stage",
        "`1`: ZeRO-1, the AdamW moments sharded over the dp ranks (reduce-scatter of gradients, all-gather "
-       "of parameters). 2 (gradients sharded too) and 3 (parameters too) are modelled by `tessera plan "
-       "--zero 0,1,2,3` but refused by this build's trainer."},
+       "of parameters). `2`: gradients sharded too (each layer's reduce-scattered during every microbatch's "
+       "backward). `3`: parameters sharded too, each layer gathered before its forward and its backward "
+       "(docs/zero.md)."},
       {"parallel.zero_prefetch",
        "ZeRO-3: how many units (layers) are gathered ahead of the one computing; each costs one full unit of "
        "memory in the compute precision (the planner counts `zero_prefetch + 1` units). 0 gathers on demand."},

@@ -262,13 +262,6 @@ std::optional<Family> make_family(const ModelConfig& model, const SearchOptions&
     return std::nullopt;
   }
   f.max_virtual_stages = interleaving(model, o, f, rejected);
-  // Stages 2 and 3 are searched only when asked for: say why a family cannot have them (the
-  // default stage 1 is skipped at dp 1 without a line, as it always was).
-  for (int zero : o.zero_stages) {
-    if (zero >= 2 && f.dp == 1) {
-      rejected.push_back({fmt::format("{} zero{}", f.name(), zero), "dp 1: ZeRO shards over the data-parallel ranks"});
-    }
-  }
   return f;
 }
 

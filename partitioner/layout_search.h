@@ -38,9 +38,7 @@ struct SearchOptions {
   std::vector<ScheduleKind> schedules = {ScheduleKind::OneFOneB, ScheduleKind::Interleaved, ScheduleKind::GPipe};
   int max_virtual_stages = 4;          // interleaved: v in 2..this
   std::vector<Recompute> recompute = {Recompute::None, Recompute::Selective, Recompute::Full};  // selective: gpt only
-  // 1..3 only where dp > 1. Stages 2 and 3 are modelled (partitioner/zero_model.h) but the
-  // trainer refuses them yet, so they are searched only when asked for (`plan --zero`).
-  std::vector<int> zero_stages = {0, 1};
+  std::vector<int> zero_stages = {0, 1, 2, 3};  // 1..3 only where dp > 1 (partitioner/zero_model.h)
   int zero_prefetch = 1;  // parallel.zero_prefetch: ZeRO-3 gathers in flight ahead of the unit computing
   std::vector<bool> sequence_parallel = {false, true};  // true only for gpt with tp > 1
   double bucket_bytes = 4.0 * (1 << 20);

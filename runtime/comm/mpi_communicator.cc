@@ -160,6 +160,8 @@ int MpiCommunicator::rank() const { return state_->rank; }
 int MpiCommunicator::size() const { return state_->size; }
 const std::string& MpiCommunicator::name() const { return state_->name; }
 void MpiCommunicator::set_step(int64_t step) { state_->step = step; }
+
+CommTraffic MpiCommunicator::traffic() const { return state_->traffic; }
 double MpiCommunicator::timeout_s() const { return state_->timeout_s; }
 MPI_Comm MpiCommunicator::mpi_comm() const { return state_->comm; }
 

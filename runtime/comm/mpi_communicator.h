@@ -46,6 +46,7 @@ class MpiCommunicator final : public Communicator {
   int size() const override;
   const std::string& name() const override;
   void set_step(int64_t step) override;
+  CommTraffic traffic() const override;
 
   // The MPI_COMM_WORLD rank of this group's rank `group_rank` (default: this rank).
   int world_rank(int group_rank) const;

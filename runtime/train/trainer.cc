@@ -216,6 +216,7 @@ double Trainer::forward_backward() {
     const int64_t run_step = step_ - first_step_;
     trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
   }
+  if (data_parallel()) dp_traffic_at_step_start_ = groups_.dp->traffic();
   for (auto& m : chunks_) m->zero_grad();
   if (zero_units_) zero_units_->begin_step();
   tp_comm_.seconds = 0;
@@ -250,6 +251,13 @@ StepResult Trainer::optimizer_step() {
     optimizer_->step(r.lr);
   }
   trace("optimizer", start);
+  if (data_parallel()) {
+    const CommTraffic now = groups_.dp->traffic(), &then = dp_traffic_at_step_start_;
+    dp_traffic_.all_reduce += now.all_reduce - then.all_reduce;
+    dp_traffic_.all_gather += now.all_gather - then.all_gather;
+    dp_traffic_.reduce_scatter += now.reduce_scatter - then.reduce_scatter;
+    ++dp_traffic_steps_;
+  }
   ++step_;
   if (is_prune_step(config_.prune, step_)) {
     // After the update, so the step's checkpoint holds the new masks and a resume continues

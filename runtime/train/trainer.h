@@ -179,6 +179,10 @@ class Trainer {
   std::unique_ptr<FlatParameters> flat_;     // with data parallelism
   std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism, ZeRO stage 0 or 1
   std::unique_ptr<ZeroUnits> zero_units_;    // with data parallelism, ZeRO stage 2 or 3
+  // Data-parallel collective payloads of the training steps of this run (not checkpoints or
+  // evaluation), for the traffic line at the end of the run.
+  CommTraffic dp_traffic_at_step_start_, dp_traffic_;
+  int64_t dp_traffic_steps_ = 0;
   std::unique_ptr<Optimizer> optimizer_;      // AdamW, or ZeRO-1 under data parallelism
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
   // Set by forward_backward for optimizer_step: the step's loss and when it started.

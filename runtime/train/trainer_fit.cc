@@ -129,6 +129,16 @@ void Trainer::log_run_end() {
     message(LogLevel::Info,
             fmt::format("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", ")));
   }
+  if (dp_traffic_steps_ > 0) {
+    // Measured payloads per step, and what a ring sends for them (partitioner/zero_model.h).
+    const double steps = static_cast<double>(dp_traffic_steps_), mib = 1048576.0;
+    message(LogLevel::Info,
+            fmt::format("dp traffic per step (this rank): all-reduce {:.3f} MiB, all-gather {:.3f} MiB, "
+                        "reduce-scatter {:.3f} MiB; a ring sends {:.3f} MiB of it",
+                        dp_traffic_.all_reduce / steps / mib, dp_traffic_.all_gather / steps / mib,
+                        dp_traffic_.reduce_scatter / steps / mib,
+                        dp_traffic_.ring_sent_bytes(groups_.dp_size) / steps / mib));
+  }
   if (trace_ && groups_.world) {
     trace_->write(config_.log.trace, *groups_.world);
     message(LogLevel::Info, fmt::format("trace of steps {}-{} written to {}", first_step_ + kTraceFirstStep + 1,

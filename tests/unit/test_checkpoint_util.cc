@@ -28,6 +28,7 @@ class LocalCommunicator : public Communicator {
   int size() const override { return 1; }
   const std::string& name() const override { return name_; }
   void set_step(int64_t) override {}
+  CommTraffic traffic() const override { return {}; }
   void all_reduce(Tensor&, ReduceOp) override {}
   std::unique_ptr<CommRequest> all_reduce_async(Tensor&, ReduceOp) override {
     return std::make_unique<Done>();
