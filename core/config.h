@@ -10,11 +10,19 @@
 namespace tessera {
 
 struct ModelConfig {
-  std::string arch = "gpt";  // gpt | mlp
+  std::string arch = "gpt";  // gpt | llama | mlp
   int num_layers = 4;
   int hidden_size = 128;
-  int num_attention_heads = 4;  // gpt only
-  int ffn_hidden_size = 0;      // gpt only; 0 means 4 * hidden_size
+  int num_attention_heads = 4;  // gpt and llama
+  int ffn_hidden_size = 0;      // gpt and llama; 0 means 4 * hidden_size
+  // llama only. Key/value heads (grouped-query attention): num_attention_heads for multi-head
+  // attention, 1 for multi-query attention; 0 means num_attention_heads.
+  int num_query_groups = 0;
+  float rotary_base = 10000.f;              // llama only: RoPE theta
+  std::string normalization = "layernorm";  // layernorm (gpt) | rmsnorm (llama)
+  float norm_epsilon = 1e-5f;               // llama only (gpt's LayerNorm uses 1e-5)
+  // llama only: a separate output projection instead of the token embedding's transpose.
+  bool untie_embeddings_and_output_weights = false;
   // gpt only; 0 means hidden_size / num_attention_heads. Set when heads were pruned away, so
   // the attention width (heads * head_dim) is no longer the hidden size.
   int head_dim = 0;
@@ -27,6 +35,11 @@ struct ModelConfig {
   int output_size = 0;              // mlp only: number of classes, 0 means the vocab size
   float init_std = 0.02f;
 };
+
+// Key/value heads of a llama model (num_query_groups, defaulting to the attention heads).
+inline int query_groups(const ModelConfig& model) {
+  return model.num_query_groups > 0 ? model.num_query_groups : model.num_attention_heads;
+}
 
 // Width of one attention head (Megatron's kv_channels).
 inline int attention_head_dim(const ModelConfig& model) {
@@ -45,7 +58,20 @@ struct ParallelConfig {
   int zero_stage = 0;
   int zero_prefetch = 1;  // ZeRO-3: unit gathers in flight ahead of the unit computing
   double bucket_mb = 0.25;  // measured best on the 2-core machine (docs/benchmarks.md)
+  std::string grad_reduce_dtype = "fp32";  // fp32 | bf16: what data-parallel gradient reduction sends
   double timeout_s = 300.0;
+  // How data-parallel replicas agree (runtime/train/outer_sync.h): `allreduce` averages every
+  // step's gradients; `local_sgd` and `diloco` let each replica take sync_interval inner steps
+  // on its own, then average the replicas' parameter change (DiLoCo: through an outer
+  // Nesterov step; local SGD: plain averaging).
+  std::string data_parallel_sync = "allreduce";  // allreduce | local_sgd | diloco
+  int sync_interval = 1;        // H: inner steps between two syncs of a fragment
+  double outer_lr = 0.7;        // DiLoCo's outer learning rate (Douillard et al., 2023)
+  double outer_momentum = 0.9;  // its outer momentum
+  bool outer_nesterov = true;
+  int outer_fragments = 1;       // streaming: fragments (groups of blocks) synced at staggered steps
+  int outer_delay = 0;           // tau: a fragment's reduction is applied this many steps after launch
+  std::string outer_dtype = "fp32";  // fp32 | bf16: the dtype the outer deltas travel in
 };
 
 struct OptimizerConfig {
@@ -66,7 +92,13 @@ struct TrainConfig {
   int global_batch_size = 12;
   int max_steps = 2000;
   uint64_t seed = 1337;
-  std::string precision = "fp32";
+  std::string precision = "fp32";  // fp32 | bf16 | fp16: the GEMMs' input dtype (runtime/compute)
+  std::string gemm = "onednn";     // onednn | eigen (the fp32 reference): the CPU GEMM library
+  // fp16 dynamic loss scaling (Megatron's names): the starting scale, the good steps after which
+  // it doubles, and the floor it is never halved below.
+  double initial_loss_scale = 65536.0;
+  int loss_scale_window = 1000;
+  double min_loss_scale = 1.0;
   // A step whose loss or gradient norm is NaN/Inf: abort the job with a clear error, or skip
   // its update (counted in the log line and metrics).
   std::string on_nan = "abort";
@@ -82,6 +114,9 @@ struct DataConfig {
   std::string format = "text";  // text | tokens (llm.c .bin)
   double val_fraction = 0.1;
   std::string val_path;  // tokens format: a separate validation file (optional)
+  // tokens format: the SentencePiece .model the token files were made with (optional);
+  // generate decodes with it and export --hf ships it.
+  std::string tokenizer;
 };
 
 struct CheckpointConfig {

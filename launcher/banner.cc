@@ -31,7 +31,11 @@ std::string model_line(const ModelConfig& m, const LayerGraph& graph, int64_t vo
       m.arch == "gpt" ? fmt::format("gpt, {} layers x {} hidden, {} heads, ffn {}, seq {}", m.num_layers,
                                     m.hidden_size, m.num_attention_heads,
                                     m.ffn_hidden_size > 0 ? m.ffn_hidden_size : 4 * m.hidden_size, m.seq_length)
-                      : fmt::format("mlp, {} layers x {} hidden, seq {}", m.num_layers, m.hidden_size, m.seq_length);
+      : m.arch == "llama"
+          ? fmt::format("llama, {} layers x {} hidden, {} heads / {} kv groups, ffn {}, seq {}, {} embeddings",
+                        m.num_layers, m.hidden_size, m.num_attention_heads, query_groups(m), ffn_size(m),
+                        m.seq_length, m.untie_embeddings_and_output_weights ? "untied" : "tied")
+          : fmt::format("mlp, {} layers x {} hidden, seq {}", m.num_layers, m.hidden_size, m.seq_length);
   return fmt::format("{}, vocab {}: {:.2f}M parameters", shape, vocab, static_cast<double>(graph.total_params()) / 1e6);
 }
 
@@ -55,6 +59,18 @@ std::string prediction_line(const RunFacts& f) {
                      fmt::join(memory, ", "), f.prediction_source);
 }
 
+// ", dp sync diloco H=20 (4 fragments, delay 2, bf16)" for local SGD / DiLoCo, else nothing.
+std::string outer_sync_text(const ParallelConfig& p) {
+  if (p.data_parallel_sync == "allreduce") return "";
+  std::string s = fmt::format(", dp sync {} H={}", p.data_parallel_sync, p.sync_interval);
+  if (p.data_parallel_sync == "diloco") s += fmt::format(" (outer lr {:g}, momentum {:g})", p.outer_lr, p.outer_momentum);
+  if (p.outer_fragments > 1 || p.outer_delay > 0) {
+    s += fmt::format(", streaming: {} fragments, delay {}", p.outer_fragments, p.outer_delay);
+  }
+  if (p.outer_dtype != "fp32") s += ", " + p.outer_dtype + " deltas";
+  return s;
+}
+
 }  // namespace
 
 std::string format_banner(const Config& c, const LayerGraph& graph, const RunFacts& f) {
@@ -63,10 +79,10 @@ std::string format_banner(const Config& c, const LayerGraph& graph, const RunFac
   const int microbatches = c.train.global_batch_size / (c.train.micro_batch_size * f.dp);
   std::string out = fmt::format("tessera {} | world {} = dp {} x tp {} x pp {} | {} thread{} per rank\n",
                                 TESSERA_VERSION, f.world, f.dp, tp, pp, f.threads, f.threads == 1 ? "" : "s");
-  out += fmt::format("  layout      schedule {}, v {}, {} microbatch{} of {} per rank, sp {}, zero {}, recompute {}\n",
+  out += fmt::format("  layout      schedule {}, v {}, {} microbatch{} of {} per rank, sp {}, zero {}, recompute {}{}\n",
                      pp > 1 ? par.schedule : "none (pp 1)", par.virtual_stages, microbatches,
                      microbatches == 1 ? "" : "es", c.train.micro_batch_size, par.sequence_parallel ? "on" : "off",
-                     par.zero_stage, par.recompute);
+                     par.zero_stage, par.recompute, outer_sync_text(par));
   std::string how;
   if (par.partition.empty()) {
     how = f.partition_source.empty() ? " (auto)" : fmt::format(" (auto, balanced by {})", f.partition_source);

@@ -1,4 +1,4 @@
-// `tessera inspect`, `tessera export` (safetensors or ONNX) and `tessera reshard`: offline tools
+// `tessera inspect`, `tessera export` (safetensors, ONNX or Hugging Face) and `tessera reshard`: offline tools
 // over checkpoints.
 #include <iostream>
 
@@ -9,6 +9,7 @@
 #include "runtime/data/vocabulary.h"
 #include "runtime/export/onnx_export.h"
 #include "runtime/export/onnx_model.h"
+#include "runtime/interop/hf_export.h"
 #include "runtime/train/trainer.h"
 
 namespace tessera {
@@ -19,17 +20,29 @@ int run_inspect(const std::string& path) {
 }
 
 int run_export(const ExportCommandOptions& o) {
-  if (o.safetensors.empty() == o.onnx.empty()) {
-    throw UsageError("export: give exactly one of --safetensors FILE and --onnx FILE");
+  if (!o.safetensors.empty() + !o.onnx.empty() + !o.hf.empty() != 1) {
+    throw UsageError("export: give exactly one of --safetensors FILE, --onnx FILE and --hf DIR");
   }
-  if (o.nanogpt_names && !o.onnx.empty()) throw UsageError("export: --nanogpt-names applies to --safetensors only");
-  if (o.external_data_threshold != 0 && !o.safetensors.empty()) {
+  if (o.nanogpt_names && o.safetensors.empty()) throw UsageError("export: --nanogpt-names applies to --safetensors only");
+  if (o.dtype != "fp32" && o.safetensors.empty()) throw UsageError("export: --dtype applies to --safetensors only");
+  if (o.external_data_threshold != 0 && o.onnx.empty()) {
     throw UsageError("export: --external-data-threshold applies to --onnx only");
   }
   const std::string step_dir = resolve_checkpoint(o.checkpoint);
+  if (!o.hf.empty()) {
+    // The run's tokenizer, when it had one, goes with the model.
+    const Manifest manifest = read_manifest(step_dir);
+    const std::string tokenizer =
+        parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config").data.tokenizer;
+    const HfExportResult r = export_hf(step_dir, o.hf, tokenizer);
+    std::cout << "exported " << step_dir << " to " << o.hf << " (" << r.architecture << ", " << r.tensors
+              << " tensors" << (r.tokenizer ? ", tokenizer " + tokenizer : std::string()) << ")\n";
+    return 0;
+  }
   if (!o.safetensors.empty()) {
     ExportOptions options;
     if (o.nanogpt_names) options.transformer_prefix = "transformer.";
+    options.bf16 = o.dtype == "bf16";
     export_consolidated(step_dir, o.safetensors, options);
     std::cout << "exported " << step_dir << " to " << o.safetensors << "\n";
     return 0;

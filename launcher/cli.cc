@@ -13,6 +13,8 @@
 #include "launcher/commands.h"
 #include "launcher/config_command.h"
 #include "launcher/generate_command.h"
+#include "launcher/import_command.h"
+#include "launcher/tokenize_command.h"
 #include "launcher/plan_command.h"
 #include "launcher/prune_command.h"
 #include "launcher/serve_command.h"
@@ -52,13 +54,20 @@ void add_checkpoint_commands(CLI::App& app, CheckpointCommands& c) {
   c.inspect->add_option("checkpoint", c.path, "Checkpoint step directory, or a checkpoint.dir for its newest")
       ->required();
   c.export_cmd = app.add_subcommand(
-      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors) or as an ONNX model "
-                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx); give exactly one");
+      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors), as an ONNX model "
+                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx), or as a Hugging Face model "
+                "directory (--hf); give exactly one");
   c.export_cmd->add_option("checkpoint", c.export_options.checkpoint, "Checkpoint step directory, or a checkpoint.dir")
       ->required();
   c.export_cmd->add_option("--safetensors", c.export_options.safetensors, "Output safetensors file");
   c.export_cmd->add_option("--onnx", c.export_options.onnx,
                            "Output ONNX file (opset 17; input `tokens` int64 [batch, seq], output `logits`)");
+  c.export_cmd->add_option("--dtype", c.export_options.dtype,
+                           "--safetensors only: fp32 (the masters, default) or bf16 (half the bytes)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  c.export_cmd->add_option("--hf", c.export_options.hf,
+                           "Output directory for transformers' from_pretrained: config.json, model.safetensors, "
+                           "generation_config.json (gpt -> GPT2LMHeadModel, llama -> LlamaForCausalLM)");
   c.export_cmd->add_flag("--nanogpt-names", c.export_options.nanogpt_names,
                          "Name tensors as nanoGPT's module (transformer.h.0...); --safetensors only");
   c.export_cmd->add_option("--external-data-threshold", c.export_options.external_data_threshold,
@@ -94,6 +103,10 @@ int run_cli(int argc, char** argv) {
 
   CheckpointCommands checkpoint;
   add_checkpoint_commands(app, checkpoint);
+  ImportOptions import_options;
+  CLI::App* import_cmd = add_import_command(app, import_options);
+  TokenizeOptions tokenize_options;
+  CLI::App* tokenize_cmd = add_tokenize_command(app, tokenize_options);
 
   // A usage mistake is one line and exit code 2, the Unix convention for a bad command line.
   const auto usage_error = [&](const char* what) {
@@ -123,6 +136,8 @@ int run_cli(int argc, char** argv) {
       if (checkpoint.inspect->parsed()) return run_inspect(checkpoint.path);
       if (checkpoint.export_cmd->parsed()) return run_export(checkpoint.export_options);
       if (checkpoint.reshard->parsed()) return run_reshard(checkpoint.path, checkpoint.out, checkpoint.reshard_overrides);
+      if (import_cmd->parsed()) return run_import(import_options);
+      if (tokenize_cmd->parsed()) return run_tokenize(tokenize_options);
     } catch (const SetupFailed&) {
       return 1;
     } catch (const UsageError& e) {

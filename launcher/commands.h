@@ -38,14 +38,17 @@ int run_inspect(const std::string& path);
 
 struct ExportCommandOptions {
   std::string checkpoint;
-  std::string safetensors;  // exactly one of safetensors and onnx is set
+  std::string safetensors;  // exactly one of safetensors, onnx and hf is set
   std::string onnx;
   bool nanogpt_names = false;  // safetensors only
   int64_t external_data_threshold = 0;  // onnx only; 0 = OnnxExportOptions' default (2 GiB)
+  std::string hf;  // a Hugging Face model directory (runtime/interop/hf_export.h)
+  std::string dtype = "fp32";  // safetensors only: fp32 | bf16
 };
 // `tessera export CKPT --safetensors OUT`: one consolidated safetensors file of global,
 // unpadded tensors that PyTorch loads; nanogpt_names prefixes the names as nanoGPT's module.
 // `tessera export CKPT --onnx OUT`: the model's forward as an ONNX model (docs/onnx.md).
+// `tessera export CKPT --hf DIR`: a directory transformers' from_pretrained loads (docs/huggingface.md).
 // Options that do not go together throw UsageError.
 int run_export(const ExportCommandOptions& options);
 

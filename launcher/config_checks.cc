@@ -56,7 +56,9 @@ void check_data(const Config& c, const Provenance& at) {
     require(vocab == "chars" || vocab == "bytes", c, at, "model.vocab",
             "must be chars or bytes with data.format = text");
     require(d.val_path.empty(), c, at, "data.val_path", "must be null unless data.format = tokens");
+    require(d.tokenizer.empty(), c, at, "data.tokenizer", "must be null unless data.format = tokens");
   }
+
   if (c.train.eval_interval > 0 && d.val_path.empty()) {
     require(d.val_fraction > 0, c, at, "data.val_fraction",
             fmt::format("must be > 0 when train.eval_interval = {}{}", c.train.eval_interval,
@@ -83,6 +85,45 @@ void check_prune(const Config& c, const Provenance& at) {
                       p.interval));
 }
 
+// Local SGD / DiLoCo (runtime/train/outer_sync.h): each setting needs the mode that uses it.
+void check_outer_sync(const Config& c, const Provenance& at) {
+  const ParallelConfig& p = c.parallel;
+  const ParallelConfig defaults;
+  const bool local = p.data_parallel_sync != "allreduce";
+  const std::string needs_local =
+      "needs parallel.data_parallel_sync = local_sgd or diloco (allreduce syncs every step)";
+  require(local || p.sync_interval == 1, c, at, "parallel.sync_interval", needs_local);
+  require(local || p.outer_fragments == 1, c, at, "parallel.outer_fragments", needs_local);
+  require(local || p.outer_delay == 0, c, at, "parallel.outer_delay", needs_local);
+  require(local || p.outer_dtype == "fp32", c, at, "parallel.outer_dtype", needs_local);
+  const std::string needs_diloco = fmt::format("only applies with parallel.data_parallel_sync = diloco, not {}{}",
+                                               p.data_parallel_sync,
+                                               local ? " (local SGD averages: outer lr 1, no momentum)" : "");
+  const bool diloco = p.data_parallel_sync == "diloco";
+  require(diloco || p.outer_lr == defaults.outer_lr, c, at, "parallel.outer_lr", needs_diloco);
+  require(diloco || p.outer_momentum == defaults.outer_momentum, c, at, "parallel.outer_momentum", needs_diloco);
+  require(diloco || p.outer_nesterov == defaults.outer_nesterov, c, at, "parallel.outer_nesterov", needs_diloco);
+  if (!local) return;
+  require(c.model.num_layers % p.outer_fragments == 0, c, at, "parallel.outer_fragments",
+          fmt::format("must divide model.num_layers = {} (each fragment is a run of whole blocks)",
+                      c.model.num_layers));
+  require(p.outer_fragments <= p.sync_interval, c, at, "parallel.outer_fragments",
+          fmt::format("must be at most parallel.sync_interval = {} (one fragment's sync per step at most)",
+                      p.sync_interval));
+  require(p.outer_delay < p.sync_interval, c, at, "parallel.outer_delay",
+          fmt::format("must be less than parallel.sync_interval = {} (a fragment's reduction must be applied "
+                      "before its next one starts)", p.sync_interval));
+  require(p.outer_dtype == "fp32" || p.zero_stage == 0, c, at, "parallel.outer_dtype",
+          "must be fp32 with parallel.zero_stage = 1 (the sharded outer state averages the replicas' fp32 "
+          "parameters, not their deltas)");
+  require(p.outer_delay == 0 || p.zero_stage == 0, c, at, "parallel.outer_delay",
+          "must be 0 with parallel.zero_stage = 1 (the sharded outer step is a blocking reduce-scatter and "
+          "all-gather)");
+  require(c.prune.target_sparsity == 0, c, at, "prune.target_sparsity",
+          fmt::format("must be 0 with parallel.data_parallel_sync = {} (replicas would choose different masks)",
+                      p.data_parallel_sync));
+}
+
 }  // namespace
 
 void check_config(const Config& c, const Provenance& at, int custom_layers) {
@@ -96,6 +137,7 @@ void check_config(const Config& c, const Provenance& at, int custom_layers) {
   check_data(c, at);
   check_checkpoint(c, at);
   check_prune(c, at);
+  check_outer_sync(c, at);
 }
 
 }  // namespace config

@@ -17,14 +17,32 @@ const std::map<std::string, std::string>& meanings() {
   static const std::map<std::string, std::string> table = {
       {"model.arch",
        "`gpt`: a nanoGPT-style decoder (token + position embedding, pre-LayerNorm blocks, final LayerNorm, "
-       "untied head). `mlp`: each position predicts the next token from its own token alone (embedding, "
+       "untied head). `llama`: a Llama-family decoder (RMSNorm, rotary position embeddings, grouped-query "
+       "attention, SwiGLU MLP, no biases; needs `normalization: rmsnorm`). `mlp`: each position predicts the next token from its own token alone (embedding, "
        "`num_layers` Linear + activation layers, linear head)."},
       {"model.num_layers",
        "gpt: transformer blocks; mlp: Linear + activation layers. The layer graph has `num_layers + 2` "
        "layers (plus the embedding and the head)."},
       {"model.hidden_size", "Width of the residual stream (gpt) or of the hidden layers (mlp)."},
-      {"model.num_attention_heads", "gpt only. Must divide `hidden_size` (unless `head_dim` is set)."},
-      {"model.ffn_hidden_size", "gpt only: inner width of the block's MLP; 0 or null means `4 * hidden_size`."},
+      {"model.num_attention_heads",
+       "gpt and llama (query heads). Must divide `hidden_size` (unless `head_dim` is set) and be divisible by "
+       "`tensor_model_parallel_size`."},
+      {"model.ffn_hidden_size",
+       "gpt and llama: inner width of the block's MLP (llama: of each of the gate and up projections); 0 or "
+       "null means `4 * hidden_size`."},
+      {"model.num_query_groups",
+       "llama only: key/value heads of grouped-query attention; `num_attention_heads` (or 0) is multi-head "
+       "attention, 1 multi-query attention. Must divide `num_attention_heads`; tensor parallelism splits "
+       "the groups, so `tensor_model_parallel_size` must divide it too (groups are not replicated)."},
+      {"model.rotary_base", "llama only: theta of the rotary position embedding (Llama 2: 10000, Llama 3: 500000)."},
+      {"model.normalization",
+       "`layernorm` (gpt, which requires it) or `rmsnorm` (llama, which requires it), for every norm of the model."},
+      {"model.norm_epsilon", "llama only: epsilon of RMSNorm (gpt's LayerNorm uses 1e-5)."},
+      {"model.untie_embeddings_and_output_weights",
+       "llama only: `false` (the default, as Megatron) makes the output projection the token embedding's "
+       "transpose, one parameter `wte.weight`; `true` gives the head its own `lm_head.weight`. Tied weights "
+       "need `pipeline_model_parallel_size: 1` (the embedding and the head must be on one stage). gpt's "
+       "head is always untied."},
       {"model.head_dim",
        "gpt only: width of one attention head; 0 means `hidden_size / num_attention_heads`. `tessera prune "
        "--structured heads=...` sets it for a model whose heads were removed, whose attention width "
@@ -39,8 +57,8 @@ const std::map<std::string, std::string>& meanings() {
       {"model.input_size", "mlp only: width of the token embedding; 0 means `hidden_size`."},
       {"model.output_size", "mlp only: classes of the head; 0 means the vocabulary size."},
       {"model.init_std",
-       "gpt only: weights and embeddings are drawn from N(0, init_std); the residual projections use "
-       "`init_std / sqrt(2 * num_layers)`. Every layout starts from the same weights (seeded by "
+       "gpt and llama: weights and embeddings are drawn from N(0, init_std); gpt's residual projections use "
+       "`init_std / sqrt(2 * num_layers)` (llama's do not, as transformers initialises it). Every layout starts from the same weights (seeded by "
        "`train.seed` and the parameter's name)."},
 
       {"parallel.tensor_model_parallel_size",
@@ -81,6 +99,28 @@ const std::map<std::string, std::string>& meanings() {
       {"parallel.bucket_mb",
        "Data-parallel gradient all-reduce bucket size in MiB; buckets are launched during the last "
        "microbatch's backward as soon as they are full (dp > 1, `zero_stage: 0`)."},
+      {"parallel.data_parallel_sync",
+       "How dp replicas agree. `allreduce`: gradients averaged every step. `local_sgd`: each replica "
+       "takes `sync_interval` AdamW steps on its own batches, then the replicas' parameters are averaged. "
+       "`diloco`: the same, but the averaged parameter change is the gradient of an outer Nesterov SGD "
+       "step (`outer_lr`, `outer_momentum`). Each replica keeps its own AdamW state; with `zero_stage: 1` "
+       "the outer state is sharded over dp. Communicates about `sync_interval` times less than "
+       "`allreduce`."},
+      {"parallel.sync_interval",
+       "H: inner steps between two syncs of the same fragment (`local_sgd`, `diloco`)."},
+      {"parallel.outer_lr", "DiLoCo's outer learning rate (0.7 in the paper)."},
+      {"parallel.outer_momentum", "DiLoCo's outer momentum (0.9 in the paper); 0: plain outer SGD."},
+      {"parallel.outer_nesterov", "DiLoCo's outer step uses Nesterov momentum (PyTorch SGD's form)."},
+      {"parallel.outer_fragments",
+       "Streaming DiLoCo: the transformer blocks split into this many fragments (it must divide "
+       "`model.num_layers`; the embedding joins the first, the head the last), each synced every "
+       "`sync_interval` steps at a staggered step, so the link carries one fragment at a time."},
+      {"parallel.outer_delay",
+       "tau: a fragment's reduction runs in the background (non-blocking MPI) while this many inner "
+       "steps continue, and is applied after them (0: applied at once). Must be less than "
+       "`sync_interval`."},
+      {"parallel.outer_dtype",
+       "`bf16`: the outer deltas travel (and are summed) in bfloat16, half the bytes of `fp32`."},
       {"parallel.timeout_s",
        "Seconds any single communication may wait; then the job ends with a message naming the operation, "
        "the group, the step and the missing peer."},
@@ -93,7 +133,16 @@ const std::map<std::string, std::string>& meanings() {
       {"train.seed",
        "Seeds the initial weights and the batches. Batches depend only on (seed, step, sample index), "
        "never on the layout."},
-      {"train.precision", "Only `fp32` runs on the CPU backend; bf16 and fp16 are refused."},
+      {"parallel.grad_reduce_dtype",
+       "Data-parallel gradient reduction in `fp32` (default) or `bf16`: half the bytes, every partial sum "
+       "rounded to bf16 (docs/precision.md)."},
+      {"train.precision",
+       "GEMM input precision: `bf16` and `fp16` keep fp32 master weights, optimizer state, norms, softmax and the "
+       "loss, and feed the GEMMs low-precision copies; `fp16` adds dynamic loss scaling (docs/precision.md)."},
+      {"train.gemm", "CPU GEMM library: `onednn` (fp32, bf16) or `eigen` (the fp32 reference)."},
+      {"train.initial_loss_scale", "fp16 only: the dynamic loss scale's start (halved on overflow)."},
+      {"train.loss_scale_window", "fp16 only: overflow-free steps after which the loss scale doubles."},
+      {"train.min_loss_scale", "fp16 only: the floor of the loss scale."},
       {"train.on_nan",
        "A step whose loss or gradient norm is NaN/Inf: `abort` ends the job with one line naming the step; "
        "`skip` drops that update and counts it (`| skipped N` in the step line)."},
@@ -125,6 +174,10 @@ const std::map<std::string, std::string>& meanings() {
       {"data.val_fraction",
        "The last `val_fraction` of the tokens is the validation split, the rest the training split; "
        "must be > 0 when validation runs without `val_path`."},
+      {"data.tokenizer",
+       "The SentencePiece `.model` the token files were made with (`format: tokens` only; `tessera tokenize` "
+       "writes one): its size must equal `model.vocab`. `generate` encodes prompts and decodes with it, and "
+       "`export --hf` ships it as the model's tokenizer."},
       {"data.val_path", "A separate validation token file (`format: tokens` only); then `path` trains in full."},
 
       {"checkpoint.dir",

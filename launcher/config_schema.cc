@@ -1,5 +1,5 @@
-// The schema table (every field of core/config.h), its field builders, and the nearest-key
-// suggestions for unknown keys.
+// The schema table (every field of core/config.h), its field builders, and the rendering of
+// values in messages (show, require). The unknown-key suggestions are config_suggestions.cc.
 #include "launcher/config_schema.h"
 
 #include <fmt/format.h>
@@ -64,6 +64,7 @@ bool is_non_negative(double x) { return x >= 0; }
 bool is_finite(double) { return true; }  // scalar_number already refuses inf and nan
 bool is_fraction(double x) { return x >= 0 && x <= 0.5; }
 bool is_sparsity(double x) { return x >= 0 && x < 1; }
+bool is_momentum(double x) { return x >= 0 && x < 1; }
 
 template <class Ref>
 Field boolean(std::string key, Ref ref) {
@@ -253,7 +254,7 @@ Field seed_field() {
 
 std::vector<Field> make_schema() {
   return {
-      one_of("model.arch", TESSERA_AT(model.arch), {"gpt", "mlp"}),
+      one_of("model.arch", TESSERA_AT(model.arch), {"gpt", "llama", "mlp"}),
       positive("model.num_layers", TESSERA_AT(model.num_layers)),
       positive("model.hidden_size", TESSERA_AT(model.hidden_size)),
       positive("model.num_attention_heads", TESSERA_AT(model.num_attention_heads)),
@@ -261,6 +262,11 @@ std::vector<Field> make_schema() {
       // Set by `tessera prune --structured heads=...`: heads * head_dim may differ from hidden_size.
       integer("model.head_dim", TESSERA_AT(model.head_dim), 0,
               "must be a positive integer, or 0 for hidden_size / num_attention_heads"),
+      non_negative("model.num_query_groups", TESSERA_AT(model.num_query_groups)),
+      number("model.rotary_base", TESSERA_AT(model.rotary_base), is_positive, "must be a positive number"),
+      one_of("model.normalization", TESSERA_AT(model.normalization), {"layernorm", "rmsnorm"}),
+      number("model.norm_epsilon", TESSERA_AT(model.norm_epsilon), is_positive, "must be a positive number"),
+      boolean("model.untie_embeddings_and_output_weights", TESSERA_AT(model.untie_embeddings_and_output_weights)),
       positive("model.seq_length", TESSERA_AT(model.seq_length)),
       vocab_field(),
       one_of("model.activation", TESSERA_AT(model.activation), {"gelu", "relu"}),
@@ -279,13 +285,28 @@ std::vector<Field> make_schema() {
       integer("parallel.zero_stage", TESSERA_AT(parallel.zero_stage), 0, "must be 0, 1, 2 or 3", 3),
       integer("parallel.zero_prefetch", TESSERA_AT(parallel.zero_prefetch), 0, "must be an integer from 0 to 8", 8),
       number("parallel.bucket_mb", TESSERA_AT(parallel.bucket_mb), is_positive, "must be a positive number"),
+      one_of("parallel.grad_reduce_dtype", TESSERA_AT(parallel.grad_reduce_dtype), {"fp32", "bf16"}),
       number("parallel.timeout_s", TESSERA_AT(parallel.timeout_s), is_positive, "must be a positive number"),
+      one_of("parallel.data_parallel_sync", TESSERA_AT(parallel.data_parallel_sync),
+             {"allreduce", "local_sgd", "diloco"}),
+      positive("parallel.sync_interval", TESSERA_AT(parallel.sync_interval)),
+      number("parallel.outer_lr", TESSERA_AT(parallel.outer_lr), is_positive, "must be a positive number"),
+      number("parallel.outer_momentum", TESSERA_AT(parallel.outer_momentum), is_momentum,
+             "must be in [0, 1)"),
+      boolean("parallel.outer_nesterov", TESSERA_AT(parallel.outer_nesterov)),
+      positive("parallel.outer_fragments", TESSERA_AT(parallel.outer_fragments)),
+      non_negative("parallel.outer_delay", TESSERA_AT(parallel.outer_delay)),
+      one_of("parallel.outer_dtype", TESSERA_AT(parallel.outer_dtype), {"fp32", "bf16"}),
 
       positive("train.micro_batch_size", TESSERA_AT(train.micro_batch_size)),
       positive("train.global_batch_size", TESSERA_AT(train.global_batch_size)),
       positive("train.max_steps", TESSERA_AT(train.max_steps)),
       seed_field(),
       one_of("train.precision", TESSERA_AT(train.precision), {"fp32", "bf16", "fp16"}),
+      one_of("train.gemm", TESSERA_AT(train.gemm), {"onednn", "eigen"}),
+      number("train.initial_loss_scale", TESSERA_AT(train.initial_loss_scale), is_positive, "must be a positive number"),
+      positive("train.loss_scale_window", TESSERA_AT(train.loss_scale_window)),
+      number("train.min_loss_scale", TESSERA_AT(train.min_loss_scale), is_positive, "must be a positive number"),
       one_of("train.on_nan", TESSERA_AT(train.on_nan), {"abort", "skip"}),
       non_negative("train.threads", TESSERA_AT(train.threads)),
       non_negative("train.eval_interval", TESSERA_AT(train.eval_interval)),
@@ -309,6 +330,7 @@ std::vector<Field> make_schema() {
       one_of("data.format", TESSERA_AT(data.format), {"text", "tokens"}),
       number("data.val_fraction", TESSERA_AT(data.val_fraction), is_fraction, "must be a number in [0, 0.5]"),
       path("data.val_path", TESSERA_AT(data.val_path), true),
+      path("data.tokenizer", TESSERA_AT(data.tokenizer), true),
 
       path("checkpoint.dir", TESSERA_AT(checkpoint.dir), true),
       non_negative("checkpoint.interval", TESSERA_AT(checkpoint.interval)),
@@ -335,103 +357,6 @@ std::vector<Field> make_schema() {
 
 #undef TESSERA_AT
 
-std::string parent_of(const std::string& key) {
-  const auto dot = key.rfind('.');
-  return dot == std::string::npos ? "" : key.substr(0, dot);
-}
-
-std::string leaf_of(const std::string& key) {
-  const auto dot = key.rfind('.');
-  return dot == std::string::npos ? key : key.substr(dot + 1);
-}
-
-// Every key a config may hold: the sections and the fields, in schema order.
-const std::vector<std::string>& known_keys() {
-  static const std::vector<std::string> keys = [] {
-    std::vector<std::string> out;
-    for (const auto& f : schema()) {
-      for (std::string s = parent_of(f.key); !s.empty(); s = parent_of(s)) {
-        if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
-      }
-      out.push_back(f.key);
-    }
-    return out;
-  }();
-  return keys;
-}
-
-// Edit distance counting a swap of neighbours as one edit (optimal string alignment).
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-// Names other trainers use (nanoGPT, Megatron, Hugging Face) for our keys.
-const std::vector<std::pair<std::string, std::string>>& aliases() {
-  static const std::vector<std::pair<std::string, std::string>> table = {
-      {"n_layer", "model.num_layers"}, {"n_layers", "model.num_layers"},
-      {"num_hidden_layers", "model.num_layers"}, {"n_head", "model.num_attention_heads"},
-      {"n_heads", "model.num_attention_heads"}, {"num_heads", "model.num_attention_heads"},
-      {"n_embd", "model.hidden_size"}, {"d_model", "model.hidden_size"},
-      {"intermediate_size", "model.ffn_hidden_size"}, {"d_ff", "model.ffn_hidden_size"},
-      {"block_size", "model.seq_length"}, {"seq_len", "model.seq_length"},
-      {"max_position_embeddings", "model.seq_length"}, {"vocab_size", "model.vocab"},
-      {"init_method_std", "model.init_std"}, {"tp", "parallel.tensor_model_parallel_size"},
-      {"tensor_parallel_size", "parallel.tensor_model_parallel_size"},
-      {"pp", "parallel.pipeline_model_parallel_size"},
-      {"pipeline_parallel_size", "parallel.pipeline_model_parallel_size"},
-      {"dp", "parallel.data_parallel_size"},
-      {"virtual_pipeline_model_parallel_size", "parallel.virtual_stages"},
-      {"batch_size", "train.micro_batch_size"}, {"max_iters", "train.max_steps"},
-      {"train_iters", "train.max_steps"}, {"dtype", "train.precision"},
-      {"learning_rate", "train.optimizer.lr"}, {"warmup_iters", "train.optimizer.warmup_steps"},
-      {"lr_decay_iters", "train.optimizer.decay_steps"}, {"beta1", "train.optimizer.betas"},
-      {"beta2", "train.optimizer.betas"}, {"clip_grad", "train.optimizer.grad_clip"},
-      {"out_dir", "checkpoint.dir"}, {"save_interval", "checkpoint.interval"},
-      {"log_interval", "log.interval"},
-  };
-  return table;
-}
-
-std::string suggestion_for(const std::string& key) {
-  const std::string parent = parent_of(key), leaf = leaf_of(key);
-  // A typo within the right section is the likeliest mistake.
-  std::string best;
-  size_t best_distance = std::max<size_t>(1, leaf.size() / 3) + 1;
-  for (const auto& k : known_keys()) {
-    if (parent_of(k) != parent) continue;
-    const size_t d = edit_distance(leaf_of(k), leaf);
-    if (d < best_distance) best = k, best_distance = d;
-  }
-  if (!best.empty()) return best;
-  // Then the right name in the wrong section (train.lr -> train.optimizer.lr).
-  for (const auto& k : known_keys()) {
-    if (leaf_of(k) == leaf) return k;
-  }
-  for (const auto& [alias, target] : aliases()) {
-    if (alias == leaf) return target;
-  }
-  // Then a name cut short or run on (global_batch -> global_batch_size).
-  for (const auto& k : known_keys()) {
-    const std::string known = leaf_of(k);
-    if (parent_of(k) == parent && std::min(known.size(), leaf.size()) >= 4 &&
-        (known.starts_with(leaf) || leaf.starts_with(known))) {
-      return k;
-    }
-  }
-  return "";
-}
-
 }  // namespace
 
 const std::vector<Field>& schema() {
@@ -446,30 +371,10 @@ const Field* find_field(const std::string& key) {
   return nullptr;
 }
 
-bool is_section(const std::string& key) {
-  if (key.empty()) return true;
-  const auto& keys = known_keys();
-  return std::find(keys.begin(), keys.end(), key) != keys.end() && find_field(key) == nullptr;
-}
-
 std::string show(const Config& c, const std::string& key) {
   const Field* f = find_field(key);
   TESSERA_CHECK(f != nullptr, "no config field '{}'", key);
   return describe(f->write(c));
-}
-
-std::string unknown_key_message(const std::string& key) {
-  std::string message = fmt::format("unknown key '{}'", key);
-  const std::string suggestion = suggestion_for(key);
-  if (!suggestion.empty()) return message + fmt::format(" (did you mean '{}'?)", suggestion);
-  const std::string parent = parent_of(key);
-  if (!is_section(parent)) return message + fmt::format(" ({} is a value, not a section)", parent);
-  std::vector<std::string> siblings;
-  for (const auto& k : known_keys()) {
-    if (parent_of(k) == parent) siblings.push_back(leaf_of(k));
-  }
-  if (parent.empty()) return message + fmt::format(" (known sections: {})", fmt::join(siblings, ", "));
-  return message + fmt::format(" (known keys in {}: {})", parent, fmt::join(siblings, ", "));
 }
 
 Provenance::Provenance(std::string source) : source_(source.empty() ? "config" : std::move(source)) {}

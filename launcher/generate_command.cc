@@ -6,8 +6,14 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 
+#include "launcher/text_codec.h"
+#include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/inference/generate.h"
+#include "runtime/inference/llama_inference.h"
+#include "runtime/serving/llama_sequence_model.h"
+#include "runtime/serving/sequence_generate.h"
 
 namespace tessera {
 namespace {
@@ -24,11 +30,16 @@ CLI::Validator non_negative(const std::string& what) {
       "NONNEGATIVE");
 }
 
+bool is_llama_checkpoint(const std::string& step_dir) {
+  const Manifest manifest = read_manifest(step_dir);
+  return manifest.model.has_value() && manifest.model->arch == "llama";
+}
+
 }  // namespace
 
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   CLI::App* cmd = app.add_subcommand(
-      "generate", "Sample text from a GPT checkpoint: the prompt and its continuation to stdout, timings to stderr");
+      "generate", "Sample text from a GPT or Llama checkpoint: the prompt and its continuation to stdout, timings to stderr");
   cmd->add_option("checkpoint", o.checkpoint, "Checkpoint step directory, or a checkpoint.dir for its newest")
       ->required();
   cmd->add_option("--prompt", o.prompt,
@@ -49,11 +60,25 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
 }
 
 int run_generate(const GenerateOptions& o) {
-  const InferenceModel model = InferenceModel::load(o.checkpoint);
-  const Vocabulary& vocab = model.vocabulary();
+  const std::string step_dir = resolve_checkpoint(o.checkpoint);
+  const bool llama = is_llama_checkpoint(step_dir);
+  TESSERA_REQUIRE(!(llama && o.no_cache), "--no-cache: llama checkpoints always generate with the KV cache");
+  std::unique_ptr<InferenceModel> gpt;
+  std::unique_ptr<LlamaInferenceModel> llama_model;
+  int64_t vocab_size = 0, context = 0;
+  if (llama) {
+    llama_model = std::make_unique<LlamaInferenceModel>(LlamaInferenceModel::load(step_dir));
+    vocab_size = llama_model->vocab_size();
+    context = llama_model->context_length();
+  } else {
+    gpt = std::make_unique<InferenceModel>(InferenceModel::load(step_dir));
+    vocab_size = gpt->vocab_size();
+    context = gpt->context_length();
+  }
+  const TextCodec codec = text_codec_for_checkpoint(step_dir, vocab_size);
   std::vector<int32_t> prompt;
   try {
-    prompt = vocab.encode(o.prompt);
+    prompt = codec.encode(o.prompt);
   } catch (const InputError& e) {
     throw InputError(fmt::format("--prompt: {}", e.what()));
   }
@@ -61,14 +86,19 @@ int run_generate(const GenerateOptions& o) {
   SamplingOptions sampling;
   sampling.temperature = o.greedy ? 0.0f : o.temperature;
   sampling.top_k = o.top_k;
-  const GenerationResult r = o.no_cache ? generate_uncached(model, prompt, o.max_tokens, sampling, o.seed)
-                                        : generate(model, prompt, o.max_tokens, sampling, o.seed);
-  std::cout << vocab.decode(r.tokens) << std::endl;
+  GenerationResult r;
+  if (llama) {
+    r = generate_sequence(LlamaSequenceModel(*llama_model), prompt, o.max_tokens, sampling, o.seed);
+  } else {
+    r = o.no_cache ? generate_uncached(*gpt, prompt, o.max_tokens, sampling, o.seed)
+                   : generate(*gpt, prompt, o.max_tokens, sampling, o.seed);
+  }
+  std::cout << codec.decode(r.tokens) << std::endl;
   const int64_t generated = static_cast<int64_t>(r.tokens.size() - prompt.size());
   // The first generated token comes from the prefill; the rest from the decode steps.
   const int64_t decoded = std::max<int64_t>(0, generated - 1);
   std::cerr << fmt::format("generate: prefill {} tokens in {:.1f} ms; decode {} tokens in {:.1f} ms ({:.1f} tokens/s){}\n",
-                           std::min<int64_t>(prompt.size(), model.context_length()), r.prefill_ms, decoded,
+                           std::min<int64_t>(prompt.size(), context), r.prefill_ms, decoded,
                            r.decode_ms, decoded > 0 ? decoded / (r.decode_ms / 1000.0) : 0.0,
                            o.no_cache ? ", no KV cache" : "");
   return 0;

@@ -17,7 +17,8 @@
 #include <optional>
 #include <thread>
 
-#include "kernels/matmul.h"
+#include "runtime/compute/compute.h"
+#include "runtime/compute/cpu_backend.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/mpi_environment.h"
 #include "core/error.h"
@@ -53,10 +54,18 @@ double time_best(F&& f, int trials = 3, double min_s = 0.02) {
   return best;
 }
 
-// FLOP/s of C[m, n] = A[m, k] B[k, n].
-double gemm_rate(int64_t m, int64_t n, int64_t k) {
+// FLOP/s of C[m, n] = A[m, k] B[k, n] with `dtype` inputs, through the GEMM the trainer runs
+// (oneDNN, runtime/compute).
+double gemm_rate(Backend& backend, int64_t m, int64_t n, int64_t k, DType dtype = DType::F32) {
   Tensor a = Tensor::full({m, k}, 0.5f), b = Tensor::full({k, n}, 0.25f), c = Tensor::zeros({m, n});
-  const double s = time_best([&] { kernels::cpu::gemm(false, false, m, n, k, 1.f, a.f32(), k, b.f32(), n, 0.f, c.f32(), n); }, 5, 0.01);
+  if (dtype != DType::F32) {
+    Tensor a16 = Tensor::empty(a.shape(), dtype), b16 = Tensor::empty(b.shape(), dtype);
+    backend.cast(a, a16);
+    backend.cast(b, b16);
+    a = a16;
+    b = b16;
+  }
+  const double s = time_best([&] { backend.matmul({a, false, b, false, c}); }, 5, 0.01);
   return 2.0 * static_cast<double>(m) * n * k / s;
 }
 
@@ -74,7 +83,9 @@ double triad_bandwidth() {
 double block_seconds(int C, int H, int T, int B) {
   TransformerBlock block("h.0", BlockShape{C, H, 4 * C}, 1, 0.02f, 1, TpGroup::single());
   Tensor x = Tensor::full({int64_t{B} * T, C}, 0.1f), dy = Tensor::full({int64_t{B} * T, C}, 0.01f);
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = Tensor::zeros({B, T}, DType::I32);
   ctx.targets = ctx.tokens;
   return time_best([&] {
@@ -99,11 +110,12 @@ ClusterModel measure_compute(nlohmann::json& samples) {
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(1);
+  CpuBackend backend(CpuGemm::OneDnn);
   // The shapes layers run: rows (tokens) by widths, plus square ones for the large end.
   std::vector<GemmSample> gemm;
   nlohmann::json shapes = nlohmann::json::array();
   auto sample = [&](int64_t m, int64_t n, int64_t k) {
-    const double rate = gemm_rate(m, n, k);
+    const double rate = gemm_rate(backend, m, n, k);
     gemm.push_back({std::cbrt(static_cast<double>(m) * n * k), rate});
     shapes.push_back({m, n, k, rate / 1e9});
   };
@@ -120,12 +132,16 @@ ClusterModel measure_compute(nlohmann::json& samples) {
   c.nodes = 1;
   c.oversubscribe = true;
   c.node_memory_bytes = node_memory_bytes();
-  c.device.name = "cpu core (fp32, Eigen)";
+  c.device.name = "cpu core (oneDNN fp32/bf16)";
   c.device = fit_gemm_curve(gemm, c.device);
+  // The bf16 peak (train.precision bf16/fp16) as the measured bf16 : fp32 ratio of a large product.
+  const double bf16_ratio = gemm_rate(backend, 1024, 1024, 1024, DType::BF16) / gemm_rate(backend, 1024, 1024, 1024);
+  c.device.peak_flops_half = c.device.peak_flops * bf16_ratio;
+  samples["gemm_bf16_over_fp32_1024"] = bf16_ratio;
   c.device.memory_bandwidth = triad_bandwidth();
-  const double one = gemm_rate(512, 512, 512);
+  const double one = gemm_rate(backend, 512, 512, 512);
   omp_set_num_threads(cores);
-  const double all = gemm_rate(512, 512, 512);
+  const double all = gemm_rate(backend, 512, 512, 512);
   omp_set_num_threads(1);
   c.device.multi_unit_efficiency = cores > 1 ? std::clamp(all / (cores * one), 0.1, 1.0) : 1.0;
 

@@ -1,7 +1,9 @@
-// `tessera serve CKPT`: an HTTP model server for a trained GPT checkpoint. Handler threads
-// validate and queue requests; one decode loop thread runs continuous batching over them.
-// SIGTERM / SIGINT: stop accepting, answer what is queued with 503, finish what is running,
-// exit 0. See docs/serving.md.
+// `tessera serve CKPT`: an HTTP model server for a trained GPT checkpoint that speaks OpenAI's
+// completions protocol. Handler threads validate and queue requests; one decode loop thread
+// runs continuous batching over them. Under `mpirun -np N ... --tp N` the model's heads are
+// split over N ranks; rank 0 serves HTTP and drives the others step by step. SIGTERM /
+// SIGINT: stop accepting, answer what is queued with 503, finish what is running up to
+// --shutdown-timeout, exit 0. See docs/serving.md.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,10 @@ struct ServeOptions {
   int64_t max_prompt_chars = 0;    // 0: the context length - 1
   int threads = 0;                 // OpenMP threads of the decode steps; 0: OpenMP's default
   std::string name;                // the model's name in answers; empty: the checkpoint dir's
+  int read_timeout_s = 10;         // a request that stalls this long: 408
+  double shutdown_timeout_s = 30;  // running requests get this long to finish after SIGTERM
+  int tp = 1;                      // tensor-parallel ranks (the world size under mpirun)
+  double comm_timeout_s = 60;      // --tp: how long a rank waits on a collective
 };
 
 // Registers the `serve` subcommand on app, filling `options` when parsed.

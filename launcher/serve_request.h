@@ -1,39 +1,66 @@
-// `tessera serve`'s JSON: POST /v1/completions bodies parsed and validated into a
-// CompletionRequest (every rule broken is one InputError line naming the field), and the
-// JSON written back. Unknown fields are refused, so a misspelt "max_token" is not ignored.
+// `tessera serve`'s OpenAI completions request: a POST /v1/completions body parsed and
+// validated into prompts (in tokens) and options. Every rule broken is one RequestError naming
+// the field (OpenAI's `param`); unknown fields are refused, so a misspelt "max_token" is not
+// silently ignored. Null stands for "not given", as in OpenAI's API.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "core/error.h"
 #include "runtime/data/vocabulary.h"
-#include "runtime/serving/completion.h"
+#include "runtime/inference/sampler.h"
 
 namespace tessera {
 
-struct CompletionLimits {
-  int64_t context_length = 0;    // prompt tokens + max_tokens must fit
-  int64_t max_prompt_chars = 0;  // --max-prompt-chars
-  float max_temperature = 100.0f;
+// A refused request: its HTTP status, the field at fault ("" when none) and OpenAI's error
+// code ("" when none). what() is the one-line message.
+class RequestError : public InputError {
+ public:
+  RequestError(int status, std::string param, const std::string& message, std::string code = "")
+      : InputError(message), status_(status), param_(std::move(param)), code_(std::move(code)) {}
+  int status() const { return status_; }
+  const std::string& param() const { return param_; }
+  const std::string& code() const { return code_; }
+
+ private:
+  int status_;
+  std::string param_, code_;
 };
 
-// Body: {"prompt": str, "max_tokens": int = min(16, room left), "temperature": number = 0.8,
-// "top_k": int = 0, "seed": int = default_seed}. The prompt is encoded with `vocab`.
-CompletionRequest parse_completion_request(std::string_view body, const Vocabulary& vocab,
-                                           const CompletionLimits& limits, uint64_t default_seed);
+struct CompletionLimits {
+  std::string model_name;        // `model` must name it (404 otherwise)
+  int64_t context_length = 0;    // prompt tokens + max_tokens must fit
+  int64_t max_prompt_chars = 0;  // --max-prompt-chars
+  int64_t max_sequences = 0;     // prompts x n per request
+  float max_temperature = 100.0f;
+  int max_logprobs = 20;
+  int max_stop = 16;             // stop strings per request, each at most 256 bytes
+};
 
-// The 200 answer: text, seed, token counts and timings.
-nlohmann::json completion_response(const std::string& model_name, const CompletionRequest& request,
-                                   const CompletionResult& result, const Vocabulary& vocab);
+struct CompletionParams {
+  std::vector<std::string> prompt_texts;          // one per prompt
+  std::vector<std::vector<int32_t>> prompts;      // the same in tokens
+  std::vector<int64_t> max_tokens;                // per prompt (the default depends on its room)
+  SamplingOptions sampling;
+  int n = 1;                                      // choices per prompt
+  std::vector<std::string> stop;
+  std::optional<uint64_t> seed;                   // choice i samples with seed + i
+  bool stream = false;
+  bool include_usage = false;                     // stream_options.include_usage
+  int logprobs = -1;                              // -1: none
+  bool echo = false;
+};
 
-// {"error": reason}.
-nlohmann::json error_body(const std::string& reason);
-
-// JSON text for an HTTP body. Generated text may hold bytes that are not UTF-8 (a bytes or
-// chars vocabulary can cut a multi-byte character); they become U+FFFD instead of throwing.
-std::string dump_json(const nlohmann::json& json);
+// Body: {"model": str, "prompt": str | [str] | [token id] | [[token id]], "max_tokens": int = min(16, room) (0 allowed with
+// echo: the prompt's logprobs only), "temperature":
+// number = 1, "top_p": number = 1, "top_k": int = 0 (extension, as vLLM), "n": int = 1,
+// "stop": str | [str], "seed": int, "stream": bool, "stream_options": {"include_usage": bool},
+// "logprobs": int, "echo": bool}. Throws RequestError.
+CompletionParams parse_completion_request(std::string_view body, const Vocabulary& vocab,
+                                          const CompletionLimits& limits);
 
 }  // namespace tessera

@@ -2,6 +2,7 @@
 #include "partitioner/layer_graph.h"
 
 #include "core/error.h"
+#include "partitioner/llama_layers.h"
 
 namespace tessera {
 namespace {
@@ -84,6 +85,10 @@ LayerGraph build_layer_graph(const ModelConfig& m, int64_t vocab_size, int64_t B
     head.backward_flops = 2.0 * head.forward_flops;
     head.activation_bytes = kF32 * (2 * N * C + N * vocab_size + 4 * N);
     g.layers.push_back(head);
+  } else if (m.arch == "llama") {
+    g.layers.push_back(llama_embedding_spec(m, vocab_size, B));
+    for (int i = 0; i < m.num_layers; ++i) g.layers.push_back(llama_block_spec(m, i, B));
+    g.layers.push_back(llama_head_spec(m, vocab_size, B));
   } else if (m.arch == "mlp") {
     // An embedding of the input tokens, then num_layers Linear layers; the last one
     // projects to the output classes and is followed by the loss in the head.

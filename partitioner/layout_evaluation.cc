@@ -217,7 +217,8 @@ PipelineCosts pipeline_costs(const Candidate& c, const LayerTimes& t, const std:
 }
 
 // One pipeline rank's part of the step after its last backward: the data-parallel gradient
-// reduction (what of it is exposed) and the optimizer step; its traffic.
+// reduction, or the local SGD / DiLoCo outer sync (what of it is exposed), and the optimizer
+// step; its traffic.
 struct RankTail {
   double dp_comm_s = 0, dp_exposed_s = 0, optimizer_s = 0, dp_bytes = 0;
   double after_pipeline_s = 0;  // the exposed part that follows the pipeline (not ZeRO-2/3's stalls)
@@ -229,16 +230,24 @@ struct ZeroStep {
   double link_s = 0, exposed_s = 0;
 };
 
-RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, const ZeroStep& zero) {
+RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, double pipeline_end_s,
+                   const ZeroStep& zero) {
   const Layout& lay = c.layout;
   const LinkModel& dp_link = *c.placement.dp_link;
   const int stage = lay.dp > 1 ? lay.zero_stage : 0;
   const int m = c.microbatches;
+  const bool local_sync = c.options.data_parallel_sync != "allreduce";
   const double grads = 4.0 * static_cast<double>(params);  // fp32 gradients
   RankTail tail;
-  tail.dp_bytes = dp_traffic_bytes(params, lay.dp, stage, m, c.memory.mixed_precision).total();
   const double scatter = dp_link.reduce_scatter_seconds(grads, lay.dp), gather = dp_link.all_gather_seconds(grads, lay.dp);
-  if (stage == 1) {
+  if (lay.dp > 1 && local_sync) {
+    // Local SGD / DiLoCo: a sync of the parameters every H steps (partitioner/outer_sync_cost.h).
+    OuterSyncCostOptions outer = c.options.outer;
+    outer.sharded = stage >= 1;
+    const DpCommCost cost = outer_sync_cost(dp_link, params, lay.dp, outer, pipeline_end_s);
+    tail.dp_comm_s = cost.comm_s;
+    tail.dp_exposed_s = tail.after_pipeline_s = cost.exposed_s;
+  } else if (stage == 1) {
     // Reduce-scatter after the backward, all-gather after the step: nothing overlaps.
     tail.dp_comm_s = tail.dp_exposed_s = tail.after_pipeline_s = scatter + gather;
   } else if (stage == 2) {
@@ -257,7 +266,11 @@ RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, c
     const double last_bucket = dp_link.all_reduce_seconds(std::min(grads, c.options.bucket_bytes), lay.dp);
     tail.dp_exposed_s = tail.after_pipeline_s = std::max(tail.dp_comm_s - last_backward_s, last_bucket);
   }
-  tail.optimizer_s = c.cost.optimizer_seconds(stage >= 1 ? (params + lay.dp - 1) / lay.dp : params, c.threads_per_rank);
+  if (!local_sync) tail.dp_bytes = dp_traffic_bytes(params, lay.dp, stage, m, c.memory.mixed_precision).total();
+  // Each local SGD / DiLoCo replica keeps its whole AdamW (ZeRO shards only its outer state).
+  const bool sharded_optimizer = stage >= 1 && !local_sync;
+  tail.optimizer_s =
+      c.cost.optimizer_seconds(sharded_optimizer ? (params + lay.dp - 1) / lay.dp : params, c.threads_per_rank);
   return tail;
 }
 
@@ -285,9 +298,9 @@ void time_the_step(const Candidate& c, const LayerTimes& t, const PipelineCosts&
       work += m * pc.stage_compute_s[chunk * pp + rank];
       tp_time += m * pc.stage_tp_s[chunk * pp + rank];
     }
-    // Chunk 0 runs the rank's last backward.
-    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, zero);
     const double pipeline_end = sim.timeline[rank].empty() ? sim.makespan_ms / 1e3 : sim.timeline[rank].back().end_ms / 1e3;
+    // Chunk 0 runs the rank's last backward.
+    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, pipeline_end, zero);
     const double rank_step = pipeline_end + tail.after_pipeline_s + tail.optimizer_s;
     if (rank_step > step) {
       step = rank_step;

@@ -44,9 +44,15 @@ void check_tensor_parallel(const ModelConfig& m, const LayoutFacts& l, std::vect
   auto divides = [&](LayoutRule rule, const char* key, const char* what, int64_t n, int64_t shown) {
     if (n % tp != 0) out.push_back({rule, key, std::to_string(shown), by_tp, tp_brief(what, n, tp)});
   };
-  if (m.arch == "gpt") {
+  if (m.arch == "gpt" || m.arch == "llama") {
     divides(LayoutRule::HeadsDivisibleByTp, "model.num_attention_heads", "heads", m.num_attention_heads,
             m.num_attention_heads);
+    // llama's key/value groups divide the heads; tp may divide the heads but not the groups.
+    if (m.arch == "llama" && m.num_attention_heads % tp == 0 && query_groups(m) % tp != 0) {
+      out.push_back({LayoutRule::QueryGroupsDivisibleByTp, "model.num_query_groups", std::to_string(query_groups(m)),
+                     by_tp + " (key/value groups are split over tensor-parallel ranks, not replicated)",
+                     tp_brief("key/value groups", query_groups(m), tp)});
+    }
     divides(LayoutRule::HiddenDivisibleByTp, "model.hidden_size", "hidden_size", m.hidden_size, m.hidden_size);
     divides(LayoutRule::FfnDivisibleByTp, "model.ffn_hidden_size", "ffn_hidden_size", ffn_size(m),
             m.ffn_hidden_size);
@@ -61,6 +67,12 @@ void check_tensor_parallel(const ModelConfig& m, const LayoutFacts& l, std::vect
 }
 
 void check_stages(const ModelConfig& m, const LayoutFacts& l, std::vector<LayoutViolation>& out) {
+  if (m.arch == "llama" && !m.untie_embeddings_and_output_weights && l.pp > 1) {
+    out.push_back({LayoutRule::TiedEmbeddingsOneStage, "model.untie_embeddings_and_output_weights", "false",
+                   "must be true when parallel.pipeline_model_parallel_size > 1 (tied embedding and output weights "
+                   "need the embedding and the head on one stage)",
+                   "tied embedding and output weights need pp = 1"});
+  }
   const int64_t stages = int64_t{l.pp} * l.virtual_stages;
   const int layers = graph_layer_count(m, l.custom_layers);
   if (stages > layers) {
@@ -172,13 +184,35 @@ int resolve_data_parallel_size(int configured, int world, int tp, int pp) {
 }
 
 std::optional<LayoutViolation> model_shape_violation(const ModelConfig& m) {
+  const bool attention = m.arch == "gpt" || m.arch == "llama";
   // With an explicit head_dim (a model whose heads were pruned) the attention width is
   // heads * head_dim and need not divide the hidden size.
-  if (m.arch != "gpt" || m.head_dim != 0 || m.hidden_size % m.num_attention_heads == 0) return std::nullopt;
-  return LayoutViolation{LayoutRule::HiddenDivisibleByHeads, "model.hidden_size", std::to_string(m.hidden_size),
-                         fmt::format("must be divisible by model.num_attention_heads = {}", m.num_attention_heads),
-                         fmt::format("hidden_size {} not divisible by heads {}", m.hidden_size,
-                                     m.num_attention_heads)};
+  if (attention && m.head_dim == 0 && m.hidden_size % m.num_attention_heads != 0) {
+    return LayoutViolation{LayoutRule::HiddenDivisibleByHeads, "model.hidden_size", std::to_string(m.hidden_size),
+                           fmt::format("must be divisible by model.num_attention_heads = {}", m.num_attention_heads),
+                           fmt::format("hidden_size {} not divisible by heads {}", m.hidden_size,
+                                       m.num_attention_heads)};
+  }
+  const char* norm = m.arch == "gpt" ? "layernorm" : m.arch == "llama" ? "rmsnorm" : nullptr;
+  if (norm != nullptr && m.normalization != norm) {
+    return LayoutViolation{LayoutRule::NormalizationOfArch, "model.normalization", quoted(m.normalization),
+                           fmt::format("must be {} for model.arch: {}", norm, m.arch),
+                           fmt::format("{} needs {}", m.arch, norm)};
+  }
+  if (m.arch != "llama") return std::nullopt;
+  if (m.num_attention_heads % query_groups(m) != 0) {
+    return LayoutViolation{LayoutRule::HeadsDivisibleByQueryGroups, "model.num_query_groups",
+                           std::to_string(query_groups(m)),
+                           fmt::format("must divide model.num_attention_heads = {}", m.num_attention_heads),
+                           fmt::format("query groups {} do not divide heads {}", query_groups(m),
+                                       m.num_attention_heads)};
+  }
+  if (attention_head_dim(m) % 2 != 0) {
+    return LayoutViolation{LayoutRule::EvenHeadWidth, "model.hidden_size", std::to_string(m.hidden_size),
+                           "must give an even head width (hidden_size / num_attention_heads) for rotary embeddings",
+                           fmt::format("head width {} is odd (rotary embeddings)", attention_head_dim(m))};
+  }
+  return std::nullopt;
 }
 
 }  // namespace tessera

@@ -16,15 +16,20 @@
 namespace tessera {
 
 enum class LayoutRule {
-  HiddenDivisibleByHeads,  // the model's own shape (gpt without an explicit head_dim)
+  HiddenDivisibleByHeads,  // the model's own shape (gpt, llama without an explicit head_dim)
+  NormalizationOfArch,     // gpt: layernorm, llama: rmsnorm
+  HeadsDivisibleByQueryGroups,  // llama
+  EvenHeadWidth,           // llama: rotary embeddings rotate pairs
   InterleavedNeedsVirtualStages,
   InterleavedNeedsPipeline,
   VirtualStagesNeedInterleaved,
   HeadsDivisibleByTp,
+  QueryGroupsDivisibleByTp,  // llama: key/value groups are split over tp, never replicated
   HiddenDivisibleByTp,
   FfnDivisibleByTp,
   SequenceDivisibleByTp,  // with sequence parallelism
   StagesAtMostLayers,
+  TiedEmbeddingsOneStage,  // llama: tied embedding and output weights need pp 1
   PartitionEntries,
   PartitionSum,
   BatchDivisibleByMicroBatchTimesDp,
@@ -78,7 +83,9 @@ void require_valid_layout(const ModelConfig& model, const LayoutFacts& layout, c
 // divided by tp * pp. Does not check that it divides (the config validator does).
 int resolve_data_parallel_size(int configured, int world, int tp, int pp);
 
-// The model's own shape rule (heads divide hidden for gpt without an explicit head_dim).
+// The model's own shape rules, the first one broken: heads divide hidden (gpt and llama without
+// an explicit head_dim), the arch's normalization, and for llama the query groups dividing the
+// heads and an even head width.
 std::optional<LayoutViolation> model_shape_violation(const ModelConfig& model);
 
 }  // namespace tessera

@@ -43,7 +43,7 @@ std::optional<std::string> stages_error(const ModelConfig& m, int pp, int v, int
 // the search need not list: nothing is sharded.
 std::optional<std::string> sp_pointless(const ModelConfig& m, int tp, bool sp) {
   if (!sp) return std::nullopt;
-  if (m.arch != "gpt") return std::string("sequence parallelism is for gpt models only");
+  if (m.arch == "mlp") return std::string("sequence parallelism is for gpt and llama models only");
   if (tp < 2) return std::string("sequence parallelism needs tp > 1");
   return std::nullopt;
 }
@@ -178,7 +178,7 @@ std::vector<Layout> family_layouts(const ModelConfig& model, const SearchOptions
     std::vector<Layout> out;
     for (Recompute rc : o.recompute) {
       // Selective recompute drops attention probabilities: an mlp has none.
-      if (rc == Recompute::Selective && model.arch != "gpt") continue;
+      if (rc == Recompute::Selective && model.arch == "mlp") continue;
       out.push_back(l), out.back().recompute = rc;
     }
     return out;
@@ -187,6 +187,8 @@ std::vector<Layout> family_layouts(const ModelConfig& model, const SearchOptions
     std::vector<Layout> out;
     for (int zero : o.zero_stages) {
       if (zero > 0 && f.dp == 1) continue;  // ZeRO shards over dp: nothing to shard
+      // Local SGD / DiLoCo replicas keep their own parameters and AdamW: stages 2 and 3 do not apply.
+      if (zero >= 2 && o.data_parallel_sync != "allreduce") continue;
       out.push_back(l), out.back().zero_stage = zero;
     }
     return out;
@@ -203,7 +205,7 @@ std::vector<bool> sequence_parallel_choices(const ModelConfig& model, const Sear
                                             std::vector<Rejection>& rejected) {
   std::vector<bool> choices;
   for (bool sp : o.sequence_parallel) {
-    if (sp && (tp == 1 || model.arch != "gpt")) continue;  // nothing to shard: not a layout
+    if (sp && (tp == 1 || model.arch == "mlp")) continue;  // nothing to shard: not a layout
     if (auto e = sp ? sequence_parallel_error(model, tp) : std::nullopt) {
       rejected.push_back({fmt::format("tp{} sp", tp), *e});
       continue;
@@ -336,6 +338,8 @@ SearchOptions search_options_from_config(const Config& c, int world) {
   o.zero_prefetch = c.parallel.zero_prefetch;
   o.precision = c.train.precision;
   o.threads_per_rank = c.train.threads;
+  o.data_parallel_sync = c.parallel.data_parallel_sync;
+  o.outer = outer_sync_cost_options(c.parallel);
   return o;
 }
 

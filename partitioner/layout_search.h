@@ -12,6 +12,7 @@
 #include "partitioner/cost_model.h"
 #include "partitioner/layer_graph.h"
 #include "partitioner/memory_model.h"
+#include "partitioner/outer_sync_cost.h"
 #include "partitioner/partition_plan.h"
 #include "partitioner/schedule.h"
 #include "core/config.h"
@@ -50,6 +51,9 @@ struct SearchOptions {
   // train.threads: compute units a rank uses on a CPU node; 0 = the node's cores divided among
   // its ranks, which is also the most a rank gets (more threads than that share the cores).
   int threads_per_rank = 0;
+  // parallel.data_parallel_sync: allreduce, or local_sgd / diloco with the outer options.
+  std::string data_parallel_sync = "allreduce";
+  OuterSyncCostOptions outer;
 };
 
 // The options a config fixes: world, global batch, bucket size, precision and threads.

@@ -2,6 +2,7 @@
 #include "partitioner/tp_sharding.h"
 
 #include "core/error.h"
+#include "partitioner/llama_layers.h"
 
 namespace tessera {
 namespace {
@@ -143,6 +144,14 @@ ShardedLayer shard_layer(const LayerSpec& l, const ModelConfig& m, int64_t vocab
   const int64_t N = B * m.seq_length;
   const bool gpt = m.arch == "gpt";
   ShardedLayer s;
+  if (m.arch == "llama" && l.kind != LayerKind::Custom) {
+    s = l.kind == LayerKind::Embedding ? llama_embedding_shard(m, vocab, B, o)
+        : l.kind == LayerKind::Head    ? llama_head_shard(m, vocab, B, o)
+                                       : llama_block_shard(m, B, o);
+    for (const Gemm& g : s.gemms) s.forward_flops += g.flops();
+    s.backward_flops = 2.0 * s.forward_flops;
+    return s;
+  }
   switch (l.kind) {
     case LayerKind::Embedding:
       if (gpt) {

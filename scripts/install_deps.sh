@@ -7,13 +7,15 @@ set -euo pipefail
 packages=(
   build-essential cmake git
   libeigen3-dev
+  libdnnl-dev
   libopenmpi-dev openmpi-bin
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev
   libcli11-dev
   libonnx-dev libprotobuf-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev prometheus-cpp-dev
   nlohmann-json3-dev
+  libsentencepiece-dev
   catch2
   pybind11-dev python3-dev
   iproute2
@@ -37,5 +39,12 @@ fi
 # Python packages of the tests, for the python3 CMake finds: onnxruntime runs the exported
 # ONNX model (tests/onnx), numpy and safetensors read Tessera's own logits. A no-op when present.
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet onnxruntime numpy safetensors
+# torch, transformers, sentencepiece: the Hugging Face reference and interoperability tests
+# (tests/reference/make_llama_fixtures.py, tests/interop, tests/tokenizer) and bench/.
+# PyPI serves torch's CUDA build only (about 5 GiB with its nvidia-* wheels, minutes to download);
+# it runs on the CPU all the same. torch is also checkpoint.pytorch_load's reference.
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet torch transformers sentencepiece
 # matplotlib: scripts/plot_metrics.py (and plot_trace.py) and the docs tests that run them (tests/docs).
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet matplotlib
+# openai: the official client that tests/serve/test_openai_client.py points at `tessera serve`.
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet openai

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """NaN handling check: a run made to diverge (learning rate 1e3, no clipping) reaches a
-non-finite loss; with train.on_nan = abort every rank stops with one clear line and a
-non-zero exit; with skip the job finishes, the skipped updates counted in the log line and
-the metrics."""
+non-finite loss. With train.on_nan = abort every rank stops at the same step, and the job
+prints exactly one error line, `tessera: error: step N: the loss (...) or the gradient norm
+(...) is not finite; stopping (...)` (the values are reduced over all ranks, so the ranks agree
+and the job ends without MPI_Abort), and exits 1; N is the first step the skip run drops.
+With skip the job finishes, the skipped updates counted in the log line and the metrics."""
 import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -28,9 +31,7 @@ def main():
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         abort = run(args, "abort", os.path.join(tmp, "a.jsonl"))
-        text = abort.stdout + abort.stderr
-        if abort.returncode == 0 or "is not finite; stopping (train.on_nan = abort" not in text:
-            sys.exit(f"FAILED: on_nan=abort gave exit {abort.returncode}:\n{text}")
+        abort_rows = [json.loads(line) for line in open(os.path.join(tmp, "a.jsonl"))]
         skip = run(args, "skip", os.path.join(tmp, "s.jsonl"))
         rows = [json.loads(line) for line in open(os.path.join(tmp, "s.jsonl"))]
     if skip.returncode != 0 or "| skipped " not in skip.stdout:
@@ -38,7 +39,18 @@ def main():
     skipped = rows[-1].get("skipped_steps", 0)
     if len(rows) != 20 or skipped == 0:
         sys.exit(f"FAILED: {len(rows)} logged steps, {skipped} skipped")
-    print(f"OK: abort stopped the job (exit {abort.returncode}); skip finished 20 steps with {skipped} skipped")
+    first = next(r["step"] for r in rows if r.get("skipped_steps", 0) > 0)
+    text = abort.stdout + abort.stderr
+    line = re.compile(rf"tessera: error: step {first}: the loss \(\S+\) or the gradient norm \(\S+\) is not "
+                      r"finite; stopping \(train.on_nan = abort; `skip` drops such steps' updates instead\)")
+    errors = [l for l in text.splitlines() if "error" in l.lower()]
+    if abort.returncode != 1 or len(errors) != 1 or not line.fullmatch(errors[0]):
+        sys.exit(f"FAILED: on_nan=abort gave exit {abort.returncode} and these error lines (want exactly one, "
+                 f"'{line.pattern}'):\n" + "\n".join(errors) + f"\n--- output:\n{text}")
+    if [r["step"] for r in abort_rows] != list(range(1, first)):
+        sys.exit(f"FAILED: the aborted run logged steps {[r['step'] for r in abort_rows]}, expected 1-{first - 1}")
+    print(f"OK: abort stopped the job at step {first} with one line (exit 1): {errors[0]}\n"
+          f"    skip finished 20 steps with {skipped} skipped, the first at step {first}")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ tolerance under another layout (the checkpoint is resharded on load). Standard l
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 
 
-def train(args, np, sets, tmp, name, steps):
+def train(args, np, sets, tmp, name, steps, expect_error=None):
     metrics = os.path.join(tmp, name + ".jsonl")
     cmd = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "-np", str(np), args.tessera, "train", args.config,
            "--set", f"log.metrics={metrics}", "--set", "log.interval=1", "--set", f"train.max_steps={steps}",
@@ -19,6 +20,11 @@ def train(args, np, sets, tmp, name, steps):
     for s in sets:
         cmd += ["--set", s]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    if expect_error is not None:
+        if r.returncode == 0 or not re.search(expect_error, r.stderr):
+            sys.exit(f"FAILED: {' '.join(cmd)}\nexpected a failure matching {expect_error!r}, got exit "
+                     f"{r.returncode}:\n{r.stderr}")
+        return [], r.stderr
     if r.returncode != 0:
         sys.exit(f"FAILED: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     return [json.loads(line) for line in open(metrics)], r.stdout
@@ -37,18 +43,29 @@ def main():
     p.add_argument("--stop", type=int, default=8)
     p.add_argument("--rtol", type=float, default=0.0, help="0: bit-identical")
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--compare", type=int, default=None,
+                   help="compare only this many resumed steps (a resumed run under another dp size "
+                        "with local SGD / DiLoCo matches only up to the next sync)")
+    p.add_argument("--expect-error", default=None, help="the resumed run must fail with stderr matching this")
     args = p.parse_args()
     resume_np = args.resume_np or args.np
     resume_set = args.first if args.resume_set is None else args.resume_set
     with tempfile.TemporaryDirectory() as tmp:
         full, _ = train(args, args.np, args.first, tmp, "full", args.steps)
         train(args, args.np, args.first + [f"checkpoint.interval={args.stop}"], tmp, "first", args.stop)
-        resumed, out = train(args, resume_np, resume_set + ["checkpoint.resume=auto"], tmp, "resumed", args.steps)
+        resumed, out = train(args, resume_np, resume_set + ["checkpoint.resume=auto"], tmp, "resumed", args.steps,
+                             args.expect_error)
+    if args.expect_error is not None:
+        line = next(l for l in out.splitlines() if re.search(args.expect_error, l))
+        print(f"OK: resuming at step {args.stop} under {' '.join(resume_set)} fails as expected: {line.strip()}")
+        return
     if f"at step {args.stop}" not in out:
         sys.exit(f"FAILED: the second run did not report resuming at step {args.stop}:\n{out}")
     tail = [r for r in resumed if r["step"] > args.stop]
     if [r["step"] for r in tail] != list(range(args.stop + 1, args.steps + 1)):
         sys.exit(f"FAILED: resumed steps {[r['step'] for r in tail]}")
+    if args.compare is not None:
+        tail = tail[:args.compare]
     worst = 0.0
     for a, b in zip(full[args.stop:], tail):
         rel = abs(a["loss"] - b["loss"]) / abs(a["loss"])
@@ -57,7 +74,7 @@ def main():
             sys.exit(f"FAILED at step {a['step']}: resumed loss {b['loss']!r} vs uninterrupted {a['loss']!r} "
                      f"(relative {rel:.2e} > {args.rtol:g})")
     print(f"OK: resumed at step {args.stop} ({' '.join(args.first) or '1 rank'} -> "
-          f"{' '.join(resume_set) or '1 rank'}), steps {args.stop + 1}-{args.steps} "
+          f"{' '.join(resume_set) or '1 rank'}), steps {args.stop + 1}-{args.stop + len(tail)} "
           f"{'bit-identical' if worst == 0 else f'max relative difference {worst:.2e}'}")
 
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -42,6 +43,10 @@ struct CheckpointState {
   // Recorded in the manifest so that loads under another tp and exports can unpad them.
   std::map<std::string, int64_t> padded_rows;
   nlohmann::json extra = nlohmann::json::object();  // saved as is (RNG, loss scale, counters, ...)
+  // Called by save_checkpoint on every rank with the staging directory, before the manifest:
+  // files of this rank beyond its shard file (local SGD / DiLoCo replica state), written
+  // durably; they are committed with the checkpoint.
+  std::function<void(const std::string& staging_dir)> write_extra_files;
   // The model's shape, saved as the manifest's "model" so that readers (inference, export)
   // need no config parser; unset for states that are not a whole model's.
   std::optional<ModelConfig> model;

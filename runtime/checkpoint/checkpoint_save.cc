@@ -107,7 +107,7 @@ std::vector<std::string> prune(const fs::path& dir, int64_t current, int keep) {
 
 std::map<std::string, int64_t> vocab_padded_rows(const ModelConfig& model, const LayerGraph& graph) {
   const int64_t vocab = graph.vocab_size;
-  if (model.arch == "gpt") return {{"wte.weight", vocab}, {"lm_head.weight", vocab}};
+  if (model.arch == "gpt" || model.arch == "llama") return {{"wte.weight", vocab}, {"lm_head.weight", vocab}};
   const int64_t out = graph.layers.empty() ? vocab : graph.layers.back().out_features;
   return {{"embedding.weight", vocab}, {"head.weight", out}, {"head.bias", out}};
 }
@@ -332,7 +332,10 @@ SaveResult save_checkpoint(const std::string& dir, const CheckpointState& state,
   // 2. The shard writers write and fsync their files. The records are gathered only after
   //    every rank has finished, so the manifest is written after all the data is durable.
   const std::vector<std::string> records_json = run_phase(
-      world, what, [&] { return shard_record_to_json(write_shard_file(staging, state, layout)).dump(); });
+      world, what, [&] {
+        if (state.write_extra_files) state.write_extra_files(staging);
+        return shard_record_to_json(write_shard_file(staging, state, layout)).dump();
+      });
   // 3. World rank 0 writes the manifest and commits; every rank waits for the outcome.
   SaveResult result;
   result.step_dir = (fs::path(dir) / step_name(state.step)).string();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "kernels/cast.h"
 #include "runtime/model/embedding_layer.h"
 
 namespace tessera {
@@ -122,7 +123,12 @@ void export_consolidated(const std::string& step_dir, const std::string& out_pat
   const Manifest& m = reader.manifest();
   std::map<std::string, Tensor> tensors;
   for (auto& [name, tensor] : read_global_parameters(reader)) {
-    tensors.emplace(name == "lm_head.weight" ? name : options.transformer_prefix + name, std::move(tensor));
+    Tensor out = tensor;
+    if (options.bf16) {
+      out = Tensor::empty(tensor.shape(), DType::BF16);
+      kernels::cpu::cast_f32_to_bf16(out.data<uint16_t>(), tensor.f32(), tensor.numel());
+    }
+    tensors.emplace(name == "lm_head.weight" ? name : options.transformer_prefix + name, std::move(out));
   }
   write_safetensors(out_path, tensors,
                     {{"format", "pt"},

@@ -27,6 +27,8 @@ struct ExportOptions {
   // Prepended to every name but lm_head.weight ("transformer." gives the keys of nanoGPT's
   // own GPT module); empty keeps the checkpoint's names (wte.weight, h.0.attn.c_attn.weight, ...).
   std::string transformer_prefix;
+  // Write BF16 tensors (rounded to nearest even from the fp32 masters) instead of F32.
+  bool bf16 = false;
 };
 // Writes one safetensors file holding every parameter as its global, unpadded F32 tensor
 // (vocabulary tables cut to their real rows), no optimizer state, with __metadata__

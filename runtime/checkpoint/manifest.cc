@@ -132,18 +132,41 @@ json model_to_json(const ModelConfig& c) {
           {"activation", c.activation},
           {"input_size", c.input_size},
           {"output_size", c.output_size},
-          {"init_std", c.init_std}};
+          {"init_std", c.init_std},
+          {"num_query_groups", c.num_query_groups},
+          {"rotary_base", c.rotary_base},
+          {"normalization", c.normalization},
+          {"norm_epsilon", c.norm_epsilon},
+          {"untie_embeddings_and_output_weights", c.untie_embeddings_and_output_weights}};
 }
 
-// The model's shape rule (partitioner/layout_rules.h), checked again for a file that may have been edited.
+// The llama fields, absent from manifests written before the llama architecture (which keep
+// the defaults).
+void parse_llama_fields(const json& value, const Fields& f, ModelConfig& c, const std::string& where) {
+  constexpr int64_t kMaxSize = 1 << 30;
+  if (value.contains("num_query_groups")) c.num_query_groups = static_cast<int>(f.integer("num_query_groups", 0, kMaxSize));
+  if (value.contains("rotary_base")) c.rotary_base = static_cast<float>(f.number("rotary_base"));
+  if (value.contains("normalization")) c.normalization = f.string("normalization");
+  if (value.contains("norm_epsilon")) c.norm_epsilon = static_cast<float>(f.number("norm_epsilon"));
+  if (value.contains("untie_embeddings_and_output_weights")) {
+    const json& v = value.at("untie_embeddings_and_output_weights");
+    TESSERA_REQUIRE(v.is_boolean(), "{}: \"model.untie_embeddings_and_output_weights\" must be true or false", where);
+    c.untie_embeddings_and_output_weights = v.get<bool>();
+  }
+  if (c.arch != "llama") return;
+  TESSERA_REQUIRE(c.rotary_base > 0 && c.norm_epsilon > 0, "{}: model.rotary_base and norm_epsilon must be positive",
+                  where);
+}
+
+// The model's shape rules (partitioner/layout_rules.h), checked again for a file that may have been edited.
 ModelConfig parse_model(const json& value, const std::string& where) {
   TESSERA_REQUIRE(value.is_object(), "{}: \"model\" must be an object or null", where);
   const Fields f(value, where, "model.");
   constexpr int64_t kMaxSize = 1 << 30;
   ModelConfig c;
   c.arch = f.string("arch");
-  TESSERA_REQUIRE(c.arch == "gpt" || c.arch == "mlp", "{}: model.arch \"{}\" must be \"gpt\" or \"mlp\"", where,
-                  c.arch);
+  TESSERA_REQUIRE(c.arch == "gpt" || c.arch == "llama" || c.arch == "mlp",
+                  "{}: model.arch \"{}\" must be \"gpt\", \"llama\" or \"mlp\"", where, c.arch);
   c.num_layers = static_cast<int>(f.integer("num_layers", 1, kMaxSize));
   c.hidden_size = static_cast<int>(f.integer("hidden_size", 1, kMaxSize));
   c.num_attention_heads = static_cast<int>(f.integer("num_attention_heads", 1, kMaxSize));
@@ -155,6 +178,7 @@ ModelConfig parse_model(const json& value, const std::string& where) {
   c.input_size = static_cast<int>(f.integer("input_size", 0, kMaxSize));
   c.output_size = static_cast<int>(f.integer("output_size", 0, kMaxSize));
   c.init_std = static_cast<float>(f.number("init_std"));
+  parse_llama_fields(value, f, c, where);
   const std::optional<LayoutViolation> broken = model_shape_violation(c);
   TESSERA_REQUIRE(!broken, "{}: {}", where, broken ? broken->line() : "");
   return c;

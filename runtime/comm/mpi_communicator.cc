@@ -9,6 +9,7 @@
 #include "runtime/comm/mpi_comm_state.h"
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/comm/mpi_tuning.h"
+#include "runtime/bf16.h"
 
 namespace tessera {
 
@@ -80,7 +81,25 @@ class MpiRequest final : public CommRequest {
   bool done_ = false;
 };
 
-MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::Max ? MPI_MAX : MPI_SUM; }
+// bfloat16 sum for MPI, which has no 16-bit float type: each hop adds in fp32 and rounds
+// back (DiLoCo's bf16 outer deltas, runtime/train/outer_sync.h).
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+MPI_Op mpi_op(ReduceOp op, DType dtype) {
+  if (dtype == DType::BF16) {
+    static const MPI_Op bf16_sum_op = [] {
+      MPI_Op o;
+      MPI_Op_create(&bf16_sum, /*commute=*/1, &o);
+      return o;
+    }();
+    return bf16_sum_op;
+  }
+  return op == ReduceOp::Max ? MPI_MAX : MPI_SUM;
+}
 
 const char* op_label(ReduceOp op) {
   switch (op) {
@@ -110,6 +129,9 @@ void divide(const Tensor& t, int size) {
     float* x = t.f32();
     const float d = static_cast<float>(size);
     for (int64_t i = 0; i < n; ++i) x[i] /= d;
+  } else if (t.dtype() == DType::BF16) {
+    uint16_t* x = t.data<uint16_t>();
+    for (int64_t i = 0; i < n; ++i) x[i] = f32_to_bf16(bf16_to_f32(x[i]) / static_cast<float>(size));
   } else {
     int32_t* x = t.i32();
     for (int64_t i = 0; i < n; ++i) x[i] /= size;
@@ -192,7 +214,8 @@ void check_tensor(const CommState& s, const char* op, const char* what, const Te
 MPI_Datatype reduction_type(const CommState& s, const char* op, ReduceOp reduce, DType dtype) {
   if (dtype == DType::F32) return MPI_FLOAT;
   if (dtype == DType::I32) return MPI_INT32_T;
-  throw Error(fmt::format("{} ({}) on {}: reductions take F32 or I32 tensors, got {} (reduce 16-bit values in F32)",
+  if (dtype == DType::BF16 && reduce != ReduceOp::Max) return MPI_UINT16_T;  // with mpi_op's bf16 sum
+  throw Error(fmt::format("{} ({}) on {}: reductions take F32 or I32 tensors (and BF16 for sum and avg), got {}",
                           op, op_label(reduce), detail::describe_group(s), dtype_name(dtype)));
 }
 
@@ -227,8 +250,8 @@ AllReduceCall prepare_all_reduce(CommState& s, Tensor& t, ReduceOp op) {
 }
 
 void issue_all_reduce(const CommState& s, Tensor& t, ReduceOp op, MPI_Datatype type, MPI_Request* request) {
-  TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data<char>(), static_cast<int>(t.numel()), type, mpi_op(op),
-                                   s.comm, request),
+  TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data<char>(), static_cast<int>(t.numel()), type,
+                                   mpi_op(op, t.dtype()), s.comm, request),
                     "all_reduce on {}", detail::describe_group(s));
 }
 
@@ -299,7 +322,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::reduce_scatter_async(const Tensor&
   const OpInfo info = detail::begin_op(s, CommOp::ReduceScatter, in.nbytes());
   auto request = std::make_unique<MpiRequest>(state_, info, Keep{in, result}, std::move(finish));
   TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.data<char>(), result.data<char>(), static_cast<int>(out.numel()),
-                                              type, mpi_op(op), s.comm, request->handle()),
+                                              type, mpi_op(op, in.dtype()), s.comm, request->handle()),
                     "reduce_scatter on {}", detail::describe_group(s));
   return request;
 }

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "runtime/compute/compute.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/model/model.h"
 #include "runtime/model/transformer_block.h"
@@ -155,7 +156,9 @@ std::vector<BlockScores> activation_scores(const std::map<std::string, Tensor>& 
                     p->name, shape_string(t.shape()), shape_string(p->value.shape()));
     p->value.copy_from(t);
   }
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = batch.tokens;
   ctx.targets = batch.targets;
   ctx.training = true;  // the blocks keep their activations, which we take instead of a backward

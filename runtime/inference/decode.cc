@@ -11,9 +11,11 @@
 namespace tessera {
 
 Tensor decode(const InferenceModel& model, const std::vector<KvCache*>& caches,
-              const std::vector<std::vector<int32_t>>& new_tokens) {
+              const std::vector<std::vector<int32_t>>& new_tokens, const std::vector<bool>& every_row) {
   TESSERA_CHECK(caches.size() == new_tokens.size() && !caches.empty(),
                 "decode: {} caches for {} token lists", caches.size(), new_tokens.size());
+  TESSERA_CHECK(every_row.empty() || every_row.size() == caches.size(), "decode: {} every_row flags for {} sequences",
+                every_row.size(), caches.size());
   const size_t S = caches.size();
   const int64_t A = model.attention_width(), H = model.num_heads(), D = model.head_dim();
   // Row offset of each sequence's new tokens in the stack.
@@ -55,13 +57,21 @@ Tensor decode(const InferenceModel& model, const std::vector<KvCache*>& caches,
       kernels::cpu::cached_attention_forward(att.f32() + first[i] * A, A, rows, 3 * A, keys, values, A, n, past,
                                              H, D);
     }
-    gpt_math::finish_block(w, x, att);
+    gpt_math::finish_block(w, x, att, model.tp());
   }
-  // Only each sequence's last token needs the head.
-  Tensor last = Tensor::empty({static_cast<int64_t>(S), model.hidden_size()});
-  for (size_t i = 0; i < S; ++i) last.narrow(static_cast<int64_t>(i), 1).copy_from(x.narrow(first[i + 1] - 1, 1));
   for (size_t i = 0; i < S; ++i) caches[i]->advance(first[i + 1] - first[i]);
-  return gpt_math::logits(model, last);
+  // Only tp rank 0 samples: the other shards skip the (replicated) head.
+  if (model.tp().rank != 0) return Tensor();
+  // Only each sequence's last token needs the head, unless it asked for every row.
+  std::vector<int64_t> rows;
+  for (size_t i = 0; i < S; ++i) {
+    for (int64_t r = every_row.empty() || !every_row[i] ? first[i + 1] - 1 : first[i]; r < first[i + 1]; ++r) {
+      rows.push_back(r);
+    }
+  }
+  Tensor picked = Tensor::empty({static_cast<int64_t>(rows.size()), model.hidden_size()});
+  for (size_t k = 0; k < rows.size(); ++k) picked.narrow(static_cast<int64_t>(k), 1).copy_from(x.narrow(rows[k], 1));
+  return gpt_math::logits(model, picked);
 }
 
 }  // namespace tessera

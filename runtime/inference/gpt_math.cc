@@ -22,12 +22,13 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return out;
 }
 
-// out [rows, out_features] = x W^T, then the bias added as the training block does: after the
-// (in training, tensor-parallel reduced) product.
-Tensor projection(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+// out [rows, out_features] = x W^T, reduced over the tp ranks' partial products, then the bias
+// added as the training block does: after the reduction.
+Tensor projection(const Tensor& x, const Tensor& weight, const Tensor& bias, const TpGroup& tp) {
   const int64_t rows = x.dim(0), in = weight.dim(1), out_features = weight.dim(0);
-  Tensor out = Tensor::empty({rows, out_features});
-  k::linear_forward(out.f32(), x.f32(), weight.f32(), nullptr, rows, in, out_features);
+  Tensor partial = Tensor::empty({rows, out_features});
+  k::linear_forward(partial.f32(), x.f32(), weight.f32(), nullptr, rows, in, out_features);
+  Tensor out = reduce_from_tp_forward(partial, tp);
   k::bias_forward(out.f32(), bias.f32(), rows, out_features);
   return out;
 }
@@ -53,16 +54,16 @@ Tensor attention_inputs(const BlockWeights& w, const Tensor& x) {
   return qkv;
 }
 
-void finish_block(const BlockWeights& w, Tensor& x, const Tensor& att) {
+void finish_block(const BlockWeights& w, Tensor& x, const Tensor& att, const TpGroup& tp) {
   const int64_t rows = x.dim(0), C = x.dim(1), F = w.fc_w.dim(0);
-  const Tensor o = projection(att, w.attn_proj_w, w.attn_proj_b);
+  const Tensor o = projection(att, w.attn_proj_w, w.attn_proj_b, tp);
   k::residual_forward(x.f32(), x.f32(), o.f32(), rows * C);
   const Tensor h = layernorm(x, w.ln2_w, w.ln2_b);
   Tensor fc = Tensor::empty({rows, F});
   k::linear_forward(fc.f32(), h.f32(), w.fc_w.f32(), w.fc_b.f32(), rows, C, F);
   Tensor act = Tensor::empty({rows, F});
   k::gelu_forward(act.f32(), fc.f32(), rows * F);
-  const Tensor p = projection(act, w.mlp_proj_w, w.mlp_proj_b);
+  const Tensor p = projection(act, w.mlp_proj_w, w.mlp_proj_b, tp);
   k::residual_forward(x.f32(), x.f32(), p.f32(), rows * C);
 }
 

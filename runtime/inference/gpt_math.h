@@ -15,8 +15,10 @@ Tensor embed(const InferenceModel& model, const int32_t* tokens, const int64_t* 
 // ln_1 then c_attn: qkv [rows, 3A] of the block input x [rows, C].
 Tensor attention_inputs(const BlockWeights& w, const Tensor& x);
 // The rest of the block, in place on x [rows, C]: x += c_proj(att) + bias, then
-// x += mlp(ln_2(x)). att [rows, A] is the attention output.
-void finish_block(const BlockWeights& w, Tensor& x, const Tensor& att);
+// x += mlp(ln_2(x)). att [rows, A] is the attention output. On a tensor-parallel shard, both
+// projections are partial sums over this rank's heads / MLP columns, completed by
+// reduce-from-tp (an all-reduce over tp.comm) before the bias, as in the training block.
+void finish_block(const BlockWeights& w, Tensor& x, const Tensor& att, const TpGroup& tp);
 // ln_f then lm_head: logits [rows, V] of x [rows, C].
 Tensor logits(const InferenceModel& model, const Tensor& x);
 

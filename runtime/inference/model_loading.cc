@@ -5,7 +5,7 @@
 
 namespace tessera {
 
-InferenceModel InferenceModel::load(const std::string& checkpoint_path) {
+InferenceModel InferenceModel::load(const std::string& checkpoint_path, const TpGroup& tp) {
   const std::string step_dir = resolve_checkpoint(checkpoint_path);
   CheckpointReader reader(step_dir);
   const Manifest& m = reader.manifest();
@@ -16,7 +16,7 @@ InferenceModel InferenceModel::load(const std::string& checkpoint_path) {
   TESSERA_REQUIRE(!m.vocabulary.is_null(), "{}: the manifest has no vocabulary", step_dir);
   Vocabulary vocabulary = Vocabulary::from_json(m.vocabulary);
   try {
-    return InferenceModel(*m.model, std::move(vocabulary), read_global_parameters(reader));
+    return InferenceModel(*m.model, std::move(vocabulary), read_global_parameters(reader), tp);
   } catch (const InputError& e) {
     throw InputError(step_dir + ": " + e.what());
   }

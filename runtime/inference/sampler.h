@@ -1,6 +1,7 @@
 // Picks the next token from logits: greedy (temperature 0), or sampling from
-// softmax(logits / temperature), optionally restricted to the top_k largest. Deterministic
-// for a seed on every platform (its own splitmix64 stream, not std:: distributions).
+// softmax(logits / temperature), optionally restricted to the top_k largest and then to the
+// nucleus (the most probable tokens whose probabilities add up to top_p). Deterministic for a
+// seed on every platform (its own splitmix64 stream, not std:: distributions).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@ namespace tessera {
 struct SamplingOptions {
   float temperature = 0.8f;  // 0: greedy (argmax)
   int top_k = 0;             // 0: the whole vocabulary
+  float top_p = 1.0f;        // in (0, 1]; 1: no nucleus cut
 };
 
 class Sampler {
@@ -21,6 +23,7 @@ class Sampler {
 
  private:
   double uniform();  // in [0, 1)
+  void keep_nucleus(float top_p, double total);  // cuts order_ / weights_ to the nucleus
   uint64_t state_;
   std::vector<int32_t> order_;
   std::vector<double> weights_;

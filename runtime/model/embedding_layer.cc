@@ -1,11 +1,9 @@
-// Vocab-parallel token embedding plus position embedding.
+// Vocab-parallel token embedding plus position embedding (fp32 lookups in every precision).
 #include "runtime/model/embedding_layer.h"
 
-#include "kernels/embedding.h"
+#include "runtime/compute/compute.h"
 
 namespace tessera {
-
-namespace k = kernels::cpu;
 
 int64_t padded_vocab(int64_t vocab, int tp_size) { return (vocab + tp_size - 1) / tp_size * tp_size; }
 
@@ -25,13 +23,13 @@ EmbeddingLayer::EmbeddingLayer(std::string name, std::string wte_name, int64_t v
 
 Tensor EmbeddingLayer::forward(const Tensor&, const MicrobatchContext& ctx) {
   const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1), N = B * T;
+  Backend& ops = ctx.math().ops();
   Tensor out = Tensor::empty({N, width_});
-  k::token_embedding_forward(out.f32(), ctx.tokens.i32(), wte_.value.f32(), N, width_, vocab_start_,
-                             vocab_local_);
+  ops.token_embedding_forward(out, ctx.tokens.view({N}), wte_.value, vocab_start_);
   if (seq_length_ > 0 && tp_.rank == 0) {
     // Added by one rank only: the reduction below sums it into every rank's rows once.
     TESSERA_CHECK(T <= seq_length_, "sequence of {} tokens exceeds seq_length {}", T, seq_length_);
-    k::position_embedding_forward(out.f32(), wpe_.value.f32(), B, T, width_);
+    ops.position_embedding_forward(out, wpe_.value, B, T);
   }
   // Each rank looked up only its vocabulary shard; the sum over ranks is the full lookup
   // (reduce-scattered into row shards with sequence parallelism).
@@ -40,11 +38,11 @@ Tensor EmbeddingLayer::forward(const Tensor&, const MicrobatchContext& ctx) {
 
 Tensor EmbeddingLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
   const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1);
+  Backend& ops = ctx.math().ops();
   const Tensor d = exit_tp_region_backward(dy, tp_);
-  k::token_embedding_backward(wte_.grad.f32(), d.f32(), ctx.tokens.i32(), B * T, width_,
-                              vocab_start_, vocab_local_);
+  ops.token_embedding_backward(wte_.grad, d, ctx.tokens.view({B * T}), vocab_start_);
   // Every rank holds the full gradient here, so the replicated wpe gets the same grad on all.
-  if (seq_length_ > 0) k::position_embedding_backward(wpe_.grad.f32(), d.f32(), B, T, width_);
+  if (seq_length_ > 0) ops.position_embedding_backward(wpe_.grad, d, B, T);
   return Tensor();
 }
 

@@ -20,6 +20,7 @@ class EmbeddingLayer : public Layer {
   Tensor forward(const Tensor& x, const MicrobatchContext& ctx) override;
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
+  Parameter* token_table() { return &wte_; }  // for a head tied to it
   int saved_count() const override { return 0; }
   Shape input_shape(int64_t, int64_t) const override { return {}; }
   Shape output_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), width_}; }

@@ -1,16 +1,13 @@
-// Head layer: final norm, vocab-parallel logits and cross-entropy.
+// Head layer: final norm, vocab-parallel logits and cross-entropy, through the Compute seam. The
+// logits and everything after them are fp32 in every precision.
 #include "runtime/model/head_layer.h"
 
 #include <algorithm>
 
-#include "kernels/cross_entropy.h"
-#include "kernels/layernorm.h"
-#include "kernels/matmul.h"
+#include "runtime/compute/compute.h"
 #include "runtime/model/embedding_layer.h"
 
 namespace tessera {
-
-namespace k = kernels::cpu;
 
 HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64_t width,
                      float init_std, uint64_t seed, TpGroup tp)
@@ -24,8 +21,10 @@ HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64
   if (!options_.norm_name.empty()) {
     norm_w_ = make_parameter(options_.norm_name + ".weight", {width}, rep, tp.rank, tp.size, 0, 1,
                              seed, false);
-    norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
-                             seed, false);
+    if (!options_.rms_norm) {
+      norm_b_ = make_parameter(options_.norm_name + ".bias", {width}, rep, tp.rank, tp.size, 0, 0,
+                               seed, false);
+    }
   }
   if (tp.sequence_sharded() && norm_w_.value.defined()) {
     norm_w_.sequence_parallel_grad = norm_b_.sequence_parallel_grad = true;
@@ -41,33 +40,37 @@ HeadLayer::HeadLayer(std::string name, HeadOptions options, int64_t vocab, int64
 // The input rows are this rank's sequence shard with sequence parallelism; the logits and the
 // loss cover all B * T rows on every rank (split by vocabulary instead).
 Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
+  const Compute& m = ctx.math();
+  Backend& ops = m.ops();
   const int64_t Ns = x.dim(0), N = ctx.targets.numel(), C = width_, V = vocab_local_;
   Saved s;
   s.x = x;
   s.normed = x;
   if (norm_w_.value.defined()) {
     s.normed = Tensor::empty({Ns, C});
-    s.mean = Tensor::empty({Ns});
     s.rstd = Tensor::empty({Ns});
-    k::layernorm_forward(s.normed.f32(), s.mean.f32(), s.rstd.f32(), x.f32(), norm_w_.value.f32(),
-                         norm_b_.value.f32(), Ns, C);
+    if (options_.rms_norm) {
+      ops.rmsnorm_forward(s.normed, s.rstd, x, norm_w_.value, options_.norm_eps);
+    } else {
+      s.mean = Tensor::empty({Ns});
+      ops.layernorm_forward(s.normed, s.mean, s.rstd, x, norm_w_.value, norm_b_.value);
+    }
   }
-  const Tensor h = enter_tp_region_forward(s.normed, tp_);
-  s.input = h;
+  s.input = enter_tp_region_forward(m.to_compute(s.normed), tp_);
   s.logits = Tensor::empty({N, V});
-  k::linear_forward(s.logits.f32(), h.f32(), weight_.value.f32(),
-                    bias_.value.defined() ? bias_.value.f32() : nullptr, N, C, V);
+  m.linear_forward(s.logits, s.input, *projection_, bias_.value.defined() ? &bias_ : nullptr);
   s.row_max = Tensor::empty({N});
-  k::cross_entropy_row_max(s.row_max.f32(), s.logits.f32(), N, V, valid_local_);
+  ops.cross_entropy_row_max(s.row_max, s.logits, valid_local_);
   tp_all_reduce(s.row_max, ReduceOp::Max, tp_);
   // sum_exp and the target logit are reduced together in one [2, N] buffer.
   Tensor sums = Tensor::empty({2, N});
-  k::cross_entropy_partial_sums(sums.f32(), sums.f32() + N, s.logits.f32(), s.row_max.f32(),
-                                ctx.targets.i32(), N, V, valid_local_, vocab_start_);
+  Tensor sum_exp = sums.narrow(0, 1).view({N}), target_logit = sums.narrow(1, 1).view({N});
+  ops.cross_entropy_partial_sums(sum_exp, target_logit, s.logits, s.row_max, ctx.targets.view({N}), valid_local_,
+                                 vocab_start_);
   tp_all_reduce(sums, ReduceOp::Sum, tp_);
-  s.sum_exp = sums.narrow(0, 1).view({N});
+  s.sum_exp = sum_exp;
   Tensor losses = Tensor::empty({N});
-  k::cross_entropy_loss(losses.f32(), s.row_max.f32(), s.sum_exp.f32(), sums.f32() + N, N);
+  ops.cross_entropy_loss(losses, s.row_max, s.sum_exp, target_logit);
   double total = 0;
   for (int64_t i = 0; i < N; ++i) total += losses.f32()[i];
   Tensor loss = Tensor::full({1}, static_cast<float>(total / static_cast<double>(N)));
@@ -77,28 +80,40 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
 }
 
 Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
+  const Compute& m = ctx.math();
+  Backend& ops = m.ops();
   Saved s = stash_.take(ctx.microbatch);
   const int64_t Ns = s.x.dim(0), N = ctx.targets.numel(), C = width_, V = vocab_local_;
   // d(mean loss)/d(row loss) = 1/N, times the microbatch's weight in the total loss.
   const Tensor dloss = Tensor::full({N}, ctx.loss_scale / static_cast<float>(N));
   Tensor dlogits = Tensor::empty({N, V});
-  k::cross_entropy_backward(dlogits.f32(), s.logits.f32(), s.row_max.f32(), s.sum_exp.f32(),
-                            ctx.targets.i32(), dloss.f32(), N, V, valid_local_, vocab_start_);
+  ops.cross_entropy_backward(dlogits, s.logits, s.row_max, s.sum_exp, ctx.targets.view({N}), dloss, valid_local_,
+                             vocab_start_);
   Tensor dh = Tensor::empty({N, C});
-  k::linear_backward(dh.f32(), weight_.grad.f32(), bias_.value.defined() ? bias_.grad.f32() : nullptr,
-                     dlogits.f32(), s.input.f32(), weight_.value.f32(), N, C, V);
+  m.linear_backward(&dh, *projection_, bias_.value.defined() ? &bias_ : nullptr, dlogits, s.input);
   const Tensor dnormed = enter_tp_region_backward(dh, tp_);
   if (!norm_w_.value.defined()) return dnormed;
   Tensor dx = Tensor::empty({Ns, C});
-  k::layernorm_backward(dx.f32(), norm_w_.grad.f32(), norm_b_.grad.f32(), dnormed.f32(), s.x.f32(),
-                        norm_w_.value.f32(), s.mean.f32(), s.rstd.f32(), Ns, C);
+  if (options_.rms_norm) {
+    ops.rmsnorm_backward(dx, norm_w_.grad, dnormed, s.x, norm_w_.value, s.rstd);
+  } else {
+    ops.layernorm_backward(dx, norm_w_.grad, norm_b_.grad, dnormed, s.x, norm_w_.value, s.mean, s.rstd);
+  }
   return dx;
+}
+
+void HeadLayer::tie_weight(Parameter* table) {
+  TESSERA_CHECK(table->value.shape() == weight_.value.shape() && table->global_shape == weight_.global_shape,
+                "{}: cannot tie the head to {}: shapes differ", name_, table->name);
+  projection_ = table;
+  weight_ = Parameter();
 }
 
 std::vector<Parameter*> HeadLayer::parameters() {
   std::vector<Parameter*> ps;
-  if (norm_w_.value.defined()) ps = {&norm_w_, &norm_b_};
-  ps.push_back(&weight_);
+  if (norm_w_.value.defined()) ps.push_back(&norm_w_);
+  if (norm_b_.value.defined()) ps.push_back(&norm_b_);
+  if (projection_ == &weight_) ps.push_back(&weight_);
   if (bias_.value.defined()) ps.push_back(&bias_);
   return ps;
 }

@@ -1,4 +1,4 @@
-// The output head and loss: optional final LayerNorm (GPT's ln_f), a vocab-parallel linear
+// The output head and loss: optional final LayerNorm or RMSNorm (ln_f), a vocab-parallel linear
 // projection to the logits, and vocab-parallel softmax cross-entropy. The logits are never
 // gathered: the row max and the sums of exponentials are all-reduced over the tp group.
 #pragma once
@@ -12,6 +12,8 @@ struct HeadOptions {
   std::string weight_name = "lm_head.weight";
   std::string bias_name;  // empty = no bias
   std::string norm_name;  // empty = no final LayerNorm, else e.g. "ln_f"
+  bool rms_norm = false;  // the final norm is an RMSNorm (weight only; llama) instead of a LayerNorm
+  float norm_eps = 1e-5f; // RMSNorm's epsilon
 };
 
 class HeadLayer : public Layer {
@@ -24,6 +26,9 @@ class HeadLayer : public Layer {
   // dy is ignored: the gradient of the loss is ctx.loss_scale.
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
+  // Projects with `table` (the vocab-parallel token embedding, same shape and sharding) instead
+  // of the head's own weight, which is dropped: tied embeddings. The table's owner lists it.
+  void tie_weight(Parameter* table);
   int saved_count() const override { return stash_.size(); }
   Shape input_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), width_}; }
   Shape output_shape(int64_t, int64_t) const override { return {1}; }
@@ -39,6 +44,7 @@ class HeadLayer : public Layer {
   int64_t vocab_, width_, vocab_local_, vocab_start_, valid_local_;
   TpGroup tp_;
   Parameter norm_w_, norm_b_, weight_, bias_;
+  Parameter* projection_ = &weight_;  // weight_, or the tied embedding table
   ActivationStash<Saved> stash_;
   Tensor last_logits_;
 };

@@ -11,6 +11,8 @@
 
 namespace tessera {
 
+class Compute;
+
 // What a layer needs to know about the microbatch it is processing.
 struct MicrobatchContext {
   int microbatch = 0;     // key of the saved activations
@@ -18,6 +20,13 @@ struct MicrobatchContext {
   Tensor targets;         // I32 [B, T]: read by the head (loss)
   float loss_scale = 1.f; // d(total loss)/d(this microbatch's mean loss), used by the head
   bool training = true;   // false: forward only, nothing saved
+  // The backend and precision the layers compute with (runtime/compute/compute.h); borrowed,
+  // never null when a layer runs.
+  const Compute* compute = nullptr;
+  const Compute& math() const {
+    TESSERA_CHECK(compute != nullptr, "microbatch {}: no Compute in the context", microbatch);
+    return *compute;
+  }
 };
 
 class Layer {

@@ -1,14 +1,10 @@
-// Linear + activation forward/backward.
+// Linear + activation forward/backward through the Compute seam. The saved input is the GEMM
+// input in the compute dtype.
 #include "runtime/model/linear_layer.h"
 
-#include "kernels/bias.h"
-#include "kernels/gelu.h"
-#include "kernels/matmul.h"
-#include "kernels/relu.h"
+#include "runtime/compute/compute.h"
 
 namespace tessera {
-
-namespace k = kernels::cpu;
 
 LinearLayer::LinearLayer(std::string name, int64_t in_features, int64_t out_features,
                          Activation activation, TpSplit split, float init_std, uint64_t seed, TpGroup tp)
@@ -34,57 +30,57 @@ LinearLayer::LinearLayer(std::string name, int64_t in_features, int64_t out_feat
 }
 
 Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
+  const Compute& m = ctx.math();
   Saved s;
-  s.x = x;
   if (split_ == TpSplit::Row) {
     // Partial sums over this rank's input slice; the replicated bias is added once, after.
+    s.x = m.to_compute(x);
     Tensor partial = Tensor::empty({x.dim(0), out_});
-    k::linear_forward(partial.f32(), x.f32(), weight_.value.f32(), nullptr, x.dim(0), in_, out_);
+    m.linear_forward(partial, s.x, weight_, nullptr);
     s.pre = exit_tp_region_forward(partial, tp_);
-    k::bias_forward(s.pre.f32(), bias_.value.f32(), s.pre.dim(0), out_);
+    m.ops().bias_forward(s.pre, bias_.value);
   } else {
-    const Tensor h = split_ == TpSplit::Column ? enter_tp_region_forward(x, tp_) : x;
+    // A Column layer keeps its (sequence-sharded) input and gathers it again in backward.
+    s.x = m.to_compute(x);
+    const Tensor h = split_ == TpSplit::Column ? enter_tp_region_forward(s.x, tp_) : s.x;
     s.pre = Tensor::empty({h.dim(0), out_});
-    k::linear_forward(s.pre.f32(), h.f32(), weight_.value.f32(), bias_.value.f32(), h.dim(0), in_, out_);
+    m.linear_forward(s.pre, h, weight_, &bias_);
   }
-  const int64_t n = s.pre.numel();
   Tensor y = Tensor::empty(s.pre.shape());
   if (activation_ == Activation::Gelu) {
-    k::gelu_forward(y.f32(), s.pre.f32(), n);
+    m.ops().gelu_forward(y, s.pre);
   } else {
-    k::relu_forward(y.f32(), s.pre.f32(), n);
+    m.ops().relu_forward(y, s.pre);
   }
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return y;
 }
 
 Tensor LinearLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
+  const Compute& m = ctx.math();
   Saved s = stash_.take(ctx.microbatch);
   Tensor dpre = Tensor::empty(s.pre.shape());
   if (activation_ == Activation::Gelu) {
-    k::gelu_backward(dpre.f32(), s.pre.f32(), dy.f32(), dpre.numel());
+    m.ops().gelu_backward(dpre, s.pre, dy);
   } else {
-    k::relu_backward(dpre.f32(), s.pre.f32(), dy.f32(), dpre.numel());
+    m.ops().relu_backward(dpre, s.pre, dy);
   }
   if (split_ == TpSplit::Row) {
     Tensor dx = Tensor::empty(s.x.shape());
-    k::bias_backward(bias_.grad.f32(), dpre.f32(), dpre.dim(0), out_);
+    m.ops().bias_backward(bias_.grad, dpre);
     const Tensor d = exit_tp_region_backward(dpre, tp_);
-    k::linear_backward(dx.f32(), weight_.grad.f32(), nullptr, d.f32(), s.x.f32(), weight_.value.f32(),
-                       s.x.dim(0), in_, out_);
+    m.linear_backward(&dx, weight_, nullptr, d, s.x);
     return dx;
   }
   if (split_ == TpSplit::Replicated) {
     Tensor dx = Tensor::empty(s.x.shape());
-    k::linear_backward(dx.f32(), weight_.grad.f32(), bias_.grad.f32(), dpre.f32(), s.x.f32(),
-                       weight_.value.f32(), s.x.dim(0), in_, out_);
+    m.linear_backward(&dx, weight_, &bias_, dpre, s.x);
     return dx;
   }
   // Column: the input was entered into the tp region; its gradient leaves it.
   const Tensor h = enter_tp_region_forward(s.x, tp_);
   Tensor dh = Tensor::empty(h.shape());
-  k::linear_backward(dh.f32(), weight_.grad.f32(), bias_.grad.f32(), dpre.f32(), h.f32(),
-                     weight_.value.f32(), h.dim(0), in_, out_);
+  m.linear_backward(&dh, weight_, &bias_, dpre, h);
   return enter_tp_region_backward(dh, tp_);
 }
 

@@ -6,6 +6,7 @@
 #include "runtime/model/embedding_layer.h"
 #include "runtime/model/head_layer.h"
 #include "runtime/model/linear_layer.h"
+#include "runtime/model/llama_model.h"
 #include "runtime/model/transformer_block.h"
 
 namespace tessera {
@@ -27,6 +28,9 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
                                    const LayerRegistry* custom_layers) {
   const bool gpt = m.arch == "gpt";
   const float std = m.init_std;
+  if (m.arch == "llama" && spec.kind != LayerKind::Custom) {
+    return build_llama_layer(m, g, spec, tp, seed, selective_recompute);
+  }
   switch (spec.kind) {
     case LayerKind::Embedding:
       if (gpt) {
@@ -77,6 +81,7 @@ Model::Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uin
   for (int i = first; i < last; ++i) {
     layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed, selective_recompute, custom_layers));
   }
+  if (config.arch == "llama" && !config.untie_embeddings_and_output_weights) tie_llama_embeddings(layers_);
 }
 
 std::vector<Parameter*> Model::parameters() {

@@ -38,6 +38,10 @@ struct Parameter {
   // The trainer zeroes masked gradients and the optimizers re-zero masked weights and moments,
   // so pruned weights stay exactly zero (runtime/compression/mask.h).
   Tensor mask;
+  // Low-precision copy of `value` for GEMMs under mixed precision, kept by Compute::weight
+  // (runtime/compute/compute.h): remade from the master when its version is stale.
+  Tensor compute_copy;
+  uint64_t compute_copy_version = 0;
 };
 
 // Shape of rank `rank`'s shard of a tensor of shape `global` out of `ranks`.

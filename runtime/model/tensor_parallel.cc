@@ -32,7 +32,7 @@ Tensor rows_gathered(const Tensor& shard, const TpGroup& tp) {
   if (tp.size == 1) return shard;
   Shape full = shard.shape();
   full[0] *= tp.size;
-  Tensor out = Tensor::empty(full);
+  Tensor out = Tensor::empty(full, shard.dtype());
   const CommTimer timer(tp);
   tp.comm->all_gather(shard, out);
   return out;

@@ -1,18 +1,11 @@
-// GPT transformer block forward/backward on the CPU kernels.
+// GPT transformer block forward/backward through the Compute seam (any backend, any precision).
 #include "runtime/model/transformer_block.h"
 
 #include <cmath>
 
-#include "kernels/attention.h"
-#include "kernels/bias.h"
-#include "kernels/gelu.h"
-#include "kernels/layernorm.h"
-#include "kernels/matmul.h"
-#include "kernels/residual.h"
+#include "runtime/compute/compute.h"
 
 namespace tessera {
-
-namespace k = kernels::cpu;
 
 TransformerBlock::TransformerBlock(std::string name, BlockShape s, int num_layers, float init_std,
                                    uint64_t seed, TpGroup tp, bool recompute_attention)
@@ -53,8 +46,11 @@ TransformerBlock::TransformerBlock(std::string name, BlockShape s, int num_layer
 }
 
 // Rows outside the tensor-parallel regions are this rank's sequence shard (all rows without
-// sequence parallelism); inside them every rank sees all B * T rows.
+// sequence parallelism); inside them every rank sees all B * T rows. GEMM inputs are saved in
+// the compute dtype (Compute::to_compute): under bf16 that halves their memory.
 Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) {
+  const Compute& m = ctx.math();
+  Backend& ops = m.ops();
   const int64_t Ns = x.dim(0), C = shape_.hidden, Al = attn_local_, Fl = ffn_local_;
   const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1), N = B * T, D = head_dim_;
   Saved s;
@@ -64,90 +60,87 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.ln1 = Tensor::empty({Ns, C});
   s.mean1 = Tensor::empty({Ns});
   s.rstd1 = Tensor::empty({Ns});
-  k::layernorm_forward(s.ln1.f32(), s.mean1.f32(), s.rstd1.f32(), x.f32(), ln1_w_.value.f32(),
-                       ln1_b_.value.f32(), Ns, C);
+  ops.layernorm_forward(s.ln1, s.mean1, s.rstd1, x, ln1_w_.value, ln1_b_.value);
+  // Cast before entering the tp region: a sequence-parallel gather then moves compute-dtype bytes.
+  s.ln1 = m.to_compute(s.ln1);
   const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   s.qkv = Tensor::empty({N, 3 * Al});
-  k::linear_forward(s.qkv.f32(), h1.f32(), qkv_w_.value.f32(), qkv_b_.value.f32(), N, C, 3 * Al);
-  s.att = Tensor::empty({N, Al});
-  s.probs = Tensor::empty({B, heads_local_, T, T});
-  k::attention_forward(s.att.f32(), s.probs.f32(), s.qkv.f32(), B, T, heads_local_, D);
+  m.linear_forward(s.qkv, h1, qkv_w_, &qkv_b_);
+  Tensor att = Tensor::empty({N, Al});
+  s.probs = ops.attention_forward(att, s.qkv, B, T, heads_local_, D);
+  s.att = m.to_compute(att);
   Tensor o = Tensor::empty({N, C});
-  k::linear_forward(o.f32(), s.att.f32(), attn_proj_w_.value.f32(), nullptr, N, Al, C);
+  m.linear_forward(o, s.att, attn_proj_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
   // The replicated bias is added once, after the partial sums are reduced.
-  k::bias_forward(o.f32(), attn_proj_b_.value.f32(), Ns, C);
+  ops.bias_forward(o, attn_proj_b_.value);
   s.x2 = Tensor::empty({Ns, C});
-  k::residual_forward(s.x2.f32(), x.f32(), o.f32(), Ns * C);
+  ops.residual_forward(s.x2, x, o);
 
   s.ln2 = Tensor::empty({Ns, C});
   s.mean2 = Tensor::empty({Ns});
   s.rstd2 = Tensor::empty({Ns});
-  k::layernorm_forward(s.ln2.f32(), s.mean2.f32(), s.rstd2.f32(), s.x2.f32(), ln2_w_.value.f32(),
-                       ln2_b_.value.f32(), Ns, C);
+  ops.layernorm_forward(s.ln2, s.mean2, s.rstd2, s.x2, ln2_w_.value, ln2_b_.value);
+  s.ln2 = m.to_compute(s.ln2);
   const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
   s.fc = Tensor::empty({N, Fl});
-  k::linear_forward(s.fc.f32(), h2.f32(), fc_w_.value.f32(), fc_b_.value.f32(), N, C, Fl);
-  s.act = Tensor::empty({N, Fl});
-  k::gelu_forward(s.act.f32(), s.fc.f32(), N * Fl);
+  m.linear_forward(s.fc, h2, fc_w_, &fc_b_);
+  Tensor act = Tensor::empty({N, Fl});
+  ops.gelu_forward(act, s.fc);
+  s.act = m.to_compute(act);
   Tensor p = Tensor::empty({N, C});
-  k::linear_forward(p.f32(), s.act.f32(), mlp_proj_w_.value.f32(), nullptr, N, Fl, C);
+  m.linear_forward(p, s.act, mlp_proj_w_, nullptr);
   p = exit_tp_region_forward(p, tp_);
-  k::bias_forward(p.f32(), mlp_proj_b_.value.f32(), Ns, C);
+  ops.bias_forward(p, mlp_proj_b_.value);
   Tensor y = Tensor::empty({Ns, C});
-  k::residual_forward(y.f32(), s.x2.f32(), p.f32(), Ns * C);
+  ops.residual_forward(y, s.x2, p);
   if (recompute_attention_) s.probs = Tensor();
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return y;
 }
 
 Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& ctx) {
+  const Compute& m = ctx.math();
+  Backend& ops = m.ops();
   Saved s = stash_.take(ctx.microbatch);
   const int64_t Ns = s.x.dim(0), N = s.B * s.T, C = shape_.hidden, Al = attn_local_, Fl = ffn_local_;
   const int64_t D = head_dim_;
 
   // MLP branch: y = x2 + proj(gelu(fc(ln2(x2)))).
-  k::bias_backward(mlp_proj_b_.grad.f32(), dy_in.f32(), Ns, C);
+  ops.bias_backward(mlp_proj_b_.grad, dy_in);
   const Tensor dy = exit_tp_region_backward(dy_in, tp_);
   Tensor dact = Tensor::empty({N, Fl});
-  k::linear_backward(dact.f32(), mlp_proj_w_.grad.f32(), nullptr, dy.f32(), s.act.f32(),
-                     mlp_proj_w_.value.f32(), N, Fl, C);
+  m.linear_backward(&dact, mlp_proj_w_, nullptr, dy, s.act);
   Tensor dfc = Tensor::empty({N, Fl});
-  k::gelu_backward(dfc.f32(), s.fc.f32(), dact.f32(), N * Fl);
+  ops.gelu_backward(dfc, s.fc, dact);
   Tensor dh2 = Tensor::empty({N, C});
   // Sequence parallelism keeps only the ln2 shard; the full input is gathered again here
   // rather than held through the whole forward-backward gap.
   const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
-  k::linear_backward(dh2.f32(), fc_w_.grad.f32(), fc_b_.grad.f32(), dfc.f32(), h2.f32(),
-                     fc_w_.value.f32(), N, C, Fl);
+  m.linear_backward(&dh2, fc_w_, &fc_b_, dfc, h2);
   const Tensor dln2 = enter_tp_region_backward(dh2, tp_);
   Tensor dx2 = Tensor::empty({Ns, C});
-  k::layernorm_backward(dx2.f32(), ln2_w_.grad.f32(), ln2_b_.grad.f32(), dln2.f32(), s.x2.f32(),
-                        ln2_w_.value.f32(), s.mean2.f32(), s.rstd2.f32(), Ns, C);
-  k::accumulate(dx2.f32(), dy_in.f32(), Ns * C);
+  ops.layernorm_backward(dx2, ln2_w_.grad, ln2_b_.grad, dln2, s.x2, ln2_w_.value, s.mean2, s.rstd2);
+  ops.accumulate(dx2, dy_in);
 
   // Attention branch: x2 = x + proj(attn(qkv(ln1(x)))).
-  k::bias_backward(attn_proj_b_.grad.f32(), dx2.f32(), Ns, C);
+  ops.bias_backward(attn_proj_b_.grad, dx2);
   const Tensor do_ = exit_tp_region_backward(dx2, tp_);
   Tensor datt = Tensor::empty({N, Al});
-  k::linear_backward(datt.f32(), attn_proj_w_.grad.f32(), nullptr, do_.f32(), s.att.f32(),
-                     attn_proj_w_.value.f32(), N, Al, C);
+  m.linear_backward(&datt, attn_proj_w_, nullptr, do_, s.att);
   if (!s.probs.defined()) {
-    s.probs = Tensor::empty({s.B, heads_local_, s.T, s.T});
     Tensor unused = Tensor::empty({N, Al});
-    k::attention_forward(unused.f32(), s.probs.f32(), s.qkv.f32(), s.B, s.T, heads_local_, D);
+    s.probs = ops.attention_forward(unused, s.qkv, s.B, s.T, heads_local_, D);
   }
   Tensor dqkv = Tensor::empty({N, 3 * Al});
-  k::attention_backward(dqkv.f32(), datt.f32(), s.qkv.f32(), s.probs.f32(), s.B, s.T, heads_local_, D);
+  ops.attention_backward(dqkv, datt, s.qkv, s.probs, s.B, s.T, heads_local_, D);
   Tensor dh1 = Tensor::empty({N, C});
   const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
-  k::linear_backward(dh1.f32(), qkv_w_.grad.f32(), qkv_b_.grad.f32(), dqkv.f32(), h1.f32(),
-                     qkv_w_.value.f32(), N, C, 3 * Al);
+  m.linear_backward(&dh1, qkv_w_, &qkv_b_, dqkv, h1);
   const Tensor dln1 = enter_tp_region_backward(dh1, tp_);
   Tensor dx = Tensor::empty({Ns, C});
-  k::layernorm_backward(dx.f32(), ln1_w_.grad.f32(), ln1_b_.grad.f32(), dln1.f32(), s.x.f32(),
-                        ln1_w_.value.f32(), s.mean1.f32(), s.rstd1.f32(), Ns, C);
-  k::accumulate(dx.f32(), dx2.f32(), Ns * C);
+  ops.layernorm_backward(dx, ln1_w_.grad, ln1_b_.grad, dln1, s.x, ln1_w_.value, s.mean1, s.rstd1);
+  ops.accumulate(dx, dx2);
   return dx;
 }
 

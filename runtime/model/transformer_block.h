@@ -42,6 +42,7 @@ class TransformerBlock : public Layer {
  private:
   struct Saved {
     int64_t B = 0, T = 0;
+    // ln1, ln2, att and act are GEMM inputs, held in the compute dtype; probs is the backend's attention state.
     Tensor x, ln1, mean1, rstd1, qkv, probs, att, x2, ln2, mean2, rstd2, fc, act;
   };
   std::string name_;

@@ -1,6 +1,8 @@
 // Pipeline stage executor.
 #include "runtime/pipeline/stage_executor.h"
 
+#include "runtime/compute/compute.h"
+
 namespace tessera {
 namespace {
 
@@ -34,7 +36,7 @@ void StageExecutor::post_recv(const Action& a, int64_t B, int64_t T) {
   // Activations come from stage g - 1 over boundary g - 1; gradients from g + 1 over g.
   const Shape shape = grad ? m.layers().back()->output_shape(B, T) : m.layers().front()->input_shape(B, T);
   PendingRecv r;
-  r.buffer = Tensor::empty(shape);
+  r.buffer = Tensor::empty(shape, layout_.wire_dtype);
   const int from = grad ? g + 1 : g - 1;
   r.request = layout_.pp->recv(r.buffer, peer_rank(from), tag(a.microbatch, grad ? g : g - 1, grad));
   recvs_.emplace(id, std::move(r));
@@ -68,7 +70,7 @@ void StageExecutor::forward(const Key& key, const ContextFn& make_ctx, bool trai
   const auto [mb, c] = key;
   MicrobatchContext ctx = make_ctx(mb);
   ctx.microbatch = mb;
-  const Tensor x = is_first(c) ? Tensor() : take_recv(ActionKind::RecvAct, key, mb, c);
+  const Tensor x = is_first(c) ? Tensor() : ctx.math().to_f32(take_recv(ActionKind::RecvAct, key, mb, c));
   ctx.training = training && !full_recompute_;
   const auto start = Clock::now();
   const Tensor y = chunks_[c]->forward(x, ctx);
@@ -76,7 +78,7 @@ void StageExecutor::forward(const Key& key, const ContextFn& make_ctx, bool trai
   if (is_last(c)) {
     loss_sum_ += y.f32()[0];
   } else {
-    outputs_[key] = y;
+    outputs_[key] = ctx.math().to_compute(y);
   }
   if (training) {
     if (full_recompute_) inputs_[key] = x;
@@ -88,7 +90,7 @@ void StageExecutor::backward(const Key& key, const ContextFn& make_ctx) {
   const auto [mb, c] = key;
   MicrobatchContext ctx = make_ctx(mb);
   ctx.microbatch = mb;
-  const Tensor dy = is_last(c) ? Tensor() : take_recv(ActionKind::RecvGrad, key, mb, c);
+  const Tensor dy = is_last(c) ? Tensor() : ctx.math().to_f32(take_recv(ActionKind::RecvGrad, key, mb, c));
   const auto start = Clock::now();
   if (full_recompute_) {
     // Recompute the chunk's activations from its saved input, saving them this time.
@@ -99,7 +101,7 @@ void StageExecutor::backward(const Key& key, const ContextFn& make_ctx) {
   }
   const Tensor dx = chunks_[c]->backward(dy, ctx);
   if (trace_) trace_->add(full_recompute_ ? "backward+recompute" : "backward", "compute", start, Clock::now(), mb, c);
-  if (!is_first(c)) input_grads_[key] = dx;
+  if (!is_first(c)) input_grads_[key] = ctx.math().to_compute(dx);
   --in_flight_;
 }
 

@@ -22,6 +22,9 @@ struct PipelineLayout {
   int stage = 0;               // this rank's index in the pp group
   int stages = 1;
   int virtual_stages = 1;
+  // What activations and their gradients travel in between stages: the compute dtype (half the
+  // bytes under bf16/fp16); widened back to fp32 on arrival.
+  DType wire_dtype = DType::F32;
   int global_stage(int chunk) const { return chunk * stages + stage; }
   int global_stages() const { return stages * virtual_stages; }
 };

@@ -19,11 +19,12 @@ std::unique_ptr<SequenceState> InferenceSequenceModel::new_sequence() const {
 }
 
 Tensor InferenceSequenceModel::step(const std::vector<SequenceState*>& sequences,
-                                    const std::vector<std::vector<int32_t>>& new_tokens) const {
+                                    const std::vector<std::vector<int32_t>>& new_tokens,
+                                    const std::vector<bool>& every_row) const {
   std::vector<KvCache*> caches;
   caches.reserve(sequences.size());
   for (SequenceState* s : sequences) caches.push_back(&static_cast<CachedSequence*>(s)->cache);
-  return decode(model_, caches, new_tokens);
+  return decode(model_, caches, new_tokens, every_row);
 }
 
 }  // namespace tessera

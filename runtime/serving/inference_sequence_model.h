@@ -12,8 +12,8 @@ class InferenceSequenceModel : public SequenceModel {
   int64_t vocab_size() const override { return model_.vocab_size(); }
   int64_t context_length() const override { return model_.context_length(); }
   std::unique_ptr<SequenceState> new_sequence() const override;
-  Tensor step(const std::vector<SequenceState*>& sequences,
-              const std::vector<std::vector<int32_t>>& new_tokens) const override;
+  Tensor step(const std::vector<SequenceState*>& sequences, const std::vector<std::vector<int32_t>>& new_tokens,
+              const std::vector<bool>& every_row) const override;
 
  private:
   const InferenceModel& model_;

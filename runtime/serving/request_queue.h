@@ -32,10 +32,19 @@ class RequestQueue {
     bool accepted() const { return refusal.empty(); }
   };
   Submission submit(CompletionRequest request);
+  // All or none: several sequences of one client request (prompts x n) enter together, so a
+  // full queue never leaves a request half-submitted. `results` has one future per request.
+  struct Submissions {
+    std::vector<std::future<CompletionResult>> results;
+    std::string refusal;
+    bool accepted() const { return refusal.empty(); }
+  };
+  Submissions submit_all(std::vector<CompletionRequest> requests);
 
   // Up to `max` requests in arrival order. With `wait`, blocks while the queue is empty and
-  // open; returns an empty list once it is closed and empty.
-  std::vector<PendingRequest> take(size_t max, bool wait);
+  // open, for at most `wait_limit`; returns an empty list once it is closed and empty.
+  std::vector<PendingRequest> take(size_t max, bool wait,
+                                   std::chrono::milliseconds wait_limit = std::chrono::hours(24));
 
   // Refuses every later submit and wakes a waiting take(); queued requests stay to be taken.
   void close();

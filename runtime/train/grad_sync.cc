@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "kernels/cast.h"
+
 namespace tessera {
 namespace {
 
@@ -12,8 +14,11 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 
 }  // namespace
 
-GradientSync::GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage)
-    : flat_(flat), dp_(dp), zero_stage_(zero_stage) {
+GradientSync::GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage,
+                           DType reduce_dtype)
+    : flat_(flat), dp_(dp), zero_stage_(zero_stage), reduce_dtype_(reduce_dtype) {
+  TESSERA_CHECK(reduce_dtype == DType::F32 || reduce_dtype == DType::BF16, "gradient reduction in {} is not supported",
+                dtype_name(reduce_dtype));
   if (zero_stage_ == 1) {
     shard_numel_ = flat_.numel() / dp_.size();
     shard_offset_ = shard_numel_ * dp_.rank();
@@ -38,12 +43,18 @@ GradientSync::GradientSync(FlatParameters& flat, Communicator& dp, double bucket
   buckets_.push_back(std::move(current));
 }
 
+void GradientSync::complete(Bucket& b) {
+  b.complete = true;
+  b.done = std::chrono::steady_clock::now();
+  if (b.staging.defined()) {
+    kernels::cpu::cast_bf16_to_f32(flat_.grads().narrow(b.offset, b.numel).f32(), b.staging.data<uint16_t>(), b.numel);
+    b.staging = Tensor();
+  }
+}
+
 void GradientSync::poll() {
   for (Bucket& b : buckets_) {
-    if (b.request && !b.complete && b.request->test()) {
-      b.complete = true;
-      b.done = std::chrono::steady_clock::now();
-    }
+    if (b.request && !b.complete && b.request->test()) complete(b);
   }
 }
 
@@ -54,7 +65,13 @@ void GradientSync::on_layer_backward_done(int layer) {
     Bucket& b = buckets_[next_bucket_++];
     Tensor range = flat_.grads().narrow(b.offset, b.numel);
     b.launched = std::chrono::steady_clock::now();
-    b.request = dp_.all_reduce_async(range, ReduceOp::Sum);
+    if (reduce_dtype_ == DType::BF16) {
+      b.staging = Tensor::empty({b.numel}, DType::BF16);
+      kernels::cpu::cast_f32_to_bf16(b.staging.data<uint16_t>(), range.f32(), b.numel);
+      b.request = dp_.all_reduce_async(b.staging, ReduceOp::Sum);
+    } else {
+      b.request = dp_.all_reduce_async(range, ReduceOp::Sum);
+    }
   }
   poll();
 }
@@ -63,7 +80,14 @@ void GradientSync::finish() {
   const auto backward_end = std::chrono::steady_clock::now();
   stats_ = GradSyncStats{};
   if (zero_stage_ == 1) {
-    dp_.reduce_scatter(flat_.grads(), shard_grads_, ReduceOp::Sum);
+    if (reduce_dtype_ == DType::BF16) {
+      Tensor all = Tensor::empty({flat_.numel()}, DType::BF16), mine = Tensor::empty({shard_numel_}, DType::BF16);
+      kernels::cpu::cast_f32_to_bf16(all.data<uint16_t>(), flat_.grads().f32(), flat_.numel());
+      dp_.reduce_scatter(all, mine, ReduceOp::Sum);
+      kernels::cpu::cast_bf16_to_f32(shard_grads_.f32(), mine.data<uint16_t>(), shard_numel_);
+    } else {
+      dp_.reduce_scatter(flat_.grads(), shard_grads_, ReduceOp::Sum);
+    }
     stats_.exposed_ms = stats_.comm_span_ms = ms_between(backward_end, std::chrono::steady_clock::now());
     stats_.buckets = 1;
     return;
@@ -72,7 +96,7 @@ void GradientSync::finish() {
   for (Bucket& b : buckets_) {
     if (!b.complete) {
       b.request->wait();
-      b.done = std::chrono::steady_clock::now();
+      complete(b);
     }
   }
   const auto end = std::chrono::steady_clock::now();

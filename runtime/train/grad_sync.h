@@ -3,7 +3,9 @@
 // during the last microbatch's backward as soon as every parameter in them has its gradient,
 // and progressed between layers, so communication overlaps the remaining backward compute.
 // With ZeRO-1 the flat gradient is reduce-scattered after backward: each rank receives the
-// summed gradient of its 1/dp shard only.
+// summed gradient of its 1/dp shard only. The reduction runs in fp32, or in bf16 when asked
+// (parallel.grad_reduce_dtype): half the bytes, each partial sum rounded to bf16 — the gradients
+// are cast into a bf16 staging buffer, reduced, and widened back into the fp32 buffers.
 #pragma once
 
 #include <chrono>
@@ -25,7 +27,9 @@ struct GradSyncStats {
 class GradientSync {
  public:
   // bucket_bytes <= 0: one bucket. zero_stage 1: reduce-scatter instead of all-reduce.
-  GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage);
+  // reduce_dtype: F32 or BF16, what travels and is summed.
+  GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage,
+               DType reduce_dtype = DType::F32);
 
   // Call after layer `layer` finished its backward of the last microbatch of the step.
   void on_layer_backward_done(int layer);
@@ -43,14 +47,18 @@ class GradientSync {
     int64_t offset = 0, numel = 0;
     int last_layer = 0;  // the bucket is ready once this layer's backward is done
     std::unique_ptr<CommRequest> request;
+    Tensor staging;  // the bucket in the reduce dtype while it is reduced (bf16 only)
     std::chrono::steady_clock::time_point launched, done;
     bool complete = false;
   };
   void poll();
+  // Marks a finished bucket done and, under bf16, widens its reduced values back.
+  void complete(Bucket& b);
 
   FlatParameters& flat_;
   Communicator& dp_;
   int zero_stage_;
+  DType reduce_dtype_;
   std::vector<Bucket> buckets_;
   size_t next_bucket_ = 0;
   int64_t shard_offset_ = 0, shard_numel_ = 0;

@@ -25,6 +25,8 @@ std::string format_step_line(const StepMetrics& m) {
                                  human_rate(m.tokens_per_s), 100.0 * m.mfu, m.mem_bytes >> 20);
   if (m.val_loss) line += fmt::format(" | val {:.4f}", *m.val_loss);
   if (m.skipped_steps > 0) line += fmt::format(" | skipped {}", m.skipped_steps);
+  if (m.loss_scale) line += fmt::format(" | scale {:g}", *m.loss_scale);
+  if (m.dp_bytes) line += fmt::format(" | dp {}B/step, wait {:.1f} ms", human_rate(*m.dp_bytes), m.dp_wait_ms.value_or(0));
   return line;
 }
 
@@ -42,9 +44,12 @@ void MetricsWriter::write(const StepMetrics& m) {
                       {"mfu", m.mfu},           {"mem_bytes", m.mem_bytes}};
   if (m.val_loss) j["val_loss"] = *m.val_loss;
   if (m.skipped_steps > 0) j["skipped_steps"] = m.skipped_steps;
+  if (m.loss_scale) j["loss_scale"] = *m.loss_scale;
   if (m.grad_comm_exposed_ms) j["grad_comm_exposed_ms"] = *m.grad_comm_exposed_ms;
   if (m.grad_comm_span_ms) j["grad_comm_span_ms"] = *m.grad_comm_span_ms;
   if (m.tp_comm_ms) j["tp_comm_ms"] = *m.tp_comm_ms;
+  if (m.dp_bytes) j["dp_bytes"] = *m.dp_bytes;
+  if (m.dp_wait_ms) j["dp_wait_ms"] = *m.dp_wait_ms;
   out_ << j.dump() << '\n';
   out_.flush();
   TESSERA_REQUIRE(out_.good(), "{}: write failed (disk full?)", path_);

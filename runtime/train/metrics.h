@@ -20,6 +20,10 @@ struct StepMetrics {
   // backward, and the span from the first bucket's launch to the last one's completion.
   std::optional<double> grad_comm_exposed_ms, grad_comm_span_ms;
   std::optional<double> tp_comm_ms;  // tensor-parallel communication per step (tp > 1)
+  std::optional<double> loss_scale;  // fp16 dynamic loss scale after this step
+  // Data-parallel traffic per step (dp > 1, mean over the window): bytes this rank sent (ring
+  // estimate) and time waited on the dp link; with local_sgd / diloco only sync steps send.
+  std::optional<double> dp_bytes, dp_wait_ms;
 };
 
 // "step 120/2000 | loss 2.1432 | lr 9.6e-04 | gnorm 0.84 | 212 ms | 14.5k tok/s | 38.1% MFU | mem 412 MiB"

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/adamw.h"
+#include "kernels/residual.h"
 #include "runtime/compression/mask.h"
 #include "runtime/train/grad_norm.h"
 #include "runtime/train/zero_adamw.h"
@@ -32,6 +33,21 @@ double AdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* p
   std::vector<Parameter*> params;
   for (const State& s : states_) params.push_back(s.param);
   return clip_grad_norm(params, max_norm, tp, pp);
+}
+
+bool scale_and_check_finite(const Tensor& g, float factor) {
+  kernels::cpu::scale(g.f32(), factor, g.numel());
+  const float* p = g.f32();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    if (!std::isfinite(p[i])) return false;
+  }
+  return true;
+}
+
+bool AdamW::scale_gradients(float factor) {
+  bool finite = true;
+  for (const State& s : states_) finite = scale_and_check_finite(s.param->grad, factor) && finite;
+  return finite;
 }
 
 void AdamW::step(double lr) {

@@ -33,6 +33,9 @@ class Optimizer {
   // over pp when given); scales them to max_norm when above it (max_norm > 0). Returns the norm
   // before clipping, the same on every rank.
   virtual double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) = 0;
+  // Multiplies the gradients this optimizer updates by factor (fp16: divides the loss scale out
+  // before clipping); returns whether they are all finite on this rank.
+  virtual bool scale_gradients(float factor) = 0;
   // One update with learning rate lr from the (clipped) gradients.
   virtual void step(double lr) = 0;
   virtual int64_t steps_taken() const = 0;
@@ -53,6 +56,7 @@ class AdamW : public Optimizer {
  public:
   AdamW(std::vector<Parameter*> params, const OptimizerConfig& config);
   double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
+  bool scale_gradients(float factor) override;
   // One update of every parameter from its grad with learning rate lr.
   void step(double lr) override;
   int64_t steps_taken() const override { return step_; }
@@ -80,6 +84,9 @@ class FlatParameters;
 class GradientSync;
 // The optimizer for this rank: ZeRO-1 sharded AdamW when zero_stage is 1 under data
 // parallelism (then flat, sync and dp are required), else AdamW over params.
+// Multiplies the fp32 tensor g by factor in place; returns whether every element is finite.
+bool scale_and_check_finite(const Tensor& g, float factor);
+
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, int zero_stage, std::vector<Parameter*> params,
                                           FlatParameters* flat, GradientSync* sync, Communicator* dp);
 

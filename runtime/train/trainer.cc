@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "partitioner/layout_rules.h"
+#include "runtime/comm/agreement.h"
 #include "runtime/compression/gradual_prune.h"
 #include "runtime/compression/mask.h"
 #include "runtime/train/gemm_roof.h"
@@ -41,6 +43,14 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   LayoutFacts facts = layout_facts(config_, 0, static_cast<int>(options_.custom_layers.size()));
   facts.dp = groups_.dp_size;
   require_valid_layout(config_.model, facts, config_.source.empty() ? "config" : config_.source);
+  compute_ = make_cpu_compute(parse_precision(t.precision), t.gemm);
+  if (compute_->policy().loss_scaling()) {
+    LossScalerConfig ls;
+    ls.initial_scale = t.initial_loss_scale;
+    ls.growth_interval = t.loss_scale_window;
+    ls.min_scale = t.min_loss_scale;
+    loss_scaler_.emplace(ls);
+  }
   microbatches_ = t.global_batch_size / (t.micro_batch_size * groups_.dp_size);
 
   const int v = par.virtual_stages;
@@ -48,9 +58,11 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   // A fixed partition (the bring-up's choice, broadcast from rank 0), or the FLOP balance.
   const std::vector<int> counts = choose_partition(config_, graph_).partition;
   const bool selective = par.recompute == "selective";
+  std::vector<int> graph_layer;  // of each local layer, for the outer sync's fragments
   for (const LayerRange& chunk : rank_chunks(counts, groups_.pp_size, v, groups_.pp_rank)) {
     chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, chunk.first, chunk.last,
                                               selective, options_.layer_registry));
+    for (int l = chunk.first; l < chunk.last; ++l) graph_layer.push_back(l);
   }
   std::vector<Model*> chunk_ptrs;
   for (auto& m : chunks_) {
@@ -63,11 +75,11 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
         rank, fmt::format("rank {} (dp {}, tp {}, pp {})", rank, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank));
   }
   if (pipelined() || par.recompute == "full") {
-    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v};
+    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v, compute_->compute_dtype()};
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
-  if (data_parallel() && par.zero_stage >= 2) {
+  if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
     zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch,
                                               [this](int layer) { fix_layer_gradients(layer); });
     int first = 0;
@@ -77,14 +89,22 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     }
     optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer);
   } else {
-    if (data_parallel()) {
-      flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
-      grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage);
+    if (data_parallel() || local_sync()) flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
+    if (data_parallel() && !local_sync()) {
+      grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage,
+                                                  par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32);
     }
+    if (local_sync()) {
+      // [outer sync hook] No per-step gradient sync: each replica keeps its own full AdamW below.
+      outer_sync_ = std::make_unique<OuterSync>(
+          *flat_, groups_.dp, outer_sync_config(par),
+          outer_fragment_of_layers(graph_layer, config_.model.num_layers, par.outer_fragments));
+    }
+    // ZeRO-1 shards the moments over the replicas of a synchronous run only.
     optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
-                                data_parallel() ? groups_.dp : nullptr);
+                                grad_sync_ ? groups_.dp : nullptr);
   }
-  peak_flops_ = t.peak_tflops > 0 ? t.peak_tflops * 1e12 : measure_gemm_flops();
+  set_mfu_roof();
   // Every rank built its layers whole before sharding them: the peak to report starts here.
   reset_host_memory_peak();
 }
@@ -103,6 +123,10 @@ double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op)
   Tensor t = Tensor::full({1}, static_cast<float>(value));
   comm->all_reduce(t, op);
   return t.f32()[0];
+}
+
+int64_t Trainer::optimizer_state_bytes() const {
+  return optimizer_->state_bytes() + (outer_sync_ ? outer_sync_->state_bytes() : 0);
 }
 
 void Trainer::message(LogLevel level, const std::string& line) const {
@@ -144,11 +168,15 @@ MicrobatchContext Trainer::train_context(int mb) {
     check_batch(batch, request, vocab_.size());
   }
   MicrobatchContext ctx;
+  ctx.compute = compute_.get();
   ctx.microbatch = mb;
   ctx.tokens = batch.tokens;
   ctx.targets = batch.targets;
-  // The step's loss is the mean over all microbatches of all replicas.
-  ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * groups_.dp_size);
+  // The step's loss is the mean over all microbatches of all replicas (times the fp16 loss scale,
+  // divided out of the gradients before clipping).
+  // [outer sync hook] With local_sgd / diloco each replica's gradient is the mean over its own batch.
+  ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * (outer_sync_ ? 1 : groups_.dp_size));
+  if (loss_scaler_) ctx.loss_scale *= static_cast<float>(loss_scaler_->scale());
   return ctx;
 }
 
@@ -219,6 +247,9 @@ double Trainer::forward_backward() {
   if (data_parallel()) dp_traffic_at_step_start_ = groups_.dp->traffic();
   for (auto& m : chunks_) m->zero_grad();
   if (zero_units_) zero_units_->begin_step();
+  // The masters may have changed since the last step (update, load, pruning): low-precision
+  // copies are remade on first use.
+  compute_->invalidate_weight_copies();
   tp_comm_.seconds = 0;
   const double loss_sum = run_microbatches();
   const auto start = Clock::now();
@@ -226,8 +257,9 @@ double Trainer::forward_backward() {
   if (zero_units_) zero_units_->finish();
   trace("grad_sync", start);
   // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
-  pending_loss_ = all_reduce_scalar(all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_,
-                                    groups_.dp, ReduceOp::Avg);
+  const double replica_loss = all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_;
+  // [outer sync hook] Replicas do not talk between syncs: fit() averages the loss when it logs.
+  pending_loss_ = outer_sync_ ? replica_loss : all_reduce_scalar(replica_loss, groups_.dp, ReduceOp::Avg);
   return *pending_loss_;
 }
 
@@ -239,26 +271,51 @@ StepResult Trainer::optimizer_step() {
   pending_loss_.reset();
   r.lr = learning_rate(t.optimizer, step_, t.max_steps);
   const auto start = Clock::now();
+  const bool overflow = loss_scaler_ && unscale_gradients();
   // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
-  r.grad_norm = optimizer_->clip_gradients(t.optimizer.grad_clip, groups_.tp, groups_.pp);
-  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
-    TESSERA_REQUIRE(t.on_nan == "skip",
-                    "step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping (train.on_nan = "
-                    "abort; `skip` drops such steps' updates instead)", step_ + 1, r.loss, r.grad_norm);
+  r.grad_norm = overflow ? std::numeric_limits<double>::infinity()
+                         : optimizer_->clip_gradients(t.optimizer.grad_clip, groups_.tp, groups_.pp);
+  if (loss_scaler_ && loss_scaler_->update(overflow, step_ + 1)) {
+    // fp16 overflow: an expected event under dynamic loss scaling, not train.on_nan's business.
+    r.skipped = true;
+    ++skipped_steps_;
+  } else if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+    // Both values are reduced over every rank, so every rank stops here together: an agreed
+    // error, printed once for the job, not once per rank.
+    if (t.on_nan != "skip") {
+      throw AgreedError(fmt::format("step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping "
+                                    "(train.on_nan = abort; `skip` drops such steps' updates instead)",
+                                    step_ + 1, r.loss, r.grad_norm));
+    }
     r.skipped = true;
     ++skipped_steps_;
   } else {
     optimizer_->step(r.lr);
   }
   trace("optimizer", start);
+  CommTraffic step_traffic;
   if (data_parallel()) {
     const CommTraffic now = groups_.dp->traffic(), &then = dp_traffic_at_step_start_;
-    dp_traffic_.all_reduce += now.all_reduce - then.all_reduce;
-    dp_traffic_.all_gather += now.all_gather - then.all_gather;
-    dp_traffic_.reduce_scatter += now.reduce_scatter - then.reduce_scatter;
+    step_traffic = {now.all_reduce - then.all_reduce, now.all_gather - then.all_gather,
+                    now.reduce_scatter - then.reduce_scatter};
+    dp_traffic_.all_reduce += step_traffic.all_reduce;
+    dp_traffic_.all_gather += step_traffic.all_gather;
+    dp_traffic_.reduce_scatter += step_traffic.reduce_scatter;
     ++dp_traffic_steps_;
   }
   ++step_;
+  if (outer_sync_) {
+    // [outer sync hook] Launches and applies the outer syncs due after this inner step.
+    const auto sync_start = Clock::now();
+    outer_sync_->after_inner_step(step_);
+    trace("outer_sync", sync_start);
+    r.dp_bytes = outer_sync_->stats().bytes;
+    r.dp_wait_ms = outer_sync_->stats().wait_ms;
+  } else if (grad_sync_ || zero_units_) {
+    // What this step handed to the dp collectives, as a ring sends it (measured, not modelled).
+    r.dp_bytes = step_traffic.ring_sent_bytes(groups_.dp_size);
+    r.dp_wait_ms = grad_sync_ ? grad_sync_->stats().exposed_ms : zero_units_->exposed_ms();
+  }
   if (is_prune_step(config_.prune, step_)) {
     // After the update, so the step's checkpoint holds the new masks and a resume continues
     // the schedule from them.
@@ -272,10 +329,37 @@ StepResult Trainer::optimizer_step() {
                                         100.0 * s, config_.prune.scope));
   }
   r.step = step_;
+  if (loss_scaler_) r.loss_scale = loss_scaler_->scale();
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - step_start_).count();
   r.tp_comm_ms = tp_comm_.seconds * 1e3;
   if (options_.callbacks.on_step) options_.callbacks.on_step(r);
   return r;
+}
+
+void Trainer::set_mfu_roof() {
+  const TrainConfig& t = config_.train;
+  const DType dtype = compute_->compute_dtype();
+  Backend& ops = compute_->ops();
+  if (compute_->policy().low_precision() && !ops.native_matmul(dtype)) {
+    message(LogLevel::Warning,
+            fmt::format("train.precision = {}: this CPU has no native {} GEMM; {} emulates it ({}), slower than fp32",
+                        t.precision, dtype_name(dtype), ops.name(), ops.matmul_implementation(dtype)));
+  }
+  if (t.peak_tflops > 0) {
+    peak_flops_ = t.peak_tflops * 1e12;
+    message(LogLevel::Info, fmt::format("MFU roof: train.peak_tflops = {} TFLOP/s per rank", t.peak_tflops));
+    return;
+  }
+  const GemmRoof roof = measure_gemm_roof(ops, dtype);
+  peak_flops_ = roof.flops;
+  message(LogLevel::Info,
+          fmt::format("MFU roof: {:.0f} GFLOP/s per rank, the best of 10 1024^3 {} GEMMs on {} ({}) at start-up",
+                      roof.flops / 1e9, roof.dtype, ops.name(), roof.implementation));
+}
+
+bool Trainer::unscale_gradients() {
+  const bool finite = optimizer_->scale_gradients(static_cast<float>(1.0 / loss_scaler_->scale()));
+  return all_reduce_scalar(finite ? 0.0 : 1.0, groups_.world, ReduceOp::Max) > 0;
 }
 
 double Trainer::evaluate() {
@@ -292,6 +376,7 @@ double Trainer::evaluate() {
     Batch batch = data_->batch(request);
     check_batch(batch, request, vocab_.size());
     MicrobatchContext ctx;
+    ctx.compute = compute_.get();
     ctx.microbatch = k;
     ctx.tokens = batch.tokens;
     ctx.targets = batch.targets;

@@ -1,6 +1,8 @@
-// The training loop: microbatches with gradient accumulation, pipeline stages run by a
-// StageExecutor, data-parallel gradient averaging, global-norm clipping, an Optimizer (AdamW or
-// ZeRO-1), periodic validation, JSONL metrics and the Chrome trace. The trainer prints nothing:
+// The training loop: microbatches with gradient accumulation through the Compute seam (fp32,
+// or bf16/fp16 with fp32 masters and fp16 loss scaling), pipeline stages run by a
+// StageExecutor, data-parallel gradient averaging (or local SGD / DiLoCo outer syncs),
+// global-norm clipping, an Optimizer (AdamW, ZeRO-1, or ZeRO-2/3 over ZeroUnits), periodic
+// validation, JSONL metrics and the Chrome trace. The trainer prints nothing:
 // its step lines and messages go to the callbacks (log_with_spdlog gives the CLI's output).
 // trainer.cc holds the step, trainer_checkpoint.cc save/resume/init, trainer_fit.cc the loop.
 #pragma once
@@ -15,6 +17,7 @@
 #include "partitioner/partition_choice.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
+#include "runtime/compute/compute.h"
 #include "core/config.h"
 #include "runtime/data/batch_sampler.h"
 #include "runtime/data/data_source.h"
@@ -24,8 +27,10 @@
 #include "runtime/pipeline/stage_executor.h"
 #include "runtime/train/flat_parameters.h"
 #include "runtime/train/grad_sync.h"
+#include "runtime/train/loss_scaler.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/outer_sync.h"
 #include "runtime/train/parallel_groups.h"
 #include "runtime/train/trace.h"
 #include "runtime/train/zero_units.h"
@@ -35,13 +40,18 @@ namespace tessera {
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
   double tp_comm_ms = 0;  // in tensor-parallel communication (forward, backward, loss, norms)
-  bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip)
+  bool skipped = false;   // non-finite loss or gradients, update dropped (train.on_nan: skip, or fp16 overflow)
+  double loss_scale = 0;  // fp16: the dynamic loss scale after this step; 0 without loss scaling
+  // Data-parallel traffic of this step: bytes this rank sent (ring estimate) and the time the
+  // step waited on the dp link (gradient all-reduce, or local SGD / DiLoCo outer syncs).
+  double dp_bytes = 0, dp_wait_ms = 0;
   int64_t step = 0;       // the steps done after this one (1 for the first), as the log line counts
 };
 
 enum class LogLevel { Info, Warning };
 
-// Called on every rank (the values are the same everywhere; print on one), in the training
+// Called on every rank (the values are the same everywhere, except the loss and gradient
+// norm of local_sgd / diloco replicas, which are each replica's own; print on one), in the training
 // thread, whoever drives the loop: fit() or the step-level calls. Empty ones are skipped.
 struct TrainerCallbacks {
   // After each optimizer step (train_step, optimizer_step, and so fit).
@@ -90,13 +100,14 @@ class Trainer {
   // The step in two halves, for a loop that wants to look at the gradients in between.
   // forward_backward runs forward and backward of this rank's microbatches of the current
   // step (gradients zeroed first, then accumulated and averaged over dp) and returns the
-  // step's loss, the mean over the global batch, the same on every rank. Without an argument
+  // step's loss, the mean over the global batch, the same on every rank (with local_sgd /
+  // diloco: the mean over this replica's share, see runtime/train/outer_sync.h). Without an argument
   // the batch comes from the DataSource; `batch` is instead this replica's share of the
   // global batch: I32 tokens and targets [microbatches_per_rank() * micro_batch_size,
   // seq_length], the same on every tp rank and pipeline stage of the replica.
   double forward_backward();
   double forward_backward(const Batch& batch);
-  // Clips, updates (AdamW or ZeRO-1) and advances the step; needs a forward_backward first.
+  // Clips, updates (AdamW, ZeRO-1 or ZeRO-2/3) and advances the step; needs a forward_backward first.
   StepResult optimizer_step();
   // Mean validation loss over train.eval_iters global batches (fixed, the same for every
   // layout), collective over all ranks.
@@ -128,9 +139,16 @@ class Trainer {
   // The layer graph the chunks were built from (custom layers included).
   const LayerGraph& graph() const { return graph_; }
   const Vocabulary& vocabulary() const { return vocab_; }
+  // The backend and precision the layers run with.
+  const Compute& compute() const { return *compute_; }
   // Gradient communication timing of the last step (zeros without data parallelism).
-  GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
-  int64_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
+  GradSyncStats grad_sync_stats() const {
+    return grad_sync_ ? grad_sync_->stats() : zero_units_ ? zero_units_->stats() : GradSyncStats{};
+  }
+  // The local SGD / DiLoCo outer sync (parallel.data_parallel_sync), null with allreduce.
+  const OuterSync* outer_sync() const { return outer_sync_.get(); }
+  // The optimizer's state and, with local SGD / DiLoCo, the outer state.
+  int64_t optimizer_state_bytes() const;
   // Peak microbatch-chunks whose activations this rank held in the last step.
   int peak_in_flight() const { return executor_ ? executor_->peak_in_flight() : 1; }
 
@@ -139,6 +157,8 @@ class Trainer {
           TrainerOptions options);
   double all_reduce_scalar(double value, Communicator* comm, ReduceOp op);
   bool data_parallel() const { return groups_.dp != nullptr && groups_.dp_size > 1; }
+  // local_sgd / diloco: replicas take inner steps on their own (runtime/train/outer_sync.h).
+  bool local_sync() const { return config_.parallel.data_parallel_sync != "allreduce"; }
   bool pipelined() const { return groups_.pp_size > 1; }
   // The StageExecutor runs the step: with pipeline stages, or full recompute on one stage.
   bool uses_executor() const { return executor_ != nullptr; }
@@ -154,11 +174,19 @@ class Trainer {
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
   // `moments`, gathered from a sharded optimizer when gather (for a save).
   CheckpointState checkpoint_state(CheckpointMoments& moments, bool gather);
+  // This rank's place in the layout and the optimizer's ZeRO stage, as checkpoints record them.
+  CheckpointLayout checkpoint_layout() const;
   bool stop_requested_everywhere();
   // A message to the on_message callback, on the logging rank only.
   void message(LogLevel level, const std::string& line) const;
   void log_run_start() const;
   void log_run_end();
+  // fp16: divides the gradients by the loss scale; returns whether any is inf/NaN (agreed over
+  // every rank that holds gradients).
+  bool unscale_gradients();
+  // The MFU denominator: train.peak_tflops, else the best GEMM rate of this run's backend and
+  // compute dtype, measured now (warns when the dtype runs emulated).
+  void set_mfu_roof();
 
   // Steps recorded in the trace: the first is skipped (allocations, first-touch), then ten.
   static constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;
@@ -170,6 +198,8 @@ class Trainer {
   Vocabulary vocab_;
   ParallelGroups groups_;
   TpCommStats tp_comm_;  // the layers' tp communication time, read per step
+  std::unique_ptr<Compute> compute_;
+  std::optional<LossScaler> loss_scaler_;  // fp16 only
   LayerGraph graph_;
   std::vector<std::unique_ptr<Model>> chunks_;
   std::vector<Layer*> layers_;  // all layers of all chunks, numbered as FlatParameters does
@@ -183,7 +213,8 @@ class Trainer {
   // evaluation), for the traffic line at the end of the run.
   CommTraffic dp_traffic_at_step_start_, dp_traffic_;
   int64_t dp_traffic_steps_ = 0;
-  std::unique_ptr<Optimizer> optimizer_;      // AdamW, or ZeRO-1 under data parallelism
+  std::unique_ptr<Optimizer> optimizer_;      // AdamW, ZeRO-1 or ZeRO-2/3 under data-parallel allreduce
+  std::unique_ptr<OuterSync> outer_sync_;     // local_sgd / diloco
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
   // Set by forward_backward for optimizer_step: the step's loss and when it started.
   std::optional<double> pending_loss_;

@@ -1,11 +1,13 @@
 // The Trainer's checkpoint glue: its parameters and optimizer moments as a CheckpointState,
-// and save, resume and init_from (weights only) over runtime/checkpoint.
+// and save, resume and init_from (weights only) over runtime/checkpoint, with the fp16 loss
+// scale and, for local SGD / DiLoCo, the replica and outer state (outer_checkpoint.h).
 #include <chrono>
 #include <optional>
 
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/comm/agreement.h"
 #include "runtime/compression/mask.h"
+#include "runtime/train/outer_checkpoint.h"
 #include "runtime/train/trainer.h"
 
 namespace tessera {
@@ -18,10 +20,16 @@ CheckpointState Trainer::checkpoint_state(CheckpointMoments& moments, bool gathe
   s.step = step_;
   s.params = parameters();
   s.padded_rows = vocab_padded_rows(config_.model, graph_);
+  if (loss_scaler_) s.extra["loss_scaler"] = loss_scaler_->to_json();
   moments = optimizer_->checkpoint_moments(s.params, gather);
   s.optimizer_steps = optimizer_->steps_taken();
   for (OptimizerMoments& mo : moments.per_param) s.moments.push_back(&mo);
   return s;
+}
+
+CheckpointLayout Trainer::checkpoint_layout() const {
+  return {groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank,
+          optimizer_->zero_stage()};
 }
 
 std::string Trainer::save() { return save(config_.checkpoint.dir); }
@@ -31,9 +39,15 @@ std::string Trainer::save(const std::string& dir) {
   const auto start = Clock::now();
   CheckpointMoments moments;
   const GatheredParameters gathered(zero_units_.get());  // ZeRO-3: the values are written whole
-  const CheckpointState state = checkpoint_state(moments, true);
-  const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
-                                groups_.pp_rank, optimizer_->zero_stage()};
+  CheckpointState state = checkpoint_state(moments, true);
+  const CheckpointLayout layout = checkpoint_layout();
+  if (outer_sync_) {
+    // [outer sync hook] Each replica's own state and the outer state (outer_checkpoint.h).
+    state.extra["outer_sync"] =
+        outer_checkpoint_extra(config_.parallel, groups_.dp_size, outer_sync_->replicas_identical(step_));
+    state.write_extra_files =
+        replica_state_writer({flat_.get(), optimizer_.get(), parameters(), outer_sync_.get()}, layout);
+  }
   const SaveResult r = save_checkpoint(dir, state, layout, groups_.world, options_.config_yaml, vocab_.to_json(),
                                        config_.checkpoint.keep);
   message(LogLevel::Info,
@@ -70,7 +84,18 @@ bool Trainer::resume(const std::string& dir) {
   optimizer_->load_moments(moments);
   optimizer_->set_steps_taken(state.optimizer_steps);
   gathered.reset();  // each rank keeps its blocks of the loaded values
+  // [outer sync hook] Replica and outer state of local SGD / DiLoCo checkpoints.
+  run_agreed(groups_.world, [&] {
+    if (outer_sync_) {
+      load_replica_state(*found, manifest, {flat_.get(), optimizer_.get(), parameters(), outer_sync_.get()},
+                         checkpoint_layout(), config_.parallel);
+    } else {
+      check_resumable_without_outer_sync(*found, manifest);
+    }
+  });
   step_ = state.step;
+  // A checkpoint of an fp32/bf16 run has no scaler state: an fp16 resume starts a fresh scale.
+  if (loss_scaler_ && manifest.extra.contains("loss_scaler")) loss_scaler_->load_json(manifest.extra["loss_scaler"]);
   message(LogLevel::Info, fmt::format("checkpoint: resumed from {} at step {} (saved under dp {} x tp {} x pp {}, zero {})",
                                       *found, step_, manifest.layout.dp, manifest.layout.tp, manifest.layout.pp,
                                       manifest.layout.zero_stage));
@@ -91,6 +116,7 @@ void Trainer::init_from(const std::string& path) {
                     config_.data.path);
     load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
   });
+  if (outer_sync_) outer_sync_->reset_anchor();  // [outer sync hook] the outer step starts from these weights
   const SparsityStats s = sparsity_stats(state.params);
   message(LogLevel::Info,
           fmt::format("init: weights from {} (step {}){}", step_dir, manifest.step,

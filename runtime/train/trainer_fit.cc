@@ -11,11 +11,14 @@ namespace {
 // their mean over the window, not the last step's (which may be a checkpoint step).
 struct LogWindow {
   double step_ms = 0, exposed_ms = 0, span_ms = 0, tp_ms = 0;
+  double dp_bytes = 0, dp_wait_ms = 0;
   int steps = 0;
 
   void add(const StepResult& r, const GradSyncStats& sync) {
     step_ms += r.step_ms;
     tp_ms += r.tp_comm_ms;
+    dp_bytes += r.dp_bytes;
+    dp_wait_ms += r.dp_wait_ms;
     exposed_ms += sync.exposed_ms;
     span_ms += sync.comm_span_ms;
     ++steps;
@@ -52,8 +55,9 @@ void Trainer::log_run_start() const {
                                       graph_.flops_per_token() / 1e6, peak_flops_ / 1e9,
                                       config_.train.peak_tflops > 0 ? "train.peak_tflops" : "measured"));
   message(LogLevel::Info, fmt::format("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
-                                      optimizer_->zero_stage() == 1
-                                          ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size)
+                                      optimizer_->zero_stage() >= 1
+                                          ? fmt::format(" (ZeRO-{} sharded over dp {})", optimizer_->zero_stage(),
+                                                        groups_.dp_size)
                                           : ""));
 }
 
@@ -81,7 +85,9 @@ void Trainer::fit() {
     const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
     std::optional<double> val;
     if (eval_now && data_->has_validation()) val = evaluate();
-    stopped = stop_requested_everywhere();
+    // [outer sync hook] Between syncs the replicas share no per-step collective: agree on a
+    // stop request only on logging steps, so the slow dp link is not crossed every step.
+    stopped = (!outer_sync_ || log_now) && stop_requested_everywhere();
     const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
     if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
     if (stopped) {
@@ -93,7 +99,8 @@ void Trainer::fit() {
     StepMetrics m;
     m.step = step_;
     m.max_steps = t.max_steps;
-    m.loss = r.loss;
+    // [outer sync hook] The replicas' mean loss, reduced only for the steps that are logged.
+    m.loss = outer_sync_ ? all_reduce_scalar(r.loss, groups_.dp, ReduceOp::Avg) : r.loss;
     m.lr = r.lr;
     m.grad_norm = r.grad_norm;
     m.step_ms = window.step_ms / window.steps;
@@ -102,11 +109,16 @@ void Trainer::fit() {
     m.mem_bytes = host_memory_stats().peak_bytes;
     m.val_loss = val;
     m.skipped_steps = skipped_steps_;
-    if (grad_sync_) {
+    if (loss_scaler_) m.loss_scale = loss_scaler_->scale();
+    if (grad_sync_ || zero_units_) {
       m.grad_comm_exposed_ms = window.exposed_ms / window.steps;
       m.grad_comm_span_ms = window.span_ms / window.steps;
     }
     if (groups_.tp.size > 1) m.tp_comm_ms = window.tp_ms / window.steps;
+    if (data_parallel()) {
+      m.dp_bytes = window.dp_bytes / window.steps;
+      m.dp_wait_ms = window.dp_wait_ms / window.steps;
+    }
     window = LogWindow{};
     if (options_.callbacks.on_log) options_.callbacks.on_log(m);
     if (metrics) metrics->write(m);

@@ -8,6 +8,7 @@
 #include "partitioner/layout_rules.h"
 #include "partitioner/machine_model.h"
 #include "runtime/comm/threads.h"
+#include "runtime/data/tokenizer.h"
 
 namespace tessera {
 
@@ -25,6 +26,7 @@ TrainingSession::TrainingSession(const Config& config, MpiEnvironment& env, Sess
   if (options_.data != nullptr) {
     vocab = options_.data->vocabulary();
   } else {
+    check_data_tokenizer(config_);
     dataset_ = std::make_unique<Dataset>(load_dataset(config_.data, config_.model.vocab, config_.model.seq_length));
     vocab = dataset_->vocab;
   }

@@ -123,7 +123,12 @@ void ZeroUnits::release(Unit& u) {
     u.gathering->wait();
     u.gathering.reset();
   }
-  for (Parameter* p : u.params) p->value = Tensor();
+  for (Parameter* p : u.params) {
+    p->value = Tensor();
+    // A mixed-precision run's low-precision copy goes too; it is remade after the next gather.
+    p->compute_copy = Tensor();
+    p->compute_copy_version = 0;
+  }
   u.full = Tensor();
 }
 
@@ -173,6 +178,7 @@ void ZeroUnits::after_backward(int layer) {
   // gradients alive at most, as the memory model counts them.
   for (Unit& other : units_) complete_scatter(other);
   u->reduced = Tensor::empty({u->block});
+  if (!first_scatter_) first_scatter_ = std::chrono::steady_clock::now();
   u->scattering = dp_.reduce_scatter_async(u->grad, u->reduced, ReduceOp::Sum);
   release(*u);
 }
@@ -181,6 +187,7 @@ void ZeroUnits::complete_scatter(Unit& u) {
   if (!u.scattering) return;
   u.scattering->wait();
   u.scattering.reset();
+  last_scatter_ = std::chrono::steady_clock::now();
   float* acc = shard_grads_.f32() + u.shard_offset;
   const float* in = u.reduced.f32();
   for (int64_t i = 0; i < u.block; ++i) acc[i] += in[i];
@@ -188,7 +195,21 @@ void ZeroUnits::complete_scatter(Unit& u) {
   u.reduced = Tensor();
 }
 
-void ZeroUnits::begin_step() { shard_grads_.zero(); }
+void ZeroUnits::begin_step() {
+  shard_grads_.zero();
+  first_scatter_.reset();
+  last_scatter_.reset();
+}
+
+GradSyncStats ZeroUnits::stats() const {
+  GradSyncStats s;
+  s.exposed_ms = exposed_ms_;
+  if (first_scatter_ && last_scatter_) {
+    s.comm_span_ms = std::chrono::duration<double, std::milli>(*last_scatter_ - *first_scatter_).count();
+  }
+  s.buckets = static_cast<int>(units_.size());
+  return s;
+}
 
 void ZeroUnits::finish() {
   const auto start = std::chrono::steady_clock::now();

@@ -16,11 +16,13 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runtime/comm/communicator.h"
 #include "runtime/model/layer_hooks.h"
 #include "runtime/model/model.h"
+#include "runtime/train/grad_sync.h"
 
 namespace tessera {
 
@@ -72,6 +74,8 @@ class ZeroUnits final : public LayerHooks {
   void scatter_from_params(const std::vector<Tensor>& full, const std::vector<Parameter*>& params, Tensor& shard);
   // Milliseconds the last finish() waited for reduce-scatters after the backward ended.
   double exposed_ms() const { return exposed_ms_; }
+  // The last step's reduce-scatters: exposed time, first launch to last completion seen, units.
+  GradSyncStats stats() const;
 
  private:
   struct Unit {
@@ -104,6 +108,7 @@ class ZeroUnits final : public LayerHooks {
   Tensor shard_grads_;
   std::vector<Piece> pieces_;
   double exposed_ms_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> first_scatter_, last_scatter_;
 };
 
 // Every parameter full for a scope (ZeRO-3; nothing otherwise), for what reads or writes all of

@@ -1,6 +1,7 @@
 # Failure handling at the command line: the bad-input table (cases.toml, run by run_cases.py
 # against the real `tessera` binary) and the preemption tests that send SIGTERM to the rank
-# processes (as srun does) and to mpirun itself. Include after mpi_tests.cmake (MPIEXEC_EXECUTABLE).
+# processes (as srun does) and to mpirun itself, and the error line of a rank that fails during
+# training. Include after mpi_tests.cmake (MPIEXEC_EXECUTABLE).
 find_package(Python3 3.11 REQUIRED COMPONENTS Interpreter)  # tomllib
 
 add_test(NAME cli_errors.table
@@ -23,3 +24,11 @@ foreach(target ranks mpirun)
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(signal.sigterm_to_${target} PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)
 endforeach()
+
+# An error on one rank during training (world rank 1 stalled, rank 0 times out): the exact
+# `tessera: error on rank 0: timeout ...` line, printed once, and the job ends (~10 s).
+add_test(NAME fault.cli_rank_error_line
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_rank_error.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(fault.cli_rank_error_line PROPERTIES RUN_SERIAL TRUE TIMEOUT 180 LABELS mpi)

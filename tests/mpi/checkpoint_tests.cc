@@ -216,10 +216,9 @@ void run_verify(Harness& h, const std::string& dir) {
   h.run("verify", [&] {
     std::vector<std::string> warnings;
     const auto found = find_latest_checkpoint(dir, &warnings);
-    if (!found) {
-      std::printf("no checkpoint yet\n");
-      return;
-    }
+    // The kill test kills only after a save completed: a missing checkpoint is a lost save.
+    h.check(found.has_value(), "no complete checkpoint under {}", dir);
+    if (!found) return;
     const int64_t step = read_manifest(*found).step;
     load_and_check(h, tiny_gpt_config(), *found, nullptr, 1, step, "verify " + *found,
                    static_cast<int>(3 * step + 1));

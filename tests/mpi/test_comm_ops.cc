@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "runtime/bf16.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "tests/mpi/mpi_test_util.h"
 
@@ -238,7 +239,17 @@ void test_barrier_and_split(Harness& h, MpiCommunicator& c) {
 
 void test_errors(Harness& h, MpiCommunicator& c) {
   Tensor bf16 = Tensor::zeros({4}, DType::BF16);
-  h.expect_error("reductions take F32 or I32 tensors, got BF16", [&] { c.all_reduce(bf16, ReduceOp::Sum); });
+  h.expect_error("(and BF16 for sum and avg), got BF16", [&] { c.all_reduce(bf16, ReduceOp::Max); });
+  // BF16 sums (DiLoCo's bf16 outer deltas): small integers and their average are exact.
+  for (int64_t i = 0; i < 4; ++i) bf16.data<uint16_t>()[i] = f32_to_bf16(static_cast<float>(c.rank() + 1 + i));
+  c.all_reduce_async(bf16, ReduceOp::Sum)->wait();
+  const int n = c.size();
+  h.check(bf16_to_f32(bf16.data<uint16_t>()[1]) == static_cast<float>(n * (n + 1) / 2 + n), "bf16 sum {}",
+          bf16_to_f32(bf16.data<uint16_t>()[1]));
+  for (int64_t i = 0; i < 4; ++i) bf16.data<uint16_t>()[i] = f32_to_bf16(static_cast<float>(2 * c.rank()));
+  c.all_reduce(bf16, ReduceOp::Avg);
+  h.check(bf16_to_f32(bf16.data<uint16_t>()[3]) == static_cast<float>(n - 1), "bf16 avg {}",
+          bf16_to_f32(bf16.data<uint16_t>()[3]));
   Tensor u16 = Tensor::zeros({4 * c.size()}, DType::U16), u16_out = Tensor::zeros({4}, DType::U16);
   h.expect_error("got U16", [&] { c.reduce_scatter(u16, u16_out, ReduceOp::Max); });
   Tensor a = Tensor::zeros({3}), wrong = Tensor::zeros({3 * c.size() + 1});

@@ -5,6 +5,7 @@
 // vocabulary of 65 padded to a multiple of tp).
 #include <cmath>
 
+#include "runtime/compute/compute.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/data/batch_sampler.h"
@@ -123,7 +124,9 @@ void test_model(Harness& h, Communicator& world, const ModelConfig& m, int64_t v
     for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<int32_t>((i * 7919 + i / 3) % vocab);
     const BatchSampler sampler(&text, m.seq_length, 11);
     const Batch batch = sampler.sample(0, 0, B);
+    const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
     MicrobatchContext ctx;
+    ctx.compute = compute.get();
     ctx.tokens = batch.tokens;
     ctx.targets = batch.targets;
     const float loss1 = single.forward(Tensor(), ctx).f32()[0];

@@ -1,9 +1,10 @@
-// Tessera's own logits for the ONNX parity check: loads a checkpoint (any layout) into the
+// Tessera's own logits for the ONNX and Hugging Face parity checks: loads a checkpoint (any layout) into the
 // training Model at tp 1 and runs forward on every `tokens.<k>` (I32 [batch, seq]) of a
 // safetensors file, writing `logits.<k>` (F32 [batch, seq, vocab]).
 // Usage: onnx_reference_logits CHECKPOINT TOKENS.safetensors OUT.safetensors
 #include <iostream>
 
+#include "runtime/compute/compute.h"
 #include "launcher/config_loader.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint_tools.h"
@@ -20,7 +21,9 @@ int run(const std::string& checkpoint, const std::string& tokens_path, const std
   const std::string step_dir = resolve_checkpoint(checkpoint);
   const Manifest manifest = read_manifest(step_dir);
   const Config config = parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config");
-  const int64_t vocab = Vocabulary::from_json(manifest.vocabulary).size();
+  // A checkpoint imported from Hugging Face has token ids, not a vocabulary: its model.vocab is the size.
+  const int64_t vocab = manifest.vocabulary.is_null() ? std::stoll(config.model.vocab)
+                                                      : Vocabulary::from_json(manifest.vocabulary).size();
   const LayerGraph graph = build_layer_graph(config.model, vocab, 1);
   Model model(config.model, graph, TpGroup::single(), config.train.seed);
   CheckpointState state;
@@ -33,7 +36,9 @@ int run(const std::string& checkpoint, const std::string& tokens_path, const std
   for (const auto& [name, tokens] : read_safetensors(tokens_path).tensors) {
     TESSERA_REQUIRE(name.rfind("tokens.", 0) == 0 && tokens.dtype() == DType::I32 && tokens.ndim() == 2,
                     "{}: expected I32 [batch, seq] tensors named tokens.<k>, got '{}'", tokens_path, name);
+    const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
     MicrobatchContext ctx;
+    ctx.compute = compute.get();
     ctx.tokens = tokens;
     ctx.targets = Tensor::zeros(tokens.shape(), DType::I32);  // the loss is computed but unused
     ctx.training = false;

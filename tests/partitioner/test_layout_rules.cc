@@ -96,3 +96,40 @@ TEST_CASE("the model's shape rule", "[partitioner][rules]") {
 }
 
 }  // namespace tessera
+
+namespace tessera {
+
+// The llama rules (model.arch: llama, from main's config validator and planner) have the same
+// owner: the config check, the planner's rejection and the manifest reader state them alike.
+TEST_CASE("llama: normalization, query groups, rotary width, tied embeddings", "[partitioner][rules][llama]") {
+  ModelConfig m = tiny_gpt_config();  // hidden 32, 4 heads
+  m.arch = "llama";
+  m.normalization = "rmsnorm";
+  m.num_query_groups = 2;
+  CHECK_FALSE(model_shape_violation(m).has_value());
+  m.normalization = "layernorm";
+  CHECK(model_shape_violation(m)->line() == "model.normalization = 'layernorm': must be rmsnorm for model.arch: llama");
+  m.normalization = "rmsnorm";
+  m.num_query_groups = 3;
+  CHECK(model_shape_violation(m)->line() == "model.num_query_groups = 3: must divide model.num_attention_heads = 4");
+  m.num_query_groups = 2;
+  m.hidden_size = 36;  // head width 9
+  CHECK(model_shape_violation(m)->rule == LayoutRule::EvenHeadWidth);
+  m.hidden_size = 32;
+
+  LayoutFacts l;
+  l.tp = 4;  // divides the 4 heads, not the 2 key/value groups
+  const std::optional<LayoutViolation> v = first_layout_violation(m, l);
+  REQUIRE(v.has_value());
+  CHECK(v->line() == "model.num_query_groups = 2: must be divisible by parallel.tensor_model_parallel_size = 4 "
+                     "(key/value groups are split over tensor-parallel ranks, not replicated)");
+  CHECK(v->brief == "tp = 4 > key/value groups 2");
+  l.tp = 2;
+  CHECK(layout_violations(m, l).empty());
+  l.pp = 2;  // tied embedding and head must share a stage
+  CHECK(first_layout_violation(m, l)->brief == "tied embedding and output weights need pp = 1");
+  m.untie_embeddings_and_output_weights = true;
+  CHECK(layout_violations(m, l).empty());
+}
+
+}  // namespace tessera

@@ -241,7 +241,15 @@ TEST_CASE("the pipeline bubble follows the schedule", "[partitioner][search]") {
   const Evaluation inter = evaluate_layout(m, 65, cost, {1, 1, 4, 2, 1, ScheduleKind::Interleaved}, o);
   REQUIRE(one.plan);
   REQUIRE(inter.plan);
-  // About (p - 1) / (m + p - 1) = 3/11 for 1F1B; interleaving divides it by about v.
-  CHECK(one.plan->bubble == Approx(3.0 / 11.0).margin(0.08));
+  // The bubble is the idle fraction of the simulated pipeline makespan on the busiest rank:
+  // that rank runs m microbatches of its stage time, so bubble = 1 - m max t_s / makespan.
+  // (The value itself depends on the stage costs and the messages' latency on the critical
+  // path; the theory for uniform stages, (p - 1) / (m + p - 1), is checked exactly in
+  // test_schedule_sim.cc. The old check here, 3/11 give or take 30 %, held for almost any
+  // bubble and is gone.)
+  const PartitionPlan& plan = *one.plan;
+  REQUIRE(plan.stage_time_s.size() == 4);
+  const double slowest = *std::max_element(plan.stage_time_s.begin(), plan.stage_time_s.end());
+  CHECK(plan.bubble == Approx(1.0 - plan.microbatches * slowest / plan.breakdown.pipeline_s).epsilon(1e-9));
   CHECK(inter.plan->bubble < one.plan->bubble);
 }

@@ -107,17 +107,33 @@ TEST_CASE("schedule sim: timelines as text", "[schedule]") {
         "rank 1  .012....aa3bb4cc5dd6ee7ff.gg.hh..\n"
         "rank 2  ..01..aa2bb3cc4dd5ee6ff7gg.hh....\n"
         "rank 3  ...0aa1bb2cc3dd4ee5ff6gg7hh......\n");
-  const auto inter =
-      tessera::simulate(ScheduleKind::Interleaved, 4, 8, 2, StageCosts::uniform(8, 1, 2));
+  // Interleaved, p = 2, m = 4, v = 2 (forward 1, backward 2 per chunk), derived by hand from
+  // Megatron's rules in partitioner/schedule.h, not from the simulator: rank s holds global
+  // stages s (chunk 0) and 2 + s (chunk 1). The k-th forward runs microbatch (k / 4) * 2 + k % 2
+  // of chunk (k % 4) / 2: (0,c0) (1,c0) (0,c1) (1,c1) (2,c0) (3,c0) (2,c1) (3,c1); the k-th
+  // backward the same microbatch of chunk 1 - (k % 4) / 2: (0,c1) (1,c1) (0,c0) (1,c0) (2,c1) ...
+  // Warm-up: (p - s - 1) * 2 + (v - 1) * p = 4 forwards on rank 0, 2 on rank 1; then forward and
+  // backward in turn; then the remaining backwards. Each action starts when its rank is free
+  // and its input is there: F(mb, g) after F(mb, g - 1), B(mb, g) after B(mb, g + 1), and the
+  // last stage's B(mb, 3) after its F(mb, 3). Walking both ranks in time:
+  //   rank 0: F(0,0) 0-1, F(1,0) 1-2, F(0,2) 2-3 (F(0,1) ended 2), F(1,2) 3-4, F(2,0) 4-5,
+  //           B(0,2) 6-8 (waits for B(0,3) 4-6), F(3,0) 8-9, B(1,2) 9-11, F(2,2) 11-12 (F(2,1)
+  //           ended 10), B(0,0) 12-14, F(3,2) 14-15, B(1,0) 15-17, B(2,2) 18-20, B(3,2) 21-23,
+  //           B(2,0) 23-25, B(3,0) 25-27
+  //   rank 1: F(0,1) 1-2, F(1,1) 2-3, F(0,3) 3-4, B(0,3) 4-6, F(1,3) 6-7, B(1,3) 7-9, F(2,1)
+  //           9-10, B(0,1) 10-12, F(3,1) 12-13, B(1,1) 13-15, F(2,3) 15-16, B(2,3) 16-18,
+  //           F(3,3) 18-19, B(3,3) 19-21, B(2,1) 21-23, B(3,1) 23-25
+  // 27 = 8 forwards + 8 backwards of 3 units per rank (24) + (p - 1) * (f + b) = 3.
+  const auto inter = tessera::simulate(ScheduleKind::Interleaved, 2, 4, 2, StageCosts::uniform(4, 1, 2));
   CHECK(tessera::render_timeline(inter, 2) ==
-        "rank 0  01230123456...aa7bb.4cc5dd6aa7bbcc.dd.ee.ff.gg.hheeffgghh\n"
-        "chunk   00001111000   11011 11111110010000 00 11 11 11 1100000000\n"
-        "rank 1  .012301234..aa5bb6cc7dd4aa5bb6cc7dd.ee.ff.gg.hheeffgghh..\n"
-        "chunk    000011110  11011011011100100100100 11 11 11 1100000000\n"
-        "rank 2  ..0123012.aa3bb4cc5dd6aa7bb4cc5dd6ee7ff.gg.hheeffgghh....\n"
-        "chunk     0000111 11111011011000000100100111111 11 1100000000\n"
-        "rank 3  ...01230aa1bb2cc3dd4aa5bb6cc7dd4ee5ff6gg7hheeffgghh......\n"
-        "chunk      000011111111111100000000000011111111111100000000\n");
+        "rank 0  01012.aa3bb2aa3bb.cc.ddccdd\n"
+        "chunk   00110 11011100100 11 110000\n"
+        "rank 1  .010aa1bb2aa3bb2cc3ddccdd..\n"
+        "chunk    001111110000001111110000\n");
+  // p = 4, m = 8, v = 2 (the timeline quoted in schedule.h): every rank computes 16 forwards and
+  // 16 backwards (48 units); the step is that plus (p - 1) * (f + b) = 9 of fill and drain.
+  const auto wide = tessera::simulate(ScheduleKind::Interleaved, 4, 8, 2, StageCosts::uniform(8, 1, 2));
+  CHECK(wide.makespan_ms == Approx(57.0));
   // Half the columns at 2 ms each.
   const auto one = tessera::simulate(ScheduleKind::GPipe, 1, 2, 1, StageCosts::uniform(1, 2, 4));
   CHECK(tessera::render_timeline(one, 1, 2.0) == "rank 0  01aabb\n");

@@ -64,6 +64,15 @@ TEST_CASE("the banner names the layout, stages, model, data and checkpoint state
   CHECK(line_starting(b, "  checkpoint") ==
         "  checkpoint  runs/x, every 25 steps and at the end, keep 3; resume auto: no checkpoint in runs/x yet, from step 0");
   CHECK(line_starting(b, "  predicted") == "  predicted   none: no machine model (run `tessera plan --calibrate` once)");
+  // Local SGD / DiLoCo: the layout line says how the replicas sync.
+  Config d = c;
+  d.parallel.data_parallel_sync = "diloco";
+  d.parallel.sync_interval = 20;
+  d.parallel.outer_fragments = 2;
+  d.parallel.outer_delay = 1;
+  d.parallel.outer_dtype = "bf16";
+  CHECK(line_starting(format_banner(d, graph, f), "  layout").ends_with(
+      "recompute none, dp sync diloco H=20 (outer lr 0.7, momentum 0.9), streaming: 2 fragments, delay 1, bf16 deltas"));
 }
 
 TEST_CASE("the prediction is for the partition the trainer runs", "[banner]") {

@@ -111,7 +111,7 @@ TEST_CASE("checkpoint errors: every manifest rule has its own message", "[checkp
       {"config", [](json& j) { j["config_yaml"] = 5; }, "\"config_yaml\" must be a string, not 5"},
       {"vocabulary", [](json& j) { j["vocabulary"] = "x"; }, "\"vocabulary\" must be an object or null"},
       {"model", [](json& j) { j["model"] = 3; }, "\"model\" must be an object or null"},
-      {"model arch", [](json& j) { j["model"]["arch"] = "rnn"; }, "model.arch \"rnn\" must be \"gpt\" or \"mlp\""},
+      {"model arch", [](json& j) { j["model"]["arch"] = "rnn"; }, "model.arch \"rnn\" must be \"gpt\", \"llama\" or \"mlp\""},
       {"model layers", [](json& j) { j["model"]["num_layers"] = 0; },
        "\"model.num_layers\" must be an integer in [1, 1073741824], not 0"},
       {"model heads", [](json& j) { j["model"]["num_attention_heads"] = 5; },

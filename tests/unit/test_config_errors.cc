@@ -54,8 +54,8 @@ TEST_CASE("bad configs fail with one exact line", "[config]") {
        "bad.yaml: unknown key 'model.n_embd' (did you mean 'model.hidden_size'?)"},
       {"unknown key, nothing close", "model:\n  dropout: 0.1\n", {},
        "bad.yaml: unknown key 'model.dropout' (known keys in model: arch, num_layers, hidden_size, "
-       "num_attention_heads, ffn_hidden_size, head_dim, seq_length, vocab, activation, input_size, output_size, "
-       "init_std)"},
+       "num_attention_heads, ffn_hidden_size, head_dim, num_query_groups, rotary_base, normalization, norm_epsilon, "
+       "untie_embeddings_and_output_weights, seq_length, vocab, activation, input_size, output_size, init_std)"},
       {"string for int", "train:\n  micro_batch_size: twelve\n", {},
        "bad.yaml: train.micro_batch_size = 'twelve': must be a positive integer"},
       {"negative batch", "train:\n  micro_batch_size: -3\n", {},

@@ -20,7 +20,7 @@ TEST_CASE("the reference has one row per schema key with its type, default and r
     CHECK(md.find("| `" + leaf + "` | " + f.type + " | ") != std::string::npos);
   }
   CHECK(md.starts_with("### `model`\n\n| key | type | default | rule | meaning |\n|---|---|---|---|---|\n"
-                       "| `arch` | choice | `gpt` | must be one of gpt, mlp | "));
+                       "| `arch` | choice | `gpt` | must be one of gpt, llama, mlp | "));
   CHECK(md.find("| `max_steps` | integer | `2000` | must be a positive integer | ") != std::string::npos);
   CHECK(md.find("| `data_parallel_size` | integer or auto | `auto` | ") != std::string::npos);
   CHECK(md.find("| `betas` | list of 2 numbers | `[0.9, 0.99]` | ") != std::string::npos);

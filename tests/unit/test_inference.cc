@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "runtime/compute/compute.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/inference/decode.h"
@@ -42,7 +43,9 @@ TEST_CASE("inference: forward equals the training model's logits on the same che
   CheckpointState state;
   state.params = trained.parameters();
   load_checkpoint(step_dir, state, 0, 1);
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = random_tokens(2, 16, 65, 1);
   ctx.targets = random_tokens(2, 16, 65, 2);
   ctx.training = false;
@@ -194,4 +197,18 @@ TEST_CASE("inference: loading refuses what is not a GPT checkpoint", "[inference
   ckpt_test::SimRun mlp = ckpt_test::build_run("mlp", 1, 1, false);
   ckpt_test::save_run(mlp, dir.path, 3, 0, false);
   CHECK_THROWS_WITH(InferenceModel::load(dir.path), Contains("generation needs a gpt model"));
+}
+
+TEST_CASE("inference: decode returns every new token's logits for the sequences that ask", "[inference]") {
+  TempDir dir;
+  save_tiny_checkpoint(dir.path, 1, 1);
+  const InferenceModel model = InferenceModel::load(dir.path);
+  const int64_t V = model.vocab_size();
+  const Tensor a = random_tokens(1, 6, V, 3), b = random_tokens(1, 4, V, 4);
+  KvCache ca(model), cb(model);
+  const Tensor logits = decode(model, {&ca, &cb}, {{a.i32(), a.i32() + 6}, {b.i32(), b.i32() + 4}}, {true, false});
+  REQUIRE(logits.shape() == Shape{6 + 1, V});
+  const Tensor full_a = model.forward(a), full_b = model.forward(b);
+  for (int64_t t = 0; t < 6; ++t) CHECK(relative_error(logits.f32() + t * V, row_of(full_a, t), V) <= 1e-5);
+  CHECK(relative_error(logits.f32() + 6 * V, row_of(full_b, 3), V) <= 1e-5);
 }

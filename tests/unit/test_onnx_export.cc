@@ -277,12 +277,15 @@ TEST_CASE("onnx: export of a tp 2 x pp 2 checkpoint, inline and with external da
   fs::remove_all(dir);
 }
 
-TEST_CASE("onnx: `tessera export` takes exactly one of --safetensors and --onnx", "[onnx]") {
-  const std::string one = "export: give exactly one of --safetensors FILE and --onnx FILE";
-  CHECK_THROWS_MATCHES(run_export({"ckpt", "", "", false, 0}), InputError, Message(one));
-  CHECK_THROWS_MATCHES(run_export({"ckpt", "a.safetensors", "a.onnx", false, 0}), InputError, Message(one));
-  CHECK_THROWS_MATCHES(run_export({"ckpt", "", "a.onnx", true, 0}), InputError,
+TEST_CASE("onnx: `tessera export` takes exactly one of --safetensors, --onnx and --hf", "[onnx]") {
+  const std::string one = "export: give exactly one of --safetensors FILE, --onnx FILE and --hf DIR";
+  CHECK_THROWS_MATCHES(run_export({"ckpt", "", "", false, 0, ""}), InputError, Message(one));
+  CHECK_THROWS_MATCHES(run_export({"ckpt", "a.safetensors", "a.onnx", false, 0, ""}), InputError, Message(one));
+  CHECK_THROWS_MATCHES(run_export({"ckpt", "", "a.onnx", false, 0, "hf_dir"}), InputError, Message(one));
+  CHECK_THROWS_MATCHES(run_export({"ckpt", "", "", true, 0, "hf_dir"}), InputError,
                        Message("export: --nanogpt-names applies to --safetensors only"));
-  CHECK_THROWS_MATCHES(run_export({"ckpt", "a.safetensors", "", false, 4096}), InputError,
+  CHECK_THROWS_MATCHES(run_export({"ckpt", "", "a.onnx", true, 0, ""}), InputError,
+                       Message("export: --nanogpt-names applies to --safetensors only"));
+  CHECK_THROWS_MATCHES(run_export({"ckpt", "a.safetensors", "", false, 4096, ""}), InputError,
                        Message("export: --external-data-threshold applies to --onnx only"));
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "runtime/compute/compute.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/model/head_layer.h"
@@ -76,7 +77,9 @@ void check_parity(const std::string& arch) {
     INFO(p->name);
     p->value.copy_from(ref.at("params." + p->name));
   }
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = ref.at("batch.tokens");
   ctx.targets = ref.at("batch.targets");
 

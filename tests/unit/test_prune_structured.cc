@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "runtime/compute/compute.h"
 #include "partitioner/layer_graph.h"
 #include "runtime/compression/structured_prune.h"
 #include "runtime/model/head_layer.h"
@@ -48,7 +49,9 @@ std::pair<Tensor, float> run(const ModelConfig& m, const std::map<std::string, T
     p->value.copy_from(w.at(p->name));
   }
   const Batch b = batch();
+  const std::unique_ptr<Compute> compute = make_cpu_compute(Precision::FP32);
   MicrobatchContext ctx;
+  ctx.compute = compute.get();
   ctx.tokens = b.tokens;
   ctx.targets = b.targets;
   ctx.training = false;

@@ -9,8 +9,8 @@
 namespace tessera {
 namespace {
 
-std::string refusal(const std::string& override_line) {
-  const Config c = parse_config_string("model: {arch: gpt}\n", "x.yaml", {override_line});
+std::string refusal(const std::vector<std::string>& override_lines) {
+  const Config c = parse_config_string("model: {arch: gpt}\n", "x.yaml", override_lines);
   try {
     check_runtime_support(c);
   } catch (const InputError& e) {
@@ -19,6 +19,8 @@ std::string refusal(const std::string& override_line) {
   return "accepted";
 }
 
+std::string refusal(const std::string& override_line) { return refusal(std::vector<std::string>{override_line}); }
+
 }  // namespace
 
 TEST_CASE("unimplemented features are refused, not ignored", "[config][support]") {
@@ -26,10 +28,16 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
   CHECK(refusal("parallel.zero_stage=1") == "accepted");
   CHECK(refusal("parallel.sequence_parallel=true") == "accepted");
   CHECK(refusal("parallel.recompute=full") == "accepted");
-  CHECK(refusal("train.precision=bf16") ==
-        "x.yaml: train.precision = 'bf16': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)");
+  CHECK(refusal("train.precision=bf16") == "accepted");
+  CHECK(refusal("train.precision=fp16") == "accepted");
   CHECK(refusal("parallel.zero_stage=2") == "accepted");
   CHECK(refusal("parallel.zero_stage=3") == "accepted");
+  CHECK(refusal("train.gemm=eigen") == "accepted");
+  CHECK(refusal({"parallel.zero_stage=3", "parallel.grad_reduce_dtype=bf16"}) ==
+        "x.yaml: parallel.zero_stage = 3: gradients are reduce-scattered in fp32 (grad_reduce_dtype = bf16 is "
+        "implemented for stages 0 and 1)");
+  CHECK(refusal({"parallel.zero_stage=2", "parallel.data_parallel_sync=diloco"}) ==
+        "x.yaml: parallel.zero_stage = 2 needs parallel.data_parallel_sync = allreduce, not diloco");
 }
 
 }  // namespace tessera
@@ -43,10 +51,12 @@ TEST_CASE("a Trainer built from C++ refuses what the runtime cannot run", "[conf
   Config c = test::tiny_trainer_config();
   c.source = "x.yaml";
   c.train.precision = "bf16";
+  c.train.gemm = "eigen";
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}),
-                    "x.yaml: train.precision = 'bf16': only fp32 runs on the CPU backend (bf16/fp16 come with CUDA)");
+                    "x.yaml: train.gemm = eigen: runs fp32 only (train.precision = bf16 needs onednn)");
   // The layout rules too, with the config validator's line.
   c.train.precision = "fp32";
+  c.train.gemm = "onednn";
   c.parallel.tensor_model_parallel_size = 4;  // 2 heads
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}),
                     "x.yaml: model.num_attention_heads = 2: must be divisible by "

@@ -33,27 +33,32 @@ class ScriptedModel : public SequenceModel {
   int64_t vocab_size() const override { return kVocab; }
   int64_t context_length() const override { return 32; }
   std::unique_ptr<SequenceState> new_sequence() const override { return std::make_unique<ScriptedSequence>(); }
-  Tensor step(const std::vector<SequenceState*>& sequences,
-              const std::vector<std::vector<int32_t>>& new_tokens) const override {
+  Tensor step(const std::vector<SequenceState*>& sequences, const std::vector<std::vector<int32_t>>& new_tokens,
+              const std::vector<bool>& every_row) const override {
     std::unique_lock<std::mutex> lock(mutex_);
     gate_.wait(lock, [&] { return open_; });
     std::vector<size_t> fed;
-    Tensor logits = Tensor::zeros({static_cast<int64_t>(sequences.size()), kVocab});
+    std::vector<float> rows;
     for (size_t i = 0; i < sequences.size(); ++i) {
       auto& seq = static_cast<ScriptedSequence&>(*sequences[i]);
-      for (int32_t t : new_tokens[i]) {
-        if (t == poison) throw std::runtime_error("poisoned token");
-        seq.tokens.push_back(t);
+      for (size_t k = 0; k < new_tokens[i].size(); ++k) {
+        if (new_tokens[i][k] == poison) throw std::runtime_error("poisoned token");
+        seq.tokens.push_back(new_tokens[i][k]);
+        if (every_row[i] || k + 1 == new_tokens[i].size()) append_row(seq.tokens, rows);
       }
       fed.push_back(new_tokens[i].size());
-      float* row = logits.f32() + i * kVocab;
-      uint64_t h = 1469598103934665603ull;
-      for (int32_t t : seq.tokens) h = (h ^ static_cast<uint64_t>(t)) * 1099511628211ull;
-      for (int64_t v = 0; v < kVocab; ++v) row[v] = static_cast<float>((h >> (v % 32)) & 7) * 0.25f;
-      row[(seq.tokens.back() + 1) % kVocab] = 2.0f;
     }
     steps.push_back(fed);
+    Tensor logits = Tensor::empty({static_cast<int64_t>(rows.size()) / kVocab, kVocab});
+    std::copy(rows.begin(), rows.end(), logits.f32());
     return logits;
+  }
+  // The logits after `tokens`: a hash of them, with last token + 1 the largest.
+  static void append_row(const std::vector<int32_t>& tokens, std::vector<float>& rows) {
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t t : tokens) h = (h ^ static_cast<uint64_t>(t)) * 1099511628211ull;
+    for (int64_t v = 0; v < kVocab; ++v) rows.push_back(static_cast<float>((h >> (v % 32)) & 7) * 0.25f);
+    rows[rows.size() - kVocab + (tokens.back() + 1) % kVocab] = 2.0f;
   }
   void set_open(bool open) {
     {
@@ -246,4 +251,157 @@ TEST_CASE("serving: a failing model step fails its batch, and the loop goes on",
   const CompletionResult ok = queue.submit(good).result.get();
   CHECK(ok.status == CompletionStatus::Finished);
   CHECK(ok.tokens == std::vector<int32_t>{8, 9});
+}
+
+TEST_CASE("serving: a token callback stops or cancels its sequence, and sees logprobs when asked", "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 4);
+  std::vector<int64_t> seen;
+  PendingRequest stop = pending({1}, 10);
+  stop.request.logprobs = 2;
+  stop.request.on_token = [&seen](const TokenEvent& e) {
+    seen.push_back(e.index);
+    REQUIRE(e.logprobs != nullptr);
+    CHECK(e.logprobs->chosen.token == e.token);
+    CHECK(e.logprobs->top.size() == 2);
+    CHECK(e.logprobs->top[0].token == e.token);  // greedy: the chosen token is the likeliest
+    return e.token == 4 ? TokenVerdict::Stop : TokenVerdict::Continue;
+  };
+  PendingRequest cancel = pending({6}, 10);
+  cancel.request.on_token = [](const TokenEvent& e) { return e.index == 1 ? TokenVerdict::Cancel : TokenVerdict::Continue; };
+  auto stopped = stop.promise.get_future(), cancelled = cancel.promise.get_future();
+  scheduler.admit(std::move(stop));
+  scheduler.admit(std::move(cancel));
+  while (scheduler.active() > 0) scheduler.step();
+  const CompletionResult s = stopped.get(), c = cancelled.get();
+  CHECK(s.tokens == std::vector<int32_t>{2, 3, 4});
+  CHECK(s.finish_reason == FinishReason::Stop);
+  CHECK(s.logprobs.size() == 3);
+  CHECK(seen == std::vector<int64_t>{0, 1, 2});
+  CHECK(c.tokens == std::vector<int32_t>{7, 8});
+  CHECK(c.finish_reason == FinishReason::Cancelled);
+  CHECK(c.logprobs.empty());
+  CHECK(s.first_token_ms >= 0.0);
+}
+
+TEST_CASE("serving: submit_all queues every sequence of a request or none", "[serving]") {
+  RequestQueue queue(3);
+  CompletionRequest r;
+  r.prompt = {1};
+  CHECK(queue.submit_all({r, r}).results.size() == 2);
+  const auto refused = queue.submit_all({r, r});
+  CHECK(refused.refusal == "the request queue has no room for 2 sequences (2 of 3 waiting); retry later");
+  CHECK(refused.results.empty());
+  CHECK(queue.size() == 2);
+  CHECK(queue.submit_all({r}).accepted());
+}
+
+namespace {
+
+struct CountingObserver : ServingObserver {
+  void on_step(size_t sequences, size_t capacity) override { stepped.push_back(sequences * 100 / capacity); }
+  void on_first_token(double seconds) override { first.push_back(seconds); }
+  void on_next_token(double seconds) override { next.push_back(seconds); }
+  std::vector<size_t> stepped;
+  std::vector<double> first, next;
+};
+
+// Steps normally until `broken` is set; then every step throws and the model is unusable.
+class BreakingModel : public ScriptedModel {
+ public:
+  Tensor step(const std::vector<SequenceState*>& sequences, const std::vector<std::vector<int32_t>>& new_tokens,
+              const std::vector<bool>& every_row) const override {
+    if (broken) throw std::runtime_error("rank 1 is gone");
+    return ScriptedModel::step(sequences, new_tokens, every_row);
+  }
+  bool usable() const override { return !broken; }
+  std::atomic<bool> broken{false};
+};
+
+}  // namespace
+
+TEST_CASE("serving: the observer sees each step's occupancy and every token's latency", "[serving]") {
+  ScriptedModel model;
+  CountingObserver observer;
+  BatchScheduler scheduler(model, 4, &observer);
+  scheduler.admit(pending({1}, 3));
+  scheduler.admit(pending({2}, 1));
+  while (scheduler.active() > 0) scheduler.step();
+  CHECK(observer.stepped == std::vector<size_t>{50, 25, 25});
+  CHECK(observer.first.size() == 2);
+  CHECK(observer.next.size() == 2);
+}
+
+TEST_CASE("serving: shutdown's deadline cuts off running sequences with Rejected", "[serving]") {
+  ScriptedModel model;
+  RequestQueue queue(4);
+  DecodeLoop loop(model, queue, 1);
+  model.set_open(false);
+  CompletionRequest r;
+  r.prompt = {1};
+  r.max_tokens = 20;
+  auto running = queue.submit(r).result;
+  while (loop.active() == 0) std::this_thread::yield();
+  loop.begin_shutdown(std::chrono::steady_clock::now());  // the deadline has passed already
+  model.set_open(true);
+  const CompletionResult result = running.get();
+  CHECK(result.status == CompletionStatus::Rejected);
+  CHECK(result.error == "the server's shutdown deadline passed before the request finished");
+  loop.shutdown();
+  CHECK(loop.fatal_error().empty());
+}
+
+TEST_CASE("serving: a model that can no longer step ends the loop with its error", "[serving]") {
+  BreakingModel model;
+  RequestQueue queue(4);
+  DecodeLoop loop(model, queue, 2);
+  CompletionRequest r;
+  r.prompt = {1};
+  r.max_tokens = 2;
+  CHECK(queue.submit(r).result.get().status == CompletionStatus::Finished);
+  model.broken = true;
+  const CompletionResult failed = queue.submit(r).result.get();
+  CHECK(failed.status == CompletionStatus::Failed);
+  CHECK(failed.error == "the model step failed: rank 1 is gone");
+  while (!loop.ended()) std::this_thread::yield();
+  CHECK(loop.fatal_error() == "rank 1 is gone");
+  CHECK(queue.submit(r).refusal == "the server is shutting down");
+}
+
+TEST_CASE("serving: prompt logprobs come from the prefill's rows, and max_tokens 0 scores the prompt only",
+          "[serving]") {
+  ScriptedModel model;
+  BatchScheduler scheduler(model, 4);
+  PendingRequest scored = pending({3, 5, 9}, 0);
+  scored.request.logprobs = 1;
+  scored.request.prompt_logprobs = true;
+  PendingRequest both = pending({3, 5, 9}, 2);
+  both.request.logprobs = 0;
+  both.request.prompt_logprobs = true;
+  const std::vector<TokenLogprobs>* seen = nullptr;
+  both.request.on_token = [&seen](const TokenEvent& e) {
+    if (e.index == 0) seen = e.prompt_logprobs;
+    return TokenVerdict::Continue;
+  };
+  PendingRequest plain = pending({4}, 2);  // its one row per step sits between the others'
+  auto f_scored = scored.promise.get_future(), f_both = both.promise.get_future(), f_plain = plain.promise.get_future();
+  scheduler.admit(std::move(scored));
+  scheduler.admit(std::move(plain));
+  scheduler.admit(std::move(both));
+  while (scheduler.active() > 0) scheduler.step();
+  // The expected logprob of prompt token j: from the logits after tokens 0..j-1.
+  std::vector<float> rows;
+  ScriptedModel::append_row({3}, rows);
+  ScriptedModel::append_row({3, 5}, rows);
+  const CompletionResult s = f_scored.get(), b = f_both.get(), p = f_plain.get();
+  CHECK(s.tokens.empty());
+  REQUIRE(s.prompt_logprobs.size() == 2);
+  CHECK(s.prompt_logprobs[0].chosen.logprob == token_logprobs(rows.data(), kVocab, 5, 1).chosen.logprob);
+  CHECK(s.prompt_logprobs[1].chosen.logprob == token_logprobs(rows.data() + kVocab, kVocab, 9, 1).chosen.logprob);
+  CHECK(s.prompt_logprobs[1].top.size() == 1);
+  CHECK(b.tokens == std::vector<int32_t>{10, 0});  // sampling still uses the last row
+  CHECK(b.prompt_logprobs.size() == 2);
+  CHECK(seen != nullptr);
+  CHECK(p.tokens == std::vector<int32_t>{5, 6});
+  CHECK(p.prompt_logprobs.empty());
 }

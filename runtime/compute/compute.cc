@@ -1,0 +1,60 @@
+// Compute: the mixed-precision rules between layers and the Backend.
+#include "runtime/compute/compute.h"
+
+#include "runtime/compute/cpu_backend.h"
+
+namespace tessera {
+
+Compute::Compute(std::unique_ptr<Backend> backend, PrecisionPolicy policy)
+    : backend_(std::move(backend)), policy_(policy) {
+  TESSERA_CHECK(backend_ != nullptr, "Compute needs a backend");
+}
+
+Tensor Compute::to_compute(const Tensor& x) const {
+  if (x.dtype() == compute_dtype()) return x;
+  Tensor c = Tensor::empty(x.shape(), compute_dtype(), x.device());
+  backend_->cast(x, c);
+  return c;
+}
+
+Tensor Compute::to_f32(const Tensor& x) const {
+  if (x.dtype() == DType::F32) return x;
+  Tensor w = Tensor::empty(x.shape(), DType::F32, x.device());
+  backend_->cast(x, w);
+  return w;
+}
+
+const Tensor& Compute::weight(Parameter& p) const {
+  if (!policy_.low_precision()) return p.value;
+  if (!p.compute_copy.defined() || p.compute_copy.dtype() != compute_dtype()) {
+    p.compute_copy = Tensor::empty(p.value.shape(), compute_dtype(), p.value.device());
+    p.compute_copy_version = 0;
+  }
+  if (p.compute_copy_version != weights_version_) {
+    backend_->cast(p.value, p.compute_copy);
+    p.compute_copy_version = weights_version_;
+  }
+  return p.compute_copy;
+}
+
+void Compute::linear_forward(Tensor& out, const Tensor& x_c, Parameter& weight, Parameter* bias) const {
+  backend_->matmul({x_c, false, this->weight(weight), true, out, bias ? &bias->value : nullptr, false});
+}
+
+void Compute::linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout,
+                              const Tensor& x_c) const {
+  if (bias != nullptr) backend_->bias_backward(bias->grad, dout);
+  const Tensor dout_c = to_compute(dout);
+  if (dx != nullptr) backend_->matmul({dout_c, false, this->weight(weight), false, *dx, nullptr, false});
+  backend_->matmul({dout_c, true, x_c, false, weight.grad, nullptr, true});
+}
+
+std::unique_ptr<Compute> make_cpu_compute(Precision precision, const std::string& gemm) {
+  TESSERA_REQUIRE(gemm == "onednn" || gemm == "eigen", "train.gemm = {}: must be onednn or eigen", gemm);
+  TESSERA_REQUIRE(gemm == "onednn" || precision == Precision::FP32,
+                  "train.gemm = eigen: runs fp32 only (train.precision = {} needs onednn)", precision_name(precision));
+  auto backend = std::make_unique<CpuBackend>(gemm == "eigen" ? CpuGemm::Eigen : CpuGemm::OneDnn);
+  return std::make_unique<Compute>(std::move(backend), PrecisionPolicy{precision});
+}
+
+}  // namespace tessera

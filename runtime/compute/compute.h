@@ -1,0 +1,52 @@
+// Compute: the execution context layers run their math through — a Backend (the op table of
+// one device) and the precision policy. Passed explicitly (MicrobatchContext::compute), never
+// global. It owns the mixed-precision rules that sit between a layer and the ops:
+//   - GEMM inputs in the compute dtype: activations are cast on the way in (and the cast copy
+//     is what the layer saves for backward), weights come from a low-precision copy of the fp32
+//     master made once per step;
+//   - every GEMM accumulates and writes fp32, so norms, softmax, the loss and all gradients
+//     stay fp32; weight gradients accumulate into the fp32 grads of the masters.
+#pragma once
+
+#include <memory>
+
+#include "runtime/compute/backend.h"
+#include "runtime/compute/precision.h"
+#include "runtime/model/parameter.h"
+
+namespace tessera {
+
+class Compute {
+ public:
+  Compute(std::unique_ptr<Backend> backend, PrecisionPolicy policy);
+  Backend& ops() const { return *backend_; }
+  const PrecisionPolicy& policy() const { return policy_; }
+  DType compute_dtype() const { return policy_.compute_dtype(); }
+
+  // x in the compute dtype (x itself when it already is): GEMM inputs, and activations moved
+  // between ranks without arithmetic (pipeline sends, sequence-parallel gathers).
+  Tensor to_compute(const Tensor& x) const;
+  // x widened to fp32 (x itself when it is): a received activation before the next layer.
+  Tensor to_f32(const Tensor& x) const;
+  // The weight as a GEMM input: the master in fp32, else its low-precision copy, made from the
+  // master on first use after invalidate_weight_copies().
+  const Tensor& weight(Parameter& p) const;
+  // Marks every low-precision weight copy stale; the trainer calls it whenever masters change
+  // (after an optimizer step, a checkpoint load).
+  void invalidate_weight_copies() { ++weights_version_; }
+
+  // out [rows, out] = x_c [rows, in] * W^T (+ bias), W [out, in] as nn.Linear; x_c from to_compute.
+  void linear_forward(Tensor& out, const Tensor& x_c, Parameter& weight, Parameter* bias) const;
+  // dx = dout * W (skipped when dx is null), W.grad += dout^T x_c, bias.grad += colsum(dout).
+  void linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout, const Tensor& x_c) const;
+
+ private:
+  std::unique_ptr<Backend> backend_;
+  PrecisionPolicy policy_;
+  uint64_t weights_version_ = 1;
+};
+
+// The CPU compute of a run: oneDNN GEMMs (Eigen when gemm = "eigen") in the given precision.
+std::unique_ptr<Compute> make_cpu_compute(Precision precision, const std::string& gemm = "onednn");
+
+}  // namespace tessera

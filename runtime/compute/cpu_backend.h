@@ -1,0 +1,75 @@
+// The CPU backend: the Eigen/OpenMP reference kernels for every op, and the GEMM either from
+// Eigen (fp32 only: the reference) or from oneDNN's matmul primitives (fp32, bf16 natively on
+// AVX-512 BF16/AMX; fp16 inputs widened to fp32 first, as this oneDNN has no CPU fp16 matmul
+// before AVX-512 FP16).
+#pragma once
+
+#include <memory>
+
+#include "runtime/compute/backend.h"
+
+namespace tessera::kernels::onednn {
+class Matmul;
+}
+
+namespace tessera {
+
+enum class CpuGemm { Eigen, OneDnn };
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(CpuGemm gemm);
+  ~CpuBackend() override;
+  std::string name() const override;
+  Device device() const override { return Device::cpu(); }
+  bool native_matmul(DType dtype) const override;
+  std::string matmul_implementation(DType dtype) const override;
+
+  void matmul(const MatmulArgs& args) override;
+  void cast(const Tensor& src, Tensor& dst) override;
+  void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
+                         const Tensor& bias) override;
+  void layernorm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+                          const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
+  Tensor attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) override;
+  void attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved, int64_t B,
+                          int64_t T, int64_t H, int64_t D) override;
+  void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                        const Tensor& rstd) override;
+  void rope_tables(Tensor& cos, Tensor& sin, int64_t T, int64_t head_dim, float base) override;
+  void rope_forward(Tensor& x, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) override;
+  void rope_backward(Tensor& dx, const Tensor& cos, const Tensor& sin, int64_t T, int64_t heads) override;
+  void swiglu_forward(Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& gate, const Tensor& up, const Tensor& dout) override;
+  void gqa_pack_forward(Tensor& qkv, const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
+                        int64_t groups) override;
+  void gqa_pack_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dqkv, int64_t heads,
+                         int64_t groups) override;
+  void gelu_forward(Tensor& out, const Tensor& x) override;
+  void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) override;
+  void relu_forward(Tensor& out, const Tensor& x) override;
+  void relu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) override;
+  void bias_forward(Tensor& x, const Tensor& bias) override;
+  void bias_backward(Tensor& dbias, const Tensor& dout) override;
+  void residual_forward(Tensor& out, const Tensor& a, const Tensor& b) override;
+  void accumulate(Tensor& acc, const Tensor& x) override;
+  void token_embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, int64_t vocab_start) override;
+  void token_embedding_backward(Tensor& dwte, const Tensor& dout, const Tensor& tokens, int64_t vocab_start) override;
+  void position_embedding_forward(Tensor& x, const Tensor& wpe, int64_t B, int64_t T) override;
+  void position_embedding_backward(Tensor& dwpe, const Tensor& dout, int64_t B, int64_t T) override;
+  void cross_entropy_row_max(Tensor& row_max, const Tensor& logits, int64_t valid) override;
+  void cross_entropy_partial_sums(Tensor& sum_exp, Tensor& target_logit, const Tensor& logits, const Tensor& row_max,
+                                  const Tensor& targets, int64_t valid, int64_t vocab_start) override;
+  void cross_entropy_loss(Tensor& loss, const Tensor& row_max, const Tensor& sum_exp,
+                          const Tensor& target_logit) override;
+  void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& row_max, const Tensor& sum_exp,
+                              const Tensor& targets, const Tensor& dloss, int64_t valid, int64_t vocab_start) override;
+
+ private:
+  void eigen_matmul(const MatmulArgs& args);
+  CpuGemm gemm_;
+  std::unique_ptr<kernels::onednn::Matmul> onednn_;
+};
+
+}  // namespace tessera
