@@ -9,7 +9,7 @@
 namespace tessera {
 namespace {
 
-std::string refusal(const std::vector<std::string>& override_lines) {
+std::string refusal_of(const std::vector<std::string>& override_lines) {
   const Config c = parse_config_string("model: {arch: gpt}\n", "x.yaml", override_lines);
   try {
     check_runtime_support(c);
@@ -19,7 +19,7 @@ std::string refusal(const std::vector<std::string>& override_lines) {
   return "accepted";
 }
 
-std::string refusal(const std::string& override_line) { return refusal(std::vector<std::string>{override_line}); }
+std::string refusal(const std::string& override_line) { return refusal_of({override_line}); }
 
 }  // namespace
 
@@ -33,10 +33,10 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
   CHECK(refusal("parallel.zero_stage=2") == "accepted");
   CHECK(refusal("parallel.zero_stage=3") == "accepted");
   CHECK(refusal("train.gemm=eigen") == "accepted");
-  CHECK(refusal({"parallel.zero_stage=3", "parallel.grad_reduce_dtype=bf16"}) ==
+  CHECK(refusal_of({"parallel.zero_stage=3", "parallel.grad_reduce_dtype=bf16"}) ==
         "x.yaml: parallel.zero_stage = 3: gradients are reduce-scattered in fp32 (grad_reduce_dtype = bf16 is "
         "implemented for stages 0 and 1)");
-  CHECK(refusal({"parallel.zero_stage=2", "parallel.data_parallel_sync=diloco"}) ==
+  CHECK(refusal_of({"parallel.zero_stage=2", "parallel.data_parallel_sync=diloco"}) ==
         "x.yaml: parallel.zero_stage = 2 needs parallel.data_parallel_sync = allreduce, not diloco");
 }
 
