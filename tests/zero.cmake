@@ -26,3 +26,7 @@ tessera_add_resume_test(resharded.zero3_dp4.to.zero1_dp2_tp2 --np 4 --set parall
 tessera_add_resume_test(resharded.zero1_dp2_tp2.to.zero3_dp4 --np 4 --set parallel.zero_stage=1
                         --set parallel.tensor_model_parallel_size=2 --resume-np 4 --resume-set parallel.zero_stage=3
                         --rtol 1e-5)
+
+# The Llama block through the same units (GQA, RMSNorm, SwiGLU), tp 2 x dp 2 at ZeRO-3.
+tessera_add_invariance_test(llama.tp2.dp2.zero3 4 llama_tiny --set parallel.tensor_model_parallel_size=2
+                            --set parallel.zero_stage=3)
