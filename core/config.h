@@ -56,6 +56,7 @@ struct ParallelConfig {
   std::string recompute = "none";  // none | full | selective
   bool sequence_parallel = false;
   int zero_stage = 0;
+  int zero_prefetch = 1;  // ZeRO-3: unit gathers in flight ahead of the unit computing
   double bucket_mb = 0.25;  // measured best on the 2-core machine (docs/benchmarks.md)
   std::string grad_reduce_dtype = "fp32";  // fp32 | bf16: what data-parallel gradient reduction sends
   double timeout_s = 300.0;

@@ -90,7 +90,12 @@ const std::map<std::string, std::string>& meanings() {
        "`seq_length`."},
       {"parallel.zero_stage",
        "`1`: ZeRO-1, the AdamW moments sharded over the dp ranks (reduce-scatter of gradients, all-gather "
-       "of parameters). 2 and 3 are refused by this build."},
+       "of parameters). `2`: gradients sharded too (each layer's reduce-scattered during every microbatch's "
+       "backward). `3`: parameters sharded too, each layer gathered before its forward and its backward "
+       "(docs/zero.md)."},
+      {"parallel.zero_prefetch",
+       "ZeRO-3: how many units (layers) are gathered ahead of the one computing; each costs one full unit of "
+       "memory in the compute precision (the planner counts `zero_prefetch + 1` units). 0 gathers on demand."},
       {"parallel.bucket_mb",
        "Data-parallel gradient all-reduce bucket size in MiB; buckets are launched during the last "
        "microbatch's backward as soon as they are full (dp > 1, `zero_stage: 0`)."},

@@ -68,7 +68,7 @@ CLI::App* add_plan_command(CLI::App& app, PlanOptions& o) {
       ->delimiter(',');
   cmd->add_option("--schedules", o.schedules, "Schedules to try: gpipe,1f1b,interleaved")->delimiter(',');
   cmd->add_option("--recompute", o.recompute, "Recompute modes to try: none,selective,full")->delimiter(',');
-  cmd->add_option("--zero", o.zero_stages, "ZeRO stages to try: 0,1")->delimiter(',');
+  cmd->add_option("--zero", o.zero_stages, "ZeRO stages to try: 0,1,2,3 (default all)")->delimiter(',');
   cmd->add_option("--sequence-parallel", o.sequence_parallel, "both | on | off")
       ->check(CLI::IsMember({"both", "on", "off"}));
   cmd->add_option("--max-virtual-stages", o.max_virtual_stages, "Interleaved: try v = 2..this")->check(positive);

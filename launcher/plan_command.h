@@ -28,7 +28,7 @@ struct PlanOptions {
   std::vector<int> micro_batch_sizes;   // empty: 1, 2, 4, 8 and the config's
   std::vector<std::string> schedules;   // empty: gpipe, 1f1b, interleaved
   std::vector<std::string> recompute;   // empty: none, selective, full
-  std::vector<int> zero_stages;         // empty: 0, 1
+  std::vector<int> zero_stages;         // empty: 0, 1, 2, 3
   std::string sequence_parallel = "both";  // both | on | off
   int max_virtual_stages = 4;
   int64_t vocab = 0;                    // 0: from model.vocab (chars: the data file's)

@@ -13,6 +13,7 @@
 #include "partitioner/plan_report.h"
 #include "partitioner/schedule_sim.h"
 #include "partitioner/stage_balancer.h"
+#include "partitioner/zero_model.h"
 
 namespace tessera {
 namespace {
@@ -45,16 +46,51 @@ Candidate::Candidate(const ModelConfig& m, int64_t vocab, const CostModel& c, co
   threads_per_rank = o.threads_per_rank > 0 && cluster.oversubscribe ? std::min(o.threads_per_rank, placement.units_per_rank)
                                                                      : placement.units_per_rank;
   microbatches = o.global_batch_size / (lay.micro_batch_size * lay.dp);
-  memory = {lay.tp,          lay.dp,    lay.pp,       lay.virtual_stages, microbatches, lay.schedule,
-            lay.recompute,   lay.zero_stage, o.bucket_bytes, half};
+  memory = {lay.tp,          lay.dp,         lay.pp,          lay.virtual_stages, microbatches, lay.schedule,
+            lay.recompute,   lay.zero_stage, o.zero_prefetch, o.bucket_bytes,     half};
   memory_cap = effective_memory_cap(cluster, o.world, o.memory_cap);
 }
 
-// Per layer and microbatch, in seconds: forward and backward with the tp collectives on the
-// critical path, and the compute alone.
+// Per layer and microbatch, in seconds: forward and backward with the tp collectives (and the
+// ZeRO-2/3 waits) on the critical path, and the compute alone.
 struct LayerTimes {
   std::vector<double> forward, backward, compute;
+  std::vector<double> zero_wait;  // ZeRO-2/3: the stalls for the layer's dp collectives
+  std::vector<double> zero_link;  // ZeRO-2/3: the layer's dp collectives (gathers, reduce-scatter)
+  double zero_tail = 0;           // ZeRO-2/3: reduce-scatters left after layer 0's backward
 };
+
+// ZeRO-2/3 per microbatch: each layer is a unit whose gather (stage 3, before forward and
+// again before backward) and gradient reduce-scatter share the dp link, overlapped with the
+// neighbouring layers' compute (zero_model.h). The layers are taken as one sequence: a
+// chunk's first unit is assumed prefetched while the rank waits for its pipeline input.
+void add_zero_overlap(const Candidate& c, LayerTimes& t) {
+  const Layout& lay = c.layout;
+  if (lay.dp == 1 || lay.zero_stage < 2) return;
+  const LinkModel& link = *c.placement.dp_link;
+  const size_t n = c.layers.size();
+  const bool mixed = c.memory.mixed_precision;
+  std::vector<double> gather(n, 0.0), scatter(n, 0.0), none(n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    const double params = static_cast<double>(c.layers[i].params);
+    if (lay.zero_stage == 3) gather[i] = link.all_gather_seconds(gather_element_bytes(mixed) * params, lay.dp);
+    scatter[i] = link.reduce_scatter_seconds(4.0 * params, lay.dp);
+  }
+  const UnitOverlap fwd = overlap_units(t.forward, gather, none, c.options.zero_prefetch);
+  // Backward runs the units last to first.
+  auto reversed = [](std::vector<double> v) { return std::vector<double>(v.rbegin(), v.rend()); };
+  const UnitOverlap bwd = overlap_units(reversed(t.backward), reversed(gather), reversed(scatter), c.options.zero_prefetch);
+  t.zero_wait.assign(n, 0.0);
+  t.zero_link.assign(n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    t.zero_link[i] = 2 * gather[i] + scatter[i];
+    t.forward[i] += fwd.wait[i];
+    t.backward[i] += bwd.wait[n - 1 - i];
+    t.zero_wait[i] = fwd.wait[i] + bwd.wait[n - 1 - i];
+  }
+  t.backward[0] += bwd.tail;
+  t.zero_tail = bwd.tail;
+}
 
 LayerTimes layer_times(const Candidate& c) {
   LayerTimes t;
@@ -74,6 +110,7 @@ LayerTimes layer_times(const Candidate& c) {
     t.backward.push_back(compute_bwd + comm_bwd);
     t.compute.push_back(compute_fwd + compute_bwd);
   }
+  add_zero_overlap(c, t);
   return t;
 }
 
@@ -164,7 +201,9 @@ PipelineCosts pipeline_costs(const Candidate& c, const LayerTimes& t, const std:
       forward += t.forward[i];
       backward += t.backward[i];
       pc.stage_compute_s[g] += t.compute[i];
-      pc.stage_tp_s[g] += t.forward[i] + t.backward[i] - t.compute[i];
+      // What is not compute: the tp collectives, less ZeRO-2/3's dp stalls (reported with dp).
+      const double zero = t.zero_wait.empty() ? 0.0 : t.zero_wait[i] + (i == 0 ? t.zero_tail : 0.0);
+      pc.stage_tp_s[g] += t.forward[i] + t.backward[i] - t.compute[i] - zero;
     }
     pc.stages.forward_ms.push_back(forward * 1e3);
     pc.stages.backward_ms.push_back(backward * 1e3);
@@ -178,38 +217,58 @@ PipelineCosts pipeline_costs(const Candidate& c, const LayerTimes& t, const std:
 }
 
 // One pipeline rank's part of the step after its last backward: the data-parallel gradient
-// reduction, or the local SGD / DiLoCo outer sync (what of it is exposed), and the optimizer step.
+// reduction, or the local SGD / DiLoCo outer sync (what of it is exposed), and the optimizer
+// step; its traffic.
 struct RankTail {
-  double dp_comm_s = 0, dp_exposed_s = 0, optimizer_s = 0;
+  double dp_comm_s = 0, dp_exposed_s = 0, optimizer_s = 0, dp_bytes = 0;
+  double after_pipeline_s = 0;  // the exposed part that follows the pipeline (not ZeRO-2/3's stalls)
 };
 
-RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, double pipeline_end_s) {
+// ZeRO-2/3 over a step, from the rank's layers: their collectives unit by unit (link) and the
+// stalls they caused (exposed, already in the pipeline's times, reported here).
+struct ZeroStep {
+  double link_s = 0, exposed_s = 0;
+};
+
+RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, double pipeline_end_s,
+                   const ZeroStep& zero) {
   const Layout& lay = c.layout;
   const LinkModel& dp_link = *c.placement.dp_link;
-  const bool zero = lay.zero_stage >= 1 && lay.dp > 1;
+  const int stage = lay.dp > 1 ? lay.zero_stage : 0;
+  const int m = c.microbatches;
   const bool local_sync = c.options.data_parallel_sync != "allreduce";
-  const double bytes = 4.0 * static_cast<double>(params);  // fp32 gradients
+  const double grads = 4.0 * static_cast<double>(params);  // fp32 gradients
   RankTail tail;
+  const double scatter = dp_link.reduce_scatter_seconds(grads, lay.dp), gather = dp_link.all_gather_seconds(grads, lay.dp);
   if (lay.dp > 1 && local_sync) {
     // Local SGD / DiLoCo: a sync of the parameters every H steps (partitioner/outer_sync_cost.h).
     OuterSyncCostOptions outer = c.options.outer;
-    outer.sharded = zero;
+    outer.sharded = stage >= 1;
     const DpCommCost cost = outer_sync_cost(dp_link, params, lay.dp, outer, pipeline_end_s);
     tail.dp_comm_s = cost.comm_s;
-    tail.dp_exposed_s = cost.exposed_s;
-  } else if (lay.dp > 1 && zero) {
-    // ZeRO-1: reduce-scatter after the backward, all-gather after the step: nothing overlaps.
-    tail.dp_comm_s = tail.dp_exposed_s =
-        dp_link.reduce_scatter_seconds(bytes, lay.dp) + dp_link.all_gather_seconds(bytes, lay.dp);
+    tail.dp_exposed_s = tail.after_pipeline_s = cost.exposed_s;
+  } else if (stage == 1) {
+    // Reduce-scatter after the backward, all-gather after the step: nothing overlaps.
+    tail.dp_comm_s = tail.dp_exposed_s = tail.after_pipeline_s = scatter + gather;
+  } else if (stage == 2) {
+    // Every microbatch's reduce-scatters run inside its backward; the all-gather after the step.
+    tail.dp_comm_s = zero.link_s + gather;
+    tail.dp_exposed_s = zero.exposed_s + gather;
+    tail.after_pipeline_s = gather;
+  } else if (stage == 3) {
+    // Everything runs inside the forward and backward passes; no gather after the step.
+    tail.dp_comm_s = zero.link_s;
+    tail.dp_exposed_s = zero.exposed_s;
   } else if (lay.dp > 1) {
     // Buckets go out as the last microbatch's backward completes their layers; what does not
     // fit behind that backward, and at least the last bucket, is exposed.
-    tail.dp_comm_s = dp_link.all_reduce_seconds(bytes, lay.dp);
-    const double last_bucket = dp_link.all_reduce_seconds(std::min(bytes, c.options.bucket_bytes), lay.dp);
-    tail.dp_exposed_s = std::max(tail.dp_comm_s - last_backward_s, last_bucket);
+    tail.dp_comm_s = dp_link.all_reduce_seconds(grads, lay.dp);
+    const double last_bucket = dp_link.all_reduce_seconds(std::min(grads, c.options.bucket_bytes), lay.dp);
+    tail.dp_exposed_s = tail.after_pipeline_s = std::max(tail.dp_comm_s - last_backward_s, last_bucket);
   }
+  if (!local_sync) tail.dp_bytes = dp_traffic_bytes(params, lay.dp, stage, m, c.memory.mixed_precision).total();
   // Each local SGD / DiLoCo replica keeps its whole AdamW (ZeRO shards only its outer state).
-  const bool sharded_optimizer = zero && !local_sync;
+  const bool sharded_optimizer = stage >= 1 && !local_sync;
   tail.optimizer_s =
       c.cost.optimizer_seconds(sharded_optimizer ? (params + lay.dp - 1) / lay.dp : params, c.threads_per_rank);
   return tail;
@@ -217,7 +276,7 @@ RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, d
 
 // The step time: the slowest rank's end of pipeline plus its tail, bounded below by the cores
 // when ranks oversubscribe them; the breakdown, tokens/s, MFU and the bubble.
-void time_the_step(const Candidate& c, const PipelineCosts& pc, const SimulationResult& sim,
+void time_the_step(const Candidate& c, const LayerTimes& t, const PipelineCosts& pc, const SimulationResult& sim,
                    const std::vector<std::vector<LayerRange>>& chunks, PartitionPlan& plan) {
   const Layout& lay = c.layout;
   const int pp = lay.pp, v = lay.virtual_stages, m = c.microbatches;
@@ -228,19 +287,26 @@ void time_the_step(const Candidate& c, const PipelineCosts& pc, const Simulation
   for (int rank = 0; rank < pp; ++rank) {
     int64_t params = 0;
     double work = 0, tp_time = 0;
+    ZeroStep zero;
     for (int chunk = 0; chunk < v; ++chunk) {
-      for (int i = chunks[rank][chunk].first; i < chunks[rank][chunk].last; ++i) params += c.layers[i].params;
+      for (int i = chunks[rank][chunk].first; i < chunks[rank][chunk].last; ++i) {
+        params += c.layers[i].params;
+        if (t.zero_wait.empty()) continue;
+        zero.exposed_s += m * (t.zero_wait[i] + (i == 0 ? t.zero_tail : 0.0));
+        zero.link_s += m * t.zero_link[i];
+      }
       work += m * pc.stage_compute_s[chunk * pp + rank];
       tp_time += m * pc.stage_tp_s[chunk * pp + rank];
     }
     const double pipeline_end = sim.timeline[rank].empty() ? sim.makespan_ms / 1e3 : sim.timeline[rank].back().end_ms / 1e3;
     // Chunk 0 runs the rank's last backward.
-    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, pipeline_end);
-    const double rank_step = pipeline_end + tail.dp_exposed_s + tail.optimizer_s;
+    const RankTail tail = rank_tail(c, params, pc.stages.backward_ms[rank] / 1e3, pipeline_end, zero);
+    const double rank_step = pipeline_end + tail.after_pipeline_s + tail.optimizer_s;
     if (rank_step > step) {
       step = rank_step;
       bd.dp_comm_s = tail.dp_comm_s;
       bd.dp_exposed_s = tail.dp_exposed_s;
+      bd.dp_bytes = tail.dp_bytes;
       bd.optimizer_s = tail.optimizer_s;
     }
     if (work > busiest) {
@@ -303,7 +369,7 @@ Evaluation evaluate_layout(const ModelConfig& model, int64_t vocab, const CostMo
   const PipelineCosts pc = pipeline_costs(c, times, partition, plan);
   const SimulationResult sim = simulate(layout.schedule, layout.pp, c.microbatches, layout.virtual_stages, pc.stages);
   TESSERA_CHECK(sim.ok(), "schedule simulation of {} failed: {}", layout.label(), sim.error);
-  time_the_step(c, pc, sim, chunks, plan);
+  time_the_step(c, times, pc, sim, chunks, plan);
   ev.plan = std::move(plan);
   return ev;
 }

@@ -187,6 +187,8 @@ std::vector<Layout> family_layouts(const ModelConfig& model, const SearchOptions
     std::vector<Layout> out;
     for (int zero : o.zero_stages) {
       if (zero > 0 && f.dp == 1) continue;  // ZeRO shards over dp: nothing to shard
+      // Local SGD / DiLoCo replicas keep their own parameters and AdamW: stages 2 and 3 do not apply.
+      if (zero >= 2 && o.data_parallel_sync != "allreduce") continue;
       out.push_back(l), out.back().zero_stage = zero;
     }
     return out;
@@ -280,6 +282,8 @@ std::vector<int> micro_batch_candidates(const SearchOptions& o) {
 SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostModel& cost, const SearchOptions& o) {
   TESSERA_REQUIRE(o.world >= 1, "world size {} must be >= 1", o.world);
   TESSERA_REQUIRE(o.global_batch_size >= 1, "global batch size {} must be >= 1", o.global_batch_size);
+  for (int zero : o.zero_stages) TESSERA_REQUIRE(0 <= zero && zero <= 3, "ZeRO stage {} must be 0, 1, 2 or 3", zero);
+  TESSERA_REQUIRE(o.zero_prefetch >= 0, "zero_prefetch {} must be >= 0", o.zero_prefetch);
   SearchResult r;
   const std::vector<int> micros = micro_batch_candidates(o);
   for (int tp : divisors(o.world)) {
@@ -331,6 +335,7 @@ SearchOptions search_options_from_config(const Config& c, int world) {
   o.world = world;
   o.global_batch_size = c.train.global_batch_size;
   o.bucket_bytes = c.parallel.bucket_mb * (1 << 20);
+  o.zero_prefetch = c.parallel.zero_prefetch;
   o.precision = c.train.precision;
   o.threads_per_rank = c.train.threads;
   o.data_parallel_sync = c.parallel.data_parallel_sync;

@@ -39,7 +39,8 @@ struct SearchOptions {
   std::vector<ScheduleKind> schedules = {ScheduleKind::OneFOneB, ScheduleKind::Interleaved, ScheduleKind::GPipe};
   int max_virtual_stages = 4;          // interleaved: v in 2..this
   std::vector<Recompute> recompute = {Recompute::None, Recompute::Selective, Recompute::Full};  // selective: gpt only
-  std::vector<int> zero_stages = {0, 1};     // 1 only where dp > 1
+  std::vector<int> zero_stages = {0, 1, 2, 3};  // 1..3 only where dp > 1 (partitioner/zero_model.h)
+  int zero_prefetch = 1;  // parallel.zero_prefetch: ZeRO-3 gathers in flight ahead of the unit computing
   std::vector<bool> sequence_parallel = {false, true};  // true only for gpt with tp > 1
   double bucket_bytes = 4.0 * (1 << 20);
   // train.precision: fp32, or bf16/fp16 (2-byte activations and messages, bf16 weights with

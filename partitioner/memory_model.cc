@@ -5,11 +5,45 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "partitioner/zero_model.h"
 
 namespace tessera {
 namespace {
 constexpr int64_t kF32 = 4;
+
+// The parameters, gradients, optimizer state, gathered units and gradient bucket of a rank
+// holding `params` parameters whose largest unit (layer) has `max_unit` of them: one rule for
+// stage_memory and RangeMemory.
+struct StateBytes {
+  int64_t params = 0, grads = 0, optimizer = 0, gathered = 0, bucket = 0;
+};
+
+StateBytes state_bytes(int64_t params, int64_t max_unit, const MemoryOptions& o) {
+  const int stage = o.dp > 1 ? o.zero_stage : 0;
+  const int64_t slice = (params + o.dp - 1) / o.dp;
+  StateBytes s;
+  // Weights: fp32, or bf16 with mixed precision (the fp32 master is optimizer state); ZeRO-3
+  // keeps only the 1/dp shard at rest.
+  s.params = (o.mixed_precision ? 2 : kF32) * (stage == 3 ? slice : params);
+  // fp32 gradients (Megatron's main_grad with mixed precision). ZeRO-1 reduce-scatters the
+  // full gradient into a separate 1/dp slice; ZeRO-2/3 keep only the slice between units, plus
+  // the unit whose gradient is being computed and the one being reduce-scattered.
+  const int64_t two_units = std::min(params, 2 * max_unit);
+  s.grads = kF32 * (stage == 0 ? params : stage == 1 ? params + slice : slice + two_units);
+  // AdamW's two fp32 moments (+ the fp32 master weights with mixed precision), for the rank's
+  // 1/dp slice only with ZeRO.
+  s.optimizer = (o.mixed_precision ? 3 : 2) * kF32 * (stage >= 1 ? slice : params);
+  // ZeRO-3: the unit computing and the prefetched ones, full, in the compute precision.
+  if (stage == 3) {
+    const int64_t units = std::min(params, (std::max(0, o.zero_prefetch) + 1) * max_unit);
+    s.gathered = gather_element_bytes(o.mixed_precision) * units;
+  }
+  // Without ZeRO, one gradient bucket is being all-reduced.
+  if (o.dp > 1 && stage == 0) s.bucket = std::min<int64_t>(static_cast<int64_t>(o.bucket_bytes), kF32 * params);
+  return s;
 }
+
+}  // namespace
 
 Recompute parse_recompute(const std::string& name) {
   if (name == "none") return Recompute::None;
@@ -30,7 +64,8 @@ std::string recompute_name(Recompute r) {
 
 nlohmann::json to_json(const MemoryBreakdown& m) {
   return {{"params", m.params},         {"grads", m.grads},
-          {"optimizer", m.optimizer},   {"activations", m.activations},
+          {"optimizer", m.optimizer},   {"gathered", m.gathered},
+          {"activations", m.activations},
           {"workspace", m.workspace},   {"comm_buffers", m.comm_buffers},
           {"in_flight", m.in_flight},   {"total", m.total()}};
 }
@@ -40,6 +75,7 @@ MemoryBreakdown memory_from_json(const nlohmann::json& j) {
   m.params = j.at("params").get<int64_t>();
   m.grads = j.at("grads").get<int64_t>();
   m.optimizer = j.at("optimizer").get<int64_t>();
+  m.gathered = j.value("gathered", int64_t{0});  // plans written before ZeRO-3 have none
   m.activations = j.at("activations").get<int64_t>();
   m.workspace = j.at("workspace").get<int64_t>();
   m.comm_buffers = j.at("comm_buffers").get<int64_t>();
@@ -110,29 +146,27 @@ int64_t peak_saved_bytes(const std::vector<int64_t>& saved, int stage, const Mem
 MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std::vector<LayerRange>& chunks,
                              int stage, const MemoryOptions& o) {
   MemoryBreakdown m;
-  int64_t params = 0, workspace = 0, boundary = 0;
+  int64_t params = 0, max_unit = 0, workspace = 0, boundary = 0;
   std::vector<int64_t> saved;
   for (const LayerRange& c : chunks) {
-    for (int i = c.first; i < c.last; ++i) params += layers[i].params;
+    for (int i = c.first; i < c.last; ++i) {
+      params += layers[i].params;
+      max_unit = std::max(max_unit, layers[i].params);
+    }
     saved.push_back(chunk_saved_bytes(layers, c, o.recompute));
     workspace = std::max(workspace, chunk_workspace_bytes(layers, c, o.recompute));
     boundary = std::max({boundary, layers[c.first].input_bytes, layers[c.last - 1].output_bytes});
   }
-  const bool zero = o.zero_stage >= 1 && o.dp > 1;
-  const int64_t slice = (params + o.dp - 1) / o.dp;
-  // Weights of this rank's tp shard of its stage's layers: fp32, or bf16 with mixed precision.
-  m.params = (o.mixed_precision ? 2 : kF32) * params;
-  // fp32 gradients of the same (Megatron's main_grad with mixed precision); ZeRO-1
-  // reduce-scatters them into a separate 1/dp slice.
-  m.grads = kF32 * (params + (zero ? slice : 0));
-  // AdamW's two fp32 moments (+ the fp32 master weights with mixed precision), for the rank's
-  // 1/dp slice only with ZeRO-1.
-  m.optimizer = (o.mixed_precision ? 3 : 2) * kF32 * (zero ? slice : params);
+  const StateBytes state = state_bytes(params, max_unit, o);
+  m.params = state.params;
+  m.grads = state.grads;
+  m.optimizer = state.optimizer;
+  m.gathered = state.gathered;
   m.activations = peak_saved_bytes(saved, stage, o, &m.in_flight);
   m.workspace = workspace;
-  // Buffers of communication in flight: one gradient bucket being all-reduced (dp, no ZeRO),
-  // and an activation and a gradient message on each side of a pipeline stage.
-  if (o.dp > 1 && !zero) m.comm_buffers += std::min<int64_t>(static_cast<int64_t>(o.bucket_bytes), kF32 * params);
+  // Communication in flight: a gradient bucket (dp without ZeRO), and an activation and a
+  // gradient message on each side of a pipeline stage.
+  m.comm_buffers = state.bucket;
   if (o.pp > 1) m.comm_buffers += 2 * boundary;
   return m;
 }
@@ -167,7 +201,8 @@ RangeMemory::RangeMemory(const std::vector<ShardedLayer>& layers, const MemoryOp
       params_(layers.size() + 1, 0),
       saved_(layers.size() + 1, 0),
       activations_(layers.size() + 1, 0),
-      transient_(per_layer(layers, [](const ShardedLayer& l) { return l.activation_bytes + l.output_bytes + l.input_bytes; })) {
+      transient_(per_layer(layers, [](const ShardedLayer& l) { return l.activation_bytes + l.output_bytes + l.input_bytes; })),
+      unit_params_(per_layer(layers, [](const ShardedLayer& l) { return l.params; })) {
   TESSERA_CHECK(o.virtual_stages == 1, "RangeMemory is for one chunk per stage, not {}", o.virtual_stages);
   for (size_t i = 0; i < layers.size(); ++i) {
     params_[i + 1] = params_[i] + layers[i].params;
@@ -180,15 +215,12 @@ RangeMemory::RangeMemory(const std::vector<ShardedLayer>& layers, const MemoryOp
 int64_t RangeMemory::total(int stage, int first, int last) const {
   const int64_t params = params_[last] - params_[first];
   const int64_t saved = o_.recompute == Recompute::Full ? layers_[first].input_bytes : saved_[last] - saved_[first];
-  const bool zero = o_.zero_stage >= 1 && o_.dp > 1;
-  const int64_t slice = (params + o_.dp - 1) / o_.dp;
   // The same terms as stage_memory, from prefix sums and range maxima.
-  int64_t total = (o_.mixed_precision ? 2 : kF32) * params + kF32 * (params + (zero ? slice : 0)) +
-                  (o_.mixed_precision ? 3 : 2) * kF32 * (zero ? slice : params);
+  const StateBytes state = state_bytes(params, unit_params_(first, last), o_);
+  int64_t total = state.params + state.grads + state.optimizer + state.gathered + state.bucket;
   int64_t workspace = transient_(first, last);
   if (o_.recompute == Recompute::Full) workspace += activations_[last] - activations_[first];
   total += in_flight_[stage] * saved + workspace;
-  if (o_.dp > 1 && !zero) total += std::min<int64_t>(static_cast<int64_t>(o_.bucket_bytes), kF32 * params);
   if (o_.pp > 1) total += 2 * std::max(layers_[first].input_bytes, layers_[last - 1].output_bytes);
   return total;
 }

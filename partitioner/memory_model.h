@@ -3,6 +3,9 @@
 // pipeline schedule keeps in flight, less with recompute), the backward workspace and
 // communication buffers. fp32 as the runtime trains on CPUs; with mixed precision (bf16/fp16)
 // weights are 2 bytes with an fp32 master copy in the optimizer, gradients stay fp32.
+// ZeRO (partitioner/zero_model.h for the stages): 1 shards the optimizer state over the dp
+// ranks, 2 also the gradients, 3 also the parameters, which are then gathered one unit (a
+// layer) at a time.
 #pragma once
 
 #include <cstdint>
@@ -30,19 +33,22 @@ struct MemoryOptions {
   ScheduleKind schedule = ScheduleKind::OneFOneB;
   Recompute recompute = Recompute::None;
   int zero_stage = 0;
+  int zero_prefetch = 1;  // parallel.zero_prefetch: ZeRO-3 units gathered ahead of the one computing
   double bucket_bytes = 4.0 * (1 << 20);  // parallel.bucket_mb
   bool mixed_precision = false;  // train.precision bf16/fp16 (activations: TpOptions::element_bytes)
 };
 
 struct MemoryBreakdown {
-  int64_t params = 0;        // this rank's parameter shard
-  int64_t grads = 0;         // its gradients (+ the reduced 1/dp slice with ZeRO-1)
-  int64_t optimizer = 0;     // AdamW moments
+  int64_t params = 0;        // this rank's parameters (its 1/dp shard of them with ZeRO-3)
+  int64_t grads = 0;         // its gradients (+ the reduced 1/dp slice with ZeRO-1; with ZeRO-2/3
+                             // the slice and two unit-sized gradients: computing, reducing)
+  int64_t optimizer = 0;     // AdamW moments (+ fp32 master weights with mixed precision)
+  int64_t gathered = 0;      // ZeRO-3: full units alive, the one computing and the prefetched
   int64_t activations = 0;   // saved activations of the microbatches in flight, at the peak
   int64_t workspace = 0;     // transient buffers of the largest layer's backward (or recompute)
   int64_t comm_buffers = 0;  // gradient bucket and pipeline message buffers
   int in_flight = 0;         // microbatch-chunks in flight at the peak
-  int64_t total() const { return params + grads + optimizer + activations + workspace + comm_buffers; }
+  int64_t total() const { return params + grads + optimizer + gathered + activations + workspace + comm_buffers; }
 };
 nlohmann::json to_json(const MemoryBreakdown& m);
 MemoryBreakdown memory_from_json(const nlohmann::json& j);
@@ -86,6 +92,7 @@ class RangeMemory {
   MemoryOptions o_;
   std::vector<int64_t> params_, saved_, activations_;  // prefix sums
   RangeMax transient_;                                 // per-layer backward transient
+  RangeMax unit_params_;                               // per-layer parameters (ZeRO-2/3 units)
   std::vector<int> in_flight_;                    // per stage
 };
 

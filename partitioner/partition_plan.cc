@@ -57,6 +57,7 @@ nlohmann::json to_json(const PartitionPlan& p) {
               {"p2p_s", b.p2p_s},
               {"dp_comm_s", b.dp_comm_s},
               {"dp_exposed_s", b.dp_exposed_s},
+              {"dp_bytes", b.dp_bytes},
               {"optimizer_s", b.optimizer_s},
               {"contention_s", b.contention_s}}}}}};
 }
@@ -95,6 +96,7 @@ PartitionPlan plan_from_json(const nlohmann::json& j) {
     p.breakdown.p2p_s = b.at("p2p_s").get<double>();
     p.breakdown.dp_comm_s = b.at("dp_comm_s").get<double>();
     p.breakdown.dp_exposed_s = b.at("dp_exposed_s").get<double>();
+    p.breakdown.dp_bytes = b.value("dp_bytes", 0.0);  // plans written before the traffic was reported
     p.breakdown.optimizer_s = b.at("optimizer_s").get<double>();
     p.breakdown.contention_s = b.at("contention_s").get<double>();
     TESSERA_REQUIRE(p.world == p.dp * p.tp * p.pp, "plan: world {} != dp {} x tp {} x pp {}", p.world, p.dp,

@@ -18,8 +18,9 @@ struct StepBreakdown {
   double compute_s = 0;       // forward + backward compute of the busiest rank
   double tp_comm_s = 0;       // its tensor-parallel collectives (on the critical path)
   double p2p_s = 0;           // one pipeline message
-  double dp_comm_s = 0;       // gradient all-reduce (or ZeRO reduce-scatter + all-gather)
-  double dp_exposed_s = 0;    // the part of it not hidden behind the last backward
+  double dp_comm_s = 0;       // gradient all-reduce (or ZeRO reduce-scatters + all-gathers)
+  double dp_exposed_s = 0;    // the part of it compute does not hide (ZeRO-2/3: in the pipeline too)
+  double dp_bytes = 0;        // bytes this rank sends for it per step (partitioner/zero_model.h)
   double optimizer_s = 0;     // AdamW step
   double contention_s = 0;    // extra time when more ranks than cores share a CPU node
 };

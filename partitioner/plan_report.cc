@@ -100,18 +100,21 @@ std::string format_plan_details(const PartitionPlan& p) {
   }
   for (size_t s = 0; s < p.memory.size(); ++s) {
     const MemoryBreakdown& m = p.memory[s];
-    out += fmt::format("  rank of stage {:>2}: {} = params {} + grads {} + optimizer {} + activations {} ({} in flight) + workspace {} + comm {}\n",
+    out += fmt::format("  rank of stage {:>2}: {} = params {} + grads {} + optimizer {}{} + activations {} ({} in flight) + workspace {} + comm {}\n",
                        s, format_bytes(static_cast<double>(m.total())), format_bytes(static_cast<double>(m.params)),
                        format_bytes(static_cast<double>(m.grads)), format_bytes(static_cast<double>(m.optimizer)),
+                       m.gathered > 0 ? fmt::format(" + gathered units {}", format_bytes(static_cast<double>(m.gathered))) : "",
                        format_bytes(static_cast<double>(m.activations)), m.in_flight,
                        format_bytes(static_cast<double>(m.workspace)), format_bytes(static_cast<double>(m.comm_buffers)));
   }
   const StepBreakdown& b = p.breakdown;
   out += fmt::format("  step {}: pipeline {} (busiest rank: compute {}, tp comm {}; p2p {} per message, bubble {:.1f}%)"
-                     " + dp comm exposed {} of {} + optimizer {}{}\n",
+                     " + dp comm exposed {} of {}{} + optimizer {}{}\n",
                      format_seconds(p.step_time_s), format_seconds(b.pipeline_s), format_seconds(b.compute_s),
                      format_seconds(b.tp_comm_s), format_seconds(b.p2p_s), 100.0 * p.bubble,
-                     format_seconds(b.dp_exposed_s), format_seconds(b.dp_comm_s), format_seconds(b.optimizer_s),
+                     format_seconds(b.dp_exposed_s), format_seconds(b.dp_comm_s),
+                     b.dp_bytes > 0 ? fmt::format(" ({} sent per rank)", format_bytes(b.dp_bytes)) : "",
+                     format_seconds(b.optimizer_s),
                      b.contention_s > 0 ? fmt::format(" + core contention {}", format_seconds(b.contention_s)) : "");
   return out;
 }

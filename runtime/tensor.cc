@@ -61,6 +61,8 @@ std::string shape_string(const Shape& shape) { return fmt::format("[{}]", fmt::j
 
 MemoryStats host_memory_stats() { return {g_host_current.load(), g_host_peak.load()}; }
 
+void reset_host_memory_peak() { g_host_peak.store(g_host_current.load()); }
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   TESSERA_CHECK(device.kind == DeviceKind::CPU, "host Storage cannot allocate on a CUDA device");
   // 64-byte alignment keeps Eigen's vectorised loads aligned for every row of width % 16 == 0.

@@ -34,6 +34,9 @@ struct MemoryStats {
   int64_t peak_bytes = 0;
 };
 MemoryStats host_memory_stats();
+// Starts a new peak from what is allocated now (a trainer after its set-up, so the peak it
+// reports is that of training, not of building the full model before sharding it).
+void reset_host_memory_peak();
 
 // Owns one allocation. Freed when the last Tensor that shares it goes away.
 class Storage {

@@ -83,9 +83,10 @@ def check(want, output, last_metrics):
         if ("tp_comm_ms" in last_metrics) != (want["tp"] > 1):
             problems.append(f"metrics {'have' if 'tp_comm_ms' in last_metrics else 'lack'} tp_comm_ms (tp {want['tp']})")
         return problems
-    sharded = f"(ZeRO-1 sharded over dp {want['dp']})" in output
-    if sharded != (want["zero"] == 1 and want["dp"] > 1):
-        problems.append(f"optimizer-state line {'names' if sharded else 'lacks'} ZeRO-1 sharding over dp {want['dp']}")
+    sharded = f"(ZeRO-{want['zero']} sharded over dp {want['dp']})" in output
+    if sharded != (want["zero"] >= 1 and want["dp"] > 1):
+        problems.append(f"optimizer-state line {'names' if sharded else 'lacks'} ZeRO-{want['zero']} sharding over "
+                        f"dp {want['dp']}")
     for key, present in (("tp_comm_ms", want["tp"] > 1), ("grad_comm_exposed_ms", want["dp"] > 1)):
         if (key in last_metrics) != present:
             problems.append(f"metrics {'have' if key in last_metrics else 'lack'} {key} (tp {want['tp']}, dp {want['dp']})")

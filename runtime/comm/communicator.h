@@ -12,6 +12,17 @@ namespace tessera {
 
 enum class ReduceOp { Sum, Avg, Max };
 
+// Bytes this rank has handed to each kind of collective since the communicator was made: the
+// whole buffer of an all-reduce, the output of an all-gather, the input of a reduce-scatter.
+// A ring collective over n ranks sends (n - 1) / n of that (twice for an all-reduce).
+struct CommTraffic {
+  double all_reduce = 0, all_gather = 0, reduce_scatter = 0;
+  // What a ring implementation sends for these payloads over n ranks.
+  double ring_sent_bytes(int n) const {
+    return n <= 1 ? 0.0 : (2.0 * all_reduce + all_gather + reduce_scatter) * (n - 1) / n;
+  }
+};
+
 // A pending non-blocking operation. wait() blocks until it completes or the communicator's
 // timeout expires (then it throws, naming the operation, the group and the peer).
 class CommRequest {
@@ -31,6 +42,7 @@ class Communicator {
   virtual const std::string& name() const = 0;
   // The training step reported in timeout messages.
   virtual void set_step(int64_t step) = 0;
+  virtual CommTraffic traffic() const = 0;
 
   // In place over the whole (contiguous) tensor.
   virtual void all_reduce(Tensor& t, ReduceOp op) = 0;
@@ -39,6 +51,10 @@ class Communicator {
   virtual void all_gather(const Tensor& in, Tensor& out) = 0;
   // in has size() * out.numel() elements: rank i receives the reduction of block i.
   virtual void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) = 0;
+  // The same, non-blocking (ZeRO-2/3 overlap them with compute): `in` and `out` must stay
+  // untouched until the request completes, and must not overlap.
+  virtual std::unique_ptr<CommRequest> all_gather_async(const Tensor& in, Tensor& out) = 0;
+  virtual std::unique_ptr<CommRequest> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) = 0;
   virtual void broadcast(Tensor& t, int root) = 0;
   virtual std::unique_ptr<CommRequest> send(const Tensor& t, int peer, int tag) = 0;
   virtual std::unique_ptr<CommRequest> recv(Tensor& t, int peer, int tag) = 0;

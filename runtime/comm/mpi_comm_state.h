@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/comm/communicator.h"
 #include "runtime/comm/peer_board.h"
 #include "runtime/tensor.h"
 
@@ -52,6 +53,7 @@ struct CommState {
   std::unique_ptr<PeerBoard> board;
   std::shared_ptr<OpHistory> history = std::make_shared<OpHistory>();  // shared with splits
   std::string failure;           // set by the first timeout; the group is unusable after it
+  CommTraffic traffic;           // collective payloads entered on this communicator
 
   // Requests dropped before completion: MPI may still write into their buffers, so the
   // tensors stay alive until a later call sees the request finish.

@@ -182,6 +182,8 @@ int MpiCommunicator::rank() const { return state_->rank; }
 int MpiCommunicator::size() const { return state_->size; }
 const std::string& MpiCommunicator::name() const { return state_->name; }
 void MpiCommunicator::set_step(int64_t step) { state_->step = step; }
+
+CommTraffic MpiCommunicator::traffic() const { return state_->traffic; }
 double MpiCommunicator::timeout_s() const { return state_->timeout_s; }
 MPI_Comm MpiCommunicator::mpi_comm() const { return state_->comm; }
 
@@ -271,7 +273,7 @@ void MpiCommunicator::all_reduce(Tensor& t, ReduceOp op) {
   request.wait();
 }
 
-void MpiCommunicator::all_gather(const Tensor& in, Tensor& out) {
+std::unique_ptr<CommRequest> MpiCommunicator::all_gather_async(const Tensor& in, Tensor& out) {
   CommState& s = *state_;
   check_tensor(s, "all_gather", "in", in);
   check_tensor(s, "all_gather", "out", out);
@@ -291,13 +293,15 @@ void MpiCommunicator::all_gather(const Tensor& in, Tensor& out) {
   const MPI_Datatype type = payload_type(in.dtype());
   const int count = static_cast<int>(in.numel());
   const OpInfo info = detail::begin_op(s, CommOp::AllGather, out.nbytes());
-  MpiRequest request(state_, info, {in, out});
-  TESSERA_MPI_CHECK(MPI_Iallgather(send, count, type, out.data<char>(), count, type, s.comm, request.handle()),
+  auto request = std::make_unique<MpiRequest>(state_, info, Keep{in, out});
+  TESSERA_MPI_CHECK(MPI_Iallgather(send, count, type, out.data<char>(), count, type, s.comm, request->handle()),
                     "all_gather on {}", detail::describe_group(s));
-  request.wait();
+  return request;
 }
 
-void MpiCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+void MpiCommunicator::all_gather(const Tensor& in, Tensor& out) { all_gather_async(in, out)->wait(); }
+
+std::unique_ptr<CommRequest> MpiCommunicator::reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) {
   CommState& s = *state_;
   check_tensor(s, "reduce_scatter", "in", in);
   check_tensor(s, "reduce_scatter", "out", out);
@@ -308,16 +312,23 @@ void MpiCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op)
                 detail::describe_group(s), s.size, out.numel(), in.numel());
   const MPI_Datatype type = reduction_type(s, "reduce_scatter", op, in.dtype());
   // MPI's in-place form reads and writes at the start of the buffer, not at this rank's
-  // block, so an aliased output goes through a scratch tensor.
+  // block, so an aliased output goes through a scratch tensor, copied out on completion.
   Tensor result = overlaps(in, out) ? Tensor::empty(out.shape(), out.dtype()) : out;
+  const int size = s.size;
+  auto finish = [result, out, op, size](const MPI_Status&) mutable {
+    if (op == ReduceOp::Avg && size > 1) divide(result, size);
+    if (result.data<char>() != out.data<char>()) out.copy_from(result);
+  };
   const OpInfo info = detail::begin_op(s, CommOp::ReduceScatter, in.nbytes());
-  MpiRequest request(state_, info, {in, result});
+  auto request = std::make_unique<MpiRequest>(state_, info, Keep{in, result}, std::move(finish));
   TESSERA_MPI_CHECK(MPI_Ireduce_scatter_block(in.data<char>(), result.data<char>(), static_cast<int>(out.numel()),
-                                              type, mpi_op(op, in.dtype()), s.comm, request.handle()),
+                                              type, mpi_op(op, in.dtype()), s.comm, request->handle()),
                     "reduce_scatter on {}", detail::describe_group(s));
-  request.wait();
-  if (op == ReduceOp::Avg && s.size > 1) divide(result, s.size);
-  if (result.data<char>() != out.data<char>()) out.copy_from(result);
+  return request;
+}
+
+void MpiCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+  reduce_scatter_async(in, out, op)->wait();
 }
 
 void MpiCommunicator::broadcast(Tensor& t, int root) {

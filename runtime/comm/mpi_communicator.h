@@ -46,6 +46,7 @@ class MpiCommunicator final : public Communicator {
   int size() const override;
   const std::string& name() const override;
   void set_step(int64_t step) override;
+  CommTraffic traffic() const override;
 
   // The MPI_COMM_WORLD rank of this group's rank `group_rank` (default: this rank).
   int world_rank(int group_rank) const;
@@ -60,6 +61,8 @@ class MpiCommunicator final : public Communicator {
   // `in` may be this rank's block of `out` (in-place gather, as ZeRO uses).
   void all_gather(const Tensor& in, Tensor& out) override;
   void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override;
+  std::unique_ptr<CommRequest> all_gather_async(const Tensor& in, Tensor& out) override;
+  std::unique_ptr<CommRequest> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) override;
   void broadcast(Tensor& t, int root) override;
   std::unique_ptr<CommRequest> send(const Tensor& t, int peer, int tag) override;
   // Fails unless exactly t.numel() elements arrive.

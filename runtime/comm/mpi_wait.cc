@@ -162,6 +162,9 @@ OpInfo begin_op(CommState& s, CommOp op, size_t bytes, int peer, int tag) {
   info.peer = peer;
   info.tag = tag;
   info.bytes = bytes;
+  if (op == CommOp::AllReduce) s.traffic.all_reduce += static_cast<double>(bytes);
+  if (op == CommOp::AllGather) s.traffic.all_gather += static_cast<double>(bytes);
+  if (op == CommOp::ReduceScatter) s.traffic.reduce_scatter += static_cast<double>(bytes);
   const bool p2p = op == CommOp::Send || op == CommOp::Recv;
   info.seq = p2p ? s.seq : ++s.seq;
   if (s.history) info.history_id = s.history->start({s.name, comm_op_name(op), info.seq, s.step, peer, false});

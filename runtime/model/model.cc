@@ -100,12 +100,20 @@ Parameter* Model::find(const std::string& name) {
 }
 
 void Model::zero_grad() {
-  for (Parameter* p : parameters()) p->grad.zero();
+  // ZeRO-2/3 parameters have a gradient only while their layer's backward runs.
+  for (Parameter* p : parameters()) {
+    if (p->grad.defined()) p->grad.zero();
+  }
 }
 
 Tensor Model::forward(const Tensor& x, const MicrobatchContext& ctx) {
   Tensor h = x;
-  for (auto& l : layers_) h = l->forward(h, ctx);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const int index = hooks_first_ + static_cast<int>(i);
+    if (hooks_) hooks_->before_forward(index);
+    h = layers_[i]->forward(h, ctx);
+    if (hooks_) hooks_->after_forward(index);
+  }
   return h;
 }
 
@@ -113,8 +121,10 @@ Tensor Model::backward(const Tensor& dy, const MicrobatchContext& ctx,
                        const std::function<void(int)>& after_layer) {
   Tensor d = dy;
   for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    if (hooks_) hooks_->before_backward(hooks_first_ + i);
     d = layers_[i]->backward(d, ctx);
     if (after_layer) after_layer(i);
+    if (hooks_) hooks_->after_backward(hooks_first_ + i);
   }
   return d;
 }

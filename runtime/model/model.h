@@ -9,6 +9,7 @@
 #include "partitioner/layer_graph.h"
 #include "core/config.h"
 #include "runtime/model/layer.h"
+#include "runtime/model/layer_hooks.h"
 #include "runtime/model/layer_registry.h"
 #include "runtime/model/tensor_parallel.h"
 
@@ -28,6 +29,12 @@ class Model {
   Parameter* find(const std::string& name);  // null when not on this rank
   void zero_grad();
   const LayerGraph& graph() const { return graph_; }
+  // Calls `hooks` (borrowed; null: none) around every layer's forward and backward, layer i of
+  // this model reported as first_index + i.
+  void set_hooks(LayerHooks* hooks, int first_index) {
+    hooks_ = hooks;
+    hooks_first_ = first_index;
+  }
 
   // Runs one microbatch through every layer; returns the last layer's output (the loss [1]
   // when this is the whole model).
@@ -40,6 +47,8 @@ class Model {
  private:
   LayerGraph graph_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  LayerHooks* hooks_ = nullptr;
+  int hooks_first_ = 0;
 };
 
 }  // namespace tessera

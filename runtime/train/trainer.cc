@@ -13,6 +13,7 @@
 #include "runtime/compression/mask.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/runtime_support.h"
+#include "runtime/train/sharded_adamw.h"
 
 namespace tessera {
 
@@ -78,21 +79,34 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
-  if (data_parallel() || local_sync()) flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
-  if (data_parallel() && !local_sync()) {
-    grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage,
-                                                par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32);
+  if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
+    zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch,
+                                              [this](int layer) { fix_layer_gradients(layer); });
+    int first = 0;
+    for (Model* m : chunk_ptrs) {
+      m->set_hooks(zero_units_.get(), first);
+      first += static_cast<int>(m->layers().size());
+    }
+    optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer);
+  } else {
+    if (data_parallel() || local_sync()) flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
+    if (data_parallel() && !local_sync()) {
+      grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage,
+                                                  par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32);
+    }
+    if (local_sync()) {
+      // [outer sync hook] No per-step gradient sync: each replica keeps its own full AdamW below.
+      outer_sync_ = std::make_unique<OuterSync>(
+          *flat_, groups_.dp, outer_sync_config(par),
+          outer_fragment_of_layers(graph_layer, config_.model.num_layers, par.outer_fragments));
+    }
+    // ZeRO-1 shards the moments over the replicas of a synchronous run only.
+    optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
+                                grad_sync_ ? groups_.dp : nullptr);
   }
-  if (local_sync()) {
-    // [outer sync hook] No per-step gradient sync: each replica keeps its own full AdamW below.
-    outer_sync_ = std::make_unique<OuterSync>(
-        *flat_, groups_.dp, outer_sync_config(par),
-        outer_fragment_of_layers(graph_layer, config_.model.num_layers, par.outer_fragments));
-  }
-  // ZeRO-1 shards the moments over the replicas of a synchronous run only.
-  optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
-                              grad_sync_ ? groups_.dp : nullptr);
   set_mfu_roof();
+  // Every rank built its layers whole before sharding them: the peak to report starts here.
+  reset_host_memory_peak();
 }
 
 std::vector<Parameter*> Trainer::parameters() const {
@@ -124,6 +138,12 @@ void Trainer::trace(const char* name, Clock::time_point start) {
 }
 
 void Trainer::on_layer_gradients_final(int layer) {
+  if (zero_units_) return;  // fixed up and reduce-scattered per microbatch
+  fix_layer_gradients(layer);
+  if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
+}
+
+void Trainer::fix_layer_gradients(int layer) {
   if (groups_.tp.sequence_sharded()) {
     for (Parameter* p : layers_[layer]->parameters()) {
       if (p->sequence_parallel_grad) tp_all_reduce(p->grad, ReduceOp::Sum, groups_.tp);
@@ -131,7 +151,6 @@ void Trainer::on_layer_gradients_final(int layer) {
   }
   // Pruned weights get no gradient: before the norm, the clip and the dp reduction.
   mask_gradients(layers_[layer]->parameters());
-  if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
 }
 
 MicrobatchContext Trainer::train_context(int mb) {
@@ -225,7 +244,9 @@ double Trainer::forward_backward() {
     const int64_t run_step = step_ - first_step_;
     trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
   }
+  if (data_parallel()) dp_traffic_at_step_start_ = groups_.dp->traffic();
   for (auto& m : chunks_) m->zero_grad();
+  if (zero_units_) zero_units_->begin_step();
   // The masters may have changed since the last step (update, load, pruning): low-precision
   // copies are remade on first use.
   compute_->invalidate_weight_copies();
@@ -233,6 +254,7 @@ double Trainer::forward_backward() {
   const double loss_sum = run_microbatches();
   const auto start = Clock::now();
   if (grad_sync_) grad_sync_->finish();
+  if (zero_units_) zero_units_->finish();
   trace("grad_sync", start);
   // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
   const double replica_loss = all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_;
@@ -271,6 +293,16 @@ StepResult Trainer::optimizer_step() {
     optimizer_->step(r.lr);
   }
   trace("optimizer", start);
+  CommTraffic step_traffic;
+  if (data_parallel()) {
+    const CommTraffic now = groups_.dp->traffic(), &then = dp_traffic_at_step_start_;
+    step_traffic = {now.all_reduce - then.all_reduce, now.all_gather - then.all_gather,
+                    now.reduce_scatter - then.reduce_scatter};
+    dp_traffic_.all_reduce += step_traffic.all_reduce;
+    dp_traffic_.all_gather += step_traffic.all_gather;
+    dp_traffic_.reduce_scatter += step_traffic.reduce_scatter;
+    ++dp_traffic_steps_;
+  }
   ++step_;
   if (outer_sync_) {
     // [outer sync hook] Launches and applies the outer syncs due after this inner step.
@@ -279,14 +311,16 @@ StepResult Trainer::optimizer_step() {
     trace("outer_sync", sync_start);
     r.dp_bytes = outer_sync_->stats().bytes;
     r.dp_wait_ms = outer_sync_->stats().wait_ms;
-  } else if (grad_sync_) {
-    r.dp_bytes = ring_all_reduce_bytes(4.0 * static_cast<double>(flat_->numel()), groups_.dp_size);
-    r.dp_wait_ms = grad_sync_->stats().exposed_ms;
+  } else if (grad_sync_ || zero_units_) {
+    // What this step handed to the dp collectives, as a ring sends it (measured, not modelled).
+    r.dp_bytes = step_traffic.ring_sent_bytes(groups_.dp_size);
+    r.dp_wait_ms = grad_sync_ ? grad_sync_->stats().exposed_ms : zero_units_->exposed_ms();
   }
   if (is_prune_step(config_.prune, step_)) {
     // After the update, so the step's checkpoint holds the new masks and a resume continues
     // the schedule from them.
     const double s = scheduled_sparsity(config_.prune, step_);
+    const GatheredParameters gathered(zero_units_.get(), true);  // ZeRO-3: pruning ranks every weight
     const PruneCounts c = prune_to_sparsity(parameters(), s, config_.prune.scope == "global",
                                             vocab_padded_rows(config_.model, graph_),
                                             {groups_.tp.comm, groups_.tp.rank, groups_.tp.size, groups_.pp});

@@ -1,8 +1,8 @@
 // The training loop: microbatches with gradient accumulation through the Compute seam (fp32,
 // or bf16/fp16 with fp32 masters and fp16 loss scaling), pipeline stages run by a
 // StageExecutor, data-parallel gradient averaging (or local SGD / DiLoCo outer syncs),
-// global-norm clipping, an Optimizer (AdamW or ZeRO-1), periodic validation, JSONL metrics and
-// the Chrome trace. The trainer prints nothing:
+// global-norm clipping, an Optimizer (AdamW, ZeRO-1, or ZeRO-2/3 over ZeroUnits), periodic
+// validation, JSONL metrics and the Chrome trace. The trainer prints nothing:
 // its step lines and messages go to the callbacks (log_with_spdlog gives the CLI's output).
 // trainer.cc holds the step, trainer_checkpoint.cc save/resume/init, trainer_fit.cc the loop.
 #pragma once
@@ -33,6 +33,7 @@
 #include "runtime/train/outer_sync.h"
 #include "runtime/train/parallel_groups.h"
 #include "runtime/train/trace.h"
+#include "runtime/train/zero_units.h"
 
 namespace tessera {
 
@@ -106,7 +107,7 @@ class Trainer {
   // seq_length], the same on every tp rank and pipeline stage of the replica.
   double forward_backward();
   double forward_backward(const Batch& batch);
-  // Clips, updates (AdamW or ZeRO-1) and advances the step; needs a forward_backward first.
+  // Clips, updates (AdamW, ZeRO-1 or ZeRO-2/3) and advances the step; needs a forward_backward first.
   StepResult optimizer_step();
   // Mean validation loss over train.eval_iters global batches (fixed, the same for every
   // layout), collective over all ranks.
@@ -141,7 +142,9 @@ class Trainer {
   // The backend and precision the layers run with.
   const Compute& compute() const { return *compute_; }
   // Gradient communication timing of the last step (zeros without data parallelism).
-  GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
+  GradSyncStats grad_sync_stats() const {
+    return grad_sync_ ? grad_sync_->stats() : zero_units_ ? zero_units_->stats() : GradSyncStats{};
+  }
   // The local SGD / DiLoCo outer sync (parallel.data_parallel_sync), null with allreduce.
   const OuterSync* outer_sync() const { return outer_sync_.get(); }
   // The optimizer's state and, with local SGD / DiLoCo, the outer state.
@@ -161,9 +164,11 @@ class Trainer {
   bool uses_executor() const { return executor_ != nullptr; }
   // Microbatch mb of this rank: from step_batch_ when set, else from the DataSource.
   MicrobatchContext train_context(int microbatch);
-  // Runs once per step when a layer has its final gradients: sums sequence-parallel partial
-  // gradients over tp, then hands the layer to the data-parallel buckets.
+  // Runs once per step when a layer has its final gradients: its fix-ups, then hands the layer
+  // to the data-parallel buckets. ZeRO-2/3 units run the fix-ups per microbatch themselves.
   void on_layer_gradients_final(int layer);
+  // Sums sequence-parallel partial gradients over tp and zeroes pruned weights' gradients.
+  void fix_layer_gradients(int layer);
   double run_microbatches();  // returns this rank's sum of microbatch losses
   void trace(const char* name, TraceRecorder::Clock::time_point start);
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
@@ -202,8 +207,13 @@ class Trainer {
   std::vector<Action> schedule_;
   std::unique_ptr<TraceRecorder> trace_;
   std::unique_ptr<FlatParameters> flat_;     // with data parallelism
-  std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
-  std::unique_ptr<Optimizer> optimizer_;      // AdamW, or ZeRO-1 under data-parallel allreduce
+  std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism, ZeRO stage 0 or 1
+  std::unique_ptr<ZeroUnits> zero_units_;    // with data parallelism, ZeRO stage 2 or 3
+  // Data-parallel collective payloads of the training steps of this run (not checkpoints or
+  // evaluation), for the traffic line at the end of the run.
+  CommTraffic dp_traffic_at_step_start_, dp_traffic_;
+  int64_t dp_traffic_steps_ = 0;
+  std::unique_ptr<Optimizer> optimizer_;      // AdamW, ZeRO-1 or ZeRO-2/3 under data-parallel allreduce
   std::unique_ptr<OuterSync> outer_sync_;     // local_sgd / diloco
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
   // Set by forward_backward for optimizer_step: the step's loss and when it started.

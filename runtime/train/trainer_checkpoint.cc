@@ -2,6 +2,7 @@
 // and save, resume and init_from (weights only) over runtime/checkpoint, with the fp16 loss
 // scale and, for local SGD / DiLoCo, the replica and outer state (outer_checkpoint.h).
 #include <chrono>
+#include <optional>
 
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/comm/agreement.h"
@@ -37,6 +38,7 @@ std::string Trainer::save(const std::string& dir) {
   TESSERA_REQUIRE(!dir.empty(), "Trainer::save: no checkpoint directory (checkpoint.dir is empty)");
   const auto start = Clock::now();
   CheckpointMoments moments;
+  const GatheredParameters gathered(zero_units_.get());  // ZeRO-3: the values are written whole
   CheckpointState state = checkpoint_state(moments, true);
   const CheckpointLayout layout = checkpoint_layout();
   if (outer_sync_) {
@@ -69,6 +71,7 @@ bool Trainer::resume(const std::string& dir) {
   }
   Manifest manifest;
   CheckpointMoments moments;
+  std::optional<GatheredParameters> gathered(std::in_place, zero_units_.get(), true);  // ZeRO-3: loaded whole
   CheckpointState state = checkpoint_state(moments, false);
   // Each rank reads the files of its own shard: a damaged one stops every rank together.
   run_agreed(groups_.world, [&] {
@@ -80,6 +83,7 @@ bool Trainer::resume(const std::string& dir) {
   });
   optimizer_->load_moments(moments);
   optimizer_->set_steps_taken(state.optimizer_steps);
+  gathered.reset();  // each rank keeps its blocks of the loaded values
   // [outer sync hook] Replica and outer state of local SGD / DiLoCo checkpoints.
   run_agreed(groups_.world, [&] {
     if (outer_sync_) {
@@ -102,6 +106,7 @@ void Trainer::init_from(const std::string& path) {
   std::string step_dir;
   Manifest manifest;
   CheckpointState state;
+  const GatheredParameters gathered(zero_units_.get(), true);
   state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
   run_agreed(groups_.world, [&] {
     step_dir = resolve_checkpoint(path);

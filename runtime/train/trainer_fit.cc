@@ -55,8 +55,9 @@ void Trainer::log_run_start() const {
                                       graph_.flops_per_token() / 1e6, peak_flops_ / 1e9,
                                       config_.train.peak_tflops > 0 ? "train.peak_tflops" : "measured"));
   message(LogLevel::Info, fmt::format("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
-                                      optimizer_->zero_stage() == 1
-                                          ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size)
+                                      optimizer_->zero_stage() >= 1
+                                          ? fmt::format(" (ZeRO-{} sharded over dp {})", optimizer_->zero_stage(),
+                                                        groups_.dp_size)
                                           : ""));
 }
 
@@ -109,7 +110,7 @@ void Trainer::fit() {
     m.val_loss = val;
     m.skipped_steps = skipped_steps_;
     if (loss_scaler_) m.loss_scale = loss_scaler_->scale();
-    if (grad_sync_) {
+    if (grad_sync_ || zero_units_) {
       m.grad_comm_exposed_ms = window.exposed_ms / window.steps;
       m.grad_comm_span_ms = window.span_ms / window.steps;
     }
@@ -139,6 +140,16 @@ void Trainer::log_run_end() {
     }
     message(LogLevel::Info,
             fmt::format("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", ")));
+  }
+  if (dp_traffic_steps_ > 0) {
+    // Measured payloads per step, and what a ring sends for them (partitioner/zero_model.h).
+    const double steps = static_cast<double>(dp_traffic_steps_), mib = 1048576.0;
+    message(LogLevel::Info,
+            fmt::format("dp traffic per step (this rank): all-reduce {:.3f} MiB, all-gather {:.3f} MiB, "
+                        "reduce-scatter {:.3f} MiB; a ring sends {:.3f} MiB of it",
+                        dp_traffic_.all_reduce / steps / mib, dp_traffic_.all_gather / steps / mib,
+                        dp_traffic_.reduce_scatter / steps / mib,
+                        dp_traffic_.ring_sent_bytes(groups_.dp_size) / steps / mib));
   }
   if (trace_ && groups_.world) {
     trace_->write(config_.log.trace, *groups_.world);

@@ -159,7 +159,7 @@ TEST_CASE("memory under schedules, recompute, ZeRO-1 and data parallelism", "[pa
 TEST_CASE("RangeMemory agrees with stage_memory", "[partitioner][memory]") {
   const auto layers = tiny_layers({2});
   for (Recompute rc : {Recompute::None, Recompute::Selective, Recompute::Full}) {
-    for (int zero : {0, 1}) {
+    for (int zero : {0, 1, 2, 3}) {
       MemoryOptions o;
       o.tp = 2;
       o.dp = 2;

@@ -28,6 +28,7 @@ class LocalCommunicator : public Communicator {
   int size() const override { return 1; }
   const std::string& name() const override { return name_; }
   void set_step(int64_t) override {}
+  CommTraffic traffic() const override { return {}; }
   void all_reduce(Tensor&, ReduceOp) override {}
   std::unique_ptr<CommRequest> all_reduce_async(Tensor&, ReduceOp) override {
     return std::make_unique<Done>();
@@ -35,6 +36,14 @@ class LocalCommunicator : public Communicator {
   void all_gather(const Tensor& in, Tensor& out) override { out.copy_from(in.view(out.shape())); }
   void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp) override {
     out.copy_from(in.view(out.shape()));
+  }
+  std::unique_ptr<CommRequest> all_gather_async(const Tensor& in, Tensor& out) override {
+    all_gather(in, out);
+    return std::make_unique<Done>();
+  }
+  std::unique_ptr<CommRequest> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) override {
+    reduce_scatter(in, out, op);
+    return std::make_unique<Done>();
   }
   void broadcast(Tensor&, int) override {}
   std::unique_ptr<CommRequest> send(const Tensor&, int, int) override {

@@ -34,6 +34,7 @@ class ThreadCommunicator : public Communicator {
   int size() const override { return static_cast<int>(shared_.buffers.size()); }
   const std::string& name() const override { return name_; }
   void set_step(int64_t) override {}
+  CommTraffic traffic() const override { return {}; }
   void all_reduce(Tensor& t, ReduceOp op) override {
     REQUIRE(op == ReduceOp::Sum);
     shared_.buffers[rank_] = &t;
@@ -48,6 +49,10 @@ class ThreadCommunicator : public Communicator {
   std::unique_ptr<CommRequest> all_reduce_async(Tensor&, ReduceOp) override { throw Error("not used"); }
   void all_gather(const Tensor&, Tensor&) override { throw Error("not used"); }
   void reduce_scatter(const Tensor&, Tensor&, ReduceOp) override { throw Error("not used"); }
+  std::unique_ptr<CommRequest> all_gather_async(const Tensor&, Tensor&) override { throw Error("not used"); }
+  std::unique_ptr<CommRequest> reduce_scatter_async(const Tensor&, Tensor&, ReduceOp) override {
+    throw Error("not used");
+  }
   void broadcast(Tensor&, int) override { throw Error("not used"); }
   std::unique_ptr<CommRequest> send(const Tensor&, int, int) override { throw Error("not used"); }
   std::unique_ptr<CommRequest> recv(Tensor&, int, int) override { throw Error("not used"); }

@@ -9,8 +9,8 @@
 namespace tessera {
 namespace {
 
-std::string refusal(const std::string& override_line) {
-  const Config c = parse_config_string("model: {arch: gpt}\n", "x.yaml", {override_line});
+std::string refusal_of(const std::vector<std::string>& override_lines) {
+  const Config c = parse_config_string("model: {arch: gpt}\n", "x.yaml", override_lines);
   try {
     check_runtime_support(c);
   } catch (const InputError& e) {
@@ -18,6 +18,8 @@ std::string refusal(const std::string& override_line) {
   }
   return "accepted";
 }
+
+std::string refusal(const std::string& override_line) { return refusal_of({override_line}); }
 
 }  // namespace
 
@@ -28,8 +30,14 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
   CHECK(refusal("parallel.recompute=full") == "accepted");
   CHECK(refusal("train.precision=bf16") == "accepted");
   CHECK(refusal("train.precision=fp16") == "accepted");
-  CHECK(refusal("parallel.zero_stage=2") == "x.yaml: parallel.zero_stage = 2: only ZeRO stages 0 and 1 are implemented");
+  CHECK(refusal("parallel.zero_stage=2") == "accepted");
+  CHECK(refusal("parallel.zero_stage=3") == "accepted");
   CHECK(refusal("train.gemm=eigen") == "accepted");
+  CHECK(refusal_of({"parallel.zero_stage=3", "parallel.grad_reduce_dtype=bf16"}) ==
+        "x.yaml: parallel.zero_stage = 3: gradients are reduce-scattered in fp32 (grad_reduce_dtype = bf16 is "
+        "implemented for stages 0 and 1)");
+  CHECK(refusal_of({"parallel.zero_stage=2", "parallel.data_parallel_sync=diloco"}) ==
+        "x.yaml: parallel.zero_stage = 2 needs parallel.data_parallel_sync = allreduce, not diloco");
 }
 
 }  // namespace tessera
@@ -37,15 +45,11 @@ TEST_CASE("unimplemented features are refused, not ignored", "[config][support]"
 namespace tessera {
 
 // The refusals live in the Trainer, so a C++ program that never runs the CLI's checks (as
-// examples/embed_trainer) gets the same lines: zero_stage 2 used to train as plain AdamW.
+// examples/embed_trainer) gets the same lines.
 TEST_CASE("a Trainer built from C++ refuses what the runtime cannot run", "[config][support]") {
   const Dataset data = test::tiny_dataset();
   Config c = test::tiny_trainer_config();
   c.source = "x.yaml";
-  c.parallel.zero_stage = 2;
-  CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}),
-                    "x.yaml: parallel.zero_stage = 2: only ZeRO stages 0 and 1 are implemented");
-  c.parallel.zero_stage = 0;
   c.train.precision = "bf16";
   c.train.gemm = "eigen";
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}),

@@ -1,0 +1,85 @@
+// ZeRO-2/3 sharded AdamW.
+#include "runtime/train/sharded_adamw.h"
+
+#include <cmath>
+
+#include "kernels/adamw.h"
+#include "kernels/grad_clip.h"
+#include "kernels/residual.h"
+#include "runtime/compression/mask.h"
+
+namespace tessera {
+
+ShardedAdamW::ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config)
+    : units_(units), dp_(dp), config_(config) {
+  m_ = Tensor::zeros({units.shard_numel()});
+  v_ = Tensor::zeros({units.shard_numel()});
+}
+
+double ShardedAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
+  Tensor& grads = units_.shard_grads();
+  double sq = 0;
+  for (const ZeroUnits::Piece& piece : units_.pieces()) {
+    // A tp-replicated parameter has the same gradient on every tp rank: count it once.
+    if (piece.param->shard.kind == ShardSpec::Kind::Replicated && tp.rank != 0) continue;
+    sq += kernels::cpu::sum_squares(grads.f32() + piece.shard, piece.numel);
+  }
+  Tensor t = Tensor::full({1}, static_cast<float>(sq));
+  dp_.all_reduce(t, ReduceOp::Sum);
+  tp_all_reduce(t, ReduceOp::Sum, tp);
+  if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
+  const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
+  const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
+  if (coeff < 1.f) kernels::cpu::scale(grads.f32(), coeff, grads.numel());
+  return norm;
+}
+
+void ShardedAdamW::step(double lr) {
+  ++step_;
+  float* grads = units_.shard_grads().f32();
+  for (const ZeroUnits::Piece& piece : units_.pieces()) {
+    const Parameter& p = *piece.param;
+    float* g = grads + piece.shard;
+    float* m = m_.f32() + piece.shard;
+    float* v = v_.f32() + piece.shard;
+    const float* mask = p.mask.defined() ? p.mask.f32() + piece.param_begin : nullptr;
+    if (mask) apply_mask(g, mask, piece.numel);
+    kernels::cpu::adamw_update(piece.value, g, m, v, piece.numel, static_cast<float>(lr),
+                               static_cast<float>(config_.beta1), static_cast<float>(config_.beta2),
+                               static_cast<float>(config_.eps),
+                               p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f, step_);
+    if (mask) {
+      for (float* x : {piece.value, m, v}) apply_mask(x, mask, piece.numel);
+    }
+  }
+  units_.after_update();
+}
+
+CheckpointMoments ShardedAdamW::checkpoint_moments(const std::vector<Parameter*>& params, bool gather) {
+  CheckpointMoments out;
+  if (gather) {
+    const std::vector<Tensor> m = units_.gather_per_param(&m_, params), v = units_.gather_per_param(&v_, params);
+    for (size_t i = 0; i < params.size(); ++i) out.per_param.push_back({m[i], v[i]});
+    return out;
+  }
+  // Full per-parameter buffers for the loader (a stage-3 parameter's value may be freed, so
+  // the units give the shapes).
+  const std::vector<Tensor> m = units_.gather_per_param(nullptr, params), v = units_.gather_per_param(nullptr, params);
+  for (size_t i = 0; i < params.size(); ++i) out.per_param.push_back({m[i], v[i]});
+  load_params_ = params;
+  return out;
+}
+
+void ShardedAdamW::load_moments(const CheckpointMoments& loaded) {
+  TESSERA_CHECK(loaded.per_param.size() == load_params_.size(),
+                "ShardedAdamW::load_moments: not the buffers of checkpoint_moments");
+  std::vector<Tensor> m, v;
+  for (const OptimizerMoments& mv : loaded.per_param) {
+    m.push_back(mv.exp_avg);
+    v.push_back(mv.exp_avg_sq);
+  }
+  units_.scatter_from_params(m, load_params_, m_);
+  units_.scatter_from_params(v, load_params_, v_);
+}
+
+}  // namespace tessera

@@ -1,0 +1,129 @@
+// ZeRO stages 2 and 3, FSDP style: every layer with parameters is a unit, flattened and padded
+// to a multiple of the data-parallel size, and rank r owns block r of every unit.
+//   Stage 2: each unit keeps its full fp32 values (the parameters are views into them); its
+//   gradient exists only while the unit's backward runs: it is reduce-scattered (non-blocking)
+//   right after, into this rank's block, and summed into the shard gradient. After the update
+//   the owners' blocks are all-gathered back into the full units.
+//   Stage 3: only this rank's blocks exist at rest. A unit is all-gathered just before its
+//   forward and again before its backward, with up to `prefetch` units of the same chunk
+//   gathered ahead in the pass's direction, and freed after use; gradients as in stage 2.
+// Microbatches do not reuse a gathered unit, and every microbatch's gradients are
+// reduce-scattered (partitioner/zero_model.h counts the same traffic). The trainer's per-layer
+// gradient fix-ups (sequence-parallel sums over tp, pruning masks) run on each microbatch's full
+// unit gradient before it is reduce-scattered, which is the same as after summing: they are linear.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "runtime/comm/communicator.h"
+#include "runtime/model/layer_hooks.h"
+#include "runtime/model/model.h"
+#include "runtime/train/grad_sync.h"
+
+namespace tessera {
+
+class ZeroUnits final : public LayerHooks {
+ public:
+  // A parameter's part inside this rank's blocks: elements [param_begin, param_begin + numel)
+  // of the parameter are `value` (the fp32 master) and element `shard` on of the shard buffers
+  // (gradient, optimizer moments).
+  struct Piece {
+    Parameter* param = nullptr;
+    int64_t param_begin = 0, shard = 0, numel = 0;
+    float* value = nullptr;
+  };
+
+  // The layers of `chunks` (numbered across them in order, as the trainer does) keep their
+  // values in this rank's blocks; stage 3 frees the full values. finalize(layer) is the
+  // trainer's gradient fix-up, run before a unit's gradient is reduce-scattered. dp is borrowed.
+  ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch,
+            std::function<void(int)> finalize);
+  ~ZeroUnits() override;
+
+  void before_forward(int layer) override;
+  void after_forward(int layer) override;
+  void before_backward(int layer) override;
+  void after_backward(int layer) override;
+
+  int stage() const { return stage_; }
+  // Before a step's first microbatch: the shard gradient is zeroed.
+  void begin_step();
+  // After the last backward: every reduce-scatter is complete and summed into shard_grads().
+  void finish();
+  // After the optimizer updated the blocks: stage 2 gathers the full units again.
+  void after_update();
+  // Stage 3: every unit gathered (gather_all) or freed again (release_all), for whatever reads
+  // all parameters at once (checkpoints, export, pruning). Collective over dp. take_shards: the
+  // full values were overwritten (a checkpoint load): keep this rank's blocks of them.
+  void gather_all();
+  void release_all();
+  void take_shards();
+
+  Tensor& shard_grads() { return shard_grads_; }
+  int64_t shard_numel() const { return shard_grads_.numel(); }
+  const std::vector<Piece>& pieces() const { return pieces_; }
+  // A tensor laid out like the shard buffers (an optimizer moment), all-gathered into one
+  // full tensor per parameter of `params`, shaped like it (collective over dp); with no shard,
+  // zeros of those shapes (not collective).
+  std::vector<Tensor> gather_per_param(const Tensor* shard, const std::vector<Parameter*>& params);
+  // The inverse: this rank's blocks of full per-parameter tensors, into a shard-shaped tensor.
+  void scatter_from_params(const std::vector<Tensor>& full, const std::vector<Parameter*>& params, Tensor& shard);
+  // Milliseconds the last finish() waited for reduce-scatters after the backward ended.
+  double exposed_ms() const { return exposed_ms_; }
+  // The last step's reduce-scatters: exposed time, first launch to last completion seen, units.
+  GradSyncStats stats() const;
+
+ private:
+  struct Unit {
+    int chunk = 0, layer = 0;
+    std::vector<Parameter*> params;
+    std::vector<int64_t> offsets;  // of each parameter in the unit
+    std::vector<Shape> shapes;     // of each parameter (its value is undefined at rest in stage 3)
+    int64_t padded = 0, block = 0, shard_offset = 0;
+    Tensor full;  // stage 2: always; stage 3: while gathered
+    std::unique_ptr<CommRequest> gathering;
+    Tensor grad, reduced;  // the unit's gradient and this rank's reduced block, while in flight
+    std::unique_ptr<CommRequest> scattering;
+  };
+  Unit* unit_of(int layer);
+  void start_gather(Unit& u);
+  void ensure_gathered(Unit& u);
+  void release(Unit& u);
+  void bind_values(Unit& u);
+  void complete_scatter(Unit& u);
+  // Units of the same chunk after (step 1) or before (step -1) `layer`, up to the prefetch limit.
+  void prefetch(int layer, int step);
+  Tensor own_block(Unit& u);
+
+  Communicator& dp_;
+  int stage_, prefetch_;
+  std::function<void(int)> finalize_;
+  std::vector<Unit> units_;
+  std::vector<int> unit_index_;  // per layer, -1 for a layer without parameters
+  Tensor shard_values_;          // stage 3: the blocks at rest
+  Tensor shard_grads_;
+  std::vector<Piece> pieces_;
+  double exposed_ms_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> first_scatter_, last_scatter_;
+};
+
+// Every parameter full for a scope (ZeRO-3; nothing otherwise), for what reads or writes all of
+// them at once: checkpoints, pruning. Collective over dp. With keep_changes the values were
+// written in the scope (a load, pruning): each rank keeps its blocks of them at the end.
+class GatheredParameters {
+ public:
+  GatheredParameters(ZeroUnits* units, bool keep_changes = false);
+  ~GatheredParameters();
+  GatheredParameters(const GatheredParameters&) = delete;
+  GatheredParameters& operator=(const GatheredParameters&) = delete;
+
+ private:
+  ZeroUnits* units_;
+  bool keep_;
+};
+
+}  // namespace tessera
