@@ -22,9 +22,12 @@
 #include "launcher/text_codec.h"
 #include "launcher/threads.h"
 #include "runtime/checkpoint/checkpoint.h"
+#include "runtime/comm/agreement.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/comm/parallel_grid.h"
+#include "runtime/compute/cuda_compute.h"
 #include "runtime/data/dataset.h"
+#include "runtime/device/device_choice.h"
 #include "runtime/train/trainer.h"
 
 namespace tessera {
@@ -105,7 +108,17 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   const std::optional<ClusterModel> cluster =
       setup_phase(env, [&] { return prediction_cluster(opts.cluster_path, no_cluster); });
   auto world = MpiCommunicator::world(config.parallel.timeout_s);
-  omp_set_num_threads(resolve_threads(config.train.threads, ranks_on_this_node(world->mpi_comm())));
+  const int local_ranks = ranks_on_this_node(world->mpi_comm());
+  omp_set_num_threads(resolve_threads(config.train.threads, local_ranks));
+  // Before any work: every rank checks its own GPU, and all stop together with the first
+  // refusal (ranks on other nodes may see other devices).
+  if (config.train.device == "cuda") {
+    run_agreed(world.get(), [&] {
+      choose_cuda_device({cuda_built(), cuda_devices_visible(), rank.rank, rank.local_rank, local_ranks});
+      TESSERA_REQUIRE(false, "train.device = cuda: the trainer does not place its state on the device yet "
+                             "(issue 16, part 5)");
+    });
+  }
 
   ParallelGrid grid(*world, config.parallel.tensor_model_parallel_size,
                     config.parallel.pipeline_model_parallel_size,

@@ -1,0 +1,23 @@
+// Which GPU a rank trains on with train.device = cuda, and the refusals that must come before any
+// work: one GPU per rank, the rank's index among the ranks of its node (so ranks of one node never
+// share a GPU, and the choice needs no communication). Pure, so the refusals are tested without a
+// GPU.
+#pragma once
+
+#include <string>
+
+namespace tessera {
+
+struct DeviceChoiceInput {
+  bool cuda_built = false;
+  int visible_devices = 0;  // CUDA devices this process sees
+  int rank = 0;             // world rank, for the message
+  int local_rank = 0;       // rank among the processes of this node
+  int local_ranks = 1;      // processes on this node
+};
+
+// The CUDA device index for this rank; throws InputError with one line saying which rule failed:
+// a build without CUDA, no GPU visible, or more ranks on the node than GPUs.
+int choose_cuda_device(const DeviceChoiceInput& in);
+
+}  // namespace tessera
