@@ -114,7 +114,8 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   // refusal (ranks on other nodes may see other devices).
   if (config.train.device == "cuda") {
     run_agreed(world.get(), [&] {
-      choose_cuda_device({cuda_built(), cuda_devices_visible(), rank.rank, rank.local_rank, local_ranks});
+      choose_cuda_device(
+          {cuda_built(), cuda_devices_visible(), rank.rank, rank.local_rank, local_ranks, nccl_version_code()});
       TESSERA_REQUIRE(false, "train.device = cuda: the trainer does not place its state on the device yet "
                              "(issue 16, part 5)");
     });

@@ -1,6 +1,7 @@
 // make_cuda_compute and the CUDA build's answers to cuda_built / cuda_devices_visible.
 #include "runtime/compute/cuda_compute.h"
 
+#include "runtime/comm/nccl_communicator.h"
 #include "runtime/compute/cuda_backend.h"
 
 namespace tessera {
@@ -8,6 +9,8 @@ namespace tessera {
 bool cuda_built() { return true; }
 
 int cuda_devices_visible() { return visible_cuda_devices(); }
+
+int nccl_version_code() { return NcclCommunicator::nccl_version(); }
 
 std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32) {
   TESSERA_REQUIRE(precision != Precision::FP16,

@@ -15,6 +15,8 @@ namespace tessera {
 bool cuda_built();
 // CUDA devices this process can see (0 without CUDA, a driver or a device).
 int cuda_devices_visible();
+// The NCCL library's version code (ncclGetVersion, e.g. 22809 for 2.28.9); 0 without CUDA.
+int nccl_version_code();
 // Starts this rank's CUDA runtime on `device_index` (its device tensors come from there from now
 // on) and returns the Compute over CudaBackend. fp16 is refused (no fp16 CUDA kernels yet).
 std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32);

@@ -7,6 +7,8 @@ bool cuda_built() { return false; }
 
 int cuda_devices_visible() { return 0; }
 
+int nccl_version_code() { return 0; }
+
 std::unique_ptr<Compute> make_cuda_compute(int, Precision, bool) {
   TESSERA_REQUIRE(false, "train.device = cuda: this tessera was built without CUDA (configure with -DTESSERA_CUDA=ON "
                          "on a machine with the CUDA toolkit)");

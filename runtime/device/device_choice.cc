@@ -17,6 +17,9 @@ int choose_cuda_device(const DeviceChoiceInput& in) {
   TESSERA_REQUIRE(in.local_ranks <= in.visible_devices,
                   "train.device = cuda: {} ranks on this node but {} CUDA device{} visible (one GPU per rank)",
                   in.local_ranks, in.visible_devices, in.visible_devices == 1 ? " is" : "s are");
+  TESSERA_REQUIRE(in.nccl_version >= kMinNcclVersion,
+                  "train.device = cuda: NCCL {}.{}.{} is loaded, the communicator needs 2.18 or newer (ncclCommSplit)",
+                  in.nccl_version / 10000, in.nccl_version / 100 % 100, in.nccl_version % 100);
   TESSERA_CHECK(in.local_rank >= 0 && in.local_rank < in.local_ranks, "local rank {} of {}", in.local_rank,
                 in.local_ranks);
   return in.local_rank;

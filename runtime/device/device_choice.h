@@ -14,10 +14,15 @@ struct DeviceChoiceInput {
   int rank = 0;             // world rank, for the message
   int local_rank = 0;       // rank among the processes of this node
   int local_ranks = 1;      // processes on this node
+  int nccl_version = 0;     // ncclGetVersion of the library loaded at run time (0: none)
 };
 
+// The oldest NCCL the communicator runs on: ncclCommSplit came in 2.18. The header we build
+// against may be newer than the libnccl.so.2 a machine loads, so this is checked at run time.
+constexpr int kMinNcclVersion = 21800;
+
 // The CUDA device index for this rank; throws InputError with one line saying which rule failed:
-// a build without CUDA, no GPU visible, or more ranks on the node than GPUs.
+// a build without CUDA, no GPU visible, more ranks on the node than GPUs, or an NCCL too old.
 int choose_cuda_device(const DeviceChoiceInput& in);
 
 }  // namespace tessera

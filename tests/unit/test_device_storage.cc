@@ -106,16 +106,19 @@ TEST_CASE("device storage: read_to_host batches a step's scalars into one wait p
 }
 
 TEST_CASE("device choice: the node-local rank's GPU, or one line naming the rule", "[device]") {
-  CHECK(choose_cuda_device({true, 4, 5, 1, 4}) == 1);
+  CHECK(choose_cuda_device({true, 4, 5, 1, 4, 22809}) == 1);
   CHECK_THROWS_WITH(choose_cuda_device({false, 0, 0, 0, 1}),
                     Catch::StartsWith("train.device = cuda: this tessera was built without CUDA"));
   CHECK_THROWS_AS(choose_cuda_device({false, 0, 0, 0, 1}), InputError);
   CHECK_THROWS_WITH(choose_cuda_device({true, 0, 3, 0, 1}),
                     Catch::StartsWith("train.device = cuda: no CUDA device is visible to rank 3"));
-  CHECK_THROWS_WITH(choose_cuda_device({true, 2, 0, 0, 4}),
+  CHECK_THROWS_WITH(choose_cuda_device({true, 2, 0, 0, 4, 22809}),
                     Catch::Equals("train.device = cuda: 4 ranks on this node but 2 CUDA devices are visible (one GPU "
                                   "per rank)"));
-  CHECK_THROWS_WITH(choose_cuda_device({true, 1, 0, 0, 2}), Catch::Contains("but 1 CUDA device is visible"));
+  CHECK_THROWS_WITH(choose_cuda_device({true, 1, 0, 0, 2, 22809}), Catch::Contains("but 1 CUDA device is visible"));
+  CHECK_THROWS_WITH(choose_cuda_device({true, 1, 0, 0, 1, 21703}),
+                    Catch::Equals("train.device = cuda: NCCL 2.17.3 is loaded, the communicator needs 2.18 or newer "
+                                  "(ncclCommSplit)"));
 }
 
 }  // namespace tessera

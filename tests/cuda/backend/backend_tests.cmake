@@ -3,8 +3,16 @@
 # emulation: the runtime's CUDA sources built against the translated kernels (emulator/), the
 # emulated CUDA runtime, and emu_cublaslt.cc standing in for cuBLASLt under the real matmul.cu.
 # tessera_cuda_backend_tests is the same on a GPU (for tests/cuda/run_device_checks.sh).
-# Included from tests/CMakeLists.txt after cuda_tests.cmake; needs the CUDA backend.
+# Included from tests/CMakeLists.txt after cuda_tests.cmake.
+
+# A build without CUDA refuses train.device = cuda in one line, before any work.
 if(NOT TESSERA_HAVE_CUDA)
+  add_test(NAME cuda.refuse_without_cuda_build
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
+                   --expect "tessera: error: train.device = cuda: this tessera was built without CUDA (configure with -DTESSERA_CUDA=ON on a machine with the CUDA toolkit)"
+                   -- $<TARGET_FILE:tessera> train ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+                   --set train.device=cuda --set data.path=${PROJECT_SOURCE_DIR}/data/tinyshakespeare.txt)
+  set_tests_properties(cuda.refuse_without_cuda_build PROPERTIES LABELS cuda TIMEOUT 60)
   return()
 endif()
 set(backend_test_sources ${CMAKE_CURRENT_LIST_DIR}/test_cuda_backend_ops.cc ${CMAKE_CURRENT_LIST_DIR}/main.cc)
@@ -74,17 +82,19 @@ set_tests_properties(cuda.tessera_links_cuda_libraries PROPERTIES LABELS cuda TI
 # train.device = cuda where no GPU is visible: one line, exit 1, before any work; under mpirun
 # the ranks agree and the job prints it once. (A build without CUDA says so instead: tested by
 # tests/unit/test_device_storage.cc on the pure choice.)
-foreach(np 1 2)
-  add_test(NAME cuda.refuse_without_gpu.np${np}
-           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
-                   --expect "tessera: error: train.device = cuda: no CUDA device is visible to rank 0 (CUDA_VISIBLE_DEVICES=)"
-                   -- ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${TESSERA_MPIEXEC_FLAGS}
-                   $<TARGET_FILE:tessera> train ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
-                   --set train.device=cuda --set data.path=${PROJECT_SOURCE_DIR}/data/tinyshakespeare.txt
-           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
-  set_tests_properties(cuda.refuse_without_gpu.np${np} PROPERTIES LABELS "cuda;mpi" TIMEOUT 120 RUN_SERIAL TRUE
-                       ENVIRONMENT "CUDA_VISIBLE_DEVICES=;OMPI_MCA_rmaps_base_oversubscribe=1")
-endforeach()
+set(refusal_args train ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --set train.device=cuda
+                 --set data.path=${PROJECT_SOURCE_DIR}/data/tinyshakespeare.txt)
+set(no_gpu_line "tessera: error: train.device = cuda: no CUDA device is visible to rank 0 (CUDA_VISIBLE_DEVICES=)")
+add_test(NAME cuda.refuse_without_gpu.np1
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py --expect ${no_gpu_line}
+                 -- $<TARGET_FILE:tessera> ${refusal_args})
+add_test(NAME cuda.refuse_without_gpu.np2
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py --expect ${no_gpu_line}
+                 -- ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${TESSERA_MPIEXEC_FLAGS}
+                 $<TARGET_FILE:tessera> ${refusal_args})
+set_tests_properties(cuda.refuse_without_gpu.np1 cuda.refuse_without_gpu.np2 PROPERTIES LABELS "cuda;mpi"
+                     TIMEOUT 120 RUN_SERIAL TRUE WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
+                     ENVIRONMENT "CUDA_VISIBLE_DEVICES=;OMPI_MCA_rmaps_base_oversubscribe=1")
 
 # `tessera` on the emulated CUDA runtime (one emulated device): the refusal of more ranks on a
 # node than GPUs, through the real command line under mpirun.
@@ -95,8 +105,7 @@ add_test(NAME cuda.refuse_more_ranks_than_gpus
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
                  --expect "tessera: error: train.device = cuda: 2 ranks on this node but 1 CUDA device is visible (one GPU per rank)"
                  -- ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${TESSERA_MPIEXEC_FLAGS}
-                 $<TARGET_FILE:tessera_emulated> train ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
-                 --set train.device=cuda --set data.path=${PROJECT_SOURCE_DIR}/data/tinyshakespeare.txt
+                 $<TARGET_FILE:tessera_emulated> ${refusal_args}
          WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 set_tests_properties(cuda.refuse_more_ranks_than_gpus PROPERTIES LABELS "cuda;mpi" TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "OMPI_MCA_rmaps_base_oversubscribe=1")
