@@ -71,9 +71,9 @@ class CudaMemory : public DeviceMemory {
   }
 
   // Pinned so the copies run asynchronously; grown (rarely: a step reads the same scalars).
+  // No copy targets the old buffer here: every read_to_host waits before it returns.
   void reserve_staging(size_t bytes) {
     if (bytes <= staging_bytes_) return;
-    wait();  // earlier reads may still target the old buffer
     if (staging_ != nullptr) TESSERA_CUDA_CHECK(cudaFreeHost(staging_));
     staging_ = nullptr;
     void* p = nullptr;

@@ -15,7 +15,8 @@ if(NOT TESSERA_HAVE_CUDA)
   set_tests_properties(cuda.refuse_without_cuda_build PROPERTIES LABELS cuda TIMEOUT 60)
   return()
 endif()
-set(backend_test_sources ${CMAKE_CURRENT_LIST_DIR}/test_cuda_backend_ops.cc ${CMAKE_CURRENT_LIST_DIR}/main.cc)
+set(backend_test_sources ${CMAKE_CURRENT_LIST_DIR}/test_cuda_backend_ops.cc
+    ${CMAKE_CURRENT_LIST_DIR}/test_cuda_device_memory.cc ${CMAKE_CURRENT_LIST_DIR}/main.cc)
 
 add_executable(tessera_cuda_backend_tests ${backend_test_sources})
 target_link_libraries(tessera_cuda_backend_tests PRIVATE tessera_runtime_cuda Catch2::Catch2)
