@@ -6,11 +6,15 @@
 # lower layer could include a higher one and still build. Instead each folder gets its own
 # root in the build tree, holding one link to that folder: a target sees only the folders of
 # the targets it links, and an include that goes up a layer fails to compile.
+#
+# The folders are found from this file's place (cmake/ under the repository root), not from
+# PROJECT_SOURCE_DIR, so a project elsewhere (tests/cuda/device) can build them too.
 function(tessera_include_root target folder)
+  get_filename_component(source_root "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/.." ABSOLUTE)
   set(root ${PROJECT_BINARY_DIR}/include_roots/${folder})
   file(MAKE_DIRECTORY ${root})
   if(NOT EXISTS ${root}/${folder})
-    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${folder} ${root}/${folder} SYMBOLIC)
+    file(CREATE_LINK ${source_root}/${folder} ${root}/${folder} SYMBOLIC)
   endif()
   set(scope PUBLIC)
   if(ARGV2 STREQUAL "INTERFACE")

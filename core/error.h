@@ -9,7 +9,9 @@
 
 namespace tessera {
 
-// An error the user can act on. what() is a single line.
+// Every failure Tessera reports: what() is one line. A broken invariant (TESSERA_CHECK,
+// TESSERA_MPI_CHECK) carries the failed expression, file and line; InputError below is the
+// kind the user can act on.
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}

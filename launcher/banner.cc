@@ -1,15 +1,10 @@
-// The start-up banner of `tessera train` and the prediction it shows.
+// The start-up banner of `tessera train`: it formats what the bring-up decided.
 #include "launcher/banner.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <filesystem>
-
-#include "launcher/plan_command.h"
-#include "partitioner/layout_search.h"
 #include "partitioner/plan_report.h"
-#include "core/error.h"
 
 namespace tessera {
 namespace {
@@ -104,41 +99,11 @@ std::string format_banner(const Config& c, const LayerGraph& graph, const RunFac
   return out;
 }
 
-void predict_run(RunFacts& f, const Config& config, const std::optional<ClusterModel>& cluster,
-                 const std::vector<int>& flop_partition) {
-  const bool balance = config.parallel.partition.empty() && flop_partition.size() > 1;
-  f.partition = flop_partition;
-  f.partition_source = balance ? "FLOPs" : "";
-  if (!cluster) return;
-  f.prediction_source = fmt::format("cluster {}, {}", cluster->name, cluster->source);
-  try {
-    const CostModel cost(*cluster, config.train.precision != "fp32");
-    // Auto: the cost model's split (compute, element-wise traffic, tp collectives per layer)
-    // replaces the FLOP one, and the prediction is for it.
-    f.predicted = plan_config_layout(config, f.vocab, f.world, cost, balance ? std::vector<int>{} : flop_partition);
-    f.partition = f.predicted->partition;
-    if (balance) f.partition_source = "the cost model";
-  } catch (const InputError& e) {
-    f.prediction_source = e.what();  // e.g. the cluster has fewer devices than this world
-  }
-}
-
-std::optional<ClusterModel> prediction_cluster(const std::string& cluster_path, std::string& why) {
-  if (!cluster_path.empty()) return load_cluster(cluster_path);
-  const std::string cache = default_calibration_path();
-  if (std::filesystem::exists(cache)) {
-    // A stale or broken cache costs the prediction, not the run.
-    try {
-      return load_cluster(cache);
-    } catch (const InputError& e) {
-      why = fmt::format("the calibration cache is unreadable ({}); `tessera plan --calibrate` rewrites it", e.what());
-      return std::nullopt;
-    }
-  }
-  why = fmt::format("no machine model (run `tessera plan --calibrate` once to measure this machine into {}, or "
-                    "pass --cluster configs/clusters/NAME.yaml)",
-                    cache);
-  return std::nullopt;
+void take_partition(RunFacts& f, const PartitionChoice& choice) {
+  f.partition = choice.partition;
+  f.partition_source = choice.source;
+  f.predicted = choice.predicted;
+  f.prediction_source = choice.prediction_source;
 }
 
 }  // namespace tessera

@@ -65,13 +65,11 @@ int run_reshard(const std::string& path, const std::string& out, const std::vect
   const int64_t vocab = Vocabulary::from_json(manifest.vocabulary).size();
   const LayerGraph graph = build_layer_graph(config.model, vocab, config.train.micro_batch_size);
   const std::vector<int> counts = stage_partition(p, graph);
-  // Global stage of every layer; its pipeline rank is the global stage modulo pp.
-  std::vector<int> stage_of_layer;
-  for (size_t g = 0; g < counts.size(); ++g) stage_of_layer.insert(stage_of_layer.end(), counts[g], static_cast<int>(g));
+  const std::vector<int> rank_of_layer = pipeline_rank_of_layers(counts, p.pipeline_model_parallel_size);
   const auto stage_of = [&](const std::string& name) {
     const int layer = layer_of_parameter(graph, name);
     TESSERA_REQUIRE(layer >= 0, "{}: parameter {} belongs to no layer of the model", step_dir, name);
-    return stage_of_layer.at(layer) % p.pipeline_model_parallel_size;
+    return rank_of_layer.at(layer);
   };
   CheckpointLayout layout;
   layout.tp = p.tensor_model_parallel_size;

@@ -22,13 +22,9 @@
 #include "core/error.h"
 
 namespace tessera {
+namespace {
 
-int run_cli(int argc, char** argv) {
-  CLI::App app{"Tessera: a model-parallel training runtime. Run `train` under mpirun or srun for several ranks."};
-  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
-  app.require_subcommand(1);
-
-  TrainOptions train;
+CLI::App* add_train_command(CLI::App& app, TrainOptions& train) {
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a YAML config");
   train_cmd->add_option("config", train.config_path, "YAML config file")->required();
   train_cmd->add_option("--set", train.overrides, "Override a config field: --set train.optimizer.lr=3e-4")
@@ -40,7 +36,60 @@ int run_cli(int argc, char** argv) {
   train_cmd->add_option("--progress", train.progress, "live: redraw a progress line; plain: step lines only; "
                         "auto: live when stdout is a terminal and not under mpirun/srun")
       ->check(CLI::IsMember({"auto", "live", "plain"}));
+  return train_cmd;
+}
 
+// inspect, export and reshard: the commands that read a checkpoint in one process.
+struct CheckpointCommands {
+  std::string path, out;
+  std::vector<std::string> reshard_overrides;
+  ExportCommandOptions export_options;
+  CLI::App* inspect = nullptr;
+  CLI::App* export_cmd = nullptr;
+  CLI::App* reshard = nullptr;
+};
+
+void add_checkpoint_commands(CLI::App& app, CheckpointCommands& c) {
+  c.inspect = app.add_subcommand("inspect", "Print a checkpoint's layout, step and tensors");
+  c.inspect->add_option("checkpoint", c.path, "Checkpoint step directory, or a checkpoint.dir for its newest")
+      ->required();
+  c.export_cmd = app.add_subcommand(
+      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors), as an ONNX model "
+                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx), or as a Hugging Face model "
+                "directory (--hf); give exactly one");
+  c.export_cmd->add_option("checkpoint", c.export_options.checkpoint, "Checkpoint step directory, or a checkpoint.dir")
+      ->required();
+  c.export_cmd->add_option("--safetensors", c.export_options.safetensors, "Output safetensors file");
+  c.export_cmd->add_option("--onnx", c.export_options.onnx,
+                           "Output ONNX file (opset 17; input `tokens` int64 [batch, seq], output `logits`)");
+  c.export_cmd->add_option("--dtype", c.export_options.dtype,
+                           "--safetensors only: fp32 (the masters, default) or bf16 (half the bytes)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  c.export_cmd->add_option("--hf", c.export_options.hf,
+                           "Output directory for transformers' from_pretrained: config.json, model.safetensors, "
+                           "generation_config.json (gpt -> GPT2LMHeadModel, llama -> LlamaForCausalLM)");
+  c.export_cmd->add_flag("--nanogpt-names", c.export_options.nanogpt_names,
+                         "Name tensors as nanoGPT's module (transformer.h.0...); --safetensors only");
+  c.export_cmd->add_option("--external-data-threshold", c.export_options.external_data_threshold,
+                           "--onnx only: above this many bytes the weights go to <OUT>.data (ONNX external data); "
+                           "default 2147483647, protobuf's limit")
+      ->check(CLI::Range(int64_t{1}, int64_t{std::numeric_limits<int32_t>::max()}));  // protobuf's limit
+  c.reshard = app.add_subcommand("reshard", "Rewrite a checkpoint for another parallel layout");
+  c.reshard->add_option("checkpoint", c.path, "Checkpoint step directory, or a checkpoint.dir")->required();
+  c.reshard->add_option("output", c.out, "Output checkpoint directory")->required();
+  c.reshard->add_option("--set", c.reshard_overrides, "The new layout: --set parallel.tensor_model_parallel_size=2")
+      ->take_all();
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"Tessera: a model-parallel training runtime. Run `train` under mpirun or srun for several ranks."};
+  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
+  app.require_subcommand(1);
+
+  TrainOptions train;
+  CLI::App* train_cmd = add_train_command(app, train);
   PlanOptions plan;
   CLI::App* plan_cmd = add_plan_command(app, plan);
   PruneOptions prune;
@@ -52,42 +101,12 @@ int run_cli(int argc, char** argv) {
   ConfigOptions config_options;
   CLI::App* config_cmd = add_config_command(app, config_options);
 
-  std::string ckpt, out;
-  std::vector<std::string> reshard_overrides;
-  CLI::App* inspect_cmd = app.add_subcommand("inspect", "Print a checkpoint's layout, step and tensors");
-  inspect_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir for its newest")
-      ->required();
-  ExportCommandOptions export_options;
-  CLI::App* export_cmd = app.add_subcommand(
-      "export", "Write a checkpoint as one consolidated safetensors file (--safetensors), as an ONNX model "
-                "of the forward pass, tokens -> logits, that onnxruntime runs (--onnx), or as a Hugging Face model "
-                "directory (--hf); give exactly one");
-  export_cmd->add_option("checkpoint", export_options.checkpoint, "Checkpoint step directory, or a checkpoint.dir")
-      ->required();
-  export_cmd->add_option("--safetensors", export_options.safetensors, "Output safetensors file");
-  export_cmd->add_option("--onnx", export_options.onnx,
-                         "Output ONNX file (opset 17; input `tokens` int64 [batch, seq], output `logits`)");
-  export_cmd->add_option("--dtype", export_options.dtype,
-                         "--safetensors only: fp32 (the masters, default) or bf16 (half the bytes)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
-  export_cmd->add_option("--hf", export_options.hf,
-                         "Output directory for transformers' from_pretrained: config.json, model.safetensors, "
-                         "generation_config.json (gpt -> GPT2LMHeadModel, llama -> LlamaForCausalLM)");
-  export_cmd->add_flag("--nanogpt-names", export_options.nanogpt_names,
-                       "Name tensors as nanoGPT's module (transformer.h.0...); --safetensors only");
-  export_cmd->add_option("--external-data-threshold", export_options.external_data_threshold,
-                         "--onnx only: above this many bytes the weights go to <OUT>.data (ONNX external data); "
-                         "default 2147483647, protobuf's limit")
-      ->check(CLI::Range(int64_t{1}, int64_t{std::numeric_limits<int32_t>::max()}));  // protobuf's limit
+  CheckpointCommands checkpoint;
+  add_checkpoint_commands(app, checkpoint);
   ImportOptions import_options;
   CLI::App* import_cmd = add_import_command(app, import_options);
   TokenizeOptions tokenize_options;
   CLI::App* tokenize_cmd = add_tokenize_command(app, tokenize_options);
-  CLI::App* reshard_cmd = app.add_subcommand("reshard", "Rewrite a checkpoint for another parallel layout");
-  reshard_cmd->add_option("checkpoint", ckpt, "Checkpoint step directory, or a checkpoint.dir")->required();
-  reshard_cmd->add_option("output", out, "Output checkpoint directory")->required();
-  reshard_cmd->add_option("--set", reshard_overrides, "The new layout: --set parallel.tensor_model_parallel_size=2")
-      ->take_all();
 
   // A usage mistake is one line and exit code 2, the Unix convention for a bad command line.
   const auto usage_error = [&](const char* what) {
@@ -114,9 +133,9 @@ int run_cli(int argc, char** argv) {
       if (serve_cmd->parsed()) return run_serve(serve);
       if (generate_cmd->parsed()) return run_generate(generate);
       if (config_cmd->parsed()) return run_config(config_options);
-      if (inspect_cmd->parsed()) return run_inspect(ckpt);
-      if (export_cmd->parsed()) return run_export(export_options);
-      if (reshard_cmd->parsed()) return run_reshard(ckpt, out, reshard_overrides);
+      if (checkpoint.inspect->parsed()) return run_inspect(checkpoint.path);
+      if (checkpoint.export_cmd->parsed()) return run_export(checkpoint.export_options);
+      if (checkpoint.reshard->parsed()) return run_reshard(checkpoint.path, checkpoint.out, checkpoint.reshard_overrides);
       if (import_cmd->parsed()) return run_import(import_options);
       if (tokenize_cmd->parsed()) return run_tokenize(tokenize_options);
     } catch (const SetupFailed&) {

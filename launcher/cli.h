@@ -1,4 +1,5 @@
-// The `tessera` command line (CLI11): train, and later plan, export, prune, generate, inspect.
+// The `tessera` command line (CLI11): train, plan, prune, serve, generate, config, inspect,
+// export and reshard, each parsed here and run by its *_command.cc.
 #pragma once
 
 namespace tessera {

@@ -8,92 +8,22 @@
 #include "launcher/config_loader.h"
 #include "launcher/config_schema.h"
 #include "core/error.h"
+#include "partitioner/layout_rules.h"
 
 namespace tessera {
 namespace config {
 namespace {
 
-int64_t ffn_size(const Config& c) {
-  return c.model.ffn_hidden_size > 0 ? c.model.ffn_hidden_size : 4 * int64_t{c.model.hidden_size};
+// A layout rule broken by the config: its line, with the file and --set provenance of the key.
+void require_layout_rule(const std::optional<LayoutViolation>& v, const Config& c, const Provenance& at) {
+  if (v) require(false, c, at, v->key, v->rule_text);
 }
 
-// The layer graph holds the blocks (or Linear layers) plus the embedding and the head, and
-// the custom layers an embedding program places into it.
-int64_t graph_layers(const Config& c, int custom_layers) { return int64_t{c.model.num_layers} + 2 + custom_layers; }
+void check_model(const Config& c, const Provenance& at) { require_layout_rule(model_shape_violation(c.model), c, at); }
 
-void check_model(const Config& c, const Provenance& at) {
-  // With an explicit head_dim (a model whose heads were pruned) the attention width is
-  // heads * head_dim and need not divide the hidden size.
-  const bool attention = c.model.arch == "gpt" || c.model.arch == "llama";
-  if (attention && c.model.head_dim == 0) {
-    require(c.model.hidden_size % c.model.num_attention_heads == 0, c, at, "model.hidden_size",
-            fmt::format("must be divisible by model.num_attention_heads = {}",
-                        c.model.num_attention_heads));
-  }
-  if (c.model.arch == "gpt") {
-    require(c.model.normalization == "layernorm", c, at, "model.normalization", "must be layernorm for model.arch: gpt");
-  }
-  if (c.model.arch == "llama") {
-    require(c.model.normalization == "rmsnorm", c, at, "model.normalization", "must be rmsnorm for model.arch: llama");
-    require(c.model.num_attention_heads % query_groups(c.model) == 0, c, at, "model.num_query_groups",
-            fmt::format("must divide model.num_attention_heads = {}", c.model.num_attention_heads));
-    require(attention_head_dim(c.model) % 2 == 0, c, at, "model.hidden_size",
-            "must give an even head width (hidden_size / num_attention_heads) for rotary embeddings");
-    require(c.model.untie_embeddings_and_output_weights || c.parallel.pipeline_model_parallel_size == 1, c, at,
-            "model.untie_embeddings_and_output_weights",
-            "must be true when parallel.pipeline_model_parallel_size > 1 (tied embedding and output weights "
-            "need the embedding and the head on one stage)");
-  }
-}
-
-// Tensor and pipeline layout rules; tp and pp are in the config, so they need no world.
+// The tensor and pipeline layout rules (partitioner/layout_rules.h) that need no world size.
 void check_layout(const Config& c, const Provenance& at, int custom_layers) {
-  const auto& p = c.parallel;
-  const int64_t tp = p.tensor_model_parallel_size;
-  if (p.schedule == "interleaved") {
-    require(p.virtual_stages > 1, c, at, "parallel.schedule", "needs parallel.virtual_stages > 1");
-    require(p.pipeline_model_parallel_size > 1, c, at, "parallel.schedule",
-            "needs parallel.pipeline_model_parallel_size > 1 (use 1f1b)");
-  } else {
-    require(p.virtual_stages == 1, c, at, "parallel.virtual_stages",
-            "must be 1 unless parallel.schedule is interleaved");
-  }
-  const std::string by_tp = fmt::format("must be divisible by parallel.tensor_model_parallel_size = {}", tp);
-  if (c.model.arch == "llama") {
-    // Key/value groups are split like the query heads, never replicated across tp ranks.
-    require(query_groups(c.model) % tp == 0, c, at, "model.num_query_groups",
-            by_tp + " (key/value groups are split over tensor-parallel ranks, not replicated)");
-  }
-  if (c.model.arch == "gpt" || c.model.arch == "llama") {
-    require(c.model.num_attention_heads % tp == 0, c, at, "model.num_attention_heads", by_tp);
-    require(c.model.hidden_size % tp == 0, c, at, "model.hidden_size", by_tp);
-    require(ffn_size(c) % tp == 0, c, at, "model.ffn_hidden_size", by_tp);
-  } else {
-    require(c.model.hidden_size % tp == 0, c, at, "model.hidden_size", by_tp);
-  }
-  if (p.sequence_parallel) {
-    require(c.model.seq_length % tp == 0, c, at, "model.seq_length",
-            by_tp + " with parallel.sequence_parallel");
-  }
-  const int64_t stages = int64_t{p.pipeline_model_parallel_size} * p.virtual_stages;
-  const std::string model_layers =
-      fmt::format("the model's {} layers (model.num_layers = {} plus embedding{})", graph_layers(c, custom_layers),
-                  c.model.num_layers,
-                  custom_layers == 0 ? std::string(" and head")
-                                     : fmt::format(", head and {} custom layer{}", custom_layers,
-                                                   custom_layers == 1 ? "" : "s"));
-  require(stages <= graph_layers(c, custom_layers), c, at, "parallel.pipeline_model_parallel_size",
-          fmt::format("pipeline_model_parallel_size * virtual_stages = {} stages is more than {}",
-                      stages, model_layers));
-  if (!p.partition.empty()) {
-    require(static_cast<int64_t>(p.partition.size()) == stages, c, at, "parallel.partition",
-            fmt::format("must have pipeline_model_parallel_size * virtual_stages = {} entries, not {}",
-                        stages, p.partition.size()));
-    int64_t sum = 0;
-    for (int n : p.partition) sum += n;
-    require(sum == graph_layers(c, custom_layers), c, at, "parallel.partition",
-            fmt::format("must sum to {}, not {}", model_layers, sum));
-  }
+  require_layout_rule(first_layout_violation(c.model, layout_facts(c, 0, custom_layers)), c, at);
 }
 
 void check_train(const Config& c, const Provenance& at) {
@@ -236,21 +166,11 @@ void check_world(const Config& c, int world_size) {
                   fmt::format("must be world size / (tensor_model_parallel_size * "
                               "pipeline_model_parallel_size) = {} / {} = {}, or auto",
                               world_size, model_parallel, dp));
-  const int64_t micro = c.train.micro_batch_size;
-  config::require(
-      c.train.global_batch_size % (micro * dp) == 0, c, at, "train.global_batch_size",
-      fmt::format("must be divisible by micro_batch_size * data_parallel_size = {} * {} = {}{}", micro,
-                  dp, micro * dp,
-                  p.data_parallel_size == 0
-                      ? fmt::format(" (data_parallel_size auto = world size {} / {})", world_size, model_parallel)
-                      : ""));
-  const int64_t microbatches = c.train.global_batch_size / (micro * dp);
-  if (p.schedule == "interleaved") {
-    config::require(microbatches % p.pipeline_model_parallel_size == 0, c, at, "parallel.schedule",
-                    fmt::format("needs the number of microbatches (global_batch_size / "
-                                "(micro_batch_size * data_parallel_size) = {}) to be divisible by "
-                                "pipeline_model_parallel_size = {}",
-                                microbatches, p.pipeline_model_parallel_size));
+  // The batch rules, now that dp is known (the others were checked without the world).
+  for (const LayoutViolation& v : layout_violations(c.model, layout_facts(c, world_size))) {
+    if (v.rule == LayoutRule::BatchDivisibleByMicroBatchTimesDp || v.rule == LayoutRule::InterleavedMicrobatches) {
+      config::require(false, c, at, v.key, v.rule_text);
+    }
   }
 }
 
@@ -270,8 +190,8 @@ void validate_with_custom_layers(const Config& c, int world_size,
 }
 
 int resolved_data_parallel_size(const Config& c, int world_size) {
-  if (c.parallel.data_parallel_size > 0) return c.parallel.data_parallel_size;
-  return world_size / (c.parallel.tensor_model_parallel_size * c.parallel.pipeline_model_parallel_size);
+  return resolve_data_parallel_size(c.parallel.data_parallel_size, world_size, c.parallel.tensor_model_parallel_size,
+                                    c.parallel.pipeline_model_parallel_size);
 }
 
 }  // namespace tessera

@@ -9,7 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "launcher/cluster_file.h"
 #include "partitioner/cost_model.h"
+#include "partitioner/machine_model.h"
 
 namespace tessera {
 
@@ -40,12 +42,5 @@ CLI::App* add_plan_command(CLI::App& app, PlanOptions& options);
 // Runs it: 0 on success. Throws tessera::InputError for bad input (config, cluster file,
 // memory cap) and tessera::Error otherwise; prints only on world rank 0 under mpirun.
 int run_plan(const PlanOptions& options);
-
-// $XDG_CACHE_HOME/tessera/calibration.json, else ~/.cache/tessera/calibration.json.
-std::string default_calibration_path();
-
-// A cluster from configs/clusters/*.yaml (or .json), or a calibration cache (JSON with a
-// "cluster" entry).
-ClusterModel load_cluster(const std::string& path);
 
 }  // namespace tessera

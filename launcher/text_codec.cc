@@ -11,14 +11,6 @@
 
 namespace tessera {
 
-void check_data_tokenizer(const Config& config) {
-  if (config.data.tokenizer.empty()) return;
-  const int64_t pieces = Tokenizer(config.data.tokenizer).vocab_size();
-  TESSERA_REQUIRE(std::to_string(pieces) == config.model.vocab,
-                  "{}: data.tokenizer {} has {} pieces, but model.vocab is {}", config.source, config.data.tokenizer,
-                  pieces, config.model.vocab);
-}
-
 TextCodec text_codec_for_checkpoint(const std::string& step_dir, int64_t model_vocab) {
   const Manifest manifest = read_manifest(step_dir);
   const Config config = parse_config_string(manifest.config_yaml, step_dir + "/manifest.json config");

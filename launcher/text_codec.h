@@ -17,11 +17,6 @@ struct TextCodec {
   std::function<std::string(const std::vector<int32_t>&)> decode;
 };
 
-// With data.tokenizer set: InputError unless the file is a SentencePiece model of
-// model.vocab pieces. Checked when a run loads its data (like data.path), not when a config
-// is validated, so configs naming files made later still validate.
-void check_data_tokenizer(const Config& config);
-
 // InputError when the checkpoint has neither a tokenizer nor a text vocabulary (token ids
 // with no text form), or its tokenizer file is gone or does not match the model's vocabulary.
 TextCodec text_codec_for_checkpoint(const std::string& step_dir, int64_t model_vocab);

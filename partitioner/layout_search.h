@@ -81,7 +81,11 @@ double effective_memory_cap(const ClusterModel& cluster, int world, double memor
 std::optional<std::string> layout_error(const ModelConfig& model, const Layout& layout, int world,
                                         int global_batch_size, int custom_layers = 0);
 
-// Balances, simulates and sizes one layout; the plan, or the reason it does not fit (memory).
+// Why `partition` (layers per global stage) does not split this layout's layer graph, or nullopt.
+std::optional<std::string> partition_error(const ModelConfig& model, const Layout& layout, const SearchOptions& options,
+                                           const std::vector<int>& partition);
+
+// Balances, simulates and sizes one layout (layout_evaluation.cc); the plan, or the reason it does not fit (memory).
 // partition: a fixed split instead of the balancer's (layers per global stage).
 struct Evaluation {
   std::optional<PartitionPlan> plan;
@@ -103,6 +107,7 @@ Layout config_layout(const Config& config, int world);
 // the split to run, or fixed_partition when given. Throws InputError when the layout is not
 // valid for the world.
 PartitionPlan plan_config_layout(const Config& config, int64_t vocab, int world, const CostModel& cost,
-                                 const std::vector<int>& fixed_partition = {});
+                                 const std::vector<int>& fixed_partition = {},
+                                 const std::vector<CustomLayerPlacement>& custom_layers = {});
 
 }  // namespace tessera

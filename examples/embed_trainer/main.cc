@@ -111,26 +111,26 @@ int run(const Options& opt, tessera::MpiEnvironment& env) {
   // Every rule a YAML file is checked against, plus the ones that need the world size.
   tessera::validate_for_world(config, env.world_size());
 
-  // A duplicate of MPI_COMM_WORLD; every collective gives up after parallel.timeout_s with a
-  // tessera::Error naming the operation and the missing peer.
-  auto world = tessera::MpiCommunicator::world(config.parallel.timeout_s);
-  const int rank = world->rank();
-  tessera::ParallelGrid grid(*world, config.parallel.tensor_model_parallel_size,
-                             config.parallel.pipeline_model_parallel_size,
-                             tessera::resolved_data_parallel_size(config, env.world_size()));
-
+  // The runtime's bring-up, as `tessera train` and Python use it: rank discovery, a duplicate
+  // of MPI_COMM_WORLD (every collective gives up after parallel.timeout_s with a tessera::Error
+  // naming the operation and the missing peer), threads per rank, the parallel grid, and the
+  // stage partition (decided on rank 0 with this machine's calibration, as the CLI decides it).
   SyntheticTokens data(24, config.train.seed);
   tessera::LayerRegistry layers;
   register_scale_layer(layers);
+  std::atomic<bool> stop{false};
+  tessera::SessionOptions session_options;
+  session_options.data = &data;
+  session_options.trainer.stop_requested = &stop;
+  session_options.trainer.config_yaml = tessera::config_to_yaml(config);
+  session_options.trainer.custom_layers = {scale_layer_after("h.0", "scale", config.model.hidden_size)};
+  session_options.trainer.layer_registry = &layers;
+  tessera::TrainingSession session(config, env, std::move(session_options));
+  const int rank = session.world().rank();
 
   std::vector<double> losses;
-  std::atomic<bool> stop{false};
-  tessera::TrainerOptions options;
-  options.stop_requested = &stop;
-  options.config_yaml = tessera::config_to_yaml(config);
-  options.custom_layers = {scale_layer_after("h.0", "scale", config.model.hidden_size)};
-  options.layer_registry = &layers;
-  options.callbacks.on_step = [&](const tessera::StepResult& r) {
+  tessera::TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const tessera::StepResult& r) {
     losses.push_back(r.loss);
     if (r.step == opt.stop_after) stop = true;  // fit() saves (with a checkpoint.dir) and returns
     if (rank == 0) {
@@ -139,20 +139,25 @@ int run(const Options& opt, tessera::MpiEnvironment& env) {
       std::fflush(stdout);
     }
   };
-  options.callbacks.on_eval = [&](int64_t step, double val_loss) {
+  callbacks.on_eval = [&](int64_t step, double val_loss) {
     if (rank == 0) std::printf("eval step %lld | val loss %.4f\n", static_cast<long long>(step), val_loss);
   };
-  options.callbacks.on_checkpoint = [&](int64_t step, const std::string& dir) {
+  callbacks.on_checkpoint = [&](int64_t step, const std::string& dir) {
     if (rank == 0) std::printf("checkpoint step %lld | %s\n", static_cast<long long>(step), dir.c_str());
   };
+  // The trainer's own messages and its step line every log.interval, as `tessera train`.
+  tessera::log_with_spdlog(callbacks, rank == 0);
 
-  tessera::Trainer trainer(config, data, tessera::parallel_groups(grid, config.parallel.sequence_parallel), options);
+  tessera::Trainer& trainer = session.start(std::move(callbacks));
   if (rank == 0) {
+    const tessera::ParallelGrid& grid = session.grid();
+    const tessera::PartitionChoice& partition = session.partition();
     std::string names;
     for (const tessera::LayerSpec& l : trainer.graph().layers) names += (names.empty() ? "" : " ") + l.name;
-    std::printf("embed_trainer: tessera %s | dp %d x tp %d x pp %d | layers %s | %.3fM parameters\n",
+    std::printf("embed_trainer: tessera %s | dp %d x tp %d x pp %d | layers %s | %.3fM parameters | stages [%s]%s\n",
                 TESSERA_VERSION, grid.dp_size(), grid.tp_size(), grid.pp_size(), names.c_str(),
-                trainer.graph().total_params() / 1e6);
+                trainer.graph().total_params() / 1e6, fmt::format("{}", fmt::join(partition.partition, ", ")).c_str(),
+                partition.source.empty() ? "" : (" (auto, balanced by " + partition.source + ")").c_str());
   }
   trainer.fit();
 
@@ -162,7 +167,7 @@ int run(const Options& opt, tessera::MpiEnvironment& env) {
     if (const tessera::Parameter* p = chunk->find("scale.scale")) scale = p;
   }
   tessera::Tensor s = tessera::Tensor::full({1}, scale ? scale->value.f32()[0] : -std::numeric_limits<float>::max());
-  world->all_reduce(s, tessera::ReduceOp::Max);
+  session.world().all_reduce(s, tessera::ReduceOp::Max);
   if (rank == 0) {
     std::printf("losses:");
     for (double l : losses) std::printf(" %.6f", l);

@@ -14,8 +14,9 @@ namespace tessera::kernels::cuda {
 void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int64_t rows,
                              int64_t C, int64_t vocab_start, int64_t vocab_local,
                              cudaStream_t stream);
-// dwte[tokens[r] - vocab_start, :] += dout[r, :] for tokens in the shard. Rows that repeat a
-// token add with atomicAdd, so the order of those additions (and the last bits) varies.
+// dwte[tokens[r] - vocab_start, :] += dout[r, :] for tokens in the shard. Deterministic: the
+// rows of one token are added in row order, as the CPU kernel does, so the result is the CPU's
+// bit for bit and the same on every run.
 void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int64_t rows,
                               int64_t C, int64_t vocab_start, int64_t vocab_local,
                               cudaStream_t stream);

@@ -31,9 +31,13 @@ __global__ void sum_squares_final_kernel(double* out, const double* partial, int
 }
 
 // Every thread reads the same norm; the coefficient is formed as in kernels/cpu/grad_clip.cc
-// (float division, NaN norm gives a NaN coefficient).
+// (float division). A non-finite sum leaves x as it is: multiplying by a NaN (or by the 0 of an
+// infinite norm) would destroy the gradients before the caller, which reads the sum for the
+// logged norm anyway, applies train.on_nan (abort, or skip the update) as the CPU path does.
 __global__ void clip_scale_kernel(float* x, int64_t n, const double* sum_sq, float max_norm) {
-  const float coef = max_norm / (static_cast<float>(sqrt(*sum_sq)) + 1e-6f);
+  const double sum = *sum_sq;
+  if (!isfinite(sum)) return;
+  const float coef = max_norm / (static_cast<float>(sqrt(sum)) + 1e-6f);
   const float c = coef > 1.0f ? 1.0f : coef;
   for (int64_t i = detail::grid_start(); i < n; i += detail::grid_stride()) x[i] *= c;
 }

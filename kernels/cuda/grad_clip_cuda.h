@@ -18,6 +18,9 @@ constexpr int64_t kSumSquaresScratch = 1024;
 void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t stream);
 // x *= min(1, max_norm / (sqrt(*sum_sq) + 1e-6)), the coefficient of kernels/grad_clip.h's
 // clip_coefficient, read from the device; max_norm <= 0 disables clipping (nothing launched).
+// A NaN or infinite *sum_sq is the non-finite-norm report: x is left untouched and the caller,
+// which reads *sum_sq back once per step for the logged norm, decides (train.on_nan: abort, or
+// skip the update), as runtime/train/grad_norm.cc and the trainer do on the CPU.
 void clip_scale(float* x, int64_t n, const double* sum_sq, float max_norm, cudaStream_t stream);
 
 }  // namespace tessera::kernels::cuda

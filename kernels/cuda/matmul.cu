@@ -1,5 +1,6 @@
 // CUDA GEMM and Linear forward/backward through cuBLASLt, with cublasGemmEx as the fallback for
-// shapes or alignments cuBLASLt finds no algorithm for.
+// shapes or alignments cuBLASLt finds no algorithm for. Each problem's descriptors and algorithm
+// come from the handle's plan cache (gemm_plan_cache.cuh), built on the problem's first call.
 //
 // cuBLAS is column-major. A row-major [r, c] matrix with row stride ld is the column-major
 // [c, r] matrix with the same ld, so the row-major C = op(A) op(B) is computed as the
@@ -13,61 +14,11 @@
 #include "kernels/cuda/bias_cuda.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cublas_check.cuh"
+#include "kernels/cuda/gemm_plan_cache.cuh"
 #include "kernels/cuda/matmul_cuda.h"
 
 namespace tessera::kernels::cuda {
 namespace {
-
-// The RAII owners of the cuBLASLt descriptors of one call. Creating them costs a few
-// microseconds of host time per GEMM, small next to a transformer GEMM.
-class MatmulDesc {
- public:
-  explicit MatmulDesc(cublasComputeType_t compute) {
-    TESSERA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, compute, CUDA_R_32F));
-  }
-  ~MatmulDesc() { cublasLtMatmulDescDestroy(desc_); }
-  MatmulDesc(const MatmulDesc&) = delete;
-  MatmulDesc& operator=(const MatmulDesc&) = delete;
-  template <class T>
-  void set(cublasLtMatmulDescAttributes_t attr, const T& value) {
-    TESSERA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, attr, &value, sizeof(value)));
-  }
-  cublasLtMatmulDesc_t get() const { return desc_; }
-
- private:
-  cublasLtMatmulDesc_t desc_ = nullptr;
-};
-
-class Layout {
- public:
-  Layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
-    TESSERA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout_, type, static_cast<uint64_t>(rows),
-                                                    static_cast<uint64_t>(cols), ld));
-  }
-  ~Layout() { cublasLtMatrixLayoutDestroy(layout_); }
-  Layout(const Layout&) = delete;
-  Layout& operator=(const Layout&) = delete;
-  cublasLtMatrixLayout_t get() const { return layout_; }
-
- private:
-  cublasLtMatrixLayout_t layout_ = nullptr;
-};
-
-class Preference {
- public:
-  Preference() { TESSERA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref_)); }
-  ~Preference() { cublasLtMatmulPreferenceDestroy(pref_); }
-  Preference(const Preference&) = delete;
-  Preference& operator=(const Preference&) = delete;
-  template <class T>
-  void set(cublasLtMatmulPreferenceAttributes_t attr, const T& value) {
-    TESSERA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref_, attr, &value, sizeof(value)));
-  }
-  cublasLtMatmulPreference_t get() const { return pref_; }
-
- private:
-  cublasLtMatmulPreference_t pref_ = nullptr;
-};
 
 // One row-major GEMM C = alpha op(A) op(B) + beta C (+ bias[n] on every row when bias is set).
 struct Gemm {
@@ -102,39 +53,20 @@ cublasComputeType_t compute_type(const CublasHandle& handle, cudaDataType_t inpu
 
 // Returns false when cuBLASLt has no algorithm for the problem (the caller falls back).
 bool try_lt_matmul(CublasHandle& handle, const Gemm& g, cudaStream_t stream) {
-  const cublasOperation_t op_first = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // B
-  const cublasOperation_t op_second = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // A
-  MatmulDesc desc(compute_type(handle, g.input_type));
-  desc.set(CUBLASLT_MATMUL_DESC_TRANSA, static_cast<int32_t>(op_first));
-  desc.set(CUBLASLT_MATMUL_DESC_TRANSB, static_cast<int32_t>(op_second));
+  const detail::GemmKey key{g.trans_a, g.trans_b, g.bias != nullptr, g.input_type,
+                            compute_type(handle, g.input_type), g.M, g.N, g.K, g.lda, g.ldb,
+                            g.ldc, alignment_of(g.A), alignment_of(g.B), alignment_of(g.C)};
+  const detail::GemmPlan& plan = handle.plans().get(handle.lt(), key, handle.workspace_bytes());
+  if (!plan.found()) return false;
   if (g.bias != nullptr) {
-    // The bias runs along the rows of the column-major D, i.e. along N: one value per output
-    // feature, broadcast over the rows of the row-major output.
-    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, static_cast<uint32_t>(CUBLASLT_EPILOGUE_BIAS));
-    desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(g.bias));
-    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(CUDA_R_32F));
+    // The only per-call attribute: the plan is shared by every call of this problem.
+    const void* bias = g.bias;
+    TESSERA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+        plan.desc(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  const Layout first(g.input_type, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.ldb);
-  const Layout second(g.input_type, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.lda);
-  const Layout out(CUDA_R_32F, g.N, g.M, g.ldc);
-  Preference pref;
-  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, static_cast<uint64_t>(handle.workspace_bytes()));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(g.B));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(g.A));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(g.C));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(g.C));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t status =
-      cublasLtMatmulAlgoGetHeuristic(handle.lt(), desc.get(), first.get(), second.get(), out.get(),
-                                     out.get(), pref.get(), 1, &result, &found);
-  if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found == 0)) {
-    return false;
-  }
-  TESSERA_CUBLAS_CHECK(status);
-  TESSERA_CUBLAS_CHECK(cublasLtMatmul(handle.lt(), desc.get(), &g.alpha, g.B, first.get(), g.A,
-                                      second.get(), &g.beta, g.C, out.get(), g.C, out.get(),
-                                      &result.algo, handle.workspace(), handle.workspace_bytes(),
+  TESSERA_CUBLAS_CHECK(cublasLtMatmul(handle.lt(), plan.desc(), &g.alpha, g.B, plan.first(), g.A,
+                                      plan.second(), &g.beta, g.C, plan.out(), g.C, plan.out(),
+                                      plan.algo(), handle.workspace(), handle.workspace_bytes(),
                                       stream));
   return true;
 }
@@ -190,18 +122,34 @@ void run_gemm(CublasHandle& handle, Gemm g, cudaStream_t stream) {
   if (!try_lt_matmul(handle, g, stream)) gemm_ex(handle, g, stream);
 }
 
-// out = inp weight^T (+ bias): the bias in the cuBLASLt epilogue when the handle allows it and
-// cuBLASLt has such an algorithm, else written first and accumulated onto (beta = 1).
+// cuBLASLt's bias epilogue needs its vector (and the operands) 16-byte aligned: a bias that is
+// only 4-byte aligned, such as a parameter at an odd offset of a flat buffer, must not go
+// through it (the heuristic is told the operands' alignment, but not the bias's).
+bool epilogue_aligned(const void* inp, const void* weight, const float* bias, const float* out) {
+  const void* pointers[] = {inp, weight, bias, out};
+  for (const void* p : pointers) {
+    if (alignment_of(p) < kEpilogueAlignment) return false;
+  }
+  return true;
+}
+
+// out = inp weight^T (+ bias): the bias in the cuBLASLt epilogue when the handle allows it, the
+// pointers are 16-byte aligned and cuBLASLt has such an algorithm, else written first and
+// accumulated onto (beta = 1).
 void run_linear_forward(CublasHandle& handle, float* out, const void* inp, const void* weight,
                         const float* bias, int64_t rows, int64_t in_features,
                         int64_t out_features, cudaDataType_t type, cudaStream_t stream) {
   if (rows == 0 || out_features == 0) return;
   Gemm g{false, true, rows, out_features, in_features, 1.0f, inp, in_features, weight,
          in_features, 0.0f, out, out_features, type, nullptr};
-  if (bias != nullptr && in_features > 0 && handle.fuse_epilogues()) {
+  if (bias != nullptr && in_features > 0 && handle.fuse_epilogues() &&
+      epilogue_aligned(inp, weight, bias, out)) {
     Gemm fused = g;
     fused.bias = bias;
-    if (try_lt_matmul(handle, fused, stream)) return;
+    if (try_lt_matmul(handle, fused, stream)) {
+      handle.count_fused_bias();
+      return;
+    }
   }
   if (bias != nullptr) {
     const int64_t n = rows * out_features;

@@ -26,8 +26,15 @@ void gemm_bf16(CublasHandle& handle, bool trans_a, bool trans_b, int64_t M, int6
                float alpha, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
                float beta, float* C, int64_t ldc, cudaStream_t stream);
 
+// The alignment (bytes) of inp, weight, bias and out at which linear_forward adds the bias in
+// the cuBLASLt epilogue; below it, a broadcast kernel writes the bias and the GEMM accumulates
+// onto it (same result, one more pass over out). Contract with the runtime: parameters in its
+// flat buffers start at multiples of 64 elements (256 bytes of fp32, 128 of bf16), so weights
+// and biases always meet it, and activation buffers come from the caching allocator (aligned).
+constexpr uint32_t kEpilogueAlignment = 16;
+
 // out[rows, out_features] = inp[rows, in_features] * weight[out_features, in_features]^T + bias.
-// weight has PyTorch's nn.Linear layout; bias may be null.
+// weight has PyTorch's nn.Linear layout; bias may be null. Any alignment works (see above).
 void linear_forward(CublasHandle& handle, float* out, const float* inp, const float* weight,
                     const float* bias, int64_t rows, int64_t in_features, int64_t out_features,
                     cudaStream_t stream);

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "partitioner/layout_rules.h"
 #include "runtime/checkpoint/durable_file.h"
 
 namespace tessera {
@@ -153,14 +154,11 @@ void parse_llama_fields(const json& value, const Fields& f, ModelConfig& c, cons
     c.untie_embeddings_and_output_weights = v.get<bool>();
   }
   if (c.arch != "llama") return;
-  TESSERA_REQUIRE(c.num_attention_heads % query_groups(c) == 0,
-                  "{}: model.num_query_groups {} does not divide model.num_attention_heads {}", where,
-                  query_groups(c), c.num_attention_heads);
   TESSERA_REQUIRE(c.rotary_base > 0 && c.norm_epsilon > 0, "{}: model.rotary_base and norm_epsilon must be positive",
                   where);
 }
 
-// The shape rules the config validator applies, restated for a file that may have been edited.
+// The model's shape rules (partitioner/layout_rules.h), checked again for a file that may have been edited.
 ModelConfig parse_model(const json& value, const std::string& where) {
   TESSERA_REQUIRE(value.is_object(), "{}: \"model\" must be an object or null", where);
   const Fields f(value, where, "model.");
@@ -181,9 +179,8 @@ ModelConfig parse_model(const json& value, const std::string& where) {
   c.output_size = static_cast<int>(f.integer("output_size", 0, kMaxSize));
   c.init_std = static_cast<float>(f.number("init_std"));
   parse_llama_fields(value, f, c, where);
-  TESSERA_REQUIRE(c.arch == "mlp" || c.head_dim > 0 || c.hidden_size % c.num_attention_heads == 0,
-                  "{}: model.hidden_size {} is not divisible by model.num_attention_heads {} (and head_dim is 0)",
-                  where, c.hidden_size, c.num_attention_heads);
+  const std::optional<LayoutViolation> broken = model_shape_violation(c);
+  TESSERA_REQUIRE(!broken, "{}: {}", where, broken ? broken->line() : "");
   return c;
 }
 

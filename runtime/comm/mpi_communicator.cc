@@ -347,7 +347,7 @@ namespace {
 void check_tag(const CommState& s, const char* op, int tag) {
   int* upper = nullptr;
   int found = 0;
-  MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &upper, &found);
+  TESSERA_MPI_CHECK(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &upper, &found), "MPI_Comm_get_attr(MPI_TAG_UB)");
   const int max_tag = found && upper != nullptr ? *upper : 32767;
   TESSERA_CHECK(tag >= 0 && tag <= max_tag, "{} on {}: tag {} is outside [0, {}]", op, detail::describe_group(s),
                 tag, max_tag);
@@ -378,7 +378,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::recv(Tensor& t, int peer, int tag)
   const int expected = static_cast<int>(t.numel());
   auto check_count = [type, expected, peer, tag, group = detail::describe_group(s)](const MPI_Status& status) {
     int received = 0;
-    MPI_Get_count(&status, type, &received);
+    TESSERA_MPI_CHECK(MPI_Get_count(&status, type, &received), "MPI_Get_count of a recv from rank {}", peer);
     TESSERA_CHECK(received == expected, "recv from rank {} tag {} on {}: expected {} elements, received {}", peer,
                   tag, group, expected, received);
   };

@@ -21,16 +21,25 @@ std::string mpi_error_string(int code) {
 bool mpi_is_active() {
   int initialized = 0;
   int finalized = 0;
+  // Unchecked on purpose: both may be called before MPI_Init and after MPI_Finalize, when no
+  // error handler applies; they only read the library's state.
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   return initialized && !finalized;
+}
+
+int mpi_world_rank() {
+  if (!mpi_is_active()) return 0;
+  int rank = 0;
+  TESSERA_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
+  return rank;
 }
 
 MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) {
-    MPI_Query_thread(&thread_level_);
+    TESSERA_MPI_CHECK(MPI_Query_thread(&thread_level_), "MPI_Query_thread");
   } else {
     // MPI_Init has no error handler yet; a failure here aborts inside MPI itself.
     MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &thread_level_);
@@ -46,6 +55,7 @@ MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
 MpiEnvironment::~MpiEnvironment() {
   if (!owns_mpi_ || !mpi_is_active()) return;
   if (std::uncaught_exceptions() > 0) return;  // see the header: the handler aborts the job
+  // Tolerated teardown failure: a destructor cannot throw, and the process is ending anyway.
   MPI_Finalize();
 }
 
@@ -64,6 +74,8 @@ int MpiEnvironment::world_size() const {
 void abort_job(int exit_code) noexcept {
   std::fflush(stdout);
   std::fflush(stderr);
+  // Unchecked on purpose: MPI_Abort does not return when it works, and when it fails the
+  // process exits below all the same.
   if (mpi_is_active()) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }

@@ -1,5 +1,7 @@
 // MpiEnvironment: MPI init/finalize for the process, and abort_job for fatal errors.
-// Every rank constructs one MpiEnvironment in main before any communicator exists.
+// One MpiEnvironment exists before any communicator: made in main by the CLI and by embedding
+// programs, by the first tessera.Trainer in Python, and adopting a host program's MPI when it
+// is already initialised.
 #pragma once
 
 namespace tessera {
@@ -32,6 +34,8 @@ class MpiEnvironment {
 
 // True between MPI_Init and MPI_Finalize.
 bool mpi_is_active();
+// This process's rank in MPI_COMM_WORLD; 0 without an active MPI.
+int mpi_world_rank();
 
 // Ends the whole job: flushes stdout/stderr, then MPI_Abort(MPI_COMM_WORLD, exit_code) so
 // that mpirun kills the other ranks instead of leaving them waiting on this one. Without an

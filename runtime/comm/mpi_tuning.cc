@@ -21,6 +21,8 @@ struct IallreduceControl {
   IallreduceControl() {
     // An explicit user setting wins.
     if (std::getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm") != nullptr) return;
+    // Every MPI_T failure is tolerated: the tuning is an optimisation, and without the control
+    // variable Open MPI keeps its default algorithm.
     int provided = 0;
     if (MPI_T_init_thread(MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) return;
     int index = -1;

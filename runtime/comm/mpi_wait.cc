@@ -104,6 +104,8 @@ CommState::~CommState() {
   reap_orphans();
   // Buffers MPI may still write into must outlive this object; they are leaked on purpose.
   for (Orphan& orphan : orphans) new Keep(std::move(orphan.keep));
+  // Tolerated teardown failure: a destructor cannot throw, and a communicator that cannot be
+  // freed only leaks a handle.
   if (owns_comm && comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
 }
 
@@ -209,6 +211,8 @@ void read_ranks(CommState& s, MPI_Comm comm) {
   for (int r = 0; r < s.size; ++r) ranks[r] = r;
   s.world_ranks.assign(ranks.size(), MPI_UNDEFINED);
   const int rc = MPI_Group_translate_ranks(group, s.size, ranks.data(), world, s.world_ranks.data());
+  // Freed before the check so that a failed translation does not leak them; a failing free of
+  // a group handle is tolerated (it only leaks the handle).
   MPI_Group_free(&group);
   MPI_Group_free(&world);
   TESSERA_MPI_CHECK(rc, "MPI_Group_translate_ranks for group '{}'", s.name);
@@ -235,16 +239,18 @@ void open_peer_board(CommState& s) {
   TESSERA_MPI_CHECK(MPI_Comm_split_type(s.comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
                     "MPI_Comm_split_type on {}", describe_group(s));
   int node_size = 0;
-  MPI_Comm_size(node, &node_size);
+  TESSERA_MPI_CHECK(MPI_Comm_size(node, &node_size), "MPI_Comm_size of the node of {}", describe_group(s));
   MPI_Group node_group, group;
-  MPI_Comm_group(node, &node_group);
-  MPI_Comm_group(s.comm, &group);
+  TESSERA_MPI_CHECK(MPI_Comm_group(node, &node_group), "MPI_Comm_group of the node of {}", describe_group(s));
+  TESSERA_MPI_CHECK(MPI_Comm_group(s.comm, &group), "MPI_Comm_group of {}", describe_group(s));
   std::vector<int> node_ranks(static_cast<size_t>(node_size)), ranks(static_cast<size_t>(node_size));
   for (int r = 0; r < node_size; ++r) node_ranks[r] = r;
-  MPI_Group_translate_ranks(node_group, node_size, node_ranks.data(), group, ranks.data());
+  const int rc = MPI_Group_translate_ranks(node_group, node_size, node_ranks.data(), group, ranks.data());
+  // Freed before the check; a failing free of a handle is tolerated (it only leaks the handle).
   MPI_Group_free(&node_group);
   MPI_Group_free(&group);
   MPI_Comm_free(&node);
+  TESSERA_MPI_CHECK(rc, "MPI_Group_translate_ranks of the node of {}", describe_group(s));
   std::vector<bool> local(static_cast<size_t>(s.size), false);
   for (int r : ranks) {
     if (r >= 0 && r < s.size) local[r] = true;

@@ -86,4 +86,10 @@ Dataset load_dataset(const DataConfig& data, const std::string& vocab_spec, int6
   return dataset;
 }
 
+int64_t vocab_size_of(const std::string& vocab_spec, const DataConfig& data) {
+  if (vocab_spec == "bytes") return 256;
+  if (vocab_spec == "chars") return static_cast<int64_t>(Vocabulary::chars(read_file(data.path)).size());
+  return std::stoll(vocab_spec);  // validated by the config loader
+}
+
 }  // namespace tessera

@@ -24,4 +24,8 @@ struct Dataset {
 // fewer than seq_length + 1 tokens.
 Dataset load_dataset(const DataConfig& data, const std::string& vocab_spec, int64_t seq_length);
 
+// The vocabulary size model.vocab gives, without loading the data: 256 for bytes, the distinct
+// characters of data.path for chars (InputError when it cannot be read), else the number.
+int64_t vocab_size_of(const std::string& vocab_spec, const DataConfig& data);
+
 }  // namespace tessera

@@ -109,4 +109,12 @@ void train_bpe_tokenizer(const std::string& text_path, const std::string& model_
                   o.vocab_size, error);
 }
 
+void check_data_tokenizer(const Config& config) {
+  if (config.data.tokenizer.empty()) return;
+  const int64_t pieces = Tokenizer(config.data.tokenizer).vocab_size();
+  TESSERA_REQUIRE(std::to_string(pieces) == config.model.vocab,
+                  "{}: data.tokenizer {} has {} pieces, but model.vocab is {}", config.source, config.data.tokenizer,
+                  pieces, config.model.vocab);
+}
+
 }  // namespace tessera

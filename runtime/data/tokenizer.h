@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace tessera {
 
 class Tokenizer {
@@ -42,5 +44,10 @@ struct BpeTrainOptions {
 // file and writes <model_prefix>.model and <model_prefix>.vocab. InputError on a missing text
 // or a vocabulary too large for it.
 void train_bpe_tokenizer(const std::string& text_path, const std::string& model_prefix, const BpeTrainOptions& options);
+
+// With data.tokenizer set: InputError unless the file is a SentencePiece model of
+// model.vocab pieces. Checked when a run loads its data (like data.path: the training session
+// does), not when a config is validated, so configs naming files made later still validate.
+void check_data_tokenizer(const Config& config);
 
 }  // namespace tessera

@@ -8,6 +8,14 @@
 
 namespace tessera {
 
+// What the program's build and machine offer (runtime/compute/cuda_compute.h answers these in a
+// program that links the device runtime; the defaults are a build without CUDA).
+struct CudaRuntimeFacts {
+  bool built = false;
+  int visible_devices = 0;
+  int nccl_version = 0;
+};
+
 struct DeviceChoiceInput {
   bool cuda_built = false;
   int visible_devices = 0;  // CUDA devices this process sees
@@ -24,5 +32,8 @@ constexpr int kMinNcclVersion = 21800;
 // The CUDA device index for this rank; throws InputError with one line saying which rule failed:
 // a build without CUDA, no GPU visible, more ranks on the node than GPUs, or an NCCL too old.
 int choose_cuda_device(const DeviceChoiceInput& in);
+inline int choose_cuda_device(const CudaRuntimeFacts& cuda, int rank, int local_rank, int local_ranks) {
+  return choose_cuda_device({cuda.built, cuda.visible_devices, rank, local_rank, local_ranks, cuda.nccl_version});
+}
 
 }  // namespace tessera

@@ -1,10 +1,13 @@
-// AdamW and the learning-rate schedule.
+// AdamW, the optimizer factory and the learning-rate schedule.
 #include "runtime/train/optimizer.h"
 
 #include <cmath>
 
 #include "kernels/adamw.h"
+#include "kernels/residual.h"
 #include "runtime/compression/mask.h"
+#include "runtime/train/grad_norm.h"
+#include "runtime/train/zero_adamw.h"
 
 namespace tessera {
 
@@ -24,6 +27,27 @@ AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config) : co
   for (Parameter* p : params) {
     states_.push_back({p, Tensor::zeros(p->value.shape()), Tensor::zeros(p->value.shape())});
   }
+}
+
+double AdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
+  std::vector<Parameter*> params;
+  for (const State& s : states_) params.push_back(s.param);
+  return clip_grad_norm(params, max_norm, tp, pp);
+}
+
+bool scale_and_check_finite(const Tensor& g, float factor) {
+  kernels::cpu::scale(g.f32(), factor, g.numel());
+  const float* p = g.f32();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    if (!std::isfinite(p[i])) return false;
+  }
+  return true;
+}
+
+bool AdamW::scale_gradients(float factor) {
+  bool finite = true;
+  for (const State& s : states_) finite = scale_and_check_finite(s.param->grad, factor) && finite;
+  return finite;
 }
 
 void AdamW::step(double lr) {
@@ -46,6 +70,26 @@ int64_t AdamW::state_bytes() const {
   int64_t n = 0;
   for (const State& s : states_) n += static_cast<int64_t>(s.m.nbytes() + s.v.nbytes());
   return n;
+}
+
+CheckpointMoments AdamW::checkpoint_moments(const std::vector<Parameter*>& params, bool) {
+  TESSERA_CHECK(params.size() == states_.size(), "AdamW: moments of {} parameters asked, {} held", params.size(),
+                states_.size());
+  CheckpointMoments out;
+  for (size_t i = 0; i < params.size(); ++i) {
+    TESSERA_CHECK(params[i] == states_[i].param, "AdamW: parameter {} is not the one the optimizer holds", i);
+    out.per_param.push_back({states_[i].m, states_[i].v});
+  }
+  return out;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, int zero_stage, std::vector<Parameter*> params,
+                                          FlatParameters* flat, GradientSync* sync, Communicator* dp) {
+  if (zero_stage == 1 && dp != nullptr && dp->size() > 1) {
+    TESSERA_CHECK(flat != nullptr && sync != nullptr, "ZeRO-1 needs the flat parameters and the gradient sync");
+    return std::make_unique<ZeroAdamW>(*flat, *sync, *dp, config);
+  }
+  return std::make_unique<AdamW>(std::move(params), config);
 }
 
 }  // namespace tessera

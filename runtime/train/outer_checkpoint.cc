@@ -15,16 +15,18 @@ std::string replica_file(const CheckpointLayout& l) {
   return fmt::format("replica.dp{}.tp{}.pp{}.safetensors", l.dp_rank, l.tp_rank, l.pp_rank);
 }
 
-// The AdamW moments laid out like the flat buffers (padding zero).
+// The optimizer's moments laid out like the flat buffers (padding zero).
 void flat_moments(const ReplicaState& s, Tensor& m, Tensor& v) {
   m = Tensor::zeros({s.flat->numel()});
   v = Tensor::zeros({s.flat->numel()});
+  // The inner optimizer is unsharded: no collective behind gather.
+  const CheckpointMoments moments = s.inner->checkpoint_moments(s.params, true);
   std::map<const Parameter*, size_t> index;
   for (size_t i = 0; i < s.params.size(); ++i) index[s.params[i]] = i;
   for (const FlatSegment& seg : s.flat->segments()) {
-    const size_t i = index.at(seg.param);
-    m.narrow(seg.offset, seg.numel).copy_from(s.inner->exp_avg(i).view({seg.numel}));
-    v.narrow(seg.offset, seg.numel).copy_from(s.inner->exp_avg_sq(i).view({seg.numel}));
+    const OptimizerMoments& mo = moments.per_param.at(index.at(seg.param));
+    m.narrow(seg.offset, seg.numel).copy_from(mo.exp_avg.view({seg.numel}));
+    v.narrow(seg.offset, seg.numel).copy_from(mo.exp_avg_sq.view({seg.numel}));
   }
 }
 
@@ -111,13 +113,15 @@ void load_replica_state(const std::string& step_dir, const Manifest& manifest, c
   s.flat->values().narrow(0, used).copy_from(tensor("replica.values").narrow(0, used));
   const Tensor& m = tensor("replica.exp_avg");
   const Tensor& v = tensor("replica.exp_avg_sq");
+  CheckpointMoments moments = s.inner->checkpoint_moments(s.params, false);
   std::map<const Parameter*, size_t> index;
   for (size_t i = 0; i < s.params.size(); ++i) index[s.params[i]] = i;
   for (const FlatSegment& seg : s.flat->segments()) {
-    const size_t i = index.at(seg.param);
-    Tensor(s.inner->exp_avg(i)).view({seg.numel}).copy_from(m.narrow(seg.offset, seg.numel));
-    Tensor(s.inner->exp_avg_sq(i)).view({seg.numel}).copy_from(v.narrow(seg.offset, seg.numel));
+    OptimizerMoments& mo = moments.per_param.at(index.at(seg.param));
+    mo.exp_avg.view({seg.numel}).copy_from(m.narrow(seg.offset, seg.numel));
+    mo.exp_avg_sq.view({seg.numel}).copy_from(v.narrow(seg.offset, seg.numel));
   }
+  s.inner->load_moments(moments);
   const auto steps = file.metadata.find("inner.steps");
   TESSERA_REQUIRE(steps != file.metadata.end(), "{}: no inner.steps in its metadata", path);
   s.inner->set_steps_taken(std::stoll(steps->second));

@@ -23,8 +23,8 @@ namespace tessera {
 // What a rank saves and restores beyond the shard files; borrowed from the trainer.
 struct ReplicaState {
   FlatParameters* flat = nullptr;
-  AdamW* inner = nullptr;
-  std::vector<Parameter*> params;  // the AdamW's parameters, in its order
+  Optimizer* inner = nullptr;      // each replica's own (unsharded) optimizer
+  std::vector<Parameter*> params;  // the optimizer's parameters, in its order
   OuterSync* outer = nullptr;
 };
 

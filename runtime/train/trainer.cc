@@ -1,75 +1,22 @@
-// The training loop.
+// The Trainer's construction and its step: microbatches, gradient sync, clipping, the update,
+// pruning; and evaluation. Checkpoints are in trainer_checkpoint.cc, the loop in trainer_fit.cc.
 #include "runtime/train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <numeric>
-#include <spdlog/spdlog.h>
 
-#include "partitioner/stage_balancer.h"
-#include "runtime/checkpoint/checkpoint_tools.h"
+#include "partitioner/layout_rules.h"
+#include "runtime/comm/agreement.h"
 #include "runtime/compression/gradual_prune.h"
 #include "runtime/compression/mask.h"
-#include "runtime/comm/agreement.h"
-#include "runtime/comm/parallel_grid.h"
-#include "kernels/residual.h"
 #include "runtime/train/gemm_roof.h"
-#include "runtime/train/grad_norm.h"
-#include "runtime/train/outer_checkpoint.h"
+#include "runtime/train/runtime_support.h"
 
 namespace tessera {
-namespace {
 
 using Clock = TraceRecorder::Clock;
-
-// Steps recorded in the trace: the first is skipped (allocations, first-touch), then ten.
-constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;
-
-}  // namespace
-
-ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel) {
-  ParallelGroups g;
-  g.world = &grid.world();
-  g.tp = TpGroup{&grid.tp(), grid.tp_rank(), grid.tp_size(), sequence_parallel};
-  g.dp = &grid.dp();
-  g.dp_rank = grid.dp_rank();
-  g.dp_size = grid.dp_size();
-  g.pp = &grid.pp();
-  g.pp_rank = grid.pp_rank();
-  g.pp_size = grid.pp_size();
-  return g;
-}
-
-std::vector<int> stage_partition(const ParallelConfig& p, const LayerGraph& graph) {
-  if (!p.partition.empty()) {
-    // Checked against the graph, which holds the embedding program's custom layers too.
-    const int stages = p.pipeline_model_parallel_size * p.virtual_stages;
-    TESSERA_REQUIRE(static_cast<int>(p.partition.size()) == stages,
-                    "parallel.partition = [{}]: must have pipeline_model_parallel_size * virtual_stages = {} entries",
-                    fmt::join(p.partition, ", "), stages);
-    const int custom = static_cast<int>(std::count_if(graph.layers.begin(), graph.layers.end(),
-                                                      [](const LayerSpec& l) { return l.kind == LayerKind::Custom; }));
-    TESSERA_REQUIRE(std::accumulate(p.partition.begin(), p.partition.end(), 0) == static_cast<int>(graph.layers.size()),
-                    "parallel.partition = [{}]: must add up to the {} layers of the layer graph (num_layers + "
-                    "embedding + head + {} custom layers)", fmt::join(p.partition, ", "), graph.layers.size(), custom);
-    return p.partition;
-  }
-  // auto: the partitioner's balancer over per-layer FLOPs. A layer without GEMMs (the
-  // embedding) still costs a little, so it is not treated as free.
-  BalanceProblem problem;
-  problem.stages = p.pipeline_model_parallel_size;
-  problem.virtual_stages = p.virtual_stages;
-  double total = 0;
-  for (const LayerSpec& l : graph.layers) total += l.forward_flops + l.backward_flops;
-  for (const LayerSpec& l : graph.layers) {
-    problem.layer_cost.push_back(l.forward_flops + l.backward_flops + 0.01 * total / graph.layers.size());
-  }
-  const BalanceResult r = balance_stages(problem);
-  TESSERA_REQUIRE(r.feasible, "parallel.partition auto: {}", r.reason);
-  return r.counts;
-}
 
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
     : Trainer(config, std::make_unique<DatasetSource>(data, config.model.seq_length, config.train.seed), nullptr,
@@ -90,6 +37,11 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   const TrainConfig& t = config_.train;
   const ParallelConfig& par = config_.parallel;
   groups_.tp.stats = &tp_comm_;
+  // Every entry point gets the same refusals and layout rules, with the config's lines.
+  check_runtime_support(config_);
+  LayoutFacts facts = layout_facts(config_, 0, static_cast<int>(options_.custom_layers.size()));
+  facts.dp = groups_.dp_size;
+  require_valid_layout(config_.model, facts, config_.source.empty() ? "config" : config_.source);
   compute_ = make_cpu_compute(parse_precision(t.precision), t.gemm);
   if (compute_->policy().loss_scaling()) {
     LossScalerConfig ls;
@@ -98,23 +50,18 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     ls.min_scale = t.min_loss_scale;
     loss_scaler_.emplace(ls);
   }
-  TESSERA_CHECK(t.global_batch_size % (t.micro_batch_size * groups_.dp_size) == 0,
-                "global batch {} not divisible by micro batch {} x dp {}", t.global_batch_size,
-                t.micro_batch_size, groups_.dp_size);
   microbatches_ = t.global_batch_size / (t.micro_batch_size * groups_.dp_size);
 
   const int v = par.virtual_stages;
   TESSERA_CHECK(pipelined() || v == 1, "virtual stages need pipeline parallelism");
-  const std::vector<int> counts = stage_partition(par, graph_);
-  std::vector<int> first(counts.size() + 1, 0);
-  std::partial_sum(counts.begin(), counts.end(), first.begin() + 1);
+  // A fixed partition (the bring-up's choice, broadcast from rank 0), or the FLOP balance.
+  const std::vector<int> counts = choose_partition(config_, graph_).partition;
   const bool selective = par.recompute == "selective";
   std::vector<int> graph_layer;  // of each local layer, for the outer sync's fragments
-  for (int c = 0; c < v; ++c) {
-    const int g = c * groups_.pp_size + groups_.pp_rank;
-    chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, first[g], first[g + 1],
+  for (const LayerRange& chunk : rank_chunks(counts, groups_.pp_size, v, groups_.pp_rank)) {
+    chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, chunk.first, chunk.last,
                                               selective, options_.layer_registry));
-    for (int l = first[g]; l < first[g + 1]; ++l) graph_layer.push_back(l);
+    for (int l = chunk.first; l < chunk.last; ++l) graph_layer.push_back(l);
   }
   std::vector<Model*> chunk_ptrs;
   for (auto& m : chunks_) {
@@ -142,11 +89,9 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
         *flat_, groups_.dp, outer_sync_config(par),
         outer_fragment_of_layers(graph_layer, config_.model.num_layers, par.outer_fragments));
   }
-  if (grad_sync_ && par.zero_stage == 1) {
-    zero_optimizer_ = std::make_unique<ZeroAdamW>(*flat_, *groups_.dp, t.optimizer);
-  } else {
-    optimizer_ = std::make_unique<AdamW>(parameters(), t.optimizer);
-  }
+  // ZeRO-1 shards the moments over the replicas of a synchronous run only.
+  optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
+                              grad_sync_ ? groups_.dp : nullptr);
   set_mfu_roof();
 }
 
@@ -167,8 +112,11 @@ double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op)
 }
 
 int64_t Trainer::optimizer_state_bytes() const {
-  return (zero_optimizer_ ? zero_optimizer_->state_bytes() : optimizer_->state_bytes()) +
-         (outer_sync_ ? outer_sync_->state_bytes() : 0);
+  return optimizer_->state_bytes() + (outer_sync_ ? outer_sync_->state_bytes() : 0);
+}
+
+void Trainer::message(LogLevel level, const std::string& line) const {
+  if (groups_.is_logging_rank() && options_.callbacks.on_message) options_.callbacks.on_message(level, line);
 }
 
 void Trainer::trace(const char* name, Clock::time_point start) {
@@ -303,9 +251,8 @@ StepResult Trainer::optimizer_step() {
   const auto start = Clock::now();
   const bool overflow = loss_scaler_ && unscale_gradients();
   // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
-  r.grad_norm = overflow ? std::numeric_limits<double>::infinity() : zero_optimizer_
-                    ? zero_optimizer_->clip(grad_sync_->shard_grads(), t.optimizer.grad_clip, groups_.tp, groups_.pp)
-                    : clip_grad_norm(parameters(), t.optimizer.grad_clip, groups_.tp, groups_.pp);
+  r.grad_norm = overflow ? std::numeric_limits<double>::infinity()
+                         : optimizer_->clip_gradients(t.optimizer.grad_clip, groups_.tp, groups_.pp);
   if (loss_scaler_ && loss_scaler_->update(overflow, step_ + 1)) {
     // fp16 overflow: an expected event under dynamic loss scaling, not train.on_nan's business.
     r.skipped = true;
@@ -320,8 +267,6 @@ StepResult Trainer::optimizer_step() {
     }
     r.skipped = true;
     ++skipped_steps_;
-  } else if (zero_optimizer_) {
-    zero_optimizer_->step(grad_sync_->shard_grads(), r.lr);
   } else {
     optimizer_->step(r.lr);
   }
@@ -345,11 +290,9 @@ StepResult Trainer::optimizer_step() {
     const PruneCounts c = prune_to_sparsity(parameters(), s, config_.prune.scope == "global",
                                             vocab_padded_rows(config_.model, graph_),
                                             {groups_.tp.comm, groups_.tp.rank, groups_.tp.size, groups_.pp});
-    if (groups_.is_logging_rank()) {
-      spdlog::info("prune: step {}, {} of {} weights pruned ({:.2f}%, schedule {:.2f}%, scope {})", step_,
-                   c.pruned, c.total, 100.0 * c.pruned / std::max<int64_t>(c.total, 1), 100.0 * s,
-                   config_.prune.scope);
-    }
+    message(LogLevel::Info, fmt::format("prune: step {}, {} of {} weights pruned ({:.2f}%, schedule {:.2f}%, scope {})",
+                                        step_, c.pruned, c.total, 100.0 * c.pruned / std::max<int64_t>(c.total, 1),
+                                        100.0 * s, config_.prune.scope));
   }
   r.step = step_;
   if (loss_scaler_) r.loss_scale = loss_scaler_->scale();
@@ -363,181 +306,26 @@ void Trainer::set_mfu_roof() {
   const TrainConfig& t = config_.train;
   const DType dtype = compute_->compute_dtype();
   Backend& ops = compute_->ops();
-  const bool logging = groups_.is_logging_rank();
-  if (compute_->policy().low_precision() && !ops.native_matmul(dtype) && logging) {
-    spdlog::warn("train.precision = {}: this CPU has no native {} GEMM; {} emulates it ({}), slower than fp32",
-                 t.precision, dtype_name(dtype), ops.name(), ops.matmul_implementation(dtype));
+  if (compute_->policy().low_precision() && !ops.native_matmul(dtype)) {
+    message(LogLevel::Warning,
+            fmt::format("train.precision = {}: this CPU has no native {} GEMM; {} emulates it ({}), slower than fp32",
+                        t.precision, dtype_name(dtype), ops.name(), ops.matmul_implementation(dtype)));
   }
   if (t.peak_tflops > 0) {
     peak_flops_ = t.peak_tflops * 1e12;
-    if (logging) spdlog::info("MFU roof: train.peak_tflops = {} TFLOP/s per rank", t.peak_tflops);
+    message(LogLevel::Info, fmt::format("MFU roof: train.peak_tflops = {} TFLOP/s per rank", t.peak_tflops));
     return;
   }
   const GemmRoof roof = measure_gemm_roof(ops, dtype);
   peak_flops_ = roof.flops;
-  if (logging) {
-    spdlog::info("MFU roof: {:.0f} GFLOP/s per rank, the best of 10 1024^3 {} GEMMs on {} ({}) at start-up",
-                 roof.flops / 1e9, roof.dtype, ops.name(), roof.implementation);
-  }
+  message(LogLevel::Info,
+          fmt::format("MFU roof: {:.0f} GFLOP/s per rank, the best of 10 1024^3 {} GEMMs on {} ({}) at start-up",
+                      roof.flops / 1e9, roof.dtype, ops.name(), roof.implementation));
 }
 
 bool Trainer::unscale_gradients() {
-  const float inverse = static_cast<float>(1.0 / loss_scaler_->scale());
-  bool finite = true;
-  auto unscale = [&](const Tensor& g) {
-    kernels::cpu::scale(g.f32(), inverse, g.numel());
-    const float* p = g.f32();
-    for (int64_t i = 0; i < g.numel() && finite; ++i) finite = std::isfinite(p[i]);
-  };
-  if (zero_optimizer_) {
-    unscale(grad_sync_->shard_grads());
-  } else {
-    for (Parameter* p : parameters()) unscale(p->grad);
-  }
+  const bool finite = optimizer_->scale_gradients(static_cast<float>(1.0 / loss_scaler_->scale()));
   return all_reduce_scalar(finite ? 0.0 : 1.0, groups_.world, ReduceOp::Max) > 0;
-}
-
-CheckpointState Trainer::checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v,
-                                          bool gather) {
-  CheckpointState s;
-  s.model = config_.model;
-  s.step = step_;
-  s.params = parameters();
-  s.padded_rows = vocab_padded_rows(config_.model, graph_);
-  if (loss_scaler_) s.extra["loss_scaler"] = loss_scaler_->to_json();
-  moments.assign(s.params.size(), OptimizerMoments{});
-  if (zero_optimizer_) {
-    if (gather) {
-      zero_optimizer_->gather_moments(m, v);
-    } else {
-      m = Tensor::zeros({flat_->numel()});
-      v = Tensor::zeros({flat_->numel()});
-    }
-    std::map<const Parameter*, size_t> index;
-    for (size_t i = 0; i < s.params.size(); ++i) index[s.params[i]] = i;
-    for (const FlatSegment& seg : flat_->segments()) {
-      const Shape& shape = seg.param->value.shape();
-      moments[index.at(seg.param)] = {m.narrow(seg.offset, seg.numel).view(shape),
-                                      v.narrow(seg.offset, seg.numel).view(shape)};
-    }
-    s.optimizer_steps = zero_optimizer_->steps_taken();
-  } else {
-    for (size_t i = 0; i < s.params.size(); ++i) moments[i] = {optimizer_->exp_avg(i), optimizer_->exp_avg_sq(i)};
-    s.optimizer_steps = optimizer_->steps_taken();
-  }
-  for (OptimizerMoments& mo : moments) s.moments.push_back(&mo);
-  return s;
-}
-
-std::string Trainer::save() { return save(config_.checkpoint.dir); }
-
-std::string Trainer::save(const std::string& dir) {
-  TESSERA_REQUIRE(!dir.empty(), "Trainer::save: no checkpoint directory (checkpoint.dir is empty)");
-  const auto start = Clock::now();
-  std::vector<OptimizerMoments> moments;
-  Tensor m, v;
-  CheckpointState state = checkpoint_state(moments, m, v, true);
-  const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
-                                groups_.pp_rank, zero_optimizer_ ? 1 : 0};
-  if (outer_sync_) {
-    // [outer sync hook] Each replica's own state and the outer state (outer_checkpoint.h).
-    state.extra["outer_sync"] =
-        outer_checkpoint_extra(config_.parallel, groups_.dp_size, outer_sync_->replicas_identical(step_));
-    state.write_extra_files =
-        replica_state_writer({flat_.get(), optimizer_.get(), parameters(), outer_sync_.get()}, layout);
-  }
-  const SaveResult r = save_checkpoint(dir, state, layout, groups_.world, options_.config_yaml, vocab_.to_json(),
-                                       config_.checkpoint.keep);
-  if (groups_.is_logging_rank()) {
-    spdlog::info("checkpoint: step {} saved to {} ({:.1f} MiB, {:.0f} ms){}", step_, r.step_dir, r.bytes / 1048576.0,
-                 std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
-                 r.removed.empty() ? "" : fmt::format(", removed {}", fmt::join(r.removed, ", ")));
-  }
-  if (options_.callbacks.on_checkpoint) options_.callbacks.on_checkpoint(step_, r.step_dir);
-  return r.step_dir;
-}
-
-bool Trainer::resume() { return resume(config_.checkpoint.dir); }
-
-bool Trainer::resume(const std::string& dir) {
-  std::vector<std::string> warnings;
-  std::optional<std::string> found;
-  run_agreed(groups_.world, [&] { found = find_latest_checkpoint(dir, groups_.world, &warnings); });
-  const bool logging = groups_.is_logging_rank();
-  for (const std::string& w : warnings) {
-    if (logging) spdlog::warn("checkpoint: {}", w);
-  }
-  if (!found) {
-    if (logging) spdlog::info("checkpoint: none in {}, starting from step 0", dir);
-    return false;
-  }
-  Manifest manifest;
-  std::vector<OptimizerMoments> moments;
-  Tensor m, v;
-  CheckpointState state = checkpoint_state(moments, m, v, false);
-  // Each rank reads the files of its own shard: a damaged one stops every rank together.
-  run_agreed(groups_.world, [&] {
-    manifest = read_manifest(*found);
-    TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
-                    "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
-                    Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
-    load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
-  });
-  if (zero_optimizer_) {
-    zero_optimizer_->scatter_moments(m, v);
-    zero_optimizer_->set_steps_taken(state.optimizer_steps);
-  } else {
-    optimizer_->set_steps_taken(state.optimizer_steps);
-  }
-  // [outer sync hook] Replica and outer state of local SGD / DiLoCo checkpoints.
-  const CheckpointLayout layout{groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank,
-                                groups_.pp_rank, zero_optimizer_ ? 1 : 0};
-  run_agreed(groups_.world, [&] {
-    if (outer_sync_) {
-      load_replica_state(*found, manifest, {flat_.get(), optimizer_.get(), parameters(), outer_sync_.get()}, layout,
-                         config_.parallel);
-    } else {
-      check_resumable_without_outer_sync(*found, manifest);
-    }
-  });
-  step_ = state.step;
-  // A checkpoint of an fp32/bf16 run has no scaler state: an fp16 resume starts a fresh scale.
-  if (loss_scaler_ && manifest.extra.contains("loss_scaler")) loss_scaler_->load_json(manifest.extra["loss_scaler"]);
-  if (logging) {
-    spdlog::info("checkpoint: resumed from {} at step {} (saved under dp {} x tp {} x pp {}, zero {})", *found,
-                 step_, manifest.layout.dp, manifest.layout.tp, manifest.layout.pp, manifest.layout.zero_stage);
-  }
-  return true;
-}
-
-void Trainer::init_from(const std::string& path) {
-  std::string step_dir;
-  Manifest manifest;
-  CheckpointState state;
-  state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
-  run_agreed(groups_.world, [&] {
-    step_dir = resolve_checkpoint(path);
-    manifest = read_manifest(step_dir);
-    TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
-                    "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir,
-                    config_.data.path);
-    load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
-  });
-  if (outer_sync_) outer_sync_->reset_anchor();  // [outer sync hook] the outer step starts from these weights
-  if (groups_.is_logging_rank()) {
-    const SparsityStats s = sparsity_stats(state.params);
-    spdlog::info("init: weights from {} (step {}){}", step_dir, manifest.step,
-                 s.masked_params == 0 ? std::string()
-                                      : fmt::format(", {} masked tensors on this rank, {:.1f}% of their weights pruned",
-                                                    s.masked_params, 100.0 * s.pruned / s.elements));
-  }
-}
-
-bool Trainer::stop_requested_everywhere() {
-  if (options_.stop_requested == nullptr) return false;
-  // A signal may reach only some ranks (or reach them at different steps): agree on it.
-  const double mine = options_.stop_requested->load() ? 1.0 : 0.0;
-  return all_reduce_scalar(mine, groups_.world, ReduceOp::Max) > 0;
 }
 
 double Trainer::evaluate() {
@@ -575,112 +363,6 @@ double Trainer::evaluate() {
   const double val_loss = all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
   if (options_.callbacks.on_eval) options_.callbacks.on_eval(step_, val_loss);
   return val_loss;
-}
-
-void Trainer::fit() {
-  const TrainConfig& t = config_.train;
-  const CheckpointConfig& ckpt = config_.checkpoint;
-  const bool resumed = ckpt.resume == "auto" && resume();
-  if (!resumed && !config_.init.from.empty()) init_from(config_.init.from);
-  first_step_ = step_;
-  std::unique_ptr<MetricsWriter> metrics;
-  const bool logging = groups_.is_logging_rank();
-  // A resumed run continues the metrics of the run it resumes.
-  if (logging && !config_.log.metrics.empty()) {
-    metrics = std::make_unique<MetricsWriter>(config_.log.metrics, step_ > 0);
-  }
-  const double tokens_per_step = static_cast<double>(t.global_batch_size) * config_.model.seq_length;
-  const double flops_per_step = graph_.flops_per_token() * tokens_per_step;
-  const int world = groups_.world ? groups_.world->size() : 1;
-  if (logging) {
-    // Only what the trainer measures or allocates: the layout, the stages and the parameter
-    // count are the config's, and `tessera train`'s banner prints them (launcher/banner.cc).
-    spdlog::info("model: {:.1f} MFLOP per token; peak {:.1f} GFLOP/s per rank ({}), MFU's reference",
-                 graph_.flops_per_token() / 1e6, peak_flops_ / 1e9, t.peak_tflops > 0 ? "train.peak_tflops" : "measured");
-    spdlog::info("optimizer state: {:.2f} MiB per rank{}", optimizer_state_bytes() / 1048576.0,
-                 zero_optimizer_ ? fmt::format(" (ZeRO-1 sharded over dp {})", groups_.dp_size) : "");
-  }
-  double window_ms = 0, window_exposed_ms = 0, window_span_ms = 0, window_tp_ms = 0;
-  double window_dp_bytes = 0, window_dp_wait_ms = 0;
-  int window_steps = 0;
-  bool stopped = false;
-  while (step_ < t.max_steps && !stopped) {
-    const StepResult r = train_step();
-    window_ms += r.step_ms;
-    window_tp_ms += r.tp_comm_ms;
-    window_exposed_ms += grad_sync_stats().exposed_ms;
-    window_span_ms += grad_sync_stats().comm_span_ms;
-    window_dp_bytes += r.dp_bytes;
-    window_dp_wait_ms += r.dp_wait_ms;
-    ++window_steps;
-    const bool eval_now = t.eval_interval > 0 && (step_ % t.eval_interval == 0 || step_ == t.max_steps);
-    const bool log_now = step_ % config_.log.interval == 0 || step_ == t.max_steps || step_ == 1;
-    std::optional<double> val;
-    if (eval_now && data_->has_validation()) val = evaluate();
-    // [outer sync hook] Between syncs the replicas share no per-step collective: agree on a
-    // stop request only on logging steps, so the slow dp link is not crossed every step.
-    stopped = (!outer_sync_ || log_now) && stop_requested_everywhere();
-    const bool interval_due = ckpt.interval > 0 && step_ % ckpt.interval == 0;
-    if (!ckpt.dir.empty() && (interval_due || stopped || (ckpt.interval > 0 && step_ == t.max_steps))) save();
-    if (stopped && logging) {
-      spdlog::info("stop requested: {} at step {}, exiting",
-                   ckpt.dir.empty() ? "no checkpoint.dir, nothing saved" : "checkpoint saved", step_);
-    }
-    if (!(log_now || val)) continue;
-    StepMetrics m;
-    m.step = step_;
-    m.max_steps = t.max_steps;
-    // [outer sync hook] The replicas' mean loss, reduced only for the steps that are logged.
-    m.loss = outer_sync_ ? all_reduce_scalar(r.loss, groups_.dp, ReduceOp::Avg) : r.loss;
-    m.lr = r.lr;
-    m.grad_norm = r.grad_norm;
-    m.step_ms = window_ms / window_steps;
-    m.tokens_per_s = tokens_per_step / (m.step_ms / 1e3);
-    m.mfu = flops_per_step / (m.step_ms / 1e3) / (peak_flops_ * world);
-    m.mem_bytes = host_memory_stats().peak_bytes;
-    m.val_loss = val;
-    m.skipped_steps = skipped_steps_;
-    if (loss_scaler_) m.loss_scale = loss_scaler_->scale();
-    if (grad_sync_) {
-      m.grad_comm_exposed_ms = window_exposed_ms / window_steps;
-      m.grad_comm_span_ms = window_span_ms / window_steps;
-    }
-    if (groups_.tp.size > 1) m.tp_comm_ms = window_tp_ms / window_steps;
-    if (data_parallel()) {
-      m.dp_bytes = window_dp_bytes / window_steps;
-      m.dp_wait_ms = window_dp_wait_ms / window_steps;
-    }
-    window_ms = window_exposed_ms = window_span_ms = window_tp_ms = window_dp_bytes = window_dp_wait_ms = 0;
-    window_steps = 0;
-    if (options_.callbacks.on_log) options_.callbacks.on_log(m);
-    if (logging) {
-      if (!options_.callbacks.on_log) spdlog::info("{}", format_step_line(m));
-      if (metrics) metrics->write(m);
-    }
-  }
-  if (stopped) return;
-  if (groups_.world && groups_.world->size() > 1) {
-    // Peak tensor memory and pipeline depth of every rank, for memory tables per stage.
-    Tensor mine = Tensor::full({2}, 0.f);
-    mine.f32()[0] = static_cast<float>(host_memory_stats().peak_bytes / 1048576.0);
-    mine.f32()[1] = static_cast<float>(peak_in_flight());
-    Tensor all = Tensor::empty({2 * groups_.world->size()});
-    groups_.world->all_gather(mine, all);
-    if (logging) {
-      std::vector<std::string> parts;
-      for (int r = 0; r < groups_.world->size(); ++r) {
-        parts.push_back(fmt::format("{:.1f} MiB/{:.0f}", all.f32()[2 * r], all.f32()[2 * r + 1]));
-      }
-      spdlog::info("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", "));
-    }
-  }
-  if (trace_ && groups_.world) {
-    trace_->write(config_.log.trace, *groups_.world);
-    if (logging) {
-      spdlog::info("trace of steps {}-{} written to {}", first_step_ + kTraceFirstStep + 1,
-                   std::min<int64_t>(t.max_steps, first_step_ + kTraceFirstStep + kTraceSteps), config_.log.trace);
-    }
-  }
 }
 
 }  // namespace tessera

@@ -1,6 +1,10 @@
-// The training loop: microbatches with gradient accumulation, pipeline stages run by a
-// StageExecutor, data-parallel gradient averaging, global-norm clipping, AdamW (or ZeRO-1),
-// periodic validation, the rank-0 log line, JSONL metrics and the Chrome trace.
+// The training loop: microbatches with gradient accumulation through the Compute seam (fp32,
+// or bf16/fp16 with fp32 masters and fp16 loss scaling), pipeline stages run by a
+// StageExecutor, data-parallel gradient averaging (or local SGD / DiLoCo outer syncs),
+// global-norm clipping, an Optimizer (AdamW or ZeRO-1), periodic validation, JSONL metrics and
+// the Chrome trace. The trainer prints nothing:
+// its step lines and messages go to the callbacks (log_with_spdlog gives the CLI's output).
+// trainer.cc holds the step, trainer_checkpoint.cc save/resume/init, trainer_fit.cc the loop.
 #pragma once
 
 #include <atomic>
@@ -10,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "partitioner/partition_choice.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/compute/compute.h"
@@ -26,25 +31,10 @@
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/outer_sync.h"
+#include "runtime/train/parallel_groups.h"
 #include "runtime/train/trace.h"
-#include "runtime/train/zero_adamw.h"
 
 namespace tessera {
-
-// The communicators a trainer uses, owned by the caller (normally a ParallelGrid).
-struct ParallelGroups {
-  Communicator* world = nullptr;  // null for a single process without MPI
-  TpGroup tp;
-  Communicator* dp = nullptr;  // null when dp size is 1
-  int dp_rank = 0, dp_size = 1;
-  Communicator* pp = nullptr;  // null when pp size is 1
-  int pp_rank = 0, pp_size = 1;
-  bool is_logging_rank() const { return world == nullptr || world->rank() == 0; }
-};
-
-class ParallelGrid;
-// The groups of a ParallelGrid (which must outlive the trainer).
-ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel);
 
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0, step_ms = 0;
@@ -57,6 +47,8 @@ struct StepResult {
   int64_t step = 0;       // the steps done after this one (1 for the first), as the log line counts
 };
 
+enum class LogLevel { Info, Warning };
+
 // Called on every rank (the values are the same everywhere, except the loss and gradient
 // norm of local_sgd / diloco replicas, which are each replica's own; print on one), in the training
 // thread, whoever drives the loop: fit() or the step-level calls. Empty ones are skipped.
@@ -68,9 +60,16 @@ struct TrainerCallbacks {
   // After each checkpoint is committed: its step and step directory.
   std::function<void(int64_t step, const std::string& step_dir)> on_checkpoint;
   // In fit(), on each step that logs (step 1, every log.interval, the last, validations):
-  // its step-line metrics. When set, fit() leaves printing the step line to it.
+  // its step-line metrics (format_step_line makes the line).
   std::function<void(const StepMetrics&)> on_log;
+  // On the logging rank (world rank 0) only: each message of the trainer (checkpoint saved,
+  // resumed, pruned, the model's FLOPs and peak, peak memory, ...), one line without newline.
+  std::function<void(LogLevel level, const std::string& line)> on_message;
 };
+
+// Fills the callbacks left empty with the `tessera train` output: on rank 0, the step line
+// and the messages through spdlog. What an embedding program gets with one call.
+void log_with_spdlog(TrainerCallbacks& callbacks, bool logging_rank);
 
 // What the embedding program (the CLI) gives a trainer beyond the config.
 struct TrainerOptions {
@@ -85,11 +84,6 @@ struct TrainerOptions {
   const LayerRegistry* layer_registry = nullptr;
   TrainerCallbacks callbacks;
 };
-
-// Layer counts of the p * v global stages: the configured partition (InputError unless it
-// has p * v entries adding up to the graph's layers, custom ones included), or for auto the
-// partitioner's balanced split of the layers' FLOPs.
-std::vector<int> stage_partition(const ParallelConfig& parallel, const LayerGraph& graph);
 
 class Trainer {
  public:
@@ -150,6 +144,7 @@ class Trainer {
   GradSyncStats grad_sync_stats() const { return grad_sync_ ? grad_sync_->stats() : GradSyncStats{}; }
   // The local SGD / DiLoCo outer sync (parallel.data_parallel_sync), null with allreduce.
   const OuterSync* outer_sync() const { return outer_sync_.get(); }
+  // The optimizer's state and, with local SGD / DiLoCo, the outer state.
   int64_t optimizer_state_bytes() const;
   // Peak microbatch-chunks whose activations this rank held in the last step.
   int peak_in_flight() const { return executor_ ? executor_->peak_in_flight() : 1; }
@@ -172,15 +167,24 @@ class Trainer {
   double run_microbatches();  // returns this rank's sum of microbatch losses
   void trace(const char* name, TraceRecorder::Clock::time_point start);
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
-  // `moments` (and, with ZeRO-1, into the full flat buffers m and v, all-gathered when gather).
-  CheckpointState checkpoint_state(std::vector<OptimizerMoments>& moments, Tensor& m, Tensor& v, bool gather);
+  // `moments`, gathered from a sharded optimizer when gather (for a save).
+  CheckpointState checkpoint_state(CheckpointMoments& moments, bool gather);
+  // This rank's place in the layout and the optimizer's ZeRO stage, as checkpoints record them.
+  CheckpointLayout checkpoint_layout() const;
   bool stop_requested_everywhere();
+  // A message to the on_message callback, on the logging rank only.
+  void message(LogLevel level, const std::string& line) const;
+  void log_run_start() const;
+  void log_run_end();
   // fp16: divides the gradients by the loss scale; returns whether any is inf/NaN (agreed over
   // every rank that holds gradients).
   bool unscale_gradients();
   // The MFU denominator: train.peak_tflops, else the best GEMM rate of this run's backend and
   // compute dtype, measured now (warns when the dtype runs emulated).
   void set_mfu_roof();
+
+  // Steps recorded in the trace: the first is skipped (allocations, first-touch), then ten.
+  static constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;
 
   Config config_;
   TrainerOptions options_;
@@ -199,9 +203,8 @@ class Trainer {
   std::unique_ptr<TraceRecorder> trace_;
   std::unique_ptr<FlatParameters> flat_;     // with data parallelism
   std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism
-  std::unique_ptr<AdamW> optimizer_;         // without ZeRO
-  std::unique_ptr<ZeroAdamW> zero_optimizer_;
-  std::unique_ptr<OuterSync> outer_sync_;    // local_sgd / diloco
+  std::unique_ptr<Optimizer> optimizer_;      // AdamW, or ZeRO-1 under data-parallel allreduce
+  std::unique_ptr<OuterSync> outer_sync_;     // local_sgd / diloco
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
   // Set by forward_backward for optimizer_step: the step's loss and when it started.
   std::optional<double> pending_loss_;

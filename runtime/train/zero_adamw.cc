@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "kernels/adamw.h"
 #include "kernels/grad_clip.h"
@@ -11,8 +12,8 @@
 
 namespace tessera {
 
-ZeroAdamW::ZeroAdamW(FlatParameters& flat, Communicator& dp, const OptimizerConfig& config)
-    : flat_(flat), dp_(dp), config_(config) {
+ZeroAdamW::ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config)
+    : flat_(flat), sync_(sync), dp_(dp), config_(config) {
   const int64_t shard = flat.numel() / dp.size();
   lo_ = shard * dp.rank();
   hi_ = lo_ + shard;
@@ -28,7 +29,8 @@ void ZeroAdamW::for_each_piece(F f) const {
   }
 }
 
-double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, Communicator* pp) {
+double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
+  Tensor& shard_grads = sync_.shard_grads();
   double sq = 0;
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
     // A tp-replicated parameter has the same gradient on every tp rank: count it once.
@@ -45,19 +47,38 @@ double ZeroAdamW::clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, 
   return norm;
 }
 
-void ZeroAdamW::gather_moments(Tensor& exp_avg, Tensor& exp_avg_sq) {
-  exp_avg = Tensor::empty({flat_.numel()});
-  exp_avg_sq = Tensor::empty({flat_.numel()});
-  dp_.all_gather(m_, exp_avg);
-  dp_.all_gather(v_, exp_avg_sq);
+CheckpointMoments ZeroAdamW::checkpoint_moments(const std::vector<Parameter*>& params, bool gather) {
+  Tensor exp_avg, exp_avg_sq;
+  if (gather) {
+    exp_avg = Tensor::empty({flat_.numel()});
+    exp_avg_sq = Tensor::empty({flat_.numel()});
+    dp_.all_gather(m_, exp_avg);
+    dp_.all_gather(v_, exp_avg_sq);
+  } else {
+    exp_avg = Tensor::zeros({flat_.numel()});
+    exp_avg_sq = Tensor::zeros({flat_.numel()});
+  }
+  std::map<const Parameter*, size_t> index;
+  for (size_t i = 0; i < params.size(); ++i) index[params[i]] = i;
+  CheckpointMoments out;
+  out.per_param.resize(params.size());
+  for (const FlatSegment& seg : flat_.segments()) {
+    const Shape& shape = seg.param->value.shape();
+    out.per_param[index.at(seg.param)] = {exp_avg.narrow(seg.offset, seg.numel).view(shape),
+                                          exp_avg_sq.narrow(seg.offset, seg.numel).view(shape)};
+  }
+  out.storage = {exp_avg, exp_avg_sq};
+  return out;
 }
 
-void ZeroAdamW::scatter_moments(const Tensor& exp_avg, const Tensor& exp_avg_sq) {
-  m_.copy_from(exp_avg.narrow(lo_, hi_ - lo_));
-  v_.copy_from(exp_avg_sq.narrow(lo_, hi_ - lo_));
+void ZeroAdamW::load_moments(const CheckpointMoments& loaded) {
+  TESSERA_CHECK(loaded.storage.size() == 2, "ZeroAdamW::load_moments: not the buffers of checkpoint_moments");
+  m_.copy_from(loaded.storage[0].narrow(lo_, hi_ - lo_));
+  v_.copy_from(loaded.storage[1].narrow(lo_, hi_ - lo_));
 }
 
-void ZeroAdamW::step(const Tensor& shard_grads, double lr) {
+void ZeroAdamW::step(double lr) {
+  const Tensor& shard_grads = sync_.shard_grads();
   ++step_;
   float* values = flat_.values().f32();
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {

@@ -7,25 +7,32 @@
 #include "core/config.h"
 #include "runtime/model/tensor_parallel.h"
 #include "runtime/train/flat_parameters.h"
+#include "runtime/train/grad_sync.h"
+#include "runtime/train/optimizer.h"
 
 namespace tessera {
 
-class ZeroAdamW {
+class ZeroAdamW : public Optimizer {
  public:
-  ZeroAdamW(FlatParameters& flat, Communicator& dp, const OptimizerConfig& config);
+  // The gradients are those sync reduce-scatters (sync.shard_grads()); flat, sync and dp are
+  // borrowed and must outlive the optimizer.
+  ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config);
 
   // Global gradient norm from the shards (dp and tp reduced; tp-replicated parameters counted
   // once) and clipping of this rank's shard; returns the norm before clipping.
-  double clip(Tensor& shard_grads, double max_norm, const TpGroup& tp, Communicator* pp = nullptr);
-  // Updates this rank's shard from shard_grads and all-gathers the parameters.
-  void step(const Tensor& shard_grads, double lr);
-  int64_t state_bytes() const { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }
-  int64_t steps_taken() const { return step_; }
-  void set_steps_taken(int64_t steps) { step_ = steps; }
-  // The moments over the whole flat buffer, all-gathered from the shards (collective over
-  // dp), for checkpoints; and the inverse, keeping this rank's range of full moments.
-  void gather_moments(Tensor& exp_avg, Tensor& exp_avg_sq);
-  void scatter_moments(const Tensor& exp_avg, const Tensor& exp_avg_sq);
+  double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
+  // Scales this rank's gradient shard (the only gradients it updates from).
+  bool scale_gradients(float factor) override { return scale_and_check_finite(sync_.shard_grads(), factor); }
+  // Updates this rank's shard from its gradient shard and all-gathers the parameters.
+  void step(double lr) override;
+  int64_t state_bytes() const override { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }
+  int64_t steps_taken() const override { return step_; }
+  void set_steps_taken(int64_t steps) override { step_ = steps; }
+  int zero_stage() const override { return 1; }
+  // The moments over the whole flat buffer, all-gathered from the shards when gather (collective
+  // over dp), viewed per parameter; load_moments keeps this rank's range of them.
+  CheckpointMoments checkpoint_moments(const std::vector<Parameter*>& params, bool gather) override;
+  void load_moments(const CheckpointMoments& loaded) override;
 
  private:
   // Calls f(segment, begin, end) for each piece of a parameter inside this rank's shard,
@@ -34,6 +41,7 @@ class ZeroAdamW {
   void for_each_piece(F f) const;
 
   FlatParameters& flat_;
+  GradientSync& sync_;
   Communicator& dp_;
   OptimizerConfig config_;
   int64_t lo_ = 0, hi_ = 0;

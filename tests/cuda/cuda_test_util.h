@@ -32,7 +32,12 @@ bool device_available();
 
 namespace tessera::cuda_testing {
 
-// A device copy of a host vector, freed on scope exit.
+// A device copy of a host vector, freed on scope exit. The tests launch on a non-blocking
+// Stream, which does not wait for the legacy default stream that cudaMemcpy and cudaMemset use:
+// a pageable cudaMemcpy returns once the data is staged, not copied, and cudaMemset returns at
+// once. So every upload and fill waits for the legacy stream before returning, and the data is
+// in place for work enqueued afterwards on any stream; every read-back first waits for the
+// whole device, so the result of work on any stream is complete when it is read.
 template <class T>
 class DeviceArray {
  public:
@@ -44,6 +49,7 @@ class DeviceArray {
   static DeviceArray poisoned(size_t n) {
     DeviceArray a(n);
     TESSERA_CUDA_CHECK(cudaMemset(a.ptr_, 0xFF, a.bytes()));
+    TESSERA_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
     return a;
   }
   DeviceArray(DeviceArray&& other) noexcept : ptr_(other.ptr_), n_(other.n_) {
@@ -61,11 +67,13 @@ class DeviceArray {
     REQUIRE(host.size() == n_);
     if (n_ == 0) return;
     TESSERA_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+    TESSERA_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
   }
-  // Synchronous: waits for the work on every stream (the legacy default stream's semantics).
+  // Synchronous: waits for the work on every stream, then copies.
   std::vector<T> to_host() const {
     std::vector<T> host(n_);
     if (n_ == 0) return host;
+    TESSERA_CUDA_CHECK(cudaDeviceSynchronize());
     TESSERA_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
     return host;
   }

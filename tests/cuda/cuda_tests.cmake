@@ -4,6 +4,12 @@
 # run_device_checks.sh; tessera_cuda_emulated_tests (emulator/) runs the same tests, but the
 # cuBLAS ones, on a CPU emulation of the kernels. Built only with the CUDA backend; without a
 # GPU the [cuda] cases of tessera_cuda_tests skip.
+# The device check's no-GPU path (no CUDA build needed): it must fail loudly, with its table.
+add_test(NAME cuda.device_checks_no_gpu
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_device_checks_no_gpu.sh
+                 ${CMAKE_CURRENT_BINARY_DIR}/device_checks_no_gpu)
+set_tests_properties(cuda.device_checks_no_gpu PROPERTIES LABELS cuda TIMEOUT 60)
+
 if(NOT TESSERA_HAVE_CUDA)
   return()
 endif()

@@ -106,8 +106,12 @@ int main(int argc, char** argv) {
     float* C_d = device_alloc<float>(elems);
     uint16_t* A16_d = device_alloc<uint16_t>(elems);
     uint16_t* B16_d = device_alloc<uint16_t>(elems);
-    TESSERA_CUDA_CHECK(cudaMemcpy(A_d, A.data(), elems * 4, cudaMemcpyHostToDevice));
-    TESSERA_CUDA_CHECK(cudaMemcpy(B_d, B.data(), elems * 4, cudaMemcpyHostToDevice));
+    // On the stream the casts run on, so they read the uploaded data (a plain cudaMemcpy goes
+    // to the legacy default stream, which a non-blocking stream does not wait for).
+    TESSERA_CUDA_CHECK(
+        cudaMemcpyAsync(A_d, A.data(), elems * 4, cudaMemcpyHostToDevice, stream));
+    TESSERA_CUDA_CHECK(
+        cudaMemcpyAsync(B_d, B.data(), elems * 4, cudaMemcpyHostToDevice, stream));
     gpu::cast_f32_to_bf16(A16_d, A_d, static_cast<int64_t>(elems), stream);
     gpu::cast_f32_to_bf16(B16_d, B_d, static_cast<int64_t>(elems), stream);
     TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream));

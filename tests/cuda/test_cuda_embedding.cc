@@ -1,5 +1,7 @@
 // [cuda] tests of the token (vocabulary-sharded) and position embeddings against the CPU twins.
+#include <cstring>
 #include <tuple>
+#include <vector>
 
 #include "kernels/cuda/embedding_cuda.h"
 #include "kernels/embedding.h"
@@ -14,10 +16,10 @@ TEST_CASE("cuda token embedding matches the cpu kernel on a vocabulary shard",
   TESSERA_REQUIRE_GPU();
   Stream stream;
   // (rows, C, vocab, vocab_start, vocab_local): the whole vocabulary; a middle shard, so tokens
-  // fall below, inside and above it; many rows over a tiny shard, so rows repeat tokens and
-  // their atomicAdds collide.
+  // fall below, inside and above it; many rows over a tiny shard, so rows repeat tokens many
+  // times; C above the block size, so a thread covers several columns.
   const std::tuple<int64_t, int64_t, int32_t, int64_t, int64_t> cases[] = {
-      {1, 1, 1, 0, 1}, {37, 65, 50, 0, 50}, {300, 33, 100, 40, 25}, {4096, 96, 8, 2, 3}};
+      {1, 1, 1, 0, 1}, {37, 65, 50, 0, 50}, {300, 33, 100, 40, 25}, {4096, 96, 8, 2, 3}, {64, 600, 5, 0, 5}};
   for (const auto& [rows, C, vocab, start, local] : cases) {
     CAPTURE(rows, C, vocab, start, local);
     const auto tokens = random_ints(rows, 70, 0, vocab - 1);
@@ -37,10 +39,32 @@ TEST_CASE("cuda token embedding matches the cpu kernel on a vocabulary shard",
                                   stream.get());
     stream.sync();
     check_normalised("token embedding forward", out_d.to_host(), out, 0.0);  // copies and zeros
-    // Up to ~4096 / 3 rows add into one token row, in atomic (arbitrary) order on the GPU and
-    // in row order on the CPU: ~sqrt(count) ulp of sums of size ~sqrt(count), far below 1e-5.
-    check_normalised("token embedding backward (accumulated)", dwte_d.to_host(), dwte, 1e-5);
+    // The rows of one token are added in row order on both sides: the same bits.
+    check_normalised("token embedding backward (accumulated)", dwte_d.to_host(), dwte, 0.0);
   }
+}
+
+TEST_CASE("cuda token embedding backward repeats bit for bit", "[cuda][embedding]") {
+  TESSERA_REQUIRE_GPU();
+  Stream stream;
+  // Many rows over three tokens: ~1400 additions into each gradient element, spread over many
+  // blocks, so an order that depended on block scheduling (atomics; the emulator shuffles the
+  // block order of every launch) would change the last bits between the two runs.
+  const int64_t rows = 4096, C = 96, vocab = 3;
+  const auto tokens = random_ints(rows, 78, 0, vocab - 1);
+  const auto dout = random_floats(rows * C, 79), dwte0 = random_floats(vocab * C, 80);
+  const DeviceArray<int32_t> tokens_d(tokens);
+  const DeviceArray<float> dout_d(dout);
+  std::vector<std::vector<float>> runs;
+  for (int run = 0; run < 2; ++run) {
+    DeviceArray<float> dwte_d(dwte0);
+    gpu::token_embedding_backward(dwte_d.get(), dout_d.get(), tokens_d.get(), rows, C, 0, vocab,
+                                  stream.get());
+    stream.sync();
+    runs.push_back(dwte_d.to_host());
+  }
+  REQUIRE(runs[0].size() == runs[1].size());
+  CHECK(std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("cuda position embedding matches the cpu kernel", "[cuda][embedding]") {

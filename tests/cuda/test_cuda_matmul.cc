@@ -8,6 +8,7 @@
 // same bf16-rounded values in fp32; bf16 x bf16 products are exact in fp32, so only the summation
 // order differs, as in fp32 (1e-5 again). Against the unrounded fp32 inputs the bf16 result must
 // be within 1e-2 (M6's criterion; rounding the inputs to 8 bits gives ~4e-3).
+#include <algorithm>
 #include <tuple>
 
 #include "kernels/cuda/cublas_handle.h"
@@ -232,4 +233,72 @@ TEST_CASE("cuda bf16 gemm matches the cpu gemm for every transpose", "[cuda][mat
       check_normalised("bf16 gemm", C_d.to_host(), C, kFp32Tol);
     }
   }
+}
+
+TEST_CASE("cuda linear forward fuses the bias only when every pointer is 16-byte aligned",
+          "[cuda][matmul]") {
+  TESSERA_REQUIRE_GPU();
+  Stream stream;
+  gpu::CublasHandle handle;
+  const int64_t rows = 64, in = 128, out = 96;
+  const auto x = random_floats(rows * in, 48), w = random_floats(out * in, 49);
+  const auto b = random_floats(out, 50);
+  std::vector<float> y(rows * out);
+  cpu::linear_forward(y.data(), x.data(), w.data(), b.data(), rows, in, out);
+  // The bias one float into its buffer (4-byte aligned), as a parameter at an odd offset of a
+  // flat buffer would be; the other operands stay aligned.
+  std::vector<float> b_shifted(out + 1, 0.0f);
+  std::copy(b.begin(), b.end(), b_shifted.begin() + 1);
+  const DeviceArray<float> x_d(x), w_d(w), b_d(b), b_shifted_d(b_shifted);
+  for (const bool aligned : {false, true}) {
+    CAPTURE(aligned);
+    auto y_d = DeviceArray<float>::poisoned(y.size());
+    const float* bias = aligned ? b_d.get() : b_shifted_d.get() + 1;
+    const int64_t fused_before = handle.fused_bias_gemms();
+    gpu::linear_forward(handle, y_d.get(), x_d.get(), w_d.get(), bias, rows, in, out,
+                        stream.get());
+    stream.sync();
+    check_normalised("linear forward", y_d.to_host(), y, kFp32Tol);
+    // cuBLASLt has a bias epilogue for this fp32 problem, so the aligned call fuses.
+    CHECK(handle.fused_bias_gemms() - fused_before == (aligned ? 1 : 0));
+  }
+}
+
+TEST_CASE("cuda gemm plans are built once per problem and reused", "[cuda][matmul]") {
+  TESSERA_REQUIRE_GPU();
+  Stream stream;
+  gpu::CublasHandle handle;
+  const int64_t M = 32, N = 48, K = 64, capacity = static_cast<int64_t>(gpu::kGemmPlanCapacity);
+  // Rows enough for the M + capacity problems below; C is checked for the first M.
+  const auto A = random_floats((M + capacity) * K, 51), B = random_floats(K * N, 52);
+  std::vector<float> C(M * N);
+  cpu::gemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  const DeviceArray<float> A_d(A), B_d(B);
+  auto run = [&](int64_t m) {
+    auto C_d = DeviceArray<float>::poisoned(m * N);
+    gpu::gemm(handle, false, false, m, N, K, 1.0f, A_d.get(), K, B_d.get(), N, 0.0f, C_d.get(), N,
+              stream.get());
+    stream.sync();
+    return C_d.to_host();
+  };
+  REQUIRE(handle.plans_built() == 0);
+  for (int call = 0; call < 3; ++call) {
+    // The cached plan gives the same (correct) result on every call.
+    check_normalised("gemm through a cached plan", run(M), C, kFp32Tol);
+  }
+  CHECK(handle.plans_built() == 1);
+  CHECK(handle.plan_hits() == 2);
+  // Another shape, and the same shape with TF32 (another compute type), are new problems.
+  run(M - 1);
+  CHECK(handle.plans_built() == 2);
+  handle.set_allow_tf32(true);
+  run(M);
+  CHECK(handle.plans_built() == 3);
+  handle.set_allow_tf32(false);
+  // The cache keeps the most recently used kCapacity plans: after that many other problems,
+  // the first is rebuilt.
+  for (int64_t m = M + 1; m <= M + capacity; ++m) run(m);
+  const int64_t built = handle.plans_built();
+  run(M);
+  CHECK(handle.plans_built() == built + 1);
 }

@@ -1,6 +1,8 @@
 // [cuda] tests of the fused AdamW, the sum of squares and the clip scaling against the CPU
 // twins.
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "kernels/adamw.h"
 #include "kernels/cuda/adamw_cuda.h"
@@ -95,5 +97,29 @@ TEST_CASE("cuda sum of squares and clip scaling match the cpu kernels", "[cuda][
       stream.sync();
       check_normalised("clip scale", y_d.to_host(), y, 0.0);
     }
+  }
+}
+
+TEST_CASE("cuda clip scaling leaves gradients untouched when the norm is not finite",
+          "[cuda][grad_clip]") {
+  TESSERA_REQUIRE_GPU();
+  Stream stream;
+  const size_t n = 1000;
+  const auto x = random_floats(n, 98, -3.0f, 3.0f);
+  // The sum the caller reads back as the step's norm: NaN (a NaN gradient) or infinite (an
+  // overflow). Scaling by the NaN coefficient, or by the 0 of an infinite norm, would overwrite
+  // every gradient; the caller applies train.on_nan on the sum instead.
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(),
+                           std::numeric_limits<double>::infinity()}) {
+    CAPTURE(bad);
+    DeviceArray<float> y_d(x);
+    const DeviceArray<double> sum_d(std::vector<double>{bad});
+    gpu::clip_scale(y_d.get(), n, sum_d.get(), 1.0f, stream.get());
+    stream.sync();
+    const auto y = y_d.to_host();
+    CHECK(std::memcmp(y.data(), x.data(), n * sizeof(float)) == 0);
+    // The report stays where the caller reads it.
+    const double back = sum_d.to_host()[0];
+    CHECK((std::isnan(bad) ? std::isnan(back) : back == bad));
   }
 }

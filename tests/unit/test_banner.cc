@@ -120,6 +120,17 @@ ClusterModel slow_link_cluster() {
   return c;
 }
 
+// The bring-up's decision (choose_partition, with the cluster as its machine model), as the
+// banner receives it.
+void decide(RunFacts& f, const Config& c, const LayerGraph& graph, const std::optional<ClusterModel>& cluster) {
+  PartitionInputs in;
+  in.world = f.world;
+  in.vocab = f.vocab;
+  in.no_machine_reason = f.prediction_source;
+  if (cluster) in.machine = &*cluster;
+  take_partition(f, choose_partition(c, graph, in));
+}
+
 RunFacts facts_for() {
   RunFacts f;
   f.world = 4;
@@ -137,7 +148,7 @@ TEST_CASE("partition auto: the cost model's split with a machine model, FLOPs wi
   REQUIRE(flops == std::vector<int>{4, 1});
 
   RunFacts none = facts_for();
-  predict_run(none, c, std::nullopt, flops);
+  decide(none, c, graph, std::nullopt);
   CHECK(none.partition == flops);
   CHECK(none.partition_source == "FLOPs");
   CHECK_FALSE(none.predicted.has_value());
@@ -145,7 +156,7 @@ TEST_CASE("partition auto: the cost model's split with a machine model, FLOPs wi
         "  stages      [4, 1] (auto, balanced by FLOPs): pp0 embedding..fc.2 | pp1 head");
 
   RunFacts with = facts_for();
-  predict_run(with, c, slow_link_cluster(), flops);
+  decide(with, c, graph, slow_link_cluster());
   CHECK(with.partition == std::vector<int>{2, 3});
   CHECK(with.partition_source == "the cost model");
   REQUIRE(with.predicted.has_value());
@@ -165,7 +176,7 @@ TEST_CASE("partition auto falls back to FLOPs when the cluster cannot hold the w
   small.devices_per_node = 2;
   small.nodes = 1;
   RunFacts f = facts_for();
-  predict_run(f, c, small, stage_partition(c.parallel, graph));
+  decide(f, c, graph, small);
   CHECK(f.partition == std::vector<int>{4, 1});
   CHECK(f.partition_source == "FLOPs");
   CHECK_FALSE(f.predicted.has_value());
@@ -177,7 +188,7 @@ TEST_CASE("a fixed partition and a single stage keep their banner line", "[banne
   c.parallel.partition = {3, 2};
   const LayerGraph graph = build_layer_graph(c.model, 65, c.train.micro_batch_size);
   RunFacts fixed = facts_for();
-  predict_run(fixed, c, slow_link_cluster(), stage_partition(c.parallel, graph));
+  decide(fixed, c, graph, slow_link_cluster());
   CHECK(fixed.partition == std::vector<int>{3, 2});
   CHECK(fixed.partition_source.empty());
   REQUIRE(fixed.predicted.has_value());
@@ -189,7 +200,7 @@ TEST_CASE("a fixed partition and a single stage keep their banner line", "[banne
   c.parallel.pipeline_model_parallel_size = 1;
   RunFacts one = facts_for();
   one.world = 2;
-  predict_run(one, c, slow_link_cluster(), stage_partition(c.parallel, graph));
+  decide(one, c, graph, slow_link_cluster());
   CHECK(one.partition == std::vector<int>{5});
   CHECK(one.partition_source.empty());
   CHECK(line_starting(format_banner(c, graph, one), "  stages") == "  stages      [5] (auto): pp0 embedding..head");

@@ -115,7 +115,7 @@ TEST_CASE("checkpoint errors: every manifest rule has its own message", "[checkp
       {"model layers", [](json& j) { j["model"]["num_layers"] = 0; },
        "\"model.num_layers\" must be an integer in [1, 1073741824], not 0"},
       {"model heads", [](json& j) { j["model"]["num_attention_heads"] = 5; },
-       "model.hidden_size 32 is not divisible by model.num_attention_heads 5 (and head_dim is 0)"},
+       "model.hidden_size = 32: must be divisible by model.num_attention_heads = 5"},
       {"model init", [](json& j) { j["model"]["init_std"] = "big"; },
        "\"model.init_std\" must be a number, not \"big\""},
       {"extra", [](json& j) { j["extra"] = 1; }, "\"extra\" must be an object"},

@@ -205,13 +205,15 @@ TEST_CASE("an explicit partition counts custom layers: config check, trainer, la
   CHECK(trainer.chunks().front()->layers().size() == 5);
   CHECK(std::isfinite(trainer.train_step().loss));
   c.parallel.partition = {4};
+  // The same line as the config check's above: one rule, one owner (partitioner/layout_rules).
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}, with),
-                    "parallel.partition = [4]: must add up to the 5 layers of the layer graph (num_layers + embedding "
-                    "+ head + 1 custom layers)");
+                    "config: parallel.partition = [4]: must sum to the model's 5 layers (model.num_layers = 2 plus embedding, "
+                    "head and 1 custom layer), not 4");
   // Regression: a partition with more entries than stages silently trained only its first.
   c.parallel.partition = {2, 3};
   CHECK_THROWS_WITH(Trainer(c, data, ParallelGroups{}, with),
-                    "parallel.partition = [2, 3]: must have pipeline_model_parallel_size * virtual_stages = 1 entries");
+                    "config: parallel.partition = [2, 3]: must have pipeline_model_parallel_size * virtual_stages = 1 entries, "
+                    "not 2");
 
   // The layout rules: pp 5 has a layer per stage only with the custom layer.
   Layout lay;

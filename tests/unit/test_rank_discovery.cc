@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "launcher/rank_discovery.h"
+#include "runtime/comm/rank_discovery.h"
 #include "core/error.h"
 
 using tessera::InputError;

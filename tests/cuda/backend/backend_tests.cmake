@@ -26,19 +26,20 @@ target_link_libraries(tessera_nccl_check PRIVATE tessera_runtime_cuda)
 if(NOT TESSERA_CUDA_EMULATOR)
   return()
 endif()
-# matmul.cu and cublas_handle.cu, which the kernels' own emulated tests leave out, translated like
-# the other kernels; their cuBLASLt calls land in emu_cublaslt.cc.
+# The GEMM launchers (matmul.cu, the handle, the plan cache), which the kernels' own emulated
+# tests leave out, translated like the other kernels; their cuBLASLt calls land in emu_cublaslt.cc.
 set(emu_blas_out "${CMAKE_CURRENT_BINARY_DIR}/emulated_blas")
 set(emu_blas_sources "")
-foreach(name matmul cublas_handle)
-  set(output ${emu_blas_out}/kernels/cuda/${name}.cc)
+foreach(file matmul.cu cublas_handle.cu gemm_plan_cache.cu gemm_plan_cache.cuh)
+  string(REGEX REPLACE "\\.cu$" ".cc" name ${file})
+  set(output ${emu_blas_out}/kernels/cuda/${name})
   add_custom_command(OUTPUT ${output}
                      COMMAND ${CMAKE_COMMAND} -E make_directory ${emu_blas_out}/kernels/cuda
                      COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/translate_cu.py
-                             ${PROJECT_SOURCE_DIR}/kernels/cuda/${name}.cu ${output}
-                     DEPENDS ${PROJECT_SOURCE_DIR}/kernels/cuda/${name}.cu
+                             ${PROJECT_SOURCE_DIR}/kernels/cuda/${file} ${output}
+                     DEPENDS ${PROJECT_SOURCE_DIR}/kernels/cuda/${file}
                              ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/translate_cu.py
-                     COMMENT "Translating kernels/cuda/${name}.cu for the CUDA emulation" VERBATIM)
+                     COMMENT "Translating kernels/cuda/${file} for the CUDA emulation" VERBATIM)
   list(APPEND emu_blas_sources ${output})
 endforeach()
 set_source_files_properties(${emu_blas_sources} PROPERTIES COMPILE_OPTIONS
@@ -49,8 +50,10 @@ add_library(tessera_runtime_cuda_emulated STATIC ${TESSERA_RUNTIME_CUDA_SOURCES}
             ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu_cublaslt.cc
             ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu_runtime_device.cc
             ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu_nccl.cc)
-# The translated common.cuh (in the emulator's output folder) shadows the original.
-target_include_directories(tessera_runtime_cuda_emulated BEFORE PRIVATE ${CMAKE_CURRENT_BINARY_DIR}/emulated)
+# The translated headers (common.cuh in the emulator's output folder, the plan cache's in ours)
+# shadow the originals.
+target_include_directories(tessera_runtime_cuda_emulated BEFORE PRIVATE ${CMAKE_CURRENT_BINARY_DIR}/emulated
+                                                                        ${emu_blas_out})
 target_include_directories(tessera_runtime_cuda_emulated PUBLIC ${TESSERA_NCCL_INCLUDE_DIR})
 target_link_libraries(tessera_runtime_cuda_emulated PUBLIC tessera_runtime tessera_cuda_kernels_emulated)
 
@@ -101,7 +104,7 @@ set_tests_properties(cuda.refuse_without_gpu.np1 cuda.refuse_without_gpu.np2 PRO
 # node than GPUs, through the real command line under mpirun.
 add_executable(tessera_emulated ${PROJECT_SOURCE_DIR}/launcher/main.cc)
 set_target_properties(tessera_emulated PROPERTIES TESSERA_EMULATED ON)
-target_link_libraries(tessera_emulated PRIVATE tessera_launcher tessera_device_runtime)
+target_link_libraries(tessera_emulated PRIVATE tessera_cli tessera_device_runtime)
 add_test(NAME cuda.refuse_more_ranks_than_gpus
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
                  --expect "tessera: error: train.device = cuda: 2 ranks on this node but 1 CUDA device is visible (one GPU per rank)"

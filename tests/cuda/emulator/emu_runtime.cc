@@ -1,184 +1,126 @@
-// The CPU emulation's runtime: the fiber scheduler behind emu::launch, the block barrier and warp
-// shuffles, and the few CUDA runtime API calls that the kernels and the [cuda] tests make, backed
-// by host memory. Linked instead of libcudart into tessera_cuda_emulated_tests.
-#include <ucontext.h>
-
+// The CPU emulation's CUDA runtime: the calls that the kernels and the [cuda] tests make, backed
+// by host memory registered in the arena (emu_memory.cc), with the checks a GPU applies or would
+// fault on: copies in the wrong direction or past an allocation, frees of pointers cudaMalloc did
+// not return, shared-memory opt-ins above the limit. A refused call returns an error code and
+// cudaGetErrorString gives the refusal's message (also printed, for callers that do not check).
+// Linked instead of libcudart into the emulated tests.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
-#include <vector>
+#include <string>
+#include <unordered_map>
 
 #include "tests/cuda/emulator/emu.h"
+#include "tests/cuda/emulator/emu_state.h"
 
 namespace emu {
 namespace {
 
-// Kernel frames are small (no recursion, a few locals); 64 KiB leaves room for libm and asserts.
-constexpr size_t kStackBytes = size_t{64} << 10;
+// The message of the last refused call, for cudaGetErrorString.
+cudaError_t g_refused_code = cudaSuccess;
+std::string g_refused_message;
 
-struct Fiber {
-  ucontext_t context;
-  uint3 tid;
-  bool done = false;
-};
-
-// One grid runs at a time, on the calling thread: plain globals are the per-launch state.
-struct Scheduler {
-  ucontext_t main_context;
-  std::vector<Fiber> fibers;
-  std::vector<char> stacks;
-  std::vector<unsigned char> shared;
-  const std::function<void()>* body = nullptr;
-  int current = 0;
-  int live = 0;
-  uint3 block{};
-  dim3 block_dim{};
-  dim3 grid_dim{};
-  // The block barrier: arrivals in this generation, and the generation count.
-  int arrived = 0;
-  uint64_t generation = 0;
-  // Per-warp barriers and exchange slots for shuffles.
-  std::vector<int> warp_live, warp_arrived;
-  std::vector<uint64_t> warp_generation;
-  std::vector<uint64_t> exchange;
-};
-
-Scheduler g;
-
-void yield() { swapcontext(&g.fibers[g.current].context, &g.main_context); }
-
-int linear_tid() {
-  const uint3& t = g.fibers[g.current].tid;
-  return static_cast<int>(t.x + g.block_dim.x * (t.y + g.block_dim.y * t.z));
+std::unordered_map<const void*, size_t>& opt_ins() {
+  static std::unordered_map<const void*, size_t> bytes;
+  return bytes;
 }
 
-// A thread that returns stops counting towards the barriers it would have reached (CUDA's
-// behaviour for exited threads); any barrier now complete opens.
-void finish_current() {
-  g.fibers[g.current].done = true;
-  --g.live;
-  const int warp = linear_tid() / 32;
-  --g.warp_live[warp];
-  if (g.arrived > 0 && g.arrived >= g.live) {
-    g.arrived = 0;
-    ++g.generation;
-  }
-  if (g.warp_arrived[warp] > 0 && g.warp_arrived[warp] >= g.warp_live[warp]) {
-    g.warp_arrived[warp] = 0;
-    ++g.warp_generation[warp];
+cudaError_t refuse(cudaError_t code, const std::string& message) {
+  g_refused_code = code;
+  g_refused_message = "CUDA emulator refused: " + message;
+  std::fprintf(stderr, "%s\n", g_refused_message.c_str());
+  return code;
+}
+
+const char* kind_name(cudaMemcpyKind kind) {
+  switch (kind) {
+    case cudaMemcpyHostToHost: return "cudaMemcpyHostToHost";
+    case cudaMemcpyHostToDevice: return "cudaMemcpyHostToDevice";
+    case cudaMemcpyDeviceToHost: return "cudaMemcpyDeviceToHost";
+    case cudaMemcpyDeviceToDevice: return "cudaMemcpyDeviceToDevice";
+    default: return "cudaMemcpyDefault";
   }
 }
 
-void fiber_main() {
-  (*g.body)();
-  finish_current();
-  // Returning resumes main_context through uc_link.
-}
-
-void warp_barrier(int warp) {
-  const uint64_t gen = g.warp_generation[warp];
-  if (++g.warp_arrived[warp] >= g.warp_live[warp]) {
-    g.warp_arrived[warp] = 0;
-    ++g.warp_generation[warp];
-    return;
-  }
-  while (g.warp_generation[warp] == gen) yield();
-}
-
-void run_block(uint3 block) {
-  const int threads = static_cast<int>(g.block_dim.x * g.block_dim.y * g.block_dim.z);
-  const int warps = (threads + 31) / 32;
-  g.block = block;
-  g.live = threads;
-  g.arrived = 0;
-  g.warp_live.assign(warps, 0);
-  g.warp_arrived.assign(warps, 0);
-  g.warp_generation.assign(warps, 0);
-  g.exchange.assign(static_cast<size_t>(warps) * 32, 0);
-  std::memset(g.shared.data(), 0xFF, g.shared.size());
-  g.fibers.resize(threads);
-  for (int i = 0; i < threads; ++i) {
-    Fiber& f = g.fibers[i];
-    f.tid = uint3{static_cast<unsigned int>(i % g.block_dim.x),
-                  static_cast<unsigned int>(i / g.block_dim.x % g.block_dim.y),
-                  static_cast<unsigned int>(i / (g.block_dim.x * g.block_dim.y))};
-    f.done = false;
-    ++g.warp_live[i / 32];
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = g.stacks.data() + static_cast<size_t>(i) * kStackBytes;
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = &g.main_context;
-    makecontext(&f.context, fiber_main, 0);
-  }
-  while (g.live > 0) {
-    for (int i = 0; i < threads; ++i) {
-      if (g.fibers[i].done) continue;
-      g.current = i;
-      swapcontext(&g.main_context, &g.fibers[i].context);
+// Each side of a copy must be what the kind says: device memory covering the whole range, or
+// host memory. cudaMemcpyDefault infers the side from the pointer, as unified addressing does.
+cudaError_t check_side(const void* p, size_t count, bool want_device, const char* side,
+                       cudaMemcpyKind kind) {
+  const std::string what = std::string(kind_name(kind)) + " " + side;
+  if (!want_device) {
+    if (memory_kind(p) == MemoryKind::Device) {
+      return refuse(cudaErrorInvalidMemcpyDirection,
+                    what + " is device memory, but the kind says host");
     }
+    return cudaSuccess;
   }
+  try {
+    require_device_range(p, count, what);
+  } catch (const Refusal& e) {
+    return refuse(memory_kind(p) == MemoryKind::Host ? cudaErrorInvalidMemcpyDirection
+                                                     : cudaErrorInvalidValue,
+                  e.what());
+  }
+  return cudaSuccess;
+}
+
+cudaError_t check_copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  bool dst_device, src_device;
+  switch (kind) {
+    case cudaMemcpyHostToHost: dst_device = false, src_device = false; break;
+    case cudaMemcpyHostToDevice: dst_device = true, src_device = false; break;
+    case cudaMemcpyDeviceToHost: dst_device = false, src_device = true; break;
+    case cudaMemcpyDeviceToDevice: dst_device = true, src_device = true; break;
+    case cudaMemcpyDefault:
+      dst_device = memory_kind(dst) == MemoryKind::Device;
+      src_device = memory_kind(src) == MemoryKind::Device;
+      break;
+    default: return refuse(cudaErrorInvalidMemcpyDirection, "unknown cudaMemcpyKind");
+  }
+  const cudaError_t err = check_side(dst, count, dst_device, "destination", kind);
+  return err != cudaSuccess ? err : check_side(src, count, src_device, "source", kind);
 }
 
 }  // namespace
 
-const uint3& thread_idx() { return g.fibers[g.current].tid; }
-const uint3& block_idx() { return g.block; }
-const dim3& block_dim() { return g.block_dim; }
-const dim3& grid_dim() { return g.grid_dim; }
-void* dynamic_shared() { return g.shared.data(); }
-
-void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
-  const size_t threads = size_t{block.x} * block.y * block.z;
-  if (threads == 0 || threads > 1024) throw std::runtime_error("emu::launch: bad block size");
-  g.body = &body;
-  g.block_dim = block;
-  g.grid_dim = grid;
-  g.shared.assign(shared_bytes, 0xFF);
-  if (g.stacks.size() < threads * kStackBytes) g.stacks.resize(threads * kStackBytes);
-  for (unsigned int z = 0; z < grid.z; ++z) {
-    for (unsigned int y = 0; y < grid.y; ++y) {
-      for (unsigned int x = 0; x < grid.x; ++x) run_block(uint3{x, y, z});
-    }
-  }
-  g.body = nullptr;
-}
-
-void syncthreads() {
-  const uint64_t gen = g.generation;
-  if (++g.arrived >= g.live) {
-    g.arrived = 0;
-    ++g.generation;
-    return;
-  }
-  while (g.generation == gen) yield();
-}
-
-uint64_t warp_exchange(uint64_t bits, int offset) {
-  const int tid = linear_tid(), warp = tid / 32, lane = tid % 32;
-  g.exchange[warp * 32 + lane] = bits;
-  warp_barrier(warp);  // every lane has written
-  const uint64_t out = g.exchange[warp * 32 + (lane ^ offset)];
-  warp_barrier(warp);  // every lane has read before the slots are reused
-  return out;
+size_t opted_in_shared_bytes(const void* kernel) {
+  if (kernel == nullptr) return 0;
+  const auto it = opt_ins().find(kernel);
+  return it == opt_ins().end() ? 0 : it->second;
 }
 
 }  // namespace emu
 
-// The CUDA runtime calls used by the kernels and the tests, on host memory. Streams are fake
-// (every call completes before it returns, so stream order holds trivially).
+// The CUDA runtime calls. Streams are fake (every call completes before it returns, so stream
+// order holds trivially).
 extern "C" {
 
+// Like CUDA, 0 bytes give a null pointer. Fresh memory is 0xFF bytes, as shared memory is, so
+// a kernel that reads what nobody wrote sees NaN.
 cudaError_t cudaMalloc(void** ptr, size_t size) {
-  *ptr = std::malloc(size > 0 ? size : 1);
-  return *ptr ? cudaSuccess : cudaErrorMemoryAllocation;
+  *ptr = nullptr;
+  if (size == 0) return cudaSuccess;
+  *ptr = std::malloc(size);
+  if (*ptr == nullptr) return cudaErrorMemoryAllocation;
+  std::memset(*ptr, 0xFF, size);
+  emu::add_allocation(*ptr, size);
+  return cudaSuccess;
 }
 cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  if (!emu::remove_allocation(ptr)) {
+    return emu::refuse(cudaErrorInvalidValue,
+                       "cudaFree of a pointer that is not a live cudaMalloc allocation "
+                       "(host memory, an interior pointer, or a double free)");
+  }
   std::free(ptr);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind) {
-  if (count > 0) std::memmove(dst, src, count);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
+  if (count == 0) return cudaSuccess;
+  const cudaError_t err = emu::check_copy(dst, src, count, kind);
+  if (err != cudaSuccess) return err;
+  std::memmove(dst, src, count);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind,
@@ -186,6 +128,12 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaM
   return cudaMemcpy(dst, src, count, kind);
 }
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
+  if (count == 0) return cudaSuccess;
+  try {
+    emu::require_device_range(ptr, count, "cudaMemset");
+  } catch (const emu::Refusal& e) {
+    return emu::refuse(cudaErrorInvalidValue, e.what());
+  }
   std::memset(ptr, value, count);
   return cudaSuccess;
 }
@@ -198,7 +146,11 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
   return cudaSuccess;
 }
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-const char* cudaGetErrorString(cudaError_t) { return "emulated CUDA error"; }
+const char* cudaGetErrorString(cudaError_t err) {
+  if (err == cudaSuccess) return "no error";
+  if (err == emu::g_refused_code) return emu::g_refused_message.c_str();
+  return "emulated CUDA error";
+}
 cudaError_t cudaGetDeviceCount(int* count) {
   *count = 1;
   return cudaSuccess;
@@ -222,6 +174,17 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaFuncSetAttribute(const void*, enum cudaFuncAttribute, int) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+// The dynamic shared-memory opt-in is recorded per kernel address and enforced at launch.
+cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+  if (value < 0 || static_cast<size_t>(value) > emu::kMaxOptInSharedBytes) {
+    return emu::refuse(cudaErrorInvalidValue,
+                       "cudaFuncSetAttribute(MaxDynamicSharedMemorySize, " + std::to_string(value) +
+                           "): sm_90 allows at most 227 KiB (232448 bytes)");
+  }
+  emu::opt_ins()[func] = static_cast<size_t>(value);
+  return cudaSuccess;
+}
 
 }  // extern "C"

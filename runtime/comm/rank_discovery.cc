@@ -1,5 +1,5 @@
 // Rank discovery from launcher environment variables, and the check against MPI.
-#include "launcher/rank_discovery.h"
+#include "runtime/comm/rank_discovery.h"
 
 #include <mpi.h>
 
@@ -103,8 +103,9 @@ RankInfo discover_rank_with_mpi() {
     MPI_Comm node;
     TESSERA_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, mpi_rank, MPI_INFO_NULL, &node),
                       "MPI_Comm_split_type");
-    MPI_Comm_rank(node, &info.local_rank);
-    MPI_Comm_free(&node);
+    const int rc = MPI_Comm_rank(node, &info.local_rank);
+    TESSERA_MPI_CHECK(MPI_Comm_free(&node), "MPI_Comm_free");
+    TESSERA_MPI_CHECK(rc, "MPI_Comm_rank");
     info.local_rank_known = true;
   }
   return info;

@@ -1,6 +1,8 @@
 // Which config features this build of the runtime can execute. The config schema accepts the
 // whole documented format; features whose runtime has not landed yet are refused here with
-// one clear line instead of being silently ignored.
+// one clear line instead of being silently ignored. The Trainer calls it, so every entry point
+// (the CLI, Python, an embedding program) gets the same refusals; the CLI calls it earlier too,
+// before any rank does work.
 #pragma once
 
 #include "core/config.h"

@@ -11,7 +11,7 @@
 
 #include "partitioner/schedule.h"
 #include "core/error.h"
-#include "tests/unit/schedule_test_params.h"
+#include "tests/partitioner/schedule_test_params.h"
 
 using tessera::Action;
 using tessera::ActionKind;

@@ -1,17 +1,20 @@
 // Threads per rank.
-#include "launcher/threads.h"
+#include "runtime/comm/threads.h"
 
 #include <algorithm>
 #include <thread>
+
+#include "runtime/comm/mpi_check.h"
 
 namespace tessera {
 
 int ranks_on_this_node(MPI_Comm comm) {
   MPI_Comm node;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  TESSERA_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
   int size = 1;
-  MPI_Comm_size(node, &size);
-  MPI_Comm_free(&node);
+  const int rc = MPI_Comm_size(node, &size);
+  TESSERA_MPI_CHECK(MPI_Comm_free(&node), "MPI_Comm_free");
+  TESSERA_MPI_CHECK(rc, "MPI_Comm_size");
   return size;
 }
 

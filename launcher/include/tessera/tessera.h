@@ -8,21 +8,27 @@
 //   LayerGraph, CustomLayerPlacement, LayerRegistry, Model: models with user-defined layers
 //   DataSource, DatasetSource, Dataset, Vocabulary: where batches come from
 //   Trainer, TrainerOptions, TrainerCallbacks, StepResult: the training loop, whole or by step
+//   TrainingSession, SessionOptions: the bring-up `tessera train` and Python use (rank
+//                    discovery, world, threads, grid, data, the partition decision, Trainer)
 //   MpiEnvironment, MpiCommunicator, Communicator, ParallelGrid, parallel_groups: MPI and
 //                    the (tp, dp, pp) groups, always passed explicitly
-//   search_layouts, plan_config_layout, CostModel, PartitionPlan: layout search and plans
+//   search_layouts, plan_config_layout, CostModel, PartitionPlan: layout search and plans;
+//                    choose_partition, layout_violations: the partition decision and layout rules
 //   save_checkpoint / load_checkpoint (via Trainer::save / resume), inspect_checkpoint,
 //                    export_consolidated, reshard_checkpoint
 //   Error, InputError, abort_job: every failure is an exception; the host decides what to do
 //
-// The headers below keep their paths in the source tree, so a program may also include just
-// the ones it needs.
+// The umbrella sits with the launcher, the highest layer it includes (YAML config loading). The
+// headers below keep their paths in the source tree, so a program may also include just the
+// ones it needs.
 #pragma once
 
 #include "launcher/config_loader.h"
 #include "partitioner/cost_model.h"
 #include "partitioner/layer_graph.h"
+#include "partitioner/layout_rules.h"
 #include "partitioner/layout_search.h"
+#include "partitioner/partition_choice.h"
 #include "partitioner/partition_plan.h"
 #include "partitioner/plan_report.h"
 #include "partitioner/schedule.h"
@@ -49,3 +55,4 @@
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/trainer.h"
+#include "runtime/train/training_session.h"

@@ -1,5 +1,5 @@
 // Refuses config features whose runtime is not implemented yet.
-#include "launcher/runtime_support.h"
+#include "runtime/train/runtime_support.h"
 
 #include "core/error.h"
 
@@ -10,6 +10,9 @@ void check_runtime_support(const Config& c) {
   const ParallelConfig& p = c.parallel;
   TESSERA_REQUIRE(p.zero_stage <= 1, "{}: parallel.zero_stage = {}: only ZeRO stages 0 and 1 are implemented",
                   src, p.zero_stage);
+  // bf16/fp16 run on the CPU through oneDNN's 16-bit GEMMs; the Eigen reference GEMM is fp32 only.
+  TESSERA_REQUIRE(c.train.gemm != "eigen" || c.train.precision == "fp32",
+                  "{}: train.gemm = eigen: runs fp32 only (train.precision = {} needs onednn)", src, c.train.precision);
 }
 
 }  // namespace tessera
