@@ -94,6 +94,10 @@ struct TrainConfig {
   uint64_t seed = 1337;
   std::string precision = "fp32";  // fp32 | bf16 | fp16: the GEMMs' input dtype (runtime/compute)
   std::string gemm = "onednn";     // onednn | eigen (the fp32 reference): the CPU GEMM library
+  // cpu | cuda: where the ops, parameters and activations live; cuda is one GPU per rank, the
+  // node-local rank's (runtime/compute/cuda_backend.h).
+  std::string device = "cpu";
+  bool allow_tf32 = false;  // device cuda: fp32 GEMMs on TF32 tensor cores (10-bit mantissa inputs)
   // fp16 dynamic loss scaling (Megatron's names): the starting scale, the good steps after which
   // it doubles, and the floor it is never halved below.
   double initial_loss_scale = 65536.0;

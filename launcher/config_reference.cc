@@ -140,6 +140,10 @@ const std::map<std::string, std::string>& meanings() {
        "GEMM input precision: `bf16` and `fp16` keep fp32 master weights, optimizer state, norms, softmax and the "
        "loss, and feed the GEMMs low-precision copies; `fp16` adds dynamic loss scaling (docs/precision.md)."},
       {"train.gemm", "CPU GEMM library: `onednn` (fp32, bf16) or `eigen` (the fp32 reference)."},
+      {"train.device",
+       "Where training runs: `cpu`, or `cuda` (one GPU per rank, the node-local rank's; needs a CUDA build, "
+       "fp32 or bf16). See docs/cuda.md."},
+      {"train.allow_tf32", "With `device: cuda`: fp32 GEMMs on TF32 tensor cores (inputs rounded to 10 mantissa bits)."},
       {"train.initial_loss_scale", "fp16 only: the dynamic loss scale's start (halved on overflow)."},
       {"train.loss_scale_window", "fp16 only: overflow-free steps after which the loss scale doubles."},
       {"train.min_loss_scale", "fp16 only: the floor of the loss scale."},

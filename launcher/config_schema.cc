@@ -304,6 +304,8 @@ std::vector<Field> make_schema() {
       seed_field(),
       one_of("train.precision", TESSERA_AT(train.precision), {"fp32", "bf16", "fp16"}),
       one_of("train.gemm", TESSERA_AT(train.gemm), {"onednn", "eigen"}),
+      one_of("train.device", TESSERA_AT(train.device), {"cpu", "cuda"}),
+      boolean("train.allow_tf32", TESSERA_AT(train.allow_tf32)),
       number("train.initial_loss_scale", TESSERA_AT(train.initial_loss_scale), is_positive, "must be a positive number"),
       positive("train.loss_scale_window", TESSERA_AT(train.loss_scale_window)),
       number("train.min_loss_scale", TESSERA_AT(train.min_loss_scale), is_positive, "must be a positive number"),

@@ -1,6 +1,8 @@
 // Tensor and host Storage implementation, with allocation accounting for memory reports.
 #include "runtime/tensor.h"
 
+#include "runtime/device/device_memory.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -63,8 +65,16 @@ MemoryStats host_memory_stats() { return {g_host_current.load(), g_host_peak.loa
 
 void reset_host_memory_peak() { g_host_peak.store(g_host_current.load()); }
 
+std::string device_name(Device device) {
+  return device.is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", device.index);
+}
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  TESSERA_CHECK(device.kind == DeviceKind::CPU, "host Storage cannot allocate on a CUDA device");
+  if (!device.is_cpu()) {
+    device_memory_ = device_memory(device);
+    data_ = device_memory_->allocate(bytes);
+    return;
+  }
   // 64-byte alignment keeps Eigen's vectorised loads aligned for every row of width % 16 == 0.
   const size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
   data_ = std::aligned_alloc(64, rounded);
@@ -73,6 +83,10 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 }
 
 Storage::~Storage() {
+  if (device_memory_ != nullptr) {
+    device_memory_->deallocate(data_);
+    return;
+  }
   std::free(data_);
   account(-static_cast<int64_t>(bytes_));
 }
@@ -135,21 +149,26 @@ Tensor Tensor::narrow(int64_t start, int64_t length) const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device_);
-  t.copy_from(*this);
+  copy_tensor(t, *this);
   return t;
 }
 
 void Tensor::copy_from(const Tensor& src) {
   TESSERA_CHECK(src.numel() == numel() && src.dtype_ == dtype_, "copy_from {} {} into {} {}",
                 dtype_name(src.dtype_), shape_string(src.shape_), dtype_name(dtype_), shape_string(shape_));
-  TESSERA_CHECK(device_.kind == DeviceKind::CPU && src.device_.kind == DeviceKind::CPU,
-                "Tensor::copy_from is host-only; use the device copy functions");
+  TESSERA_CHECK(device_.is_cpu() && src.device_.is_cpu(),
+                "Tensor::copy_from is host-only ({} <- {}); use copy_tensor (runtime/device/device_memory.h)",
+                device_name(device_), device_name(src.device_));
   if (nbytes() > 0) std::memcpy(data<char>(), src.data<char>(), nbytes());
 }
 
 void Tensor::zero() {
-  TESSERA_CHECK(device_.kind == DeviceKind::CPU, "Tensor::zero is host-only");
-  if (nbytes() > 0) std::memset(data<char>(), 0, nbytes());
+  if (nbytes() == 0) return;
+  if (device_.is_cpu()) {
+    std::memset(data<char>(), 0, nbytes());
+  } else {
+    device_memory(device_)->set_zero(device_data<char>(), nbytes());
+  }
 }
 
 void Tensor::fill(float value) {

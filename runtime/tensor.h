@@ -1,5 +1,7 @@
 // Tensor: a shape, a dtype, a device and shared storage. Contiguous row-major views only;
-// copies between devices are always explicit.
+// copies between devices are always explicit (runtime/device/device_memory.h). Host accessors
+// (data, f32, i32, fill, copy_from) refuse a device tensor with one line; device code takes its
+// address with device_data.
 #pragma once
 
 #include <cstddef>
@@ -21,8 +23,11 @@ struct Device {
   DeviceKind kind = DeviceKind::CPU;
   int index = 0;
   static Device cpu() { return {}; }
+  static Device cuda(int index) { return {DeviceKind::CUDA, index}; }
+  bool is_cpu() const { return kind == DeviceKind::CPU; }
   bool operator==(const Device&) const = default;
 };
+std::string device_name(Device device);  // "cpu", "cuda:0"
 
 using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& shape);
@@ -38,7 +43,9 @@ MemoryStats host_memory_stats();
 // reports is that of training, not of building the full model before sharding it).
 void reset_host_memory_peak();
 
-// Owns one allocation. Freed when the last Tensor that shares it goes away.
+class DeviceMemory;
+
+// Owns one allocation: host memory, or device memory from the device's DeviceMemory. Freed when the last Tensor that shares it goes away.
 class Storage {
  public:
   Storage(size_t bytes, Device device);
@@ -53,6 +60,7 @@ class Storage {
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  std::shared_ptr<DeviceMemory> device_memory_;  // null for host storage
 };
 
 class Tensor {
@@ -71,11 +79,21 @@ class Tensor {
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
 
+  // The elements, for host code: a tensor on a device throws (its bytes are not addressable
+  // here; copy it with to_device first).
   template <typename T>
   T* data() const {
-    TESSERA_CHECK(defined(), "tensor is undefined");
-    return reinterpret_cast<T*>(static_cast<char*>(storage_->data()) +
-                                offset_ * dtype_size(dtype_));
+    TESSERA_CHECK(device_.is_cpu(), "host access to a tensor on {} ({} {}): copy it to the host first",
+                  device_name(device_), dtype_name(dtype_), shape_string(shape_));
+    return address<T>();
+  }
+  // The device address of the elements, for kernels of the tensor's device: a host tensor throws,
+  // so a host pointer never reaches a device kernel.
+  template <typename T>
+  T* device_data() const {
+    TESSERA_CHECK(!device_.is_cpu(), "a device kernel was given a host tensor ({} {})", dtype_name(dtype_),
+                  shape_string(shape_));
+    return address<T>();
   }
   float* f32() const;
   int32_t* i32() const;
@@ -87,10 +105,17 @@ class Tensor {
   // A deep copy on the same device.
   Tensor clone() const;
   void copy_from(const Tensor& src);
+  // Zeros the elements on whatever device holds them (on a device: ordered on its compute stream).
   void zero();
   void fill(float value);
 
  private:
+  template <typename T>
+  T* address() const {
+    TESSERA_CHECK(defined(), "tensor is undefined");
+    return reinterpret_cast<T*>(static_cast<char*>(storage_->data()) + offset_ * dtype_size(dtype_));
+  }
+
   Shape shape_;
   DType dtype_ = DType::F32;
   Device device_;

@@ -1,5 +1,6 @@
 // The Communicator interface: collectives and point-to-point over one group of ranks.
-// Implementations: MpiCommunicator (OpenMPI, CPU tensors). Communicators are created and
+// Implementations: MpiCommunicator (OpenMPI, CPU tensors) and NcclCommunicator (NCCL, CUDA
+// tensors; built with CUDA only). Communicators are created and
 // passed explicitly (ParallelGrid owns them); there is no global communicator.
 #pragma once
 
@@ -59,6 +60,11 @@ class Communicator {
   virtual std::unique_ptr<CommRequest> send(const Tensor& t, int peer, int tag) = 0;
   virtual std::unique_ptr<CommRequest> recv(Tensor& t, int peer, int tag) = 0;
   virtual void barrier() = 0;
+  // Brackets the sends and receives of one pipeline schedule step. NCCL must issue them as one
+  // group (ncclGroupStart/End): a receive posted ahead of the matching send would otherwise
+  // block the stream the send needs. MPI's calls are non-blocking already, so by default nothing.
+  virtual void begin_p2p_group() {}
+  virtual void end_p2p_group() {}
   // Ranks with the same color form a new group, ordered by key.
   virtual std::unique_ptr<Communicator> split(int color, int key, const std::string& name) = 0;
 };

@@ -7,6 +7,7 @@
 
 #include "partitioner/layout_rules.h"
 #include "partitioner/machine_model.h"
+#include "runtime/comm/agreement.h"
 #include "runtime/comm/threads.h"
 #include "runtime/data/tokenizer.h"
 
@@ -16,7 +17,9 @@ TrainingSession::TrainingSession(const Config& config, MpiEnvironment& env, Sess
     : config_(config), options_(std::move(options)) {
   rank_ = discover_rank_with_mpi();  // the launcher's variables checked against MPI
   world_ = MpiCommunicator::world(config_.parallel.timeout_s);
-  omp_set_num_threads(resolve_threads(config_.train.threads, ranks_on_this_node(world_->mpi_comm())));
+  const int local_ranks = ranks_on_this_node(world_->mpi_comm());
+  omp_set_num_threads(resolve_threads(config_.train.threads, local_ranks));
+  if (config_.train.device == "cuda") check_cuda_device(local_ranks);
   const ParallelConfig& p = config_.parallel;
   grid_ = std::make_unique<ParallelGrid>(
       *world_, p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
@@ -33,6 +36,16 @@ TrainingSession::TrainingSession(const Config& config, MpiEnvironment& env, Sess
   graph_ = build_layer_graph(config_.model, vocab.size(), config_.train.micro_batch_size,
                              options_.trainer.custom_layers);
   decide_partition(options_.machine);
+}
+
+// Before any work: every rank checks its own GPU (ranks on other nodes may see other devices),
+// and all stop together with the first refusal.
+void TrainingSession::check_cuda_device(int local_ranks) {
+  run_agreed(world_.get(), [&] {
+    choose_cuda_device(options_.cuda, rank_.rank, rank_.local_rank, local_ranks);
+    TESSERA_REQUIRE(false, "train.device = cuda: the trainer does not place its state on the device yet (issue 16, "
+                           "part 5)");
+  });
 }
 
 void TrainingSession::decide_partition(const std::optional<ClusterModel>& given) {

@@ -22,6 +22,7 @@
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/comm/rank_discovery.h"
 #include "runtime/data/dataset.h"
+#include "runtime/device/device_choice.h"
 #include "runtime/train/trainer.h"
 
 namespace tessera {
@@ -32,6 +33,10 @@ struct SessionOptions {
   std::optional<ClusterModel> machine;
   // The program's own data (borrowed, must outlive the session); null: config.data's Dataset.
   DataSource* data = nullptr;
+  // train.device = cuda: what the program's build and machine offer (the `tessera` command fills
+  // it from runtime/compute/cuda_compute.h); the default is a build without CUDA, so a program
+  // that does not link the CUDA runtime refuses device cuda in one line.
+  CudaRuntimeFacts cuda;
   // What TrainerOptions holds besides the callbacks (given to start()): the resolved config
   // saved in checkpoints, the stop flag, and an embedding program's custom layers and registry.
   TrainerOptions trainer;
@@ -62,6 +67,7 @@ class TrainingSession {
   Trainer& trainer();
 
  private:
+  void check_cuda_device(int local_ranks);
   void decide_partition(const std::optional<ClusterModel>& machine);
 
   Config config_;

@@ -1,0 +1,24 @@
+// The CUDA compute of a run, as far as code that must build with or without CUDA sees it. Each
+// build links exactly one definition (CMake's tessera_device_runtime picks it): the CUDA one
+// (cuda_compute.cc, in tessera_runtime_cuda or its emulated twin) or the CPU-only one
+// (no_cuda_compute.cc), which reports no CUDA and refuses to make a CUDA compute. So the choice
+// is made by the build, not by #ifdefs in the code that calls these.
+#pragma once
+
+#include <memory>
+
+#include "runtime/compute/compute.h"
+
+namespace tessera {
+
+// Whether this build has the CUDA backend.
+bool cuda_built();
+// CUDA devices this process can see (0 without CUDA, a driver or a device).
+int cuda_devices_visible();
+// The NCCL library's version code (ncclGetVersion, e.g. 22809 for 2.28.9); 0 without CUDA.
+int nccl_version_code();
+// Starts this rank's CUDA runtime on `device_index` (its device tensors come from there from now
+// on) and returns the Compute over CudaBackend. fp16 is refused (no fp16 CUDA kernels yet).
+std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32);
+
+}  // namespace tessera

@@ -1,0 +1,115 @@
+# The runtime's CUDA parts (tessera_runtime_cuda: device tensors, CudaBackend) tested op by op
+# against the CPU reference. tessera_cuda_backend_emulated_tests runs them in CI on the CPU
+# emulation: the runtime's CUDA sources built against the translated kernels (emulator/), the
+# emulated CUDA runtime, and emu_cublaslt.cc standing in for cuBLASLt under the real matmul.cu.
+# tessera_cuda_backend_tests is the same on a GPU (for tests/cuda/run_device_checks.sh).
+# Included from tests/CMakeLists.txt after cuda_tests.cmake.
+
+# A build without CUDA refuses train.device = cuda in one line, before any work.
+if(NOT TESSERA_HAVE_CUDA)
+  add_test(NAME cuda.refuse_without_cuda_build
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
+                   --expect "tessera: error: train.device = cuda: this tessera was built without CUDA (configure with -DTESSERA_CUDA=ON on a machine with the CUDA toolkit)"
+                   -- $<TARGET_FILE:tessera> train ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+                   --set train.device=cuda --set data.path=${PROJECT_SOURCE_DIR}/data/tinyshakespeare.txt)
+  set_tests_properties(cuda.refuse_without_cuda_build PROPERTIES LABELS cuda TIMEOUT 60)
+  return()
+endif()
+set(backend_test_sources ${CMAKE_CURRENT_LIST_DIR}/test_cuda_backend_ops.cc
+    ${CMAKE_CURRENT_LIST_DIR}/test_cuda_device_memory.cc ${CMAKE_CURRENT_LIST_DIR}/main.cc)
+
+add_executable(tessera_cuda_backend_tests ${backend_test_sources})
+target_link_libraries(tessera_cuda_backend_tests PRIVATE tessera_runtime_cuda Catch2::Catch2)
+add_executable(tessera_nccl_check ${CMAKE_CURRENT_LIST_DIR}/nccl_check.cc)
+target_link_libraries(tessera_nccl_check PRIVATE tessera_runtime_cuda)
+
+if(NOT TESSERA_CUDA_EMULATOR)
+  return()
+endif()
+# The GEMM launchers (matmul.cu, the handle, the plan cache), which the kernels' own emulated
+# tests leave out, translated like the other kernels; their cuBLASLt calls land in emu_cublaslt.cc.
+set(emu_blas_out "${CMAKE_CURRENT_BINARY_DIR}/emulated_blas")
+set(emu_blas_sources "")
+foreach(file matmul.cu cublas_handle.cu gemm_plan_cache.cu gemm_plan_cache.cuh)
+  string(REGEX REPLACE "\\.cu$" ".cc" name ${file})
+  set(output ${emu_blas_out}/kernels/cuda/${name})
+  add_custom_command(OUTPUT ${output}
+                     COMMAND ${CMAKE_COMMAND} -E make_directory ${emu_blas_out}/kernels/cuda
+                     COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/translate_cu.py
+                             ${PROJECT_SOURCE_DIR}/kernels/cuda/${file} ${output}
+                     DEPENDS ${PROJECT_SOURCE_DIR}/kernels/cuda/${file}
+                             ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/translate_cu.py
+                     COMMENT "Translating kernels/cuda/${file} for the CUDA emulation" VERBATIM)
+  list(APPEND emu_blas_sources ${output})
+endforeach()
+set_source_files_properties(${emu_blas_sources} PROPERTIES COMPILE_OPTIONS
+                            "-include;${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu.h")
+
+# The emulated twin of tessera_runtime_cuda: the same runtime sources, the emulated kernels.
+add_library(tessera_runtime_cuda_emulated STATIC ${TESSERA_RUNTIME_CUDA_SOURCES} ${emu_blas_sources}
+            ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu_cublaslt.cc
+            ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu_runtime_device.cc
+            ${PROJECT_SOURCE_DIR}/tests/cuda/emulator/emu_nccl.cc)
+# The translated headers (common.cuh in the emulator's output folder, the plan cache's in ours)
+# shadow the originals.
+target_include_directories(tessera_runtime_cuda_emulated BEFORE PRIVATE ${CMAKE_CURRENT_BINARY_DIR}/emulated
+                                                                        ${emu_blas_out})
+target_include_directories(tessera_runtime_cuda_emulated PUBLIC ${TESSERA_NCCL_INCLUDE_DIR})
+target_link_libraries(tessera_runtime_cuda_emulated PUBLIC tessera_runtime tessera_cuda_kernels_emulated)
+
+add_executable(tessera_cuda_backend_emulated_tests ${backend_test_sources})
+target_link_libraries(tessera_cuda_backend_emulated_tests PRIVATE tessera_runtime_cuda_emulated Catch2::Catch2)
+add_test(NAME cuda.backend_emulated COMMAND tessera_cuda_backend_emulated_tests)
+set_tests_properties(cuda.backend_emulated PROPERTIES LABELS cuda TIMEOUT 300)
+
+# The NCCL communicator: nccl_check.cc on the emulated NCCL (emu_nccl.cc, MPI underneath: a test
+# double for the transport only) under mpirun -np 2, every operation and the watchdog's timeout.
+# About 5 s together; the real NCCL build (tessera_nccl_check, defined above the emulator part
+# of this file) is for the device check.
+add_executable(tessera_nccl_emulated_check ${CMAKE_CURRENT_LIST_DIR}/nccl_check.cc)
+target_link_libraries(tessera_nccl_emulated_check PRIVATE tessera_runtime_cuda_emulated)
+add_test(NAME cuda.nccl_emulated.ops
+         COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${TESSERA_MPIEXEC_FLAGS}
+                 $<TARGET_FILE:tessera_nccl_emulated_check> ops)
+add_test(NAME cuda.nccl_emulated.timeout
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_nccl_timeout.py ${MPIEXEC_EXECUTABLE}
+                 ${MPIEXEC_NUMPROC_FLAG} 2 ${TESSERA_MPIEXEC_FLAGS} -- $<TARGET_FILE:tessera_nccl_emulated_check>)
+set_tests_properties(cuda.nccl_emulated.ops cuda.nccl_emulated.timeout PROPERTIES LABELS "cuda;mpi" TIMEOUT 180
+                     RUN_SERIAL TRUE ENVIRONMENT "OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# The real CUDA build links the CUDA runtime, cuBLASLt and NCCL into `tessera` (not the emulation).
+add_test(NAME cuda.tessera_links_cuda_libraries
+         COMMAND sh -c "ldd \"$1\" > \"$2\" && grep -q 'libcudart\\.so' \"$2\" && grep -q 'libcublasLt\\.so' \"$2\" && grep -q 'libnccl\\.so' \"$2\" || { cat \"$2\"; exit 1; }"
+                 ldd_check $<TARGET_FILE:tessera> ${CMAKE_CURRENT_BINARY_DIR}/tessera_ldd.txt)
+set_tests_properties(cuda.tessera_links_cuda_libraries PROPERTIES LABELS cuda TIMEOUT 30)
+
+# train.device = cuda where no GPU is visible: one line, exit 1, before any work; under mpirun
+# the ranks agree and the job prints it once. (A build without CUDA says so instead: tested by
+# tests/unit/test_device_storage.cc on the pure choice.)
+set(refusal_args train ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --set train.device=cuda
+                 --set data.path=${PROJECT_SOURCE_DIR}/data/tinyshakespeare.txt)
+set(no_gpu_line "tessera: error: train.device = cuda: no CUDA device is visible to rank 0 (CUDA_VISIBLE_DEVICES=)")
+add_test(NAME cuda.refuse_without_gpu.np1
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py --expect ${no_gpu_line}
+                 -- $<TARGET_FILE:tessera> ${refusal_args})
+add_test(NAME cuda.refuse_without_gpu.np2
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py --expect ${no_gpu_line}
+                 -- ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${TESSERA_MPIEXEC_FLAGS}
+                 $<TARGET_FILE:tessera> ${refusal_args})
+set_tests_properties(cuda.refuse_without_gpu.np1 cuda.refuse_without_gpu.np2 PROPERTIES LABELS "cuda;mpi"
+                     TIMEOUT 120 RUN_SERIAL TRUE WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
+                     ENVIRONMENT "CUDA_VISIBLE_DEVICES=;OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# `tessera` on the emulated CUDA runtime (one emulated device): the refusal of more ranks on a
+# node than GPUs, through the real command line under mpirun.
+add_executable(tessera_emulated ${PROJECT_SOURCE_DIR}/launcher/main.cc)
+set_target_properties(tessera_emulated PROPERTIES TESSERA_EMULATED ON)
+target_link_libraries(tessera_emulated PRIVATE tessera_cli tessera_device_runtime)
+add_test(NAME cuda.refuse_more_ranks_than_gpus
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
+                 --expect "tessera: error: train.device = cuda: 2 ranks on this node but 1 CUDA device is visible (one GPU per rank)"
+                 -- ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${TESSERA_MPIEXEC_FLAGS}
+                 $<TARGET_FILE:tessera_emulated> ${refusal_args}
+         WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(cuda.refuse_more_ranks_than_gpus PROPERTIES LABELS "cuda;mpi" TIMEOUT 120 RUN_SERIAL TRUE
+                     ENVIRONMENT "OMPI_MCA_rmaps_base_oversubscribe=1")
