@@ -15,13 +15,13 @@
 #   backend ops  hook: tessera_cuda_backend_tests (the CUDA op table against the CPU backend)
 #   train fp32 / train bf16   hooks: 50 steps of configs/shakespeare_char.yaml on `train.device:
 #                cuda` against the same run on the CPU (loss trajectories compared)
-#   nccl size-1 / nccl 2 ranks   hooks: tessera_nccl_tests "[nccl][size1]"; with NCCL >= 2.30,
-#                NCCL_MULTI_RANK_GPU_ENABLE=1 mpirun -np 2 tessera_nccl_tests "[nccl][ranks2]" and
+#   nccl size-1 / nccl 2 ranks   mpirun -np 1 tessera_nccl_check ops; with NCCL >= 2.30,
+#                NCCL_MULTI_RANK_GPU_ENABLE=1 mpirun -np 2 tessera_nccl_check ops and
 #                tp 2 / pp 2 training on the one GPU against one rank
 #   gpt2 bench   hook: GPT-2 124M shape (12 x 768, 12 heads, seq 1024, vocab 50257) in bf16,
 #                tokens/s and MFU against the card's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s)
 # A hook runs once its piece exists: `tessera` built with the CUDA backend (the full project
-# path) and accepting train.device, the tessera_cuda_backend_tests and tessera_nccl_tests
+# path) and accepting train.device, the tessera_cuda_backend_tests and tessera_nccl_check
 # targets; until then its row says "skipped: <why>" and does not fail the run.
 #
 # Paths. The full project (MPI, yaml-cpp, spdlog, ...) is tried first; when it does not configure,
