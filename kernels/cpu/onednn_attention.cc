@@ -6,6 +6,7 @@
 
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -44,8 +45,13 @@ struct Shape {
 
 dnnl::matmul::primitive_desc describe(Product p, const Shape& s, bool out_bf16, const dnnl::engine& engine) {
   const dt bf = dt::bf16, f32 = dt::f32;
+  // Sequences run these primitives from several threads at once, and the library's scratchpad
+  // is one per primitive (unless oneDNN is built with DNNL_ENABLE_CONCURRENT_EXEC): concurrent
+  // executions overwrote each other's packed blocks. Each call passes its own scratchpad.
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   auto pd = [&](const memory::desc& a, const memory::desc& b, const memory::desc& c) {
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), engine);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, engine);
   };
   switch (p) {
     case Product::QKt: return pd(s.heads(bf), s.heads(bf, true), s.square(f32));
@@ -150,9 +156,12 @@ struct Attention::State {
     }
     const auto& pd = entry->first;
     dnnl::stream stream(engine);  // one per call: calls come from several threads at once
+    const memory::desc scratchpad_desc = pd.scratchpad_desc();
+    const auto scratchpad = scratch<char>(static_cast<int64_t>(std::max<size_t>(scratchpad_desc.get_size(), 1)));
     entry->second.execute(stream, {{DNNL_ARG_SRC, memory(pd.src_desc(), engine, const_cast<void*>(a))},
                                    {DNNL_ARG_WEIGHTS, memory(pd.weights_desc(), engine, const_cast<void*>(b))},
-                                   {DNNL_ARG_DST, memory(pd.dst_desc(), engine, c)}});
+                                   {DNNL_ARG_DST, memory(pd.dst_desc(), engine, c)},
+                                   {DNNL_ARG_SCRATCHPAD, memory(scratchpad_desc, engine, scratchpad.get())}});
     stream.wait();
   }
 };
