@@ -68,11 +68,11 @@ ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int st
   // Each parameter's overlap with this rank's block [lo, hi) of its unit.
   for (Unit& u : units_) {
     const int64_t lo = dp_.rank() * u.block, hi = lo + u.block;
-    float* values = stage_ == 3 ? own_block(u).f32() : u.full.f32() + lo;
+    const Tensor values = stage_ == 3 ? own_block(u) : u.full.narrow(lo, u.block);
     for (size_t i = 0; i < u.params.size(); ++i) {
       const int64_t begin = u.offsets[i], end = begin + shape_numel(u.shapes[i]);
       const int64_t b = std::max(lo, begin), e = std::min(hi, end);
-      if (b < e) pieces_.push_back({u.params[i], b - begin, u.shard_offset + (b - lo), e - b, values + (b - lo)});
+      if (b < e) pieces_.push_back({u.params[i], b - begin, u.shard_offset + (b - lo), e - b, values.narrow(b - lo, e - b)});
     }
   }
 }

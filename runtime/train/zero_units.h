@@ -29,12 +29,12 @@ namespace tessera {
 class ZeroUnits final : public LayerHooks {
  public:
   // A parameter's part inside this rank's blocks: elements [param_begin, param_begin + numel)
-  // of the parameter are `value` (the fp32 master) and element `shard` on of the shard buffers
-  // (gradient, optimizer moments).
+  // of the parameter are `value` (a view of the fp32 master, which stays allocated) and
+  // element `shard` on of the shard buffers (gradient, optimizer moments).
   struct Piece {
     Parameter* param = nullptr;
     int64_t param_begin = 0, shard = 0, numel = 0;
-    float* value = nullptr;
+    Tensor value;
   };
 
   // The layers of `chunks` (numbered across them in order, as the trainer does) keep their
