@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "kernels/cast.h"
 
 namespace tessera {
 namespace {
@@ -16,10 +17,19 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch,
-                     std::function<void(int)> finalize)
-    : dp_(dp), stage_(stage), prefetch_(prefetch), finalize_(std::move(finalize)) {
+ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
+                     DType reduce_dtype, std::function<void(int)> finalize)
+    : dp_(dp),
+      stage_(stage),
+      prefetch_(prefetch),
+      gather_dtype_(gather_dtype),
+      reduce_dtype_(reduce_dtype),
+      finalize_(std::move(finalize)) {
   TESSERA_CHECK(stage == 2 || stage == 3, "ZeroUnits is for ZeRO stages 2 and 3, not {}", stage);
+  for (DType d : {gather_dtype, reduce_dtype}) {
+    TESSERA_CHECK(d == DType::F32 || d == DType::BF16, "ZeRO: {} gathers or reductions are not supported",
+                  dtype_name(d));
+  }
   TESSERA_CHECK(prefetch >= 0, "ZeRO prefetch {} < 0", prefetch);
   const int n = dp.size();
   int layer = 0;
@@ -102,19 +112,30 @@ void ZeroUnits::bind_values(Unit& u) {
   }
 }
 
-void ZeroUnits::start_gather(Unit& u) {
-  if (u.full.defined()) return;
+void ZeroUnits::start_gather(Unit& u, DType dtype) {
+  if (u.full.defined() || u.gathering) return;
+  if (dtype == DType::BF16) {
+    u.send = Tensor::empty({u.block}, DType::BF16);
+    kernels::cpu::cast_f32_to_bf16(u.send.data<uint16_t>(), own_block(u).f32(), u.block);
+    u.low = Tensor::empty({u.padded}, DType::BF16);
+    u.gathering = dp_.all_gather_async(u.send, u.low);
+    return;
+  }
   u.full = Tensor::empty({u.padded});
   u.gathering = dp_.all_gather_async(own_block(u), u.full);
 }
 
 void ZeroUnits::ensure_gathered(Unit& u) {
-  start_gather(u);
-  if (u.gathering) {
-    u.gathering->wait();
-    u.gathering.reset();
-    bind_values(u);
+  start_gather(u, gather_dtype_);
+  if (!u.gathering) return;
+  u.gathering->wait();
+  u.gathering.reset();
+  if (u.low.defined()) {
+    u.full = Tensor::empty({u.padded});
+    kernels::cpu::cast_bf16_to_f32(u.full.f32(), u.low.data<uint16_t>(), u.padded);
+    u.low = u.send = Tensor();
   }
+  bind_values(u);
 }
 
 void ZeroUnits::release(Unit& u) {
@@ -122,6 +143,7 @@ void ZeroUnits::release(Unit& u) {
   if (u.gathering) {  // a prefetch nobody used: let it land before its buffer goes
     u.gathering->wait();
     u.gathering.reset();
+    u.low = u.send = Tensor();
   }
   for (Parameter* p : u.params) {
     p->value = Tensor();
@@ -139,7 +161,7 @@ void ZeroUnits::prefetch(int layer, int step) {
     Unit* u = unit_of(l);
     if (u == nullptr) continue;
     if (current != nullptr && u->chunk != current->chunk) break;
-    start_gather(*u);
+    start_gather(*u, gather_dtype_);
     ++started;
   }
 }
@@ -177,7 +199,12 @@ void ZeroUnits::after_backward(int layer) {
   // One reduce-scatter in flight while the next unit's gradient is computed: two unit
   // gradients alive at most, as the memory model counts them.
   for (Unit& other : units_) complete_scatter(other);
-  u->reduced = Tensor::empty({u->block});
+  if (reduce_dtype_ == DType::BF16) {
+    Tensor rounded = Tensor::empty({u->padded}, DType::BF16);
+    kernels::cpu::cast_f32_to_bf16(rounded.data<uint16_t>(), u->grad.f32(), u->padded);
+    u->grad = rounded;
+  }
+  u->reduced = Tensor::empty({u->block}, reduce_dtype_);
   if (!first_scatter_) first_scatter_ = std::chrono::steady_clock::now();
   u->scattering = dp_.reduce_scatter_async(u->grad, u->reduced, ReduceOp::Sum);
   release(*u);
@@ -188,6 +215,11 @@ void ZeroUnits::complete_scatter(Unit& u) {
   u.scattering->wait();
   u.scattering.reset();
   last_scatter_ = std::chrono::steady_clock::now();
+  if (u.reduced.dtype() == DType::BF16) {
+    Tensor wide = Tensor::empty({u.block});
+    kernels::cpu::cast_bf16_to_f32(wide.f32(), u.reduced.data<uint16_t>(), u.block);
+    u.reduced = wide;
+  }
   float* acc = shard_grads_.f32() + u.shard_offset;
   const float* in = u.reduced.f32();
   for (int64_t i = 0; i < u.block; ++i) acc[i] += in[i];
@@ -226,7 +258,9 @@ void ZeroUnits::after_update() {
 }
 
 void ZeroUnits::gather_all() {
-  for (Unit& u : units_) start_gather(u);
+  // A prefetched bf16 gather lands first: the values are gathered again exactly.
+  release_all();
+  for (Unit& u : units_) start_gather(u, DType::F32);
   for (Unit& u : units_) ensure_gathered(u);
 }
 

@@ -7,6 +7,13 @@
 //   Stage 3: only this rank's blocks exist at rest. A unit is all-gathered just before its
 //   forward and again before its backward, with up to `prefetch` units of the same chunk
 //   gathered ahead in the pass's direction, and freed after use; gradients as in stage 2.
+// Precision: the masters, gradients and moments are fp32. With gather_dtype BF16 (bf16 mixed
+// precision) a stage-3 unit's gathers move bf16: each rank sends its block rounded to bf16 and
+// the gathered unit is widened to fp32 for the layer, so its GEMM copies (the same rounding of
+// the same values) are what a 1-rank bf16 run multiplies by, and only the fp32 parameters
+// (norms, biases, embedding rows) see bf16-rounded values. With reduce_dtype BF16
+// (parallel.grad_reduce_dtype) the unit gradients travel and are summed in bf16, as ZeRO-1's.
+// gather_all (checkpoints, pruning) always moves fp32: what it gathers may be written back.
 // Microbatches do not reuse a gathered unit, and every microbatch's gradients are
 // reduce-scattered (partitioner/zero_model.h counts the same traffic). The trainer's per-layer
 // gradient fix-ups (sequence-parallel sums over tp, pruning masks) run on each microbatch's full
@@ -40,8 +47,9 @@ class ZeroUnits final : public LayerHooks {
   // The layers of `chunks` (numbered across them in order, as the trainer does) keep their
   // values in this rank's blocks; stage 3 frees the full values. finalize(layer) is the
   // trainer's gradient fix-up, run before a unit's gradient is reduce-scattered. dp is borrowed.
-  ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch,
-            std::function<void(int)> finalize);
+  // gather_dtype and reduce_dtype: F32 or BF16 (see above).
+  ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
+            DType reduce_dtype, std::function<void(int)> finalize);
   ~ZeroUnits() override;
 
   void before_forward(int layer) override;
@@ -85,12 +93,15 @@ class ZeroUnits final : public LayerHooks {
     std::vector<Shape> shapes;     // of each parameter (its value is undefined at rest in stage 3)
     int64_t padded = 0, block = 0, shard_offset = 0;
     Tensor full;  // stage 2: always; stage 3: while gathered
+    Tensor send, low;  // a bf16 gather in flight: this rank's block and the unit, rounded
     std::unique_ptr<CommRequest> gathering;
-    Tensor grad, reduced;  // the unit's gradient and this rank's reduced block, while in flight
+    // The unit's gradient (or its bf16 rounding, which is what travels) and this rank's
+    // reduced block, while in flight.
+    Tensor grad, reduced;
     std::unique_ptr<CommRequest> scattering;
   };
   Unit* unit_of(int layer);
-  void start_gather(Unit& u);
+  void start_gather(Unit& u, DType dtype);
   void ensure_gathered(Unit& u);
   void release(Unit& u);
   void bind_values(Unit& u);
@@ -101,6 +112,7 @@ class ZeroUnits final : public LayerHooks {
 
   Communicator& dp_;
   int stage_, prefetch_;
+  DType gather_dtype_, reduce_dtype_;
   std::function<void(int)> finalize_;
   std::vector<Unit> units_;
   std::vector<int> unit_index_;  // per layer, -1 for a layer without parameters
