@@ -80,9 +80,9 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
   if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
-    // Stage-3 gathers in the compute precision under bf16 (zero_units.h).
-    const DType gather = compute_->compute_dtype() == DType::BF16 ? DType::BF16 : DType::F32;
-    zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch, gather,
+    // Stage 3 gathers in the compute precision (zero_units.h).
+    zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch,
+                                              compute_->compute_dtype(),
                                               par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
                                               [this](int layer) { fix_layer_gradients(layer); });
     int first = 0;

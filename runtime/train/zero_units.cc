@@ -15,6 +15,24 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+// fp32 <-> the 16-bit formats, for what the collectives move.
+Tensor narrowed(const Tensor& f32, DType dtype) {
+  Tensor out = Tensor::empty({f32.numel()}, dtype);
+  const auto format = dtype == DType::BF16 ? kernels::cpu::Half::BF16 : kernels::cpu::Half::F16;
+  kernels::cpu::cast_f32_to_half(format, out.data<uint16_t>(), f32.f32(), f32.numel());
+  return out;
+}
+
+Tensor widened(const Tensor& half) {
+  Tensor out = Tensor::empty({half.numel()});
+  if (half.dtype() == DType::BF16) {
+    kernels::cpu::cast_bf16_to_f32(out.f32(), half.data<uint16_t>(), half.numel());
+  } else {
+    kernels::cpu::cast_f16_to_f32(out.f32(), half.data<uint16_t>(), half.numel());
+  }
+  return out;
+}
+
 }  // namespace
 
 ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
@@ -26,10 +44,10 @@ ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int st
       reduce_dtype_(reduce_dtype),
       finalize_(std::move(finalize)) {
   TESSERA_CHECK(stage == 2 || stage == 3, "ZeroUnits is for ZeRO stages 2 and 3, not {}", stage);
-  for (DType d : {gather_dtype, reduce_dtype}) {
-    TESSERA_CHECK(d == DType::F32 || d == DType::BF16, "ZeRO: {} gathers or reductions are not supported",
-                  dtype_name(d));
-  }
+  TESSERA_CHECK(gather_dtype == DType::F32 || gather_dtype == DType::BF16 || gather_dtype == DType::F16,
+                "ZeRO: {} gathers are not supported", dtype_name(gather_dtype));
+  TESSERA_CHECK(reduce_dtype == DType::F32 || reduce_dtype == DType::BF16, "ZeRO: {} reductions are not supported",
+                dtype_name(reduce_dtype));
   TESSERA_CHECK(prefetch >= 0, "ZeRO prefetch {} < 0", prefetch);
   const int n = dp.size();
   int layer = 0;
@@ -114,10 +132,9 @@ void ZeroUnits::bind_values(Unit& u) {
 
 void ZeroUnits::start_gather(Unit& u, DType dtype) {
   if (u.full.defined() || u.gathering) return;
-  if (dtype == DType::BF16) {
-    u.send = Tensor::empty({u.block}, DType::BF16);
-    kernels::cpu::cast_f32_to_bf16(u.send.data<uint16_t>(), own_block(u).f32(), u.block);
-    u.low = Tensor::empty({u.padded}, DType::BF16);
+  if (dtype != DType::F32) {
+    u.send = narrowed(own_block(u), dtype);
+    u.low = Tensor::empty({u.padded}, dtype);
     u.gathering = dp_.all_gather_async(u.send, u.low);
     return;
   }
@@ -131,8 +148,7 @@ void ZeroUnits::ensure_gathered(Unit& u) {
   u.gathering->wait();
   u.gathering.reset();
   if (u.low.defined()) {
-    u.full = Tensor::empty({u.padded});
-    kernels::cpu::cast_bf16_to_f32(u.full.f32(), u.low.data<uint16_t>(), u.padded);
+    u.full = widened(u.low);
     u.low = u.send = Tensor();
   }
   bind_values(u);
@@ -199,11 +215,7 @@ void ZeroUnits::after_backward(int layer) {
   // One reduce-scatter in flight while the next unit's gradient is computed: two unit
   // gradients alive at most, as the memory model counts them.
   for (Unit& other : units_) complete_scatter(other);
-  if (reduce_dtype_ == DType::BF16) {
-    Tensor rounded = Tensor::empty({u->padded}, DType::BF16);
-    kernels::cpu::cast_f32_to_bf16(rounded.data<uint16_t>(), u->grad.f32(), u->padded);
-    u->grad = rounded;
-  }
+  if (reduce_dtype_ == DType::BF16) u->grad = narrowed(u->grad, DType::BF16);
   u->reduced = Tensor::empty({u->block}, reduce_dtype_);
   if (!first_scatter_) first_scatter_ = std::chrono::steady_clock::now();
   u->scattering = dp_.reduce_scatter_async(u->grad, u->reduced, ReduceOp::Sum);
@@ -215,11 +227,7 @@ void ZeroUnits::complete_scatter(Unit& u) {
   u.scattering->wait();
   u.scattering.reset();
   last_scatter_ = std::chrono::steady_clock::now();
-  if (u.reduced.dtype() == DType::BF16) {
-    Tensor wide = Tensor::empty({u.block});
-    kernels::cpu::cast_bf16_to_f32(wide.f32(), u.reduced.data<uint16_t>(), u.block);
-    u.reduced = wide;
-  }
+  if (u.reduced.dtype() == DType::BF16) u.reduced = widened(u.reduced);
   float* acc = shard_grads_.f32() + u.shard_offset;
   const float* in = u.reduced.f32();
   for (int64_t i = 0; i < u.block; ++i) acc[i] += in[i];
@@ -258,7 +266,7 @@ void ZeroUnits::after_update() {
 }
 
 void ZeroUnits::gather_all() {
-  // A prefetched bf16 gather lands first: the values are gathered again exactly.
+  // A prefetched 16-bit gather lands first: the values are gathered again exactly.
   release_all();
   for (Unit& u : units_) start_gather(u, DType::F32);
   for (Unit& u : units_) ensure_gathered(u);

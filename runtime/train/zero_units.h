@@ -7,11 +7,11 @@
 //   Stage 3: only this rank's blocks exist at rest. A unit is all-gathered just before its
 //   forward and again before its backward, with up to `prefetch` units of the same chunk
 //   gathered ahead in the pass's direction, and freed after use; gradients as in stage 2.
-// Precision: the masters, gradients and moments are fp32. With gather_dtype BF16 (bf16 mixed
-// precision) a stage-3 unit's gathers move bf16: each rank sends its block rounded to bf16 and
-// the gathered unit is widened to fp32 for the layer, so its GEMM copies (the same rounding of
-// the same values) are what a 1-rank bf16 run multiplies by, and only the fp32 parameters
-// (norms, biases, embedding rows) see bf16-rounded values. With reduce_dtype BF16
+// Precision: the masters, gradients and moments are fp32. With gather_dtype BF16 or F16 (mixed
+// precision: the compute dtype) a stage-3 unit's gathers move 16 bits: each rank sends its block
+// rounded and the gathered unit is widened to fp32 for the layer, so its GEMM copies (the same
+// rounding of the same values) are what a 1-rank mixed-precision run multiplies by, and only the
+// fp32 parameters (norms, biases, embedding rows) see rounded values. With reduce_dtype BF16
 // (parallel.grad_reduce_dtype) the unit gradients travel and are summed in bf16, as ZeRO-1's.
 // gather_all (checkpoints, pruning) always moves fp32: what it gathers may be written back.
 // Microbatches do not reuse a gathered unit, and every microbatch's gradients are
@@ -47,7 +47,7 @@ class ZeroUnits final : public LayerHooks {
   // The layers of `chunks` (numbered across them in order, as the trainer does) keep their
   // values in this rank's blocks; stage 3 frees the full values. finalize(layer) is the
   // trainer's gradient fix-up, run before a unit's gradient is reduce-scattered. dp is borrowed.
-  // gather_dtype and reduce_dtype: F32 or BF16 (see above).
+  // gather_dtype: F32, BF16 or F16; reduce_dtype: F32 or BF16 (see above).
   ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
             DType reduce_dtype, std::function<void(int)> finalize);
   ~ZeroUnits() override;
@@ -93,7 +93,7 @@ class ZeroUnits final : public LayerHooks {
     std::vector<Shape> shapes;     // of each parameter (its value is undefined at rest in stage 3)
     int64_t padded = 0, block = 0, shard_offset = 0;
     Tensor full;  // stage 2: always; stage 3: while gathered
-    Tensor send, low;  // a bf16 gather in flight: this rank's block and the unit, rounded
+    Tensor send, low;  // a 16-bit gather in flight: this rank's block and the unit, rounded
     std::unique_ptr<CommRequest> gathering;
     // The unit's gradient (or its bf16 rounding, which is what travels) and this rank's
     // reduced block, while in flight.

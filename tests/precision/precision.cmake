@@ -55,3 +55,18 @@ tessera_add_invariance_test(bf16_grad_reduce.gpt.dp4.zero1 4 gpt_tiny --common p
 tessera_add_invariance_test(bf16.llama.tp2.sp.pp2 4 llama_tiny --common train.precision=bf16 --rtol 2e-4
                             --set parallel.tensor_model_parallel_size=2 --set parallel.sequence_parallel=true
                             --set parallel.pipeline_model_parallel_size=2)
+
+# ZeRO-3 under bf16: the units are gathered in bf16 and, with grad_reduce_dtype bf16, their
+# gradients reduce-scattered in bf16 (runtime/train/zero_units.h). Against one rank in bf16 the
+# GEMMs multiply the same bf16 weights; what differs is that the fp32 parameters (norms, biases,
+# embedding rows) are used bf16-rounded (2^-9 relative) and the bf16 gradient sums. TOLERANCE_NOTE
+tessera_add_invariance_test(bf16.gpt.dp4.zero3 4 gpt_tiny --common train.precision=bf16 --rtol RTOL_Z3
+                            --set parallel.zero_stage=3 --set parallel.zero_prefetch=1)
+tessera_add_invariance_test(bf16.gpt.dp2.zero2.bf16_reduce 2 gpt_tiny --common train.precision=bf16
+                            --rtol RTOL_Z2 --set parallel.zero_stage=2 --set parallel.grad_reduce_dtype=bf16)
+add_test(NAME precision.zero3_bf16_traffic
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/precision/check_zero_bf16_traffic.py
+                 --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(precision.zero3_bf16_traffic PROPERTIES RUN_SERIAL TRUE TIMEOUT 120 LABELS mpi)
