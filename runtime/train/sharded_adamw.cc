@@ -76,7 +76,10 @@ std::optional<std::vector<OwnedRange>> ShardedAdamW::owned_ranges(const std::vec
   for (size_t i = 0; i < params.size(); ++i) index[params[i]] = i;
   std::vector<OwnedRange> out;
   for (const ZeroUnits::Piece& piece : units_.pieces()) {
-    out.push_back({index.at(piece.param), piece.param_begin, piece.value, m_.narrow(piece.shard, piece.numel),
+    const auto it = index.find(piece.param);
+    TESSERA_CHECK(it != index.end(), "ZeRO: parameter {} of the units is not one of the {} saved", piece.param->name,
+                  params.size());
+    out.push_back({it->second, piece.param_begin, piece.value, m_.narrow(piece.shard, piece.numel),
                    v_.narrow(piece.shard, piece.numel)});
   }
   return out;

@@ -21,7 +21,7 @@ import tempfile
 def run(args, ckpt, steps, extra):
     cmd = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "-np", "2", args.tessera, "train", args.config,
            "--set", "parallel.zero_stage=3", "--set", f"train.max_steps={steps}", "--set", "train.threads=1",
-           "--set", f"checkpoint.dir={ckpt}", "--set", "log.interval=0"] + extra
+           "--set", f"checkpoint.dir={ckpt}", "--set", "log.interval=100"] + extra
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
