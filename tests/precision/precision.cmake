@@ -58,12 +58,17 @@ tessera_add_invariance_test(bf16.llama.tp2.sp.pp2 4 llama_tiny --common train.pr
 
 # ZeRO-3 under bf16: the units are gathered in bf16 and, with grad_reduce_dtype bf16, their
 # gradients reduce-scattered in bf16 (runtime/train/zero_units.h). Against one rank in bf16 the
-# GEMMs multiply the same bf16 weights; what differs is that the fp32 parameters (norms, biases,
-# embedding rows) are used bf16-rounded (2^-9 relative) and the bf16 gradient sums. TOLERANCE_NOTE
-tessera_add_invariance_test(bf16.gpt.dp4.zero3 4 gpt_tiny --common train.precision=bf16 --rtol RTOL_Z3
+# GEMMs multiply the same bf16 weights; stages 1 and 2 differ by the gradient sums only (measured
+# 3.6e-6 at dp 4, 9.6e-6 at dp 2 with bf16 reduction). ZeRO-3 also uses the fp32 parameters
+# (embedding rows, LayerNorms, biases) rounded to bf16 as gathered, as FSDP's mixed precision
+# does: 1.11e-4 at dp 4 and 1.16e-4 at dp 2 with bf16 reduction over 20 steps. 5e-4 is 4x that
+# and still 8x below one bf16 rounding of the loss (3.9e-3).
+tessera_add_invariance_test(bf16.gpt.dp4.zero3 4 gpt_tiny --common train.precision=bf16 --rtol 5e-4
                             --set parallel.zero_stage=3 --set parallel.zero_prefetch=1)
-tessera_add_invariance_test(bf16.gpt.dp2.zero2.bf16_reduce 2 gpt_tiny --common train.precision=bf16
-                            --rtol RTOL_Z2 --set parallel.zero_stage=2 --set parallel.grad_reduce_dtype=bf16)
+tessera_add_invariance_test(bf16.gpt.dp2.zero3.bf16_reduce 2 gpt_tiny --common train.precision=bf16 --rtol 5e-4
+                            --set parallel.zero_stage=3 --set parallel.grad_reduce_dtype=bf16)
+tessera_add_invariance_test(bf16.gpt.dp2.zero2.bf16_reduce 2 gpt_tiny --common train.precision=bf16 --rtol 1e-4
+                            --set parallel.zero_stage=2 --set parallel.grad_reduce_dtype=bf16)
 add_test(NAME precision.zero3_bf16_traffic
          COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/precision/check_zero_bf16_traffic.py
                  --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
