@@ -367,6 +367,9 @@ bool Trainer::unscale_gradients() {
 
 double Trainer::evaluate() {
   TESSERA_REQUIRE(data_->has_validation(), "Trainer::evaluate: the data source has no validation split");
+  // The masters changed since the step's forward made the low-precision copies (the update):
+  // without this, mixed-precision evaluation multiplied by the weights of before the update.
+  compute_->invalidate_weight_copies();
   const TrainConfig& t = config_.train;
   // eval_iters global batches of the fixed validation stream, whatever the layout: cut into
   // microbatches, replica d takes microbatches d, d + dp, ...; every pipeline stage the same.
