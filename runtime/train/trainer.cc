@@ -85,6 +85,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
                                               compute_->compute_dtype(),
                                               par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
                                               [this](int layer) { fix_layer_gradients(layer); });
+    zero_units_->set_trace(trace_.get());
     int first = 0;
     for (Model* m : chunk_ptrs) {
       m->set_hooks(zero_units_.get(), first);

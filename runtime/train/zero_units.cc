@@ -132,6 +132,7 @@ void ZeroUnits::bind_values(Unit& u) {
 
 void ZeroUnits::start_gather(Unit& u, DType dtype) {
   if (u.full.defined() || u.gathering) return;
+  u.issued = std::chrono::steady_clock::now();
   if (dtype != DType::F32) {
     u.send = narrowed(own_block(u), dtype);
     u.low = Tensor::empty({u.padded}, dtype);
@@ -145,8 +146,14 @@ void ZeroUnits::start_gather(Unit& u, DType dtype) {
 void ZeroUnits::ensure_gathered(Unit& u) {
   start_gather(u, gather_dtype_);
   if (!u.gathering) return;
+  const auto waited = std::chrono::steady_clock::now();
   u.gathering->wait();
   u.gathering.reset();
+  if (trace_) {
+    const auto done = std::chrono::steady_clock::now();
+    trace_->add("zero_gather", "comm", u.issued, done);
+    trace_->add("zero_gather_wait", "comm", waited, done);
+  }
   if (u.low.defined()) {
     u.full = widened(u.low);
     u.low = u.send = Tensor();

@@ -30,6 +30,7 @@
 #include "runtime/model/layer_hooks.h"
 #include "runtime/model/model.h"
 #include "runtime/train/grad_sync.h"
+#include "runtime/train/trace.h"
 
 namespace tessera {
 
@@ -58,6 +59,11 @@ class ZeroUnits final : public LayerHooks {
   void after_backward(int layer) override;
 
   int stage() const { return stage_; }
+  // Stage 3: each unit's gather goes into the trace as "zero_gather" (from its issue to the
+  // moment it was seen complete, when its layer needed it: an upper bound of the collective)
+  // and "zero_gather_wait" (the part the layer waited for); the share hidden behind compute is
+  // 1 - wait / gather (bench/zero_overlap.py). Borrowed; null: no events.
+  void set_trace(TraceRecorder* trace) { trace_ = trace; }
   // Before a step's first microbatch: the shard gradient is zeroed.
   void begin_step();
   // After the last backward: every reduce-scatter is complete and summed into shard_grads().
@@ -95,6 +101,7 @@ class ZeroUnits final : public LayerHooks {
     Tensor full;  // stage 2: always; stage 3: while gathered
     Tensor send, low;  // a 16-bit gather in flight: this rank's block and the unit, rounded
     std::unique_ptr<CommRequest> gathering;
+    std::chrono::steady_clock::time_point issued;  // of the gather in flight
     // The unit's gradient (or its bf16 rounding, which is what travels) and this rank's
     // reduced block, while in flight.
     Tensor grad, reduced;
@@ -114,6 +121,7 @@ class ZeroUnits final : public LayerHooks {
   int stage_, prefetch_;
   DType gather_dtype_, reduce_dtype_;
   std::function<void(int)> finalize_;
+  TraceRecorder* trace_ = nullptr;
   std::vector<Unit> units_;
   std::vector<int> unit_index_;  // per layer, -1 for a layer without parameters
   Tensor shard_values_;          // stage 3: the blocks at rest
