@@ -33,7 +33,7 @@ def measure(args, prefetch, tmp):
         sys.exit(f"FAILED: {' '.join(cmd)}\n{r.stderr}")
     total = collections.Counter()
     for e in json.load(open(trace))["traceEvents"]:
-        if e.get("ph") == "X" and e["name"] in ("zero_gather", "zero_gather_wait", "forward", "backward"):
+        if e.get("ph") == "X" and e["name"] in ("zero_gather", "zero_gather_wait"):
             total[e["name"]] += e["dur"]
     return total
 
@@ -49,16 +49,15 @@ def main():
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = ap.parse_args()
     print(f"dp {args.dp}, {args.microbatches} microbatches, {args.precision}; sums over the traced steps of every rank")
-    print("| zero_prefetch | gathers ms | waited ms | hidden share | forward + backward ms |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| zero_prefetch | gathers ms | waited ms | hidden share |")
+    print("|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for prefetch in [int(x) for x in args.prefetch.split(",")]:
             t = measure(args, prefetch, tmp)
             gather, wait = t["zero_gather"] / 1e3, t["zero_gather_wait"] / 1e3
             if gather == 0:
                 sys.exit("FAILED: the trace has no zero_gather events")
-            print(f"| {prefetch} | {gather:.1f} | {wait:.1f} | {1 - wait / gather:.2f} | "
-                  f"{(t['forward'] + t['backward']) / 1e3:.1f} |", flush=True)
+            print(f"| {prefetch} | {gather:.1f} | {wait:.1f} | {1 - wait / gather:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
