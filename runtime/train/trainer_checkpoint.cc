@@ -43,8 +43,7 @@ std::string Trainer::save(const std::string& dir) {
   // replicas differ, so their checkpoints keep whole shards.
   std::optional<std::vector<OwnedRange>> owned;
   if (!outer_sync_) owned = optimizer_->owned_ranges(parameters());
-  std::optional<GatheredParameters> gathered;
-  if (!owned) gathered.emplace(zero_units_.get());  // ZeRO-3 without dp-sharded files: written whole
+  TESSERA_CHECK(owned || !zero_units_, "ZeRO-{}: a checkpoint without dp-sharded ranges", optimizer_->zero_stage());
   CheckpointState state = checkpoint_state(moments, true, !owned);
   state.owned = std::move(owned);
   const CheckpointLayout layout = checkpoint_layout();
