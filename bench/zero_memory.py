@@ -7,12 +7,14 @@ ZeRO stage, reads the peak tensor memory every rank reports at the end of the ru
 ("peak tensor memory / microbatches in flight per rank"; counted from the end of the
 trainer's set-up), and prints it next to `tessera plan --config-layout`'s prediction for the
 same layout and the paper's model states for fp32 training (weights 4, gradients 4, Adam
-moments 8 bytes per parameter: 16 Psi at stage 0; 8 Psi + 8 Psi/N; 4 Psi + 12 Psi/N; 16 Psi/N).
+moments 8 bytes per parameter: 16 Psi at stage 0; 8 Psi + 8 Psi/N; 4 Psi + 12 Psi/N; 16 Psi/N),
+or with --precision bf16 mixed precision's (2 + 2 + 12: 16 Psi; 4 Psi + 12 Psi/N; 2 Psi + 14 Psi/N;
+16 Psi/N).
 A second table: the data-parallel bytes per step each rank sends, from the communicator's
 payload counters ("dp traffic per step" at the end of the run, a ring's share of them),
 against the planner's dp_bytes (partitioner/zero_model.h), as a multiple of ZeRO-1's.
 
-  python3 bench/zero_memory.py --tessera build/launcher/tessera [--dp 2,4,8]
+  python3 bench/zero_memory.py --tessera build/launcher/tessera [--dp 2,4,8] [--precision bf16]
 """
 import argparse
 import json
@@ -25,13 +27,20 @@ import tempfile
 SETS = ["model.num_layers=8", "model.hidden_size=256", "model.num_attention_heads=4", "model.ffn_hidden_size=1024",
         "model.seq_length=16", "train.micro_batch_size=1", "train.max_steps=2", "train.eval_interval=0",
         "log.interval=1"]
-THEORY = {0: (16, 0), 1: (8, 8), 2: (4, 12), 3: (0, 16)}  # bytes per parameter: replicated, sharded
+# Model states in bytes per parameter, (replicated, sharded over N): the paper's fp32 training
+# (4 + 4 + 8) and mixed precision (2 + 2 + 12: bf16 weights and gradients, fp32 master + moments).
+THEORY = {"fp32": {0: (16, 0), 1: (8, 8), 2: (4, 12), 3: (0, 16)},
+          "bf16": {0: (16, 0), 1: (4, 12), 2: (2, 14), 3: (0, 16)}}
 PEAK = re.compile(r"peak tensor memory / microbatches in flight per rank: (.*)")
 TRAFFIC = re.compile(r"dp traffic per step \(this rank\):.* a ring sends ([0-9.]+) MiB")
 
 
+def layout_sets(args, dp, stage):
+    return SETS + [f"train.global_batch_size={dp}", f"parallel.zero_stage={stage}", f"train.precision={args.precision}"]
+
+
 def measure(args, dp, stage):
-    sets = SETS + [f"train.global_batch_size={dp}", f"parallel.zero_stage={stage}"]
+    sets = layout_sets(args, dp, stage)
     cmd = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "-np", str(dp), args.tessera, "train",
            args.config, "--set", *sets]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -43,7 +52,7 @@ def measure(args, dp, stage):
 
 
 def predict(args, dp, stage):
-    sets = SETS + [f"train.global_batch_size={dp}", f"parallel.zero_stage={stage}"]
+    sets = layout_sets(args, dp, stage)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "plan.json")
         subprocess.run([args.tessera, "plan", args.config, "--world", str(dp), "--cluster", args.cluster,
@@ -62,6 +71,7 @@ def main():
     ap.add_argument("--config", default="configs/tests/gpt_tiny.yaml")
     ap.add_argument("--cluster", default="configs/clusters/h100_nvlink.yaml")
     ap.add_argument("--dp", default="2,4,8")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = ap.parse_args()
     print("| dp | stage | measured peak MiB | planner MiB | planner / measured | paper model states MiB |")
     print("|---:|---:|---:|---:|---:|---:|")
@@ -72,7 +82,7 @@ def main():
             measured, sent = measure(args, dp, stage)
             planned, planned_sent, params = predict(args, dp, stage)
             traffic.append((dp, stage, sent, planned_sent))
-            rep, shard = THEORY[stage]
+            rep, shard = THEORY[args.precision][stage]
             theory = params * (rep + shard / dp)
             ratio = planned / measured
             worst = max(worst, abs(ratio - 1))

@@ -57,6 +57,7 @@ struct ParallelConfig {
   bool sequence_parallel = false;
   int zero_stage = 0;
   int zero_prefetch = 1;  // ZeRO-3: unit gathers in flight ahead of the unit computing
+  double memory_cap_mib = 0;  // per-rank cap the memory model checks at start-up; 0 = none
   double bucket_mb = 0.25;  // measured best on the 2-core machine (docs/benchmarks.md)
   std::string grad_reduce_dtype = "fp32";  // fp32 | bf16: what data-parallel gradient reduction sends
   double timeout_s = 300.0;

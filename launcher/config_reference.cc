@@ -96,6 +96,10 @@ const std::map<std::string, std::string>& meanings() {
       {"parallel.zero_prefetch",
        "ZeRO-3: how many units (layers) are gathered ahead of the one computing; each costs one full unit of "
        "memory in the compute precision (the planner counts `zero_prefetch + 1` units). 0 gathers on demand."},
+      {"parallel.memory_cap_mib",
+       "Per-rank memory cap in MiB, checked at start-up by the planner's memory model for this layout "
+       "(parameters, gradients, optimizer state, gathered ZeRO-3 units, activations): a layout over it is "
+       "refused with one line before any rank allocates. 0: no check (docs/zero.md)."},
       {"parallel.bucket_mb",
        "Data-parallel gradient all-reduce bucket size in MiB; buckets are launched during the last "
        "microbatch's backward as soon as they are full (dp > 1, `zero_stage: 0`)."},

@@ -284,6 +284,8 @@ std::vector<Field> make_schema() {
       boolean("parallel.sequence_parallel", TESSERA_AT(parallel.sequence_parallel)),
       integer("parallel.zero_stage", TESSERA_AT(parallel.zero_stage), 0, "must be 0, 1, 2 or 3", 3),
       integer("parallel.zero_prefetch", TESSERA_AT(parallel.zero_prefetch), 0, "must be an integer from 0 to 8", 8),
+      number("parallel.memory_cap_mib", TESSERA_AT(parallel.memory_cap_mib), is_non_negative,
+             "must be a non-negative number"),
       number("parallel.bucket_mb", TESSERA_AT(parallel.bucket_mb), is_positive, "must be a positive number"),
       one_of("parallel.grad_reduce_dtype", TESSERA_AT(parallel.grad_reduce_dtype), {"fp32", "bf16"}),
       number("parallel.timeout_s", TESSERA_AT(parallel.timeout_s), is_positive, "must be a positive number"),

@@ -46,8 +46,7 @@ Candidate::Candidate(const ModelConfig& m, int64_t vocab, const CostModel& c, co
   threads_per_rank = o.threads_per_rank > 0 && cluster.oversubscribe ? std::min(o.threads_per_rank, placement.units_per_rank)
                                                                      : placement.units_per_rank;
   microbatches = o.global_batch_size / (lay.micro_batch_size * lay.dp);
-  memory = {lay.tp,          lay.dp,         lay.pp,          lay.virtual_stages, microbatches, lay.schedule,
-            lay.recompute,   lay.zero_stage, o.zero_prefetch, o.bucket_bytes,     half};
+  memory = layout_memory_options(lay, o);
   memory_cap = effective_memory_cap(cluster, o.world, o.memory_cap);
 }
 

@@ -330,6 +330,12 @@ Layout config_layout(const Config& c, int world) {
   return l;
 }
 
+MemoryOptions layout_memory_options(const Layout& lay, const SearchOptions& o) {
+  const int microbatches = o.global_batch_size / (lay.micro_batch_size * lay.dp);
+  return {lay.tp,        lay.dp,          lay.pp,          lay.virtual_stages, microbatches,          lay.schedule,
+          lay.recompute, lay.zero_stage, o.zero_prefetch, o.bucket_bytes,     o.precision != "fp32"};
+}
+
 SearchOptions search_options_from_config(const Config& c, int world) {
   SearchOptions o;
   o.world = world;

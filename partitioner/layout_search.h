@@ -103,6 +103,10 @@ SearchResult search_layouts(const ModelConfig& model, int64_t vocab, const CostM
 // 0 = world / (tp * pp)).
 Layout config_layout(const Config& config, int world);
 
+// The memory model's options for a layout under the search options (the search's candidates
+// and the start-up memory cap, partitioner/memory_cap.h, use the same).
+MemoryOptions layout_memory_options(const Layout& layout, const SearchOptions& options);
+
 // For `parallel.partition: auto`: the config's own layout, its stages balanced by the cost
 // model (no memory cap: the user chose the layout), simulated and sized. plan.partition is
 // the split to run, or fixed_partition when given. Throws InputError when the layout is not

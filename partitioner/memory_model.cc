@@ -9,7 +9,7 @@
 
 namespace tessera {
 namespace {
-constexpr int64_t kF32 = 4;
+constexpr int64_t kF32 = 4, kHalf = 2;
 
 // The parameters, gradients, optimizer state, gathered units and gradient bucket of a rank
 // holding `params` parameters whose largest unit (layer) has `max_unit` of them: one rule for
@@ -22,21 +22,24 @@ StateBytes state_bytes(int64_t params, int64_t max_unit, const MemoryOptions& o)
   const int stage = o.dp > 1 ? o.zero_stage : 0;
   const int64_t slice = (params + o.dp - 1) / o.dp;
   StateBytes s;
-  // Weights: fp32, or bf16 with mixed precision (the fp32 master is optimizer state); ZeRO-3
-  // keeps only the 1/dp shard at rest.
-  s.params = (o.mixed_precision ? 2 : kF32) * (stage == 3 ? slice : params);
+  // Weights as the runtime holds them: fp32 masters (updated in place by the optimizer) plus,
+  // with mixed precision, their 16-bit GEMM copies (Parameter::compute_copy); ZeRO-3 keeps only
+  // the masters' 1/dp shard at rest and makes the copies per gathered unit (below).
+  s.params = stage == 3 ? kF32 * slice : (kF32 + (o.mixed_precision ? kHalf : 0)) * params;
   // fp32 gradients (Megatron's main_grad with mixed precision). ZeRO-1 reduce-scatters the
   // full gradient into a separate 1/dp slice; ZeRO-2/3 keep only the slice between units, plus
   // the unit whose gradient is being computed and the one being reduce-scattered.
   const int64_t two_units = std::min(params, 2 * max_unit);
   s.grads = kF32 * (stage == 0 ? params : stage == 1 ? params + slice : slice + two_units);
-  // AdamW's two fp32 moments (+ the fp32 master weights with mixed precision), for the rank's
-  // 1/dp slice only with ZeRO.
-  s.optimizer = (o.mixed_precision ? 3 : 2) * kF32 * (stage >= 1 ? slice : params);
-  // ZeRO-3: the unit computing and the prefetched ones, full, in the compute precision.
+  // AdamW's two fp32 moments, for the rank's 1/dp slice only with ZeRO.
+  s.optimizer = 2 * kF32 * (stage >= 1 ? slice : params);
+  // ZeRO-3: the unit computing, widened to fp32 (+ its 16-bit GEMM copies with mixed
+  // precision), and the prefetched ones in flight in the gather precision.
   if (stage == 3) {
-    const int64_t units = std::min(params, (std::max(0, o.zero_prefetch) + 1) * max_unit);
-    s.gathered = gather_element_bytes(o.mixed_precision) * units;
+    const int64_t computing = std::min(params, max_unit);
+    const int64_t prefetched = std::min(params - computing, std::max(0, o.zero_prefetch) * max_unit);
+    s.gathered = (kF32 + (o.mixed_precision ? kHalf : 0)) * computing +
+                 gather_element_bytes(o.mixed_precision) * prefetched;
   }
   // Without ZeRO, one gradient bucket is being all-reduced.
   if (o.dp > 1 && stage == 0) s.bucket = std::min<int64_t>(static_cast<int64_t>(o.bucket_bytes), kF32 * params);

@@ -2,7 +2,8 @@
 // parameters, gradients, optimizer state, saved activations (as many microbatches as the
 // pipeline schedule keeps in flight, less with recompute), the backward workspace and
 // communication buffers. fp32 as the runtime trains on CPUs; with mixed precision (bf16/fp16)
-// weights are 2 bytes with an fp32 master copy in the optimizer, gradients stay fp32.
+// the runtime keeps the fp32 masters where the weights are and 16-bit GEMM copies next to them
+// (4 + 2 bytes per weight), gradients and moments stay fp32.
 // ZeRO (partitioner/zero_model.h for the stages): 1 shards the optimizer state over the dp
 // ranks, 2 also the gradients, 3 also the parameters, which are then gathered one unit (a
 // layer) at a time.
@@ -42,7 +43,7 @@ struct MemoryBreakdown {
   int64_t params = 0;        // this rank's parameters (its 1/dp shard of them with ZeRO-3)
   int64_t grads = 0;         // its gradients (+ the reduced 1/dp slice with ZeRO-1; with ZeRO-2/3
                              // the slice and two unit-sized gradients: computing, reducing)
-  int64_t optimizer = 0;     // AdamW moments (+ fp32 master weights with mixed precision)
+  int64_t optimizer = 0;     // AdamW moments
   int64_t gathered = 0;      // ZeRO-3: full units alive, the one computing and the prefetched
   int64_t activations = 0;   // saved activations of the microbatches in flight, at the peak
   int64_t workspace = 0;     // transient buffers of the largest layer's backward (or recompute)

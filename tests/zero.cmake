@@ -30,3 +30,12 @@ tessera_add_resume_test(resharded.zero1_dp2_tp2.to.zero3_dp4 --np 4 --set parall
 # The Llama block through the same units (GQA, RMSNorm, SwiGLU), tp 2 x dp 2 at ZeRO-3.
 tessera_add_invariance_test(llama.tp2.dp2.zero3 4 llama_tiny --set parallel.tensor_model_parallel_size=2
                             --set parallel.zero_stage=3)
+
+# Dp-sharded checkpoints: ZeRO-3 dp 2 writes one file per dp rank; a deleted or truncated one
+# fails the resume with one line naming the parameter and the element range it no longer covers.
+add_test(NAME checkpoint.zero3.sharded_coverage
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/checkpoint/check_sharded_coverage.py
+                 --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(checkpoint.zero3.sharded_coverage PROPERTIES RUN_SERIAL TRUE TIMEOUT 120 LABELS mpi)

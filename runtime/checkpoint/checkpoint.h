@@ -33,12 +33,23 @@ struct OptimizerMoments {
   Tensor exp_avg, exp_avg_sq;
 };
 
+// Elements [begin, begin + value.numel()) of a parameter's local (tp) shard, flattened, that this
+// rank owns under ZeRO: the values and moments as 1-D views (of the optimizer's shard buffers).
+struct OwnedRange {
+  size_t param = 0;  // index into CheckpointState::params
+  int64_t begin = 0;
+  Tensor value, exp_avg, exp_avg_sq;
+};
+
 // What one rank contributes to a save, or receives from a load.
 struct CheckpointState {
   int64_t step = 0;                        // training steps done (the data position)
   int64_t optimizer_steps = -1;            // AdamW updates done (bias correction); -1 means `step`
   std::vector<Parameter*> params;          // this rank's parameters (local shards)
   std::vector<OptimizerMoments*> moments;  // parallel to params, or empty (weights only)
+  // A dp-sharded save (ZeRO): every dp rank writes only these ranges, with their moments, into
+  // its own file; `moments` is then unused and params' values are not read (they may be freed).
+  std::optional<std::vector<OwnedRange>> owned;
   // Parameters whose axis 0 is a vocabulary padded to a multiple of tp: name -> real rows.
   // Recorded in the manifest so that loads under another tp and exports can unpad them.
   std::map<std::string, int64_t> padded_rows;
@@ -65,7 +76,7 @@ struct SaveResult {
 };
 
 // Collective over `world` (null for a single process without MPI): dp rank 0 of each
-// (tp, pp) shard writes its file; world rank 0 writes the manifest and `latest` once all files
+// (tp, pp) shard writes its file (every dp rank its own, when state.owned is set); world rank 0 writes the manifest and `latest` once all files
 // are durable, then prunes to the newest `keep` checkpoints (keep <= 0 keeps all). Returns on
 // every rank only once the checkpoint is committed. A failure on any rank is thrown on every rank, as
 // "saving checkpoint step N failed on rank R: <error>" (InputError when it was one).
@@ -86,7 +97,9 @@ nlohmann::json shard_record_to_json(const ShardRecord& record);
 ShardRecord shard_record_from_json(const nlohmann::json& json);
 // Writes this rank's shard file into `staging_dir` when it is dp rank 0: the tp-split
 // parameters' local shards and, on tp rank 0, the replicated ones, each as param.<name>,
-// exp_avg.<name> and exp_avg_sq.<name>.
+// exp_avg.<name> and exp_avg_sq.<name>. With state.owned, every dp rank writes its ranges of
+// them (shard_file_name(t, p, d)), and its record lists every tensor it would write whole,
+// with the pieces it holds (possibly none), so that the merged manifest keeps model order.
 ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointState& state,
                              const CheckpointLayout& layout);
 // Merges every rank's record into a manifest (checking that they agree).
@@ -132,12 +145,16 @@ class CheckpointReader {
   // when entry.masked), with
   // padded rows as saved. InputError when a file or piece is missing or does not match.
   Tensor global(const TensorEntry& entry, const std::string& prefix);
-  // Piece `index` of `<prefix>.<name>` as saved (no assembly).
-  Tensor local_piece(const TensorEntry& entry, const std::string& prefix, size_t index);
+  // The piece of tp rank `tp_rank` (0 for a replicated tensor) of `<prefix>.<name>` as saved
+  // under tp, assembled from its dp-sharded parts when it was saved in parts.
+  Tensor local_piece(const TensorEntry& entry, const std::string& prefix, int tp_rank);
 
  private:
   void check_prefix(const TensorEntry& entry, const std::string& prefix) const;
-  const Tensor& piece(const ShardPiece& piece, const std::string& key);
+  // The tensor `key` of piece `index` of `entry`, checked against the manifest; for a
+  // dp-sharded part, any failure is reported as the parameter's range that is not covered.
+  const Tensor& piece(const TensorEntry& entry, size_t index, const std::string& key);
+  const Tensor& read_piece(const ShardPiece& piece, const std::string& key);
   std::string step_dir_;
   Manifest manifest_;
   std::map<std::string, SafetensorsFile> files_;

@@ -109,7 +109,7 @@ Tensor resize_padded_rows(const Tensor& global, const Shape& shape, int64_t rows
 CheckpointReader::CheckpointReader(std::string step_dir)
     : step_dir_(std::move(step_dir)), manifest_(read_manifest(step_dir_)) {}
 
-const Tensor& CheckpointReader::piece(const ShardPiece& piece, const std::string& key) {
+const Tensor& CheckpointReader::read_piece(const ShardPiece& piece, const std::string& key) {
   const std::string path = (fs::path(step_dir_) / piece.file).string();
   auto it = files_.find(piece.file);
   if (it == files_.end()) {
@@ -126,9 +126,29 @@ const Tensor& CheckpointReader::piece(const ShardPiece& piece, const std::string
   const auto t = it->second.tensors.find(key);
   TESSERA_REQUIRE(t != it->second.tensors.end(), "{}: has no tensor '{}', which {} lists", path, key,
                   manifest_.path);
-  TESSERA_REQUIRE(t->second.shape() == piece.shape, "{}: tensor '{}' has shape {}, but {} says {}", path, key,
-                  shape_string(t->second.shape()), manifest_.path, shape_string(piece.shape));
+  // A dp-sharded part is saved flat.
+  const Shape want = piece.elements ? Shape{piece.elements->second - piece.elements->first} : piece.shape;
+  TESSERA_REQUIRE(t->second.shape() == want, "{}: tensor '{}' has shape {}, but {} says {}", path, key,
+                  shape_string(t->second.shape()), manifest_.path, shape_string(want));
   return t->second;
+}
+
+const Tensor& CheckpointReader::piece(const TensorEntry& entry, size_t index, const std::string& key) {
+  const ShardPiece& p = entry.pieces.at(index);
+  const Tensor* t = nullptr;
+  try {
+    t = &read_piece(p, key);
+  } catch (const InputError& e) {
+    if (!p.elements) throw;
+    // The manifest proved that the parts cover the tensor: a part that cannot be read leaves
+    // exactly its range uncovered.
+    throw InputError(fmt::format("{}: parameter '{}' elements {} of tp rank {} are not covered: {}", step_dir_,
+                                 entry.name, element_range_string(*p.elements), p.tp_rank, e.what()));
+  }
+  TESSERA_REQUIRE(t->dtype() == entry.dtype, "{}: tensor '{}' is {}, but {} says {}",
+                  (fs::path(step_dir_) / p.file).string(), key, dtype_name(t->dtype()), manifest_.path,
+                  dtype_name(entry.dtype));
+  return *t;
 }
 
 void CheckpointReader::check_prefix(const TensorEntry& entry, const std::string& prefix) const {
@@ -141,34 +161,37 @@ void CheckpointReader::check_prefix(const TensorEntry& entry, const std::string&
                   "{}: has no optimizer moments \"{}\" (saved weights only)", manifest_.path, prefix);
 }
 
-Tensor CheckpointReader::local_piece(const TensorEntry& entry, const std::string& prefix, size_t index) {
+Tensor CheckpointReader::local_piece(const TensorEntry& entry, const std::string& prefix, int tp_rank) {
   check_prefix(entry, prefix);
-  const ShardPiece& p = entry.pieces.at(index);
   const std::string key = prefix + "." + entry.name;
-  const Tensor& t = piece(p, key);
-  TESSERA_REQUIRE(t.dtype() == entry.dtype, "{}: tensor '{}' is {}, but {} says {}",
-                  (fs::path(step_dir_) / p.file).string(), key, dtype_name(t.dtype()), manifest_.path,
-                  dtype_name(entry.dtype));
-  return t.clone();
+  // Every part is read and checked against its file before the piece is allocated, so a
+  // corrupt manifest cannot make us allocate more than the files hold.
+  std::vector<size_t> parts;
+  std::vector<const Tensor*> saved;
+  for (size_t j = 0; j < entry.pieces.size(); ++j) {
+    if (entry.pieces[j].tp_rank != tp_rank) continue;
+    parts.push_back(j);
+    saved.push_back(&piece(entry, j, key));
+  }
+  TESSERA_CHECK(!parts.empty(), "{}: tensor '{}' has no piece of tp rank {}", manifest_.path, entry.name, tp_rank);
+  const ShardPiece& first = entry.pieces[parts.front()];
+  if (!first.elements) return saved.front()->clone();
+  Tensor out = Tensor::empty(first.shape, entry.dtype);
+  Tensor flat = out.view({out.numel()});
+  for (size_t k = 0; k < parts.size(); ++k) {
+    const auto [b, e] = *entry.pieces[parts[k]].elements;
+    flat.narrow(b, e - b).copy_from(*saved[k]);
+  }
+  return out;
 }
 
 Tensor CheckpointReader::global(const TensorEntry& entry, const std::string& prefix) {
-  check_prefix(entry, prefix);
-  const std::string key = prefix + "." + entry.name;
-  // Every piece is checked against its file before the global tensor is allocated, so a
-  // corrupt manifest cannot make us allocate more than the files hold.
-  std::vector<const Tensor*> pieces;
-  for (const ShardPiece& p : entry.pieces) {
-    const Tensor& t = piece(p, key);
-    TESSERA_REQUIRE(t.dtype() == entry.dtype, "{}: tensor '{}' is {}, but {} says {}",
-                    (fs::path(step_dir_) / p.file).string(), key, dtype_name(t.dtype()), manifest_.path,
-                    dtype_name(entry.dtype));
-    pieces.push_back(&t);
-  }
-  if (entry.shard.kind == ShardSpec::Kind::Replicated) return pieces.front()->clone();
+  if (entry.shard.kind == ShardSpec::Kind::Replicated) return local_piece(entry, prefix, 0);
+  std::vector<Tensor> pieces;
+  for (int r = 0; r < manifest_.layout.tp; ++r) pieces.push_back(local_piece(entry, prefix, r));
   Tensor global = Tensor::empty(entry.global_shape, entry.dtype);
   for (size_t r = 0; r < pieces.size(); ++r) {
-    place_shard(global, *pieces[r], entry.shard, static_cast<int>(r), manifest_.layout.tp);
+    place_shard(global, pieces[r], entry.shard, static_cast<int>(r), manifest_.layout.tp);
   }
   return global;
 }
@@ -200,7 +223,7 @@ int64_t load_checkpoint(const std::string& step_dir, CheckpointState& state, int
     const auto load_into = [&](Tensor& dst, const std::string& prefix) {
       Tensor shard;
       if (own_piece) {
-        shard = reader.local_piece(*e, prefix, replicated ? 0 : static_cast<size_t>(tp_rank));
+        shard = reader.local_piece(*e, prefix, replicated ? 0 : tp_rank);
       } else {
         Tensor g = reader.global(*e, prefix);
         if (!same) g = resize_padded_rows(g, want, e->rows);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <tuple>
 
 #include "partitioner/layer_graph.h"
 #include "runtime/checkpoint/checkpoint.h"
@@ -103,6 +104,72 @@ std::vector<std::string> prune(const fs::path& dir, int64_t current, int keep) {
   return removed;
 }
 
+// The manifest entry of parameter p as this rank would save it, without pieces.
+TensorEntry tensor_entry(const Parameter& p, const Tensor& value_like, const CheckpointState& state,
+                         const CheckpointLayout& layout) {
+  TensorEntry e;
+  e.name = p.name;
+  e.dtype = value_like.dtype();
+  e.global_shape = p.global_shape;
+  e.shard = p.shard;
+  e.masked = p.mask.defined();
+  const auto rows = state.padded_rows.find(p.name);
+  if (rows != state.padded_rows.end()) e.rows = rows->second;
+  e.pp_rank = layout.pp_rank;
+  return e;
+}
+
+// Whether this rank's files hold parameter p: replicated ones are saved by tp rank 0, and a
+// tied head's copy of the embedding table not at all (the first stage's embedding writes it).
+bool saved_here(const Parameter& p, const CheckpointLayout& layout) {
+  return (p.shard.kind == ShardSpec::Kind::Split || layout.tp_rank == 0) && !p.tied_replica;
+}
+
+// ZeRO: this dp rank's ranges of every parameter of its (tp, pp) shard, flat, in its own file.
+ShardRecord write_owned_ranges(const std::string& staging_dir, const CheckpointState& state,
+                               const CheckpointLayout& layout) {
+  ShardRecord record;
+  const std::string file = shard_file_name(layout.tp_rank, layout.pp_rank, layout.dp_rank);
+  std::map<size_t, const OwnedRange*> owned;
+  for (const OwnedRange& r : *state.owned) {
+    TESSERA_CHECK(r.param < state.params.size() && owned.emplace(r.param, &r).second,
+                  "owned range of parameter index {}: out of range or given twice", r.param);
+  }
+  std::map<std::string, Tensor> tensors;
+  for (size_t i = 0; i < state.params.size(); ++i) {
+    const Parameter& p = *state.params[i];
+    if (!saved_here(p, layout)) continue;
+    const auto it = owned.find(i);
+    TensorEntry e = tensor_entry(p, it != owned.end() ? it->second->value : p.value, state, layout);
+    if (it != owned.end()) {
+      const OwnedRange& r = *it->second;
+      const Shape local = shard_shape(p.global_shape, p.shard, layout.tp);
+      const int64_t n = r.value.numel();
+      TESSERA_CHECK(r.begin >= 0 && r.begin + n <= shape_numel(local) && r.exp_avg.numel() == n &&
+                        r.exp_avg_sq.numel() == n,
+                    "owned range of {} does not fit its shard {}", p.name, shape_string(local));
+      tensors.emplace("param." + p.name, r.value.view({n}));
+      tensors.emplace("exp_avg." + p.name, r.exp_avg.view({n}));
+      tensors.emplace("exp_avg_sq." + p.name, r.exp_avg_sq.view({n}));
+      if (p.mask.defined()) tensors.emplace("mask." + p.name, p.mask.view({p.mask.numel()}).narrow(r.begin, n));
+      e.pieces.push_back({file, p.shard.kind == ShardSpec::Kind::Split ? layout.tp_rank : 0, local,
+                          shard_ranges(p.global_shape, p.shard, layout.tp_rank, layout.tp),
+                          std::pair(r.begin, r.begin + n)});
+    }
+    record.tensors.push_back(std::move(e));
+  }
+  const std::string path = (fs::path(staging_dir) / file).string();
+  write_safetensors(path, tensors,
+                    {{"format", "pt"},
+                     {"tessera", "checkpoint dp shard"},
+                     {"step", std::to_string(state.step)},
+                     {"tp_rank", std::to_string(layout.tp_rank)},
+                     {"pp_rank", std::to_string(layout.pp_rank)},
+                     {"dp_rank", std::to_string(layout.dp_rank)}});
+  record.file = ShardFileEntry{file, layout.tp_rank, layout.pp_rank, layout.dp_rank, fs::file_size(path)};
+  return record;
+}
+
 }  // namespace
 
 std::map<std::string, int64_t> vocab_padded_rows(const ModelConfig& model, const LayerGraph& graph) {
@@ -141,7 +208,7 @@ json shard_record_to_json(const ShardRecord& record) {
 ShardRecord shard_record_from_json(const json& j) {
   ShardRecord r;
   for (const json& f : j.at("files")) {
-    r.file = ShardFileEntry{f.at("name"), f.at("tp_rank"), f.at("pp_rank"), f.at("bytes")};
+    r.file = ShardFileEntry{f.at("name"), f.at("tp_rank"), f.at("pp_rank"), f.value("dp_rank", -1), f.at("bytes")};
   }
   for (const json& t : j.at("tensors")) {
     TensorEntry e;
@@ -158,8 +225,9 @@ ShardRecord shard_record_from_json(const json& j) {
     e.masked = t.value("masked", false);
     e.pp_rank = t.at("pp_rank");
     for (const json& p : t.at("pieces")) {
-      ShardPiece piece{p.at("file"), p.at("tp_rank"), p.at("shape").get<Shape>(), {}};
+      ShardPiece piece{p.at("file"), p.at("tp_rank"), p.at("shape").get<Shape>(), {}, std::nullopt};
       for (const json& range : p.at("ranges")) piece.ranges.emplace_back(range[0], range[1]);
+      if (p.contains("elements")) piece.elements = std::pair(p["elements"][0], p["elements"][1]);
       e.pieces.push_back(std::move(piece));
     }
     r.tensors.push_back(std::move(e));
@@ -169,6 +237,7 @@ ShardRecord shard_record_from_json(const json& j) {
 
 ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointState& state,
                              const CheckpointLayout& layout) {
+  if (state.owned) return write_owned_ranges(staging_dir, state, layout);
   ShardRecord record;
   if (layout.dp_rank != 0) return record;  // the dp replicas hold the same shard
   TESSERA_CHECK(state.moments.empty() || state.moments.size() == state.params.size(),
@@ -178,8 +247,7 @@ ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointSta
   for (size_t i = 0; i < state.params.size(); ++i) {
     const Parameter& p = *state.params[i];
     const bool split = p.shard.kind == ShardSpec::Kind::Split;
-    if (!split && layout.tp_rank != 0) continue;  // replicated: tp rank 0 writes the one copy
-    if (p.tied_replica) continue;                 // the first stage's embedding writes the table
+    if (!saved_here(p, layout)) continue;
     const Shape local = shard_shape(p.global_shape, p.shard, layout.tp);
     TESSERA_CHECK(p.value.shape() == local, "parameter {} has shape {}, expected {} for tp {}", p.name,
                   shape_string(p.value.shape()), shape_string(local), layout.tp);
@@ -196,17 +264,9 @@ ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointSta
                     shape_string(local));
       tensors.emplace("mask." + p.name, p.mask);
     }
-    TensorEntry e;
-    e.name = p.name;
-    e.dtype = p.value.dtype();
-    e.global_shape = p.global_shape;
-    e.shard = p.shard;
-    e.masked = p.mask.defined();
-    const auto rows = state.padded_rows.find(p.name);
-    if (rows != state.padded_rows.end()) e.rows = rows->second;
-    e.pp_rank = layout.pp_rank;
+    TensorEntry e = tensor_entry(p, p.value, state, layout);
     e.pieces.push_back({file, split ? layout.tp_rank : 0, local,
-                        shard_ranges(p.global_shape, p.shard, layout.tp_rank, layout.tp)});
+                        shard_ranges(p.global_shape, p.shard, layout.tp_rank, layout.tp), std::nullopt});
     record.tensors.push_back(std::move(e));
   }
   const std::string path = (fs::path(staging_dir) / file).string();
@@ -216,7 +276,7 @@ ShardRecord write_shard_file(const std::string& staging_dir, const CheckpointSta
                      {"step", std::to_string(state.step)},
                      {"tp_rank", std::to_string(layout.tp_rank)},
                      {"pp_rank", std::to_string(layout.pp_rank)}});
-  record.file = ShardFileEntry{file, layout.tp_rank, layout.pp_rank, fs::file_size(path)};
+  record.file = ShardFileEntry{file, layout.tp_rank, layout.pp_rank, -1, fs::file_size(path)};
   return record;
 }
 
@@ -226,20 +286,22 @@ Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& la
   Manifest m;
   m.step = state.step;
   m.optimizer_steps = state.optimizer_steps >= 0 ? state.optimizer_steps : state.step;
-  if (!state.moments.empty()) m.moments = {"exp_avg", "exp_avg_sq"};
+  if (!state.moments.empty() || state.owned) m.moments = {"exp_avg", "exp_avg_sq"};
   m.layout = {layout.dp, layout.tp, layout.pp, 0, 0, 0, layout.zero_stage};
   m.config_yaml = config_yaml;
   m.model = state.model;
   m.vocabulary = vocab;
   m.extra = state.extra.is_null() ? json::object() : state.extra;
   // Stage order, then tp rank 0 first: tp rank 0 holds every parameter of its stage, so the
-  // tensors come out in model order.
+  // tensors come out in model order (a dp-sharded record lists every tensor, with or without
+  // pieces).
   std::vector<const ShardRecord*> writers;
   for (const ShardRecord& r : records) {
     if (r.file) writers.push_back(&r);
   }
   std::sort(writers.begin(), writers.end(), [](const ShardRecord* a, const ShardRecord* b) {
-    return std::pair(a->file->pp_rank, a->file->tp_rank) < std::pair(b->file->pp_rank, b->file->tp_rank);
+    return std::tuple(a->file->pp_rank, a->file->tp_rank, a->file->dp_rank) <
+           std::tuple(b->file->pp_rank, b->file->tp_rank, b->file->dp_rank);
   });
   std::map<std::string, size_t> index;
   for (const ShardRecord* r : writers) {
@@ -251,11 +313,13 @@ Manifest build_manifest(const CheckpointState& state, const CheckpointLayout& la
         continue;
       }
       TensorEntry& seen = m.tensors[it->second];
+      // A dp-sharded record lists tensors it holds no part of; the dtype is a holder's.
+      if (seen.pieces.empty()) seen.dtype = t.dtype;
       TESSERA_CHECK(seen.global_shape == t.global_shape && seen.pp_rank == t.pp_rank &&
                         seen.shard.kind == t.shard.kind && seen.shard.axis == t.shard.axis &&
                         seen.shard.blocks == t.shard.blocks && seen.rows == t.rows && seen.masked == t.masked,
                     "ranks disagree on parameter {} (shape, shard spec, pipeline stage or mask)", t.name);
-      seen.pieces.push_back(t.pieces.front());
+      seen.pieces.insert(seen.pieces.end(), t.pieces.begin(), t.pieces.end());
     }
   }
   // What we write must pass the reader's checks (every shard present, shapes and ranges),

@@ -77,7 +77,8 @@ std::string inspect_checkpoint(const std::string& step_dir) {
   for (const ShardFileEntry& f : m.files) total_bytes += f.bytes;
   out += fmt::format("files: {} ({})\n", m.files.size(), bytes_string(total_bytes));
   for (const ShardFileEntry& f : m.files) {
-    out += fmt::format("  {}  tp {}  pp {}  {}\n", f.name, f.tp_rank, f.pp_rank, bytes_string(f.bytes));
+    out += fmt::format("  {}  tp {}  pp {}{}  {}\n", f.name, f.tp_rank, f.pp_rank,
+                       f.dp_rank >= 0 ? fmt::format("  dp {}", f.dp_rank) : "", bytes_string(f.bytes));
   }
   int64_t params = 0;
   size_t width = 4;

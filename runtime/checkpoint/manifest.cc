@@ -10,6 +10,7 @@
 
 #include "partitioner/layout_rules.h"
 #include "runtime/checkpoint/durable_file.h"
+#include "runtime/checkpoint/manifest_pieces.h"
 
 namespace tessera {
 namespace {
@@ -18,14 +19,6 @@ using nlohmann::json;
 
 // A manifest lists a few entries per parameter; 256 MiB is far beyond any real model's.
 constexpr size_t kMaxManifestBytes = 256u << 20;
-
-std::string ranges_string(const std::vector<std::pair<int64_t, int64_t>>& ranges) {
-  std::string s = "[";
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    s += fmt::format("{}[{}, {})", i ? ", " : "", ranges[i].first, ranges[i].second);
-  }
-  return s + "]";
-}
 
 // Field access that throws InputError "<where>: <rule>" instead of a JSON library message.
 class Fields {
@@ -194,34 +187,6 @@ ShardSpec parse_spec(const json& value, const std::string& where) {
                           static_cast<int>(f.integer("blocks", 1, kMaxRanks)));
 }
 
-// The rules that tie one tensor's pieces to its spec, the layout and the file list.
-void check_pieces(const TensorEntry& t, const CheckpointLayout& layout,
-                  const std::map<std::string, ShardFileEntry>& files, const std::string& where) {
-  const bool split = t.shard.kind == ShardSpec::Kind::Split;
-  const size_t expected = split ? static_cast<size_t>(layout.tp) : 1;
-  TESSERA_REQUIRE(t.pieces.size() == expected, "{}: has {} pieces; a {} tensor saved under tp {} has {}",
-                  where, t.pieces.size(), shard_spec_string(t.shard), layout.tp, expected);
-  for (size_t j = 0; j < t.pieces.size(); ++j) {
-    const ShardPiece& p = t.pieces[j];
-    const std::string pw = fmt::format("{} pieces[{}]", where, j);
-    TESSERA_REQUIRE(!split || p.tp_rank == static_cast<int>(j), "{} has tp_rank {}, expected {}", pw,
-                    p.tp_rank, j);
-    const auto file = files.find(p.file);
-    TESSERA_REQUIRE(file != files.end(), "{} names file \"{}\", which is not in \"files\"", pw, p.file);
-    TESSERA_REQUIRE(file->second.tp_rank == p.tp_rank && file->second.pp_rank == t.pp_rank,
-                    "{} is in \"{}\", which holds tp rank {} of pp stage {}, not tp rank {} of pp stage {}",
-                    pw, p.file, file->second.tp_rank, file->second.pp_rank, p.tp_rank, t.pp_rank);
-    const Shape want = split ? shard_shape(t.global_shape, t.shard, layout.tp) : t.global_shape;
-    TESSERA_REQUIRE(p.shape == want, "{} has shape {}, but a {} shard of {} under tp {} is {}", pw,
-                    shape_string(p.shape), shard_spec_string(t.shard), shape_string(t.global_shape),
-                    layout.tp, shape_string(want));
-    const auto ranges = split ? shard_ranges(t.global_shape, t.shard, p.tp_rank, layout.tp)
-                              : std::vector<std::pair<int64_t, int64_t>>{};
-    TESSERA_REQUIRE(p.ranges == ranges, "{} has ranges {} along axis {}, but tp rank {} of {} holds {}", pw,
-                    ranges_string(p.ranges), t.shard.axis, p.tp_rank, layout.tp, ranges_string(ranges));
-  }
-}
-
 TensorEntry parse_tensor(const json& value, size_t index, const CheckpointLayout& layout,
                          const std::map<std::string, ShardFileEntry>& files, const std::string& path) {
   const std::string at = fmt::format("{}: tensors[{}]", path, index);
@@ -263,6 +228,12 @@ TensorEntry parse_tensor(const json& value, size_t index, const CheckpointLayout
     p.file = pf.string("file");
     p.tp_rank = static_cast<int>(pf.integer("tp_rank", 0, layout.tp - 1));
     p.shape = parse_shape(pf.at("shape"), pw, "shape");
+    if (pieces[j].contains("elements")) {
+      const json& r = pf.array("elements");
+      TESSERA_REQUIRE(r.size() == 2 && is_index(r[0]) && is_index(r[1]),
+                      "{}: elements must be a [begin, end] pair of non-negative integers, not {}", pw, r.dump());
+      p.elements = std::pair(index_value(r[0]), index_value(r[1]));
+    }
     const json& ranges = pf.array("ranges");
     for (const json& r : ranges) {
       TESSERA_REQUIRE(r.is_array() && r.size() == 2 && is_index(r[0]) && is_index(r[1]),
@@ -301,14 +272,21 @@ std::string shard_spec_string(const ShardSpec& spec) {
   return fmt::format("split(axis {}, {} blocks)", spec.axis, spec.blocks);
 }
 
-std::string shard_file_name(int tp_rank, int pp_rank) {
+std::string shard_file_name(int tp_rank, int pp_rank, int dp_rank) {
+  if (dp_rank >= 0) return fmt::format("shard_tp{}_pp{}_dp{}.safetensors", tp_rank, pp_rank, dp_rank);
   return fmt::format("shard_tp{}_pp{}.safetensors", tp_rank, pp_rank);
+}
+
+std::string element_range_string(const std::pair<int64_t, int64_t>& range) {
+  return fmt::format("[{}, {})", range.first, range.second);
 }
 
 json manifest_to_json(const Manifest& m) {
   json files = json::array();
   for (const ShardFileEntry& f : m.files) {
-    files.push_back({{"name", f.name}, {"tp_rank", f.tp_rank}, {"pp_rank", f.pp_rank}, {"bytes", f.bytes}});
+    json entry = {{"name", f.name}, {"tp_rank", f.tp_rank}, {"pp_rank", f.pp_rank}, {"bytes", f.bytes}};
+    if (f.dp_rank >= 0) entry["dp_rank"] = f.dp_rank;
+    files.push_back(std::move(entry));
   }
   json tensors = json::array();
   for (const TensorEntry& t : m.tensors) {
@@ -319,7 +297,9 @@ json manifest_to_json(const Manifest& m) {
     for (const ShardPiece& p : t.pieces) {
       json ranges = json::array();
       for (const auto& [b, e] : p.ranges) ranges.push_back({b, e});
-      pieces.push_back({{"file", p.file}, {"tp_rank", p.tp_rank}, {"shape", p.shape}, {"ranges", ranges}});
+      json piece = {{"file", p.file}, {"tp_rank", p.tp_rank}, {"shape", p.shape}, {"ranges", ranges}};
+      if (p.elements) piece["elements"] = {p.elements->first, p.elements->second};
+      pieces.push_back(std::move(piece));
     }
     json entry = {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"global_shape", t.global_shape},
                   {"shard", shard}, {"pp_rank", t.pp_rank},         {"pieces", pieces}};
@@ -388,10 +368,12 @@ Manifest manifest_from_json(const json& root, const std::string& path) {
     e.tp_rank = static_cast<int>(ff.integer("tp_rank", 0, m.layout.tp - 1));
     e.pp_rank = static_cast<int>(ff.integer("pp_rank", 0, m.layout.pp - 1));
     e.bytes = static_cast<uint64_t>(ff.integer("bytes", 0, kMaxInt));
+    if (file_list[i].contains("dp_rank")) e.dp_rank = static_cast<int>(ff.integer("dp_rank", 0, m.layout.dp - 1));
     // The name is derived, never free: a manifest cannot point outside its directory.
-    TESSERA_REQUIRE(e.name == shard_file_name(e.tp_rank, e.pp_rank),
-                    "{}: name \"{}\" must be \"{}\" for tp_rank {} and pp_rank {}", where, e.name,
-                    shard_file_name(e.tp_rank, e.pp_rank), e.tp_rank, e.pp_rank);
+    TESSERA_REQUIRE(e.name == shard_file_name(e.tp_rank, e.pp_rank, e.dp_rank),
+                    "{}: name \"{}\" must be \"{}\" for tp_rank {} and pp_rank {}{}", where, e.name,
+                    shard_file_name(e.tp_rank, e.pp_rank, e.dp_rank), e.tp_rank, e.pp_rank,
+                    e.dp_rank >= 0 ? fmt::format(" (dp_rank {})", e.dp_rank) : "");
     TESSERA_REQUIRE(files.emplace(e.name, e).second, "{}: \"{}\" is listed twice", where, e.name);
     m.files.push_back(e);
   }

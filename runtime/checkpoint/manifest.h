@@ -9,6 +9,10 @@
 //     (and mask.<name> for a pruned parameter: F32 1 = kept, 0 = pruned, sharded as the
 //     parameter) for the tp-split parameters of stage p (this rank's shard) and, on t = 0,
 //     the replicated ones; __metadata__ {format: pt, step, tp_rank, pp_rank}.
+// <checkpoint.dir>/step_<N>/shard_tp<t>_pp<p>_dp<d>.safetensors
+//     instead, under ZeRO (sharded optimizer state): every dp rank d writes the element
+//     ranges of the shard (t, p) it owns, each tensor flattened to 1-D, and nothing is
+//     gathered; the pieces' "elements" say which ranges.
 //
 // manifest.json (keys sorted):
 //   format "tessera-checkpoint", version 1, step (training steps done; batches are a pure
@@ -18,13 +22,16 @@
 //   launcher), model (model.* of that config as JSON, or null: {arch, num_layers, hidden_size,
 //   num_attention_heads, ffn_hidden_size, head_dim, seq_length, vocab, activation, input_size,
 //   output_size, init_std}), vocabulary (Vocabulary::to_json or null), extra (trainer state, opaque here),
-//   files [{name, tp_rank, pp_rank, bytes}],
+//   files [{name, tp_rank, pp_rank, dp_rank (dp-sharded files only), bytes}],
 //   tensors [{name, dtype, global_shape, shard {kind: replicated} | {kind: split, axis,
 //             blocks}, rows (real rows of a padded vocabulary table; absent otherwise),
 //             masked (true when the files hold mask.<name>; absent otherwise),
-//             pp_rank, pieces [{file, tp_rank, shape, ranges [[begin, end), ...]}]}]
+//             pp_rank, pieces [{file, tp_rank, shape, ranges [[begin, end), ...],
+//                               elements [begin, end) (dp-sharded pieces only)}]}]
 //   A split tensor has one piece per tp rank (rank r holds, of each of the `blocks` equal
 //   parts of the axis, the r-th 1/tp); a replicated tensor has one piece, in tp rank 0's file.
+//   In a dp-sharded checkpoint each of those tp pieces is saved in parts: elements [begin, end)
+//   of the tp piece flattened row-major, in order, which must cover it exactly.
 #pragma once
 
 #include <cstdint>
@@ -56,11 +63,14 @@ struct CheckpointLayout {
 // param, exp_avg, exp_avg_sq), of shape `shape`. For a split tensor, `ranges` are the
 // [begin, end) intervals of the global tensor along the split axis that it holds, one per
 // block, in order; empty for a replicated tensor (the piece is the whole tensor).
+// A dp-sharded piece is a part of that: `elements` [begin, end) of the tp piece of shape
+// `shape` flattened, saved as a 1-D tensor.
 struct ShardPiece {
   std::string file;
   int tp_rank = 0;
   Shape shape;
   std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::optional<std::pair<int64_t, int64_t>> elements;  // dp-sharded pieces only
 };
 
 struct TensorEntry {
@@ -71,12 +81,15 @@ struct TensorEntry {
   int64_t rows = -1;  // real length of axis 0 when it is padded (vocab-parallel); -1 = not padded
   bool masked = false;  // a pruning mask is saved with it, as mask.<name> in the same pieces
   int pp_rank = 0;
-  std::vector<ShardPiece> pieces;  // replicated: one (tp rank 0); split: one per tp rank, in order
+  // replicated: one (tp rank 0); split: one per tp rank, in order; dp-sharded: the parts of
+  // each of those, in element order
+  std::vector<ShardPiece> pieces;
 };
 
 struct ShardFileEntry {
-  std::string name;  // shard_tp<t>_pp<p>.safetensors, relative to the step directory
+  std::string name;  // shard_file_name(tp_rank, pp_rank, dp_rank), relative to the step directory
   int tp_rank = 0, pp_rank = 0;
+  int dp_rank = -1;  // the writing dp rank of a dp-sharded file; -1: the (t, p) shard whole
   uint64_t bytes = 0;
 };
 
@@ -102,7 +115,11 @@ std::vector<std::pair<int64_t, int64_t>> shard_ranges(const Shape& global, const
                                                       int ranks);
 std::string shard_spec_string(
     const ShardSpec& spec);  // "replicated", "split(axis 0)", "split(axis 0, 3 blocks)"
-std::string shard_file_name(int tp_rank, int pp_rank);  // shard_tp<t>_pp<p>.safetensors
+// shard_tp<t>_pp<p>.safetensors, or shard_tp<t>_pp<p>_dp<d>.safetensors for dp rank d >= 0 of a
+// dp-sharded checkpoint.
+std::string shard_file_name(int tp_rank, int pp_rank, int dp_rank = -1);
+// "[begin, end)"
+std::string element_range_string(const std::pair<int64_t, int64_t>& range);
 
 nlohmann::json manifest_to_json(const Manifest& manifest);
 // Validates every field and every cross-reference (files, tp ranks, shard shapes and ranges);

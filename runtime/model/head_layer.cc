@@ -110,11 +110,12 @@ void HeadLayer::tie_weight(Parameter* table) {
 }
 
 std::vector<Parameter*> HeadLayer::parameters() {
+  // By name, not by value: ZeRO-3 frees the values between uses, and the list must not change.
   std::vector<Parameter*> ps;
-  if (norm_w_.value.defined()) ps.push_back(&norm_w_);
-  if (norm_b_.value.defined()) ps.push_back(&norm_b_);
+  if (!norm_w_.name.empty()) ps.push_back(&norm_w_);
+  if (!norm_b_.name.empty()) ps.push_back(&norm_b_);
   if (projection_ == &weight_) ps.push_back(&weight_);
-  if (bias_.value.defined()) ps.push_back(&bias_);
+  if (!bias_.name.empty()) ps.push_back(&bias_);
   return ps;
 }
 

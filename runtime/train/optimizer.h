@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ class Optimizer {
   // otherwise buffers for a load to fill, handed back to load_moments afterwards.
   virtual CheckpointMoments checkpoint_moments(const std::vector<Parameter*>& params, bool gather) = 0;
   virtual void load_moments(const CheckpointMoments& loaded) = 0;
+  // This rank's element ranges of `params` with their moments, for a dp-sharded save
+  // (CheckpointState::owned); nullopt when every replica holds all of the state (no ZeRO).
+  virtual std::optional<std::vector<OwnedRange>> owned_ranges(const std::vector<Parameter*>& params) = 0;
 };
 
 class AdamW : public Optimizer {
@@ -66,6 +70,9 @@ class AdamW : public Optimizer {
   // The moments share storage with the optimizer: a load writes into them directly.
   CheckpointMoments checkpoint_moments(const std::vector<Parameter*>& params, bool gather) override;
   void load_moments(const CheckpointMoments&) override {}
+  std::optional<std::vector<OwnedRange>> owned_ranges(const std::vector<Parameter*>&) override {
+    return std::nullopt;
+  }
   // The moments of parameter i (in construction order), sharing storage with the optimizer.
   const Tensor& exp_avg(size_t i) const { return states_.at(i).m; }
   const Tensor& exp_avg_sq(size_t i) const { return states_.at(i).v; }

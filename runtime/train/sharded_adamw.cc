@@ -2,6 +2,7 @@
 #include "runtime/train/sharded_adamw.h"
 
 #include <cmath>
+#include <map>
 
 #include "kernels/adamw.h"
 #include "kernels/grad_clip.h"
@@ -44,12 +45,12 @@ void ShardedAdamW::step(double lr) {
     float* v = v_.f32() + piece.shard;
     const float* mask = p.mask.defined() ? p.mask.f32() + piece.param_begin : nullptr;
     if (mask) apply_mask(g, mask, piece.numel);
-    kernels::cpu::adamw_update(piece.value, g, m, v, piece.numel, static_cast<float>(lr),
+    kernels::cpu::adamw_update(piece.value.f32(), g, m, v, piece.numel, static_cast<float>(lr),
                                static_cast<float>(config_.beta1), static_cast<float>(config_.beta2),
                                static_cast<float>(config_.eps),
                                p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f, step_);
     if (mask) {
-      for (float* x : {piece.value, m, v}) apply_mask(x, mask, piece.numel);
+      for (float* x : {piece.value.f32(), m, v}) apply_mask(x, mask, piece.numel);
     }
   }
   units_.after_update();
@@ -67,6 +68,20 @@ CheckpointMoments ShardedAdamW::checkpoint_moments(const std::vector<Parameter*>
   const std::vector<Tensor> m = units_.gather_per_param(nullptr, params), v = units_.gather_per_param(nullptr, params);
   for (size_t i = 0; i < params.size(); ++i) out.per_param.push_back({m[i], v[i]});
   load_params_ = params;
+  return out;
+}
+
+std::optional<std::vector<OwnedRange>> ShardedAdamW::owned_ranges(const std::vector<Parameter*>& params) {
+  std::map<const Parameter*, size_t> index;
+  for (size_t i = 0; i < params.size(); ++i) index[params[i]] = i;
+  std::vector<OwnedRange> out;
+  for (const ZeroUnits::Piece& piece : units_.pieces()) {
+    const auto it = index.find(piece.param);
+    TESSERA_CHECK(it != index.end(), "ZeRO: parameter {} of the units is not one of the {} saved", piece.param->name,
+                  params.size());
+    out.push_back({it->second, piece.param_begin, piece.value, m_.narrow(piece.shard, piece.numel),
+                   v_.narrow(piece.shard, piece.numel)});
+  }
   return out;
 }
 

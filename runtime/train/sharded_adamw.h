@@ -27,6 +27,8 @@ class ShardedAdamW : public Optimizer {
   // per-parameter buffers for a load, of which load_moments keeps this rank's blocks.
   CheckpointMoments checkpoint_moments(const std::vector<Parameter*>& params, bool gather) override;
   void load_moments(const CheckpointMoments& loaded) override;
+  // Each parameter's part of this rank's shard, as views of the shard buffers.
+  std::optional<std::vector<OwnedRange>> owned_ranges(const std::vector<Parameter*>& params) override;
 
  private:
   ZeroUnits& units_;

@@ -80,8 +80,12 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
   if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
+    // Stage 3 gathers in the compute precision (zero_units.h).
     zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch,
+                                              compute_->compute_dtype(),
+                                              par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
                                               [this](int layer) { fix_layer_gradients(layer); });
+    zero_units_->set_trace(trace_.get());
     int first = 0;
     for (Model* m : chunk_ptrs) {
       m->set_hooks(zero_units_.get(), first);
@@ -364,6 +368,9 @@ bool Trainer::unscale_gradients() {
 
 double Trainer::evaluate() {
   TESSERA_REQUIRE(data_->has_validation(), "Trainer::evaluate: the data source has no validation split");
+  // The masters changed since the step's forward made the low-precision copies (the update):
+  // without this, mixed-precision evaluation multiplied by the weights of before the update.
+  compute_->invalidate_weight_copies();
   const TrainConfig& t = config_.train;
   // eval_iters global batches of the fixed validation stream, whatever the layout: cut into
   // microbatches, replica d takes microbatches d, d + dp, ...; every pipeline stage the same.

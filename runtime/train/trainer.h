@@ -172,8 +172,9 @@ class Trainer {
   double run_microbatches();  // returns this rank's sum of microbatch losses
   void trace(const char* name, TraceRecorder::Clock::time_point start);
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
-  // `moments`, gathered from a sharded optimizer when gather (for a save).
-  CheckpointState checkpoint_state(CheckpointMoments& moments, bool gather);
+  // `moments`, gathered from a sharded optimizer when gather (for a save). Without
+  // with_moments they are left out (a dp-sharded save gives them as owned ranges).
+  CheckpointState checkpoint_state(CheckpointMoments& moments, bool gather, bool with_moments = true);
   // This rank's place in the layout and the optimizer's ZeRO stage, as checkpoints record them.
   CheckpointLayout checkpoint_layout() const;
   bool stop_requested_everywhere();

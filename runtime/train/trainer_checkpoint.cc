@@ -14,15 +14,16 @@ namespace tessera {
 
 using Clock = TraceRecorder::Clock;
 
-CheckpointState Trainer::checkpoint_state(CheckpointMoments& moments, bool gather) {
+CheckpointState Trainer::checkpoint_state(CheckpointMoments& moments, bool gather, bool with_moments) {
   CheckpointState s;
   s.model = config_.model;
   s.step = step_;
   s.params = parameters();
   s.padded_rows = vocab_padded_rows(config_.model, graph_);
   if (loss_scaler_) s.extra["loss_scaler"] = loss_scaler_->to_json();
-  moments = optimizer_->checkpoint_moments(s.params, gather);
   s.optimizer_steps = optimizer_->steps_taken();
+  if (!with_moments) return s;
+  moments = optimizer_->checkpoint_moments(s.params, gather);
   for (OptimizerMoments& mo : moments.per_param) s.moments.push_back(&mo);
   return s;
 }
@@ -38,8 +39,13 @@ std::string Trainer::save(const std::string& dir) {
   TESSERA_REQUIRE(!dir.empty(), "Trainer::save: no checkpoint directory (checkpoint.dir is empty)");
   const auto start = Clock::now();
   CheckpointMoments moments;
-  const GatheredParameters gathered(zero_units_.get());  // ZeRO-3: the values are written whole
-  CheckpointState state = checkpoint_state(moments, true);
+  // ZeRO: each dp rank writes the ranges it owns, nothing is gathered. Local SGD / DiLoCo
+  // replicas differ, so their checkpoints keep whole shards.
+  std::optional<std::vector<OwnedRange>> owned;
+  if (!outer_sync_) owned = optimizer_->owned_ranges(parameters());
+  TESSERA_CHECK(owned || !zero_units_, "ZeRO-{}: a checkpoint without dp-sharded ranges", optimizer_->zero_stage());
+  CheckpointState state = checkpoint_state(moments, true, !owned);
+  state.owned = std::move(owned);
   const CheckpointLayout layout = checkpoint_layout();
   if (outer_sync_) {
     // [outer sync hook] Each replica's own state and the outer state (outer_checkpoint.h).

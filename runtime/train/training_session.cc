@@ -7,6 +7,7 @@
 
 #include "partitioner/layout_rules.h"
 #include "partitioner/machine_model.h"
+#include "partitioner/memory_cap.h"
 #include "runtime/comm/agreement.h"
 #include "runtime/comm/threads.h"
 #include "runtime/data/tokenizer.h"
@@ -67,6 +68,9 @@ void TrainingSession::decide_partition(const std::optional<ClusterModel>& given)
   std::copy(partition_.partition.begin(), partition_.partition.end(), t.i32());
   world_->broadcast(t, 0);
   partition_.partition.assign(t.i32(), t.i32() + t.numel());
+  // Every rank decides the same from the same inputs, so all stop together, before the trainer
+  // allocates anything.
+  check_memory_cap(config_, graph_, world_->size(), partition_.partition);
 }
 
 Trainer& TrainingSession::start(TrainerCallbacks callbacks) {

@@ -79,6 +79,17 @@ void ZeroAdamW::load_moments(const CheckpointMoments& loaded) {
   v_.copy_from(loaded.storage[1].narrow(lo_, hi_ - lo_));
 }
 
+std::optional<std::vector<OwnedRange>> ZeroAdamW::owned_ranges(const std::vector<Parameter*>& params) {
+  std::map<const Parameter*, size_t> index;
+  for (size_t i = 0; i < params.size(); ++i) index[params[i]] = i;
+  std::vector<OwnedRange> out;
+  for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
+    out.push_back({index.at(s.param), b - s.offset, flat_.values().narrow(b, e - b), m_.narrow(b - lo_, e - b),
+                   v_.narrow(b - lo_, e - b)});
+  });
+  return out;
+}
+
 void ZeroAdamW::step(double lr) {
   const Tensor& shard_grads = sync_.shard_grads();
   ++step_;

@@ -33,6 +33,8 @@ class ZeroAdamW : public Optimizer {
   // over dp), viewed per parameter; load_moments keeps this rank's range of them.
   CheckpointMoments checkpoint_moments(const std::vector<Parameter*>& params, bool gather) override;
   void load_moments(const CheckpointMoments& loaded) override;
+  // Each parameter's part of this rank's shard, as views of the shard buffers.
+  std::optional<std::vector<OwnedRange>> owned_ranges(const std::vector<Parameter*>& params) override;
 
  private:
   // Calls f(segment, begin, end) for each piece of a parameter inside this rank's shard,

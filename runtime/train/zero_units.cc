@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "kernels/cast.h"
 
 namespace tessera {
 namespace {
@@ -14,12 +15,39 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+// fp32 <-> the 16-bit formats, for what the collectives move.
+Tensor narrowed(const Tensor& f32, DType dtype) {
+  Tensor out = Tensor::empty({f32.numel()}, dtype);
+  const auto format = dtype == DType::BF16 ? kernels::cpu::Half::BF16 : kernels::cpu::Half::F16;
+  kernels::cpu::cast_f32_to_half(format, out.data<uint16_t>(), f32.f32(), f32.numel());
+  return out;
+}
+
+Tensor widened(const Tensor& half) {
+  Tensor out = Tensor::empty({half.numel()});
+  if (half.dtype() == DType::BF16) {
+    kernels::cpu::cast_bf16_to_f32(out.f32(), half.data<uint16_t>(), half.numel());
+  } else {
+    kernels::cpu::cast_f16_to_f32(out.f32(), half.data<uint16_t>(), half.numel());
+  }
+  return out;
+}
+
 }  // namespace
 
-ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch,
-                     std::function<void(int)> finalize)
-    : dp_(dp), stage_(stage), prefetch_(prefetch), finalize_(std::move(finalize)) {
+ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
+                     DType reduce_dtype, std::function<void(int)> finalize)
+    : dp_(dp),
+      stage_(stage),
+      prefetch_(prefetch),
+      gather_dtype_(gather_dtype),
+      reduce_dtype_(reduce_dtype),
+      finalize_(std::move(finalize)) {
   TESSERA_CHECK(stage == 2 || stage == 3, "ZeroUnits is for ZeRO stages 2 and 3, not {}", stage);
+  TESSERA_CHECK(gather_dtype == DType::F32 || gather_dtype == DType::BF16 || gather_dtype == DType::F16,
+                "ZeRO: {} gathers are not supported", dtype_name(gather_dtype));
+  TESSERA_CHECK(reduce_dtype == DType::F32 || reduce_dtype == DType::BF16, "ZeRO: {} reductions are not supported",
+                dtype_name(reduce_dtype));
   TESSERA_CHECK(prefetch >= 0, "ZeRO prefetch {} < 0", prefetch);
   const int n = dp.size();
   int layer = 0;
@@ -68,11 +96,11 @@ ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int st
   // Each parameter's overlap with this rank's block [lo, hi) of its unit.
   for (Unit& u : units_) {
     const int64_t lo = dp_.rank() * u.block, hi = lo + u.block;
-    float* values = stage_ == 3 ? own_block(u).f32() : u.full.f32() + lo;
+    const Tensor values = stage_ == 3 ? own_block(u) : u.full.narrow(lo, u.block);
     for (size_t i = 0; i < u.params.size(); ++i) {
       const int64_t begin = u.offsets[i], end = begin + shape_numel(u.shapes[i]);
       const int64_t b = std::max(lo, begin), e = std::min(hi, end);
-      if (b < e) pieces_.push_back({u.params[i], b - begin, u.shard_offset + (b - lo), e - b, values + (b - lo)});
+      if (b < e) pieces_.push_back({u.params[i], b - begin, u.shard_offset + (b - lo), e - b, values.narrow(b - lo, e - b)});
     }
   }
 }
@@ -102,19 +130,35 @@ void ZeroUnits::bind_values(Unit& u) {
   }
 }
 
-void ZeroUnits::start_gather(Unit& u) {
-  if (u.full.defined()) return;
+void ZeroUnits::start_gather(Unit& u, DType dtype) {
+  if (u.full.defined() || u.gathering) return;
+  u.issued = std::chrono::steady_clock::now();
+  if (dtype != DType::F32) {
+    u.send = narrowed(own_block(u), dtype);
+    u.low = Tensor::empty({u.padded}, dtype);
+    u.gathering = dp_.all_gather_async(u.send, u.low);
+    return;
+  }
   u.full = Tensor::empty({u.padded});
   u.gathering = dp_.all_gather_async(own_block(u), u.full);
 }
 
 void ZeroUnits::ensure_gathered(Unit& u) {
-  start_gather(u);
-  if (u.gathering) {
-    u.gathering->wait();
-    u.gathering.reset();
-    bind_values(u);
+  start_gather(u, gather_dtype_);
+  if (!u.gathering) return;
+  const auto waited = std::chrono::steady_clock::now();
+  u.gathering->wait();
+  u.gathering.reset();
+  if (trace_) {
+    const auto done = std::chrono::steady_clock::now();
+    trace_->add("zero_gather", "comm", u.issued, done);
+    trace_->add("zero_gather_wait", "comm", waited, done);
   }
+  if (u.low.defined()) {
+    u.full = widened(u.low);
+    u.low = u.send = Tensor();
+  }
+  bind_values(u);
 }
 
 void ZeroUnits::release(Unit& u) {
@@ -122,6 +166,7 @@ void ZeroUnits::release(Unit& u) {
   if (u.gathering) {  // a prefetch nobody used: let it land before its buffer goes
     u.gathering->wait();
     u.gathering.reset();
+    u.low = u.send = Tensor();
   }
   for (Parameter* p : u.params) {
     p->value = Tensor();
@@ -139,7 +184,7 @@ void ZeroUnits::prefetch(int layer, int step) {
     Unit* u = unit_of(l);
     if (u == nullptr) continue;
     if (current != nullptr && u->chunk != current->chunk) break;
-    start_gather(*u);
+    start_gather(*u, gather_dtype_);
     ++started;
   }
 }
@@ -177,7 +222,8 @@ void ZeroUnits::after_backward(int layer) {
   // One reduce-scatter in flight while the next unit's gradient is computed: two unit
   // gradients alive at most, as the memory model counts them.
   for (Unit& other : units_) complete_scatter(other);
-  u->reduced = Tensor::empty({u->block});
+  if (reduce_dtype_ == DType::BF16) u->grad = narrowed(u->grad, DType::BF16);
+  u->reduced = Tensor::empty({u->block}, reduce_dtype_);
   if (!first_scatter_) first_scatter_ = std::chrono::steady_clock::now();
   u->scattering = dp_.reduce_scatter_async(u->grad, u->reduced, ReduceOp::Sum);
   release(*u);
@@ -188,6 +234,7 @@ void ZeroUnits::complete_scatter(Unit& u) {
   u.scattering->wait();
   u.scattering.reset();
   last_scatter_ = std::chrono::steady_clock::now();
+  if (u.reduced.dtype() == DType::BF16) u.reduced = widened(u.reduced);
   float* acc = shard_grads_.f32() + u.shard_offset;
   const float* in = u.reduced.f32();
   for (int64_t i = 0; i < u.block; ++i) acc[i] += in[i];
@@ -226,7 +273,9 @@ void ZeroUnits::after_update() {
 }
 
 void ZeroUnits::gather_all() {
-  for (Unit& u : units_) start_gather(u);
+  // A prefetched 16-bit gather lands first: the values are gathered again exactly.
+  release_all();
+  for (Unit& u : units_) start_gather(u, DType::F32);
   for (Unit& u : units_) ensure_gathered(u);
 }
 

@@ -7,6 +7,13 @@
 //   Stage 3: only this rank's blocks exist at rest. A unit is all-gathered just before its
 //   forward and again before its backward, with up to `prefetch` units of the same chunk
 //   gathered ahead in the pass's direction, and freed after use; gradients as in stage 2.
+// Precision: the masters, gradients and moments are fp32. With gather_dtype BF16 or F16 (mixed
+// precision: the compute dtype) a stage-3 unit's gathers move 16 bits: each rank sends its block
+// rounded and the gathered unit is widened to fp32 for the layer, so its GEMM copies (the same
+// rounding of the same values) are what a 1-rank mixed-precision run multiplies by, and only the
+// fp32 parameters (norms, biases, embedding rows) see rounded values. With reduce_dtype BF16
+// (parallel.grad_reduce_dtype) the unit gradients travel and are summed in bf16, as ZeRO-1's.
+// gather_all (checkpoints, pruning) always moves fp32: what it gathers may be written back.
 // Microbatches do not reuse a gathered unit, and every microbatch's gradients are
 // reduce-scattered (partitioner/zero_model.h counts the same traffic). The trainer's per-layer
 // gradient fix-ups (sequence-parallel sums over tp, pruning masks) run on each microbatch's full
@@ -23,25 +30,27 @@
 #include "runtime/model/layer_hooks.h"
 #include "runtime/model/model.h"
 #include "runtime/train/grad_sync.h"
+#include "runtime/train/trace.h"
 
 namespace tessera {
 
 class ZeroUnits final : public LayerHooks {
  public:
   // A parameter's part inside this rank's blocks: elements [param_begin, param_begin + numel)
-  // of the parameter are `value` (the fp32 master) and element `shard` on of the shard buffers
-  // (gradient, optimizer moments).
+  // of the parameter are `value` (a view of the fp32 master, which stays allocated) and
+  // element `shard` on of the shard buffers (gradient, optimizer moments).
   struct Piece {
     Parameter* param = nullptr;
     int64_t param_begin = 0, shard = 0, numel = 0;
-    float* value = nullptr;
+    Tensor value;
   };
 
   // The layers of `chunks` (numbered across them in order, as the trainer does) keep their
   // values in this rank's blocks; stage 3 frees the full values. finalize(layer) is the
   // trainer's gradient fix-up, run before a unit's gradient is reduce-scattered. dp is borrowed.
-  ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch,
-            std::function<void(int)> finalize);
+  // gather_dtype: F32, BF16 or F16; reduce_dtype: F32 or BF16 (see above).
+  ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
+            DType reduce_dtype, std::function<void(int)> finalize);
   ~ZeroUnits() override;
 
   void before_forward(int layer) override;
@@ -50,6 +59,11 @@ class ZeroUnits final : public LayerHooks {
   void after_backward(int layer) override;
 
   int stage() const { return stage_; }
+  // Stage 3: each unit's gather goes into the trace as "zero_gather" (from its issue to the
+  // moment it was seen complete, when its layer needed it: an upper bound of the collective)
+  // and "zero_gather_wait" (the part the layer waited for); the share hidden behind compute is
+  // 1 - wait / gather (bench/zero_overlap.py). Borrowed; null: no events.
+  void set_trace(TraceRecorder* trace) { trace_ = trace; }
   // Before a step's first microbatch: the shard gradient is zeroed.
   void begin_step();
   // After the last backward: every reduce-scatter is complete and summed into shard_grads().
@@ -85,12 +99,16 @@ class ZeroUnits final : public LayerHooks {
     std::vector<Shape> shapes;     // of each parameter (its value is undefined at rest in stage 3)
     int64_t padded = 0, block = 0, shard_offset = 0;
     Tensor full;  // stage 2: always; stage 3: while gathered
+    Tensor send, low;  // a 16-bit gather in flight: this rank's block and the unit, rounded
     std::unique_ptr<CommRequest> gathering;
-    Tensor grad, reduced;  // the unit's gradient and this rank's reduced block, while in flight
+    std::chrono::steady_clock::time_point issued;  // of the gather in flight
+    // The unit's gradient (or its bf16 rounding, which is what travels) and this rank's
+    // reduced block, while in flight.
+    Tensor grad, reduced;
     std::unique_ptr<CommRequest> scattering;
   };
   Unit* unit_of(int layer);
-  void start_gather(Unit& u);
+  void start_gather(Unit& u, DType dtype);
   void ensure_gathered(Unit& u);
   void release(Unit& u);
   void bind_values(Unit& u);
@@ -101,7 +119,9 @@ class ZeroUnits final : public LayerHooks {
 
   Communicator& dp_;
   int stage_, prefetch_;
+  DType gather_dtype_, reduce_dtype_;
   std::function<void(int)> finalize_;
+  TraceRecorder* trace_ = nullptr;
   std::vector<Unit> units_;
   std::vector<int> unit_index_;  // per layer, -1 for a layer without parameters
   Tensor shard_values_;          // stage 3: the blocks at rest
