@@ -140,3 +140,12 @@ set_tests_properties(cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTI
 set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# A feature the trainer does not run on the GPU yet is refused in one line naming the key, before
+# any work, not run on the CPU instead (runtime/train/runtime_support.cc has the list).
+add_test(NAME cuda.refuse_unported_feature
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
+                 --expect "tessera: error: ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml: parallel.recompute = full with train.device = cuda: not implemented on the GPU yet"
+                 -- $<TARGET_FILE:tessera_emulated> ${refusal_args} --set parallel.recompute=full
+         WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(cuda.refuse_unported_feature PROPERTIES LABELS cuda TIMEOUT 60)
