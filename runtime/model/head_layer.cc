@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "runtime/compute/compute.h"
-#include "runtime/device/device_memory.h"
 #include "runtime/model/embedding_layer.h"
 
 namespace tessera {
@@ -72,12 +71,18 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
   s.sum_exp = sum_exp;
   Tensor losses = m.empty({N});
   ops.cross_entropy_loss(losses, s.row_max, s.sum_exp, target_logit);
-  // The mean in double on the host, as the loss was always taken (a GPU's rows are read back
-  // here: the microbatch's one host wait).
-  const Tensor host_losses = to_device(losses, Device::cpu());
-  double total = 0;
-  for (int64_t i = 0; i < N; ++i) total += host_losses.f32()[i];
-  Tensor loss = Tensor::full({1}, static_cast<float>(total / static_cast<double>(N)));
+  Tensor loss;
+  if (m.device().is_cpu()) {
+    double total = 0;
+    for (int64_t i = 0; i < N; ++i) total += losses.f32()[i];
+    loss = Tensor::full({1}, static_cast<float>(total / static_cast<double>(N)));
+  } else {
+    // On a GPU the mean stays there (the column sum of a bias gradient, in fp32), so the trainer
+    // reads all of a step's microbatch losses in one host wait.
+    loss = Tensor::zeros({1}, DType::F32, m.device());
+    ops.bias_backward(loss, losses.view({N, 1}));
+    ops.scale(loss, 1.f / static_cast<float>(N));
+  }
   last_logits_ = s.logits;
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return loss;

@@ -20,6 +20,20 @@ namespace tessera {
 
 using Clock = TraceRecorder::Clock;
 
+namespace {
+
+// The sum of microbatch losses ([1] each), in order; a GPU's are read back in one host wait.
+double sum_of_losses(const std::vector<Tensor>& losses) {
+  std::vector<Tensor> host;
+  for (size_t i = 0; i < losses.size(); ++i) host.push_back(Tensor::empty({1}));
+  read_to_host(losses, host);
+  double sum = 0;
+  for (const Tensor& h : host) sum += h.f32()[0];
+  return sum;
+}
+
+}  // namespace
+
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
     : Trainer(config, std::make_unique<DatasetSource>(data, config.model.seq_length, config.train.seed), nullptr,
               groups, std::move(options)) {}
@@ -206,11 +220,11 @@ double Trainer::run_microbatches() {
     return loss_sum;
   }
   Model& model = *chunks_.front();
-  double loss_sum = 0;
+  std::vector<Tensor> losses;  // on a GPU they stay there until the step's one read below
   for (int mb = 0; mb < microbatches_; ++mb) {
     const MicrobatchContext ctx = make_ctx(mb);
     auto start = Clock::now();
-    loss_sum += model.forward(Tensor(), ctx).f32()[0];
+    losses.push_back(model.forward(Tensor(), ctx));
     if (trace_) trace_->add("forward", "compute", start, Clock::now(), mb, 0);
     start = Clock::now();
     // Gradients are final only in the last microbatch: that is when buckets can be sent.
@@ -221,8 +235,9 @@ double Trainer::run_microbatches() {
     }
     if (trace_) trace_->add("backward", "compute", start, Clock::now(), mb, 0);
   }
-  return loss_sum;
+  return sum_of_losses(losses);
 }
+
 
 StepResult Trainer::train_step() {
   forward_backward();
@@ -402,7 +417,9 @@ double Trainer::evaluate() {
     if (trace_) trace_->set_step(step_, tracing);
     sum = all_reduce_scalar(sum, groups_.pp, ReduceOp::Sum);
   } else {
-    for (size_t k = 0; k < mine.size(); ++k) sum += chunks_.front()->forward(Tensor(), make_ctx(k)).f32()[0];
+    std::vector<Tensor> losses;
+    for (size_t k = 0; k < mine.size(); ++k) losses.push_back(chunks_.front()->forward(Tensor(), make_ctx(k)));
+    sum = sum_of_losses(losses);
   }
   const double val_loss = all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
   if (options_.callbacks.on_eval) options_.callbacks.on_eval(step_, val_loss);
