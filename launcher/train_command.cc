@@ -95,6 +95,7 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
     // What this build and machine offer, for the session's device checks (this program links
     // the device runtime: tessera_device_runtime).
     session_options.cuda = {cuda_built(), cuda_devices_visible(), nccl_version_code()};
+    session_options.start_cuda = start_cuda_training;
   }
   // Rank discovery, world, threads, grid, data and the partition (runtime/train/training_session.h).
   const auto session =

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "runtime/tensor.h"
 
@@ -26,6 +27,12 @@ struct MatmulArgs {
   Tensor& c;
   const Tensor* bias = nullptr;
   bool accumulate = false;
+};
+
+// One AdamW update's hyperparameters (kernels/adamw.h's arithmetic; step is 1-based).
+struct AdamWStep {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step;
 };
 
 class Backend {
@@ -116,6 +123,15 @@ class Backend {
   virtual void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& row_max,
                                       const Tensor& sum_exp, const Tensor& targets, const Tensor& dloss,
                                       int64_t valid, int64_t vocab_start) = 0;
+
+  // The optimizer's ops, on fp32 master weights, gradients and moments.
+  // The sum of squares of each tensor of xs, each accumulated in double, returned to the host in
+  // order (on a GPU one host wait for all of them): the gradient norm's partial sums.
+  virtual std::vector<double> sum_squares(const std::vector<const Tensor*>& xs) = 0;
+  // x *= factor (gradient clipping, the fp16 unscale).
+  virtual void scale(Tensor& x, float factor) = 0;
+  // param -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * param), moments updated first.
+  virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) = 0;
 };
 
 }  // namespace tessera

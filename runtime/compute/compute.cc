@@ -2,6 +2,7 @@
 #include "runtime/compute/compute.h"
 
 #include "runtime/compute/cpu_backend.h"
+#include "runtime/device/device_memory.h"
 
 namespace tessera {
 
@@ -9,6 +10,8 @@ Compute::Compute(std::unique_ptr<Backend> backend, PrecisionPolicy policy)
     : backend_(std::move(backend)), policy_(policy) {
   TESSERA_CHECK(backend_ != nullptr, "Compute needs a backend");
 }
+
+Tensor Compute::full(const Shape& shape, float value) const { return to_device(Tensor::full(shape, value), device()); }
 
 Tensor Compute::to_compute(const Tensor& x) const {
   if (x.dtype() == compute_dtype()) return x;

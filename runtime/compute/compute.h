@@ -22,6 +22,12 @@ class Compute {
   Backend& ops() const { return *backend_; }
   const PrecisionPolicy& policy() const { return policy_; }
   DType compute_dtype() const { return policy_.compute_dtype(); }
+  // The device the layers' tensors live on: the backend's. Layers allocate through these, never
+  // Tensor::empty's host default, so the same layer code runs on the CPU and on a GPU.
+  Device device() const { return backend_->device(); }
+  Tensor empty(const Shape& shape, DType dtype = DType::F32) const { return Tensor::empty(shape, dtype, device()); }
+  // A tensor of `value`s on the device (made on the host and copied when the device is a GPU).
+  Tensor full(const Shape& shape, float value) const;
 
   // x in the compute dtype (x itself when it already is): GEMM inputs, and activations moved
   // between ranks without arithmetic (pipeline sends, sequence-parallel gathers).

@@ -1,6 +1,7 @@
 // CpuBackend: Tensor-level wrappers over the CPU kernels, and the choice of GEMM library.
 #include "runtime/compute/cpu_backend.h"
 
+#include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/bias.h"
 #include "kernels/cast.h"
@@ -8,6 +9,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
 #include "kernels/gqa.h"
+#include "kernels/grad_clip.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #include "kernels/onednn_attention.h"
@@ -260,6 +262,19 @@ void CpuBackend::cross_entropy_backward(Tensor& dlogits, const Tensor& logits, c
                                         int64_t valid, int64_t vocab_start) {
   k::cross_entropy_backward(dlogits.f32(), logits.f32(), row_max.f32(), sum_exp.f32(), targets.i32(), dloss.f32(),
                             rows_of(logits), cols_of(logits), valid, vocab_start);
+}
+
+
+std::vector<double> CpuBackend::sum_squares(const std::vector<const Tensor*>& xs) {
+  std::vector<double> sums;
+  sums.reserve(xs.size());
+  for (const Tensor* x : xs) sums.push_back(k::sum_squares(x->f32(), x->numel()));
+  return sums;
+}
+void CpuBackend::scale(Tensor& x, float factor) { k::scale(x.f32(), factor, x.numel()); }
+void CpuBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
+  k::adamw_update(param.f32(), grad.f32(), m.f32(), v.f32(), param.numel(), s.lr, s.beta1, s.beta2, s.eps,
+                  s.weight_decay, s.step);
 }
 
 }  // namespace tessera

@@ -4,7 +4,9 @@
 #include "runtime/compute/cuda_backend.h"
 
 #include <algorithm>
+#include <cstring>
 
+#include "kernels/cuda/adamw_cuda.h"
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/bias_cuda.h"
 #include "kernels/cuda/cast_cuda.h"
@@ -12,6 +14,7 @@
 #include "kernels/cuda/embedding_cuda.h"
 #include "kernels/cuda/gelu_cuda.h"
 #include "kernels/cuda/gqa_cuda.h"
+#include "kernels/cuda/grad_clip_cuda.h"
 #include "kernels/cuda/layernorm_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/cuda/relu_cuda.h"
@@ -301,6 +304,36 @@ void CudaBackend::cross_entropy_backward(Tensor& dlogits, const Tensor& logits, 
   const On on{device(), context_->stream()};
   kc::cross_entropy_backward(on.f(dlogits), on.f(logits), on.f(row_max), on.f(sum_exp), on.i(targets), on.f(dloss),
                              rows_of(logits), cols_of(logits), valid, vocab_start, on.stream);
+}
+
+
+// The partial sums are doubles on the device (kept in the bytes of F32 tensors: Tensor has no
+// F64), all read back in one host wait.
+std::vector<double> CudaBackend::sum_squares(const std::vector<const Tensor*>& xs) {
+  const On on{device(), context_->stream()};
+  const auto n = static_cast<int64_t>(xs.size());
+  Tensor sums = Tensor::empty({2 * n}, DType::F32, device());
+  Tensor scratch = Tensor::empty({2 * kc::kSumSquaresScratch}, DType::F32, device());
+  auto* out = reinterpret_cast<double*>(on.f(sums));
+  for (int64_t i = 0; i < n; ++i) {
+    kc::sum_squares(out + i, on.f(*xs[i]), xs[i]->numel(), reinterpret_cast<double*>(on.f(scratch)), on.stream);
+  }
+  Tensor host = Tensor::empty({2 * n});
+  copy_tensor(host, sums);
+  std::vector<double> result(xs.size());
+  if (n > 0) std::memcpy(result.data(), host.f32(), sizeof(double) * result.size());
+  return result;
+}
+
+void CudaBackend::scale(Tensor& x, float factor) {
+  const On on{device(), context_->stream()};
+  kc::scale(on.f(x), factor, x.numel(), on.stream);
+}
+
+void CudaBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
+  const On on{device(), context_->stream()};
+  kc::adamw_update(on.f(param), nullptr, on.f(grad), on.f(m), on.f(v), param.numel(), s.lr, s.beta1, s.beta2, s.eps,
+                   s.weight_decay, s.step, on.stream);
 }
 
 }  // namespace tessera

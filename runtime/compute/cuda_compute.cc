@@ -12,12 +12,28 @@ int cuda_devices_visible() { return visible_cuda_devices(); }
 
 int nccl_version_code() { return NcclCommunicator::nccl_version(); }
 
-std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32) {
+namespace {
+
+std::unique_ptr<Compute> cuda_compute_on(std::shared_ptr<CudaContext> context, Precision precision) {
   TESSERA_REQUIRE(precision != Precision::FP16,
                   "train.precision = fp16 with train.device = cuda: the CUDA kernels have no fp16 casts or GEMMs yet "
                   "(use bf16)");
-  auto backend = std::make_unique<CudaBackend>(start_cuda_device(device_index, allow_tf32));
-  return std::make_unique<Compute>(std::move(backend), PrecisionPolicy{precision});
+  return std::make_unique<Compute>(std::make_unique<CudaBackend>(std::move(context)), PrecisionPolicy{precision});
+}
+
+}  // namespace
+
+std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32) {
+  return cuda_compute_on(start_cuda_device(device_index, allow_tf32), precision);
+}
+
+CudaTraining start_cuda_training(int device_index, Precision precision, bool allow_tf32, MpiCommunicator& host,
+                                 double timeout_s) {
+  std::shared_ptr<CudaContext> context = start_cuda_device(device_index, allow_tf32);
+  CudaTraining t;
+  t.compute = cuda_compute_on(context, precision);
+  t.world = std::make_unique<NcclCommunicator>(host, context, "nccl", timeout_s);
+  return t;
 }
 
 }  // namespace tessera

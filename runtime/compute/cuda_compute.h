@@ -7,9 +7,12 @@
 
 #include <memory>
 
+#include "runtime/comm/communicator.h"
 #include "runtime/compute/compute.h"
 
 namespace tessera {
+
+class MpiCommunicator;
 
 // Whether this build has the CUDA backend.
 bool cuda_built();
@@ -20,5 +23,15 @@ int nccl_version_code();
 // Starts this rank's CUDA runtime on `device_index` (its device tensors come from there from now
 // on) and returns the Compute over CudaBackend. fp16 is refused (no fp16 CUDA kernels yet).
 std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32);
+
+// What a trainer on a GPU runs on: the Compute of make_cuda_compute, and an NCCL communicator
+// over the ranks of `host` on the same device, the parent its tp/dp/pp groups are split from
+// (ncclCommSplit). Collective over `host`.
+struct CudaTraining {
+  std::shared_ptr<Compute> compute;
+  std::unique_ptr<Communicator> world;
+};
+CudaTraining start_cuda_training(int device_index, Precision precision, bool allow_tf32, MpiCommunicator& host,
+                                 double timeout_s);
 
 }  // namespace tessera

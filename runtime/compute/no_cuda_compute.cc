@@ -9,10 +9,16 @@ int cuda_devices_visible() { return 0; }
 
 int nccl_version_code() { return 0; }
 
-std::unique_ptr<Compute> make_cuda_compute(int, Precision, bool) {
-  TESSERA_REQUIRE(false, "train.device = cuda: this tessera was built without CUDA (configure with -DTESSERA_CUDA=ON "
-                         "on a machine with the CUDA toolkit)");
-  return nullptr;
-}
+namespace {
+
+constexpr const char* kNoCuda =
+    "train.device = cuda: this tessera was built without CUDA (configure with -DTESSERA_CUDA=ON on a machine with the "
+    "CUDA toolkit)";
+
+}  // namespace
+
+std::unique_ptr<Compute> make_cuda_compute(int, Precision, bool) { throw InputError(kNoCuda); }
+
+CudaTraining start_cuda_training(int, Precision, bool, MpiCommunicator&, double) { throw InputError(kNoCuda); }
 
 }  // namespace tessera

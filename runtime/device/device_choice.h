@@ -1,7 +1,8 @@
 // Which GPU a rank trains on with train.device = cuda, and the refusals that must come before any
 // work: one GPU per rank, the rank's index among the ranks of its node (so ranks of one node never
-// share a GPU, and the choice needs no communication). Pure, so the refusals are tested without a
-// GPU.
+// share a GPU, and the choice needs no communication), unless NCCL_MULTI_RANK_GPU_ENABLE=1 with
+// NCCL >= 2.30, which lets ranks share one (the device check's two ranks on one GPU). Pure but
+// for those environment variables, so the refusals are tested without a GPU.
 #pragma once
 
 #include <string>

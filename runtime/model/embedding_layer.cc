@@ -23,8 +23,9 @@ EmbeddingLayer::EmbeddingLayer(std::string name, std::string wte_name, int64_t v
 
 Tensor EmbeddingLayer::forward(const Tensor&, const MicrobatchContext& ctx) {
   const int64_t B = ctx.tokens.dim(0), T = ctx.tokens.dim(1), N = B * T;
-  Backend& ops = ctx.math().ops();
-  Tensor out = Tensor::empty({N, width_});
+  const Compute& m = ctx.math();
+  Backend& ops = m.ops();
+  Tensor out = m.empty({N, width_});
   ops.token_embedding_forward(out, ctx.tokens.view({N}), wte_.value, vocab_start_);
   if (seq_length_ > 0 && tp_.rank == 0) {
     // Added by one rank only: the reduction below sums it into every rank's rows once.

@@ -47,33 +47,42 @@ Tensor HeadLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
   s.x = x;
   s.normed = x;
   if (norm_w_.value.defined()) {
-    s.normed = Tensor::empty({Ns, C});
-    s.rstd = Tensor::empty({Ns});
+    s.normed = m.empty({Ns, C});
+    s.rstd = m.empty({Ns});
     if (options_.rms_norm) {
       ops.rmsnorm_forward(s.normed, s.rstd, x, norm_w_.value, options_.norm_eps);
     } else {
-      s.mean = Tensor::empty({Ns});
+      s.mean = m.empty({Ns});
       ops.layernorm_forward(s.normed, s.mean, s.rstd, x, norm_w_.value, norm_b_.value);
     }
   }
   s.input = enter_tp_region_forward(m.to_compute(s.normed), tp_);
-  s.logits = Tensor::empty({N, V});
+  s.logits = m.empty({N, V});
   m.linear_forward(s.logits, s.input, *projection_, bias_.value.defined() ? &bias_ : nullptr);
-  s.row_max = Tensor::empty({N});
+  s.row_max = m.empty({N});
   ops.cross_entropy_row_max(s.row_max, s.logits, valid_local_);
   tp_all_reduce(s.row_max, ReduceOp::Max, tp_);
   // sum_exp and the target logit are reduced together in one [2, N] buffer.
-  Tensor sums = Tensor::empty({2, N});
+  Tensor sums = m.empty({2, N});
   Tensor sum_exp = sums.narrow(0, 1).view({N}), target_logit = sums.narrow(1, 1).view({N});
   ops.cross_entropy_partial_sums(sum_exp, target_logit, s.logits, s.row_max, ctx.targets.view({N}), valid_local_,
                                  vocab_start_);
   tp_all_reduce(sums, ReduceOp::Sum, tp_);
   s.sum_exp = sum_exp;
-  Tensor losses = Tensor::empty({N});
+  Tensor losses = m.empty({N});
   ops.cross_entropy_loss(losses, s.row_max, s.sum_exp, target_logit);
-  double total = 0;
-  for (int64_t i = 0; i < N; ++i) total += losses.f32()[i];
-  Tensor loss = Tensor::full({1}, static_cast<float>(total / static_cast<double>(N)));
+  Tensor loss;
+  if (m.device().is_cpu()) {
+    double total = 0;
+    for (int64_t i = 0; i < N; ++i) total += losses.f32()[i];
+    loss = Tensor::full({1}, static_cast<float>(total / static_cast<double>(N)));
+  } else {
+    // On a GPU the mean stays there (the column sum of a bias gradient, in fp32), so the trainer
+    // reads all of a step's microbatch losses in one host wait.
+    loss = Tensor::zeros({1}, DType::F32, m.device());
+    ops.bias_backward(loss, losses.view({N, 1}));
+    ops.scale(loss, 1.f / static_cast<float>(N));
+  }
   last_logits_ = s.logits;
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
   return loss;
@@ -85,15 +94,15 @@ Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
   Saved s = stash_.take(ctx.microbatch);
   const int64_t Ns = s.x.dim(0), N = ctx.targets.numel(), C = width_, V = vocab_local_;
   // d(mean loss)/d(row loss) = 1/N, times the microbatch's weight in the total loss.
-  const Tensor dloss = Tensor::full({N}, ctx.loss_scale / static_cast<float>(N));
-  Tensor dlogits = Tensor::empty({N, V});
+  const Tensor dloss = m.full({N}, ctx.loss_scale / static_cast<float>(N));
+  Tensor dlogits = m.empty({N, V});
   ops.cross_entropy_backward(dlogits, s.logits, s.row_max, s.sum_exp, ctx.targets.view({N}), dloss, valid_local_,
                              vocab_start_);
-  Tensor dh = Tensor::empty({N, C});
+  Tensor dh = m.empty({N, C});
   m.linear_backward(&dh, *projection_, bias_.value.defined() ? &bias_ : nullptr, dlogits, s.input);
   const Tensor dnormed = enter_tp_region_backward(dh, tp_);
   if (!norm_w_.value.defined()) return dnormed;
-  Tensor dx = Tensor::empty({Ns, C});
+  Tensor dx = m.empty({Ns, C});
   if (options_.rms_norm) {
     ops.rmsnorm_backward(dx, norm_w_.grad, dnormed, s.x, norm_w_.value, s.rstd);
   } else {

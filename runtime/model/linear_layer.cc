@@ -35,7 +35,7 @@ Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
   if (split_ == TpSplit::Row) {
     // Partial sums over this rank's input slice; the replicated bias is added once, after.
     s.x = m.to_compute(x);
-    Tensor partial = Tensor::empty({x.dim(0), out_});
+    Tensor partial = m.empty({x.dim(0), out_});
     m.linear_forward(partial, s.x, weight_, nullptr);
     s.pre = exit_tp_region_forward(partial, tp_);
     m.ops().bias_forward(s.pre, bias_.value);
@@ -43,10 +43,10 @@ Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
     // A Column layer keeps its (sequence-sharded) input and gathers it again in backward.
     s.x = m.to_compute(x);
     const Tensor h = split_ == TpSplit::Column ? enter_tp_region_forward(s.x, tp_) : s.x;
-    s.pre = Tensor::empty({h.dim(0), out_});
+    s.pre = m.empty({h.dim(0), out_});
     m.linear_forward(s.pre, h, weight_, &bias_);
   }
-  Tensor y = Tensor::empty(s.pre.shape());
+  Tensor y = m.empty(s.pre.shape());
   if (activation_ == Activation::Gelu) {
     m.ops().gelu_forward(y, s.pre);
   } else {
@@ -59,27 +59,27 @@ Tensor LinearLayer::forward(const Tensor& x, const MicrobatchContext& ctx) {
 Tensor LinearLayer::backward(const Tensor& dy, const MicrobatchContext& ctx) {
   const Compute& m = ctx.math();
   Saved s = stash_.take(ctx.microbatch);
-  Tensor dpre = Tensor::empty(s.pre.shape());
+  Tensor dpre = m.empty(s.pre.shape());
   if (activation_ == Activation::Gelu) {
     m.ops().gelu_backward(dpre, s.pre, dy);
   } else {
     m.ops().relu_backward(dpre, s.pre, dy);
   }
   if (split_ == TpSplit::Row) {
-    Tensor dx = Tensor::empty(s.x.shape());
+    Tensor dx = m.empty(s.x.shape());
     m.ops().bias_backward(bias_.grad, dpre);
     const Tensor d = exit_tp_region_backward(dpre, tp_);
     m.linear_backward(&dx, weight_, nullptr, d, s.x);
     return dx;
   }
   if (split_ == TpSplit::Replicated) {
-    Tensor dx = Tensor::empty(s.x.shape());
+    Tensor dx = m.empty(s.x.shape());
     m.linear_backward(&dx, weight_, &bias_, dpre, s.x);
     return dx;
   }
   // Column: the input was entered into the tp region; its gradient leaves it.
   const Tensor h = enter_tp_region_forward(s.x, tp_);
-  Tensor dh = Tensor::empty(h.shape());
+  Tensor dh = m.empty(h.shape());
   m.linear_backward(&dh, weight_, &bias_, dpre, h);
   return enter_tp_region_backward(dh, tp_);
 }

@@ -37,8 +37,8 @@ LlamaBlock::LlamaBlock(std::string name, LlamaShape s, float init_std, uint64_t 
 
 void LlamaBlock::rope_tables(Backend& ops, int64_t T) {
   if (cos_.defined() && cos_.dim(0) == T) return;
-  cos_ = Tensor::empty({T, shape_.head_dim / 2});
-  sin_ = Tensor::empty({T, shape_.head_dim / 2});
+  cos_ = Tensor::empty({T, shape_.head_dim / 2}, DType::F32, ops.device());
+  sin_ = Tensor::empty({T, shape_.head_dim / 2}, DType::F32, ops.device());
   ops.rope_tables(cos_, sin_, T, shape_.head_dim, shape_.rotary_base);
 }
 
@@ -56,44 +56,44 @@ Tensor LlamaBlock::forward(const Tensor& x, const MicrobatchContext& ctx) {
   s.B = B;
   s.T = T;
   s.x = x;
-  Tensor n1 = Tensor::empty({Ns, C});
-  s.rstd1 = Tensor::empty({Ns});
+  Tensor n1 = m.empty({Ns, C});
+  s.rstd1 = m.empty({Ns});
   ops.rmsnorm_forward(n1, s.rstd1, x, norm1_w_.value, shape_.norm_eps);
   s.n1 = m.to_compute(n1);
   const Tensor h1 = enter_tp_region_forward(s.n1, tp_);
-  Tensor q = Tensor::empty({N, A}), kk = Tensor::empty({N, Kw}), v = Tensor::empty({N, Kw});
+  Tensor q = m.empty({N, A}), kk = m.empty({N, Kw}), v = m.empty({N, Kw});
   m.linear_forward(q, h1, q_w_, nullptr);
   m.linear_forward(kk, h1, k_w_, nullptr);
   m.linear_forward(v, h1, v_w_, nullptr);
   ops.rope_forward(q, cos_, sin_, T, Hl);
   ops.rope_forward(kk, cos_, sin_, T, Gl);
-  s.qkv = Tensor::empty({N, 3 * A});
+  s.qkv = m.empty({N, 3 * A});
   ops.gqa_pack_forward(s.qkv, q, kk, v, Hl, Gl);
   // The attention output is written in the compute dtype: it is the next GEMM's input.
-  s.att = Tensor::empty({N, A}, m.compute_dtype());
+  s.att = m.empty({N, A}, m.compute_dtype());
   s.probs = ops.attention_forward(s.att, s.qkv, B, T, Hl, D);
-  Tensor o = Tensor::empty({N, C});
+  Tensor o = m.empty({N, C});
   m.linear_forward(o, s.att, o_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
-  s.x2 = Tensor::empty({Ns, C});
+  s.x2 = m.empty({Ns, C});
   ops.residual_forward(s.x2, x, o);
 
-  Tensor n2 = Tensor::empty({Ns, C});
-  s.rstd2 = Tensor::empty({Ns});
+  Tensor n2 = m.empty({Ns, C});
+  s.rstd2 = m.empty({Ns});
   ops.rmsnorm_forward(n2, s.rstd2, s.x2, norm2_w_.value, shape_.norm_eps);
   s.n2 = m.to_compute(n2);
   const Tensor h2 = enter_tp_region_forward(s.n2, tp_);
-  s.gate = Tensor::empty({N, Fl});
-  s.up = Tensor::empty({N, Fl});
+  s.gate = m.empty({N, Fl});
+  s.up = m.empty({N, Fl});
   m.linear_forward(s.gate, h2, gate_w_, nullptr);
   m.linear_forward(s.up, h2, up_w_, nullptr);
-  Tensor act = Tensor::empty({N, Fl});
+  Tensor act = m.empty({N, Fl});
   ops.swiglu_forward(act, s.gate, s.up);
   s.act = m.to_compute(act);
-  Tensor p = Tensor::empty({N, C});
+  Tensor p = m.empty({N, C});
   m.linear_forward(p, s.act, down_w_, nullptr);
   p = exit_tp_region_forward(p, tp_);
-  Tensor y = Tensor::empty({Ns, C});
+  Tensor y = m.empty({Ns, C});
   ops.residual_forward(y, s.x2, p);
   if (recompute_attention_) s.probs = Tensor();
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
@@ -108,17 +108,17 @@ Tensor LlamaBlock::attention_backward(const Compute& m, const Saved& s, const Te
   const int64_t Hl = heads_local_, Gl = groups_local_, A = Hl * D, Kw = Gl * D;
   Tensor probs = s.probs;
   if (!probs.defined()) {
-    Tensor unused = Tensor::empty({N, A}, m.compute_dtype());
+    Tensor unused = m.empty({N, A}, m.compute_dtype());
     probs = ops.attention_forward(unused, s.qkv, s.B, s.T, Hl, D);
   }
-  Tensor dqkv = Tensor::empty({N, 3 * A});
+  Tensor dqkv = m.empty({N, 3 * A});
   ops.attention_backward(dqkv, datt, s.qkv, probs, s.B, s.T, Hl, D);
-  Tensor dq = Tensor::empty({N, A}), dk = Tensor::empty({N, Kw}), dv = Tensor::empty({N, Kw});
+  Tensor dq = m.empty({N, A}), dk = m.empty({N, Kw}), dv = m.empty({N, Kw});
   ops.gqa_pack_backward(dq, dk, dv, dqkv, Hl, Gl);
   ops.rope_backward(dq, cos_, sin_, s.T, Hl);
   ops.rope_backward(dk, cos_, sin_, s.T, Gl);
   const Tensor h1 = enter_tp_region_forward(s.n1, tp_);
-  Tensor dh1 = Tensor::empty({N, C}), part = Tensor::empty({N, C});
+  Tensor dh1 = m.empty({N, C}), part = m.empty({N, C});
   m.linear_backward(&dh1, q_w_, nullptr, dq, h1);
   m.linear_backward(&part, k_w_, nullptr, dk, h1);
   ops.accumulate(dh1, part);
@@ -137,27 +137,27 @@ Tensor LlamaBlock::backward(const Tensor& dy_in, const MicrobatchContext& ctx) {
 
   // MLP branch: y = x2 + down(swiglu(gate(n2), up(n2))).
   const Tensor dy = exit_tp_region_backward(dy_in, tp_);
-  Tensor dact = Tensor::empty({N, Fl});
+  Tensor dact = m.empty({N, Fl});
   m.linear_backward(&dact, down_w_, nullptr, dy, s.act);
-  Tensor dgate = Tensor::empty({N, Fl}), dup = Tensor::empty({N, Fl});
+  Tensor dgate = m.empty({N, Fl}), dup = m.empty({N, Fl});
   ops.swiglu_backward(dgate, dup, s.gate, s.up, dact);
   // Sequence parallelism keeps only the n2 shard; the full input is gathered again here.
   const Tensor h2 = enter_tp_region_forward(s.n2, tp_);
-  Tensor dh2 = Tensor::empty({N, C}), part = Tensor::empty({N, C});
+  Tensor dh2 = m.empty({N, C}), part = m.empty({N, C});
   m.linear_backward(&dh2, gate_w_, nullptr, dgate, h2);
   m.linear_backward(&part, up_w_, nullptr, dup, h2);
   ops.accumulate(dh2, part);
   const Tensor dn2 = enter_tp_region_backward(dh2, tp_);
-  Tensor dx2 = Tensor::empty({Ns, C});
+  Tensor dx2 = m.empty({Ns, C});
   ops.rmsnorm_backward(dx2, norm2_w_.grad, dn2, s.x2, norm2_w_.value, s.rstd2);
   ops.accumulate(dx2, dy_in);
 
   // Attention branch: x2 = x + o(attn(...(n1))).
   const Tensor do_ = exit_tp_region_backward(dx2, tp_);
-  Tensor datt = Tensor::empty({N, A});
+  Tensor datt = m.empty({N, A});
   m.linear_backward(&datt, o_w_, nullptr, do_, s.att);
   const Tensor dn1 = enter_tp_region_backward(attention_backward(m, s, datt), tp_);
-  Tensor dx = Tensor::empty({Ns, C});
+  Tensor dx = m.empty({Ns, C});
   ops.rmsnorm_backward(dx, norm1_w_.grad, dn1, s.x, norm1_w_.value, s.rstd1);
   ops.accumulate(dx, dx2);
   return dx;

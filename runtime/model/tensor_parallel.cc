@@ -32,7 +32,7 @@ Tensor rows_gathered(const Tensor& shard, const TpGroup& tp) {
   if (tp.size == 1) return shard;
   Shape full = shard.shape();
   full[0] *= tp.size;
-  Tensor out = Tensor::empty(full, shard.dtype());
+  Tensor out = Tensor::empty(full, shard.dtype(), shard.device());
   const CommTimer timer(tp);
   tp.comm->all_gather(shard, out);
   return out;
@@ -44,7 +44,7 @@ Tensor rows_reduce_scattered(const Tensor& full, const TpGroup& tp) {
                 full.dim(0), tp.size);
   Shape part = full.shape();
   part[0] /= tp.size;
-  Tensor out = Tensor::empty(part);
+  Tensor out = Tensor::empty(part, DType::F32, full.device());
   const CommTimer timer(tp);
   tp.comm->reduce_scatter(full, out, ReduceOp::Sum);
   return out;

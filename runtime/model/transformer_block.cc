@@ -59,38 +59,38 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.x = x;
   // LayerNorm and GELU outputs only feed GEMMs: they are written in the compute dtype directly,
   // before entering the tp region, so a sequence-parallel gather moves compute-dtype bytes.
-  s.ln1 = Tensor::empty({Ns, C}, m.compute_dtype());
-  s.mean1 = Tensor::empty({Ns});
-  s.rstd1 = Tensor::empty({Ns});
+  s.ln1 = m.empty({Ns, C}, m.compute_dtype());
+  s.mean1 = m.empty({Ns});
+  s.rstd1 = m.empty({Ns});
   ops.layernorm_forward(s.ln1, s.mean1, s.rstd1, x, ln1_w_.value, ln1_b_.value);
   const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
-  s.qkv = Tensor::empty({N, 3 * Al});
+  s.qkv = m.empty({N, 3 * Al});
   m.linear_forward(s.qkv, h1, qkv_w_, &qkv_b_);
   // The attention output is written in the compute dtype: it is the next GEMM's input.
-  s.att = Tensor::empty({N, Al}, m.compute_dtype());
+  s.att = m.empty({N, Al}, m.compute_dtype());
   s.probs = ops.attention_forward(s.att, s.qkv, B, T, heads_local_, D);
-  Tensor o = Tensor::empty({N, C});
+  Tensor o = m.empty({N, C});
   m.linear_forward(o, s.att, attn_proj_w_, nullptr);
   o = exit_tp_region_forward(o, tp_);
   // The replicated bias is added once, after the partial sums are reduced.
   ops.bias_forward(o, attn_proj_b_.value);
-  s.x2 = Tensor::empty({Ns, C});
+  s.x2 = m.empty({Ns, C});
   ops.residual_forward(s.x2, x, o);
 
-  s.ln2 = Tensor::empty({Ns, C}, m.compute_dtype());
-  s.mean2 = Tensor::empty({Ns});
-  s.rstd2 = Tensor::empty({Ns});
+  s.ln2 = m.empty({Ns, C}, m.compute_dtype());
+  s.mean2 = m.empty({Ns});
+  s.rstd2 = m.empty({Ns});
   ops.layernorm_forward(s.ln2, s.mean2, s.rstd2, s.x2, ln2_w_.value, ln2_b_.value);
   const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
-  s.fc = Tensor::empty({N, Fl});
+  s.fc = m.empty({N, Fl});
   m.linear_forward(s.fc, h2, fc_w_, &fc_b_);
-  s.act = Tensor::empty({N, Fl}, m.compute_dtype());
+  s.act = m.empty({N, Fl}, m.compute_dtype());
   ops.gelu_forward(s.act, s.fc);
-  Tensor p = Tensor::empty({N, C});
+  Tensor p = m.empty({N, C});
   m.linear_forward(p, s.act, mlp_proj_w_, nullptr);
   p = exit_tp_region_forward(p, tp_);
   ops.bias_forward(p, mlp_proj_b_.value);
-  Tensor y = Tensor::empty({Ns, C});
+  Tensor y = m.empty({Ns, C});
   ops.residual_forward(y, s.x2, p);
   if (recompute_attention_) s.probs = Tensor();
   if (ctx.training) stash_.put(ctx.microbatch, std::move(s));
@@ -107,36 +107,36 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   // MLP branch: y = x2 + proj(gelu(fc(ln2(x2)))).
   ops.bias_backward(mlp_proj_b_.grad, dy_in);
   const Tensor dy = exit_tp_region_backward(dy_in, tp_);
-  Tensor dact = Tensor::empty({N, Fl});
+  Tensor dact = m.empty({N, Fl});
   m.linear_backward(&dact, mlp_proj_w_, nullptr, dy, s.act);
-  Tensor dfc = Tensor::empty({N, Fl});
+  Tensor dfc = m.empty({N, Fl});
   ops.gelu_backward(dfc, s.fc, dact);
-  Tensor dh2 = Tensor::empty({N, C});
+  Tensor dh2 = m.empty({N, C});
   // Sequence parallelism keeps only the ln2 shard; the full input is gathered again here
   // rather than held through the whole forward-backward gap.
   const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
   m.linear_backward(&dh2, fc_w_, &fc_b_, dfc, h2);
   const Tensor dln2 = enter_tp_region_backward(dh2, tp_);
-  Tensor dx2 = Tensor::empty({Ns, C});
+  Tensor dx2 = m.empty({Ns, C});
   ops.layernorm_backward(dx2, ln2_w_.grad, ln2_b_.grad, dln2, s.x2, ln2_w_.value, s.mean2, s.rstd2);
   ops.accumulate(dx2, dy_in);
 
   // Attention branch: x2 = x + proj(attn(qkv(ln1(x)))).
   ops.bias_backward(attn_proj_b_.grad, dx2);
   const Tensor do_ = exit_tp_region_backward(dx2, tp_);
-  Tensor datt = Tensor::empty({N, Al});
+  Tensor datt = m.empty({N, Al});
   m.linear_backward(&datt, attn_proj_w_, nullptr, do_, s.att);
   if (!s.probs.defined()) {
-    Tensor unused = Tensor::empty({N, Al}, m.compute_dtype());
+    Tensor unused = m.empty({N, Al}, m.compute_dtype());
     s.probs = ops.attention_forward(unused, s.qkv, s.B, s.T, heads_local_, D);
   }
-  Tensor dqkv = Tensor::empty({N, 3 * Al});
+  Tensor dqkv = m.empty({N, 3 * Al});
   ops.attention_backward(dqkv, datt, s.qkv, s.probs, s.B, s.T, heads_local_, D);
-  Tensor dh1 = Tensor::empty({N, C});
+  Tensor dh1 = m.empty({N, C});
   const Tensor h1 = enter_tp_region_forward(s.ln1, tp_);
   m.linear_backward(&dh1, qkv_w_, &qkv_b_, dqkv, h1);
   const Tensor dln1 = enter_tp_region_backward(dh1, tp_);
-  Tensor dx = Tensor::empty({Ns, C});
+  Tensor dx = m.empty({Ns, C});
   ops.layernorm_backward(dx, ln1_w_.grad, ln1_b_.grad, dln1, s.x, ln1_w_.value, s.mean1, s.rstd1);
   ops.accumulate(dx, dx2);
   return dx;

@@ -20,9 +20,11 @@ struct FlatSegment {
 class FlatParameters {
  public:
   // Rebinds every parameter's value and grad of the model chunks (keeping their contents) into
-  // flat storage whose length is padded up to a multiple of `pad_to`. Layers are numbered
-  // across the chunks in order (chunk 0's layers first).
-  FlatParameters(const std::vector<Model*>& chunks, int pad_to);
+  // flat storage whose length is padded up to a multiple of `pad_to`, on `device`. Layers are
+  // numbered across the chunks in order (chunk 0's layers first). On a GPU every parameter
+  // starts at a multiple of 64 elements: cuBLASLt's fused bias needs 16-byte aligned pointers
+  // (kernels/cuda/matmul_cuda.h); on the CPU they are packed.
+  FlatParameters(const std::vector<Model*>& chunks, int pad_to, Device device = Device::cpu());
 
   Tensor& values() { return values_; }
   Tensor& grads() { return grads_; }

@@ -3,7 +3,6 @@
 
 #include <cmath>
 
-#include "kernels/adamw.h"
 #include "kernels/residual.h"
 #include "runtime/compression/mask.h"
 #include "runtime/train/grad_norm.h"
@@ -23,16 +22,18 @@ double learning_rate(const OptimizerConfig& opt, int64_t step, int64_t max_steps
   return opt.min_lr + coeff * (opt.lr - opt.min_lr);
 }
 
-AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config) : config_(config) {
+AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Backend& ops)
+    : config_(config), ops_(ops) {
   for (Parameter* p : params) {
-    states_.push_back({p, Tensor::zeros(p->value.shape()), Tensor::zeros(p->value.shape())});
+    states_.push_back({p, Tensor::zeros(p->value.shape(), DType::F32, ops.device()),
+                       Tensor::zeros(p->value.shape(), DType::F32, ops.device())});
   }
 }
 
 double AdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
   std::vector<Parameter*> params;
   for (const State& s : states_) params.push_back(s.param);
-  return clip_grad_norm(params, max_norm, tp, pp);
+  return clip_grad_norm(params, max_norm, tp, pp, ops_);
 }
 
 bool scale_and_check_finite(const Tensor& g, float factor) {
@@ -56,10 +57,13 @@ void AdamW::step(double lr) {
     Parameter& p = *s.param;
     const int64_t n = p.value.numel();
     if (p.mask.defined()) apply_mask(p.grad.f32(), p.mask.f32(), n);
-    kernels::cpu::adamw_update(p.value.f32(), p.grad.f32(), s.m.f32(), s.v.f32(), n,
-                               static_cast<float>(lr), static_cast<float>(config_.beta1),
-                               static_cast<float>(config_.beta2), static_cast<float>(config_.eps),
-                               p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f, step_);
+    const AdamWStep hyper{static_cast<float>(lr),
+                          static_cast<float>(config_.beta1),
+                          static_cast<float>(config_.beta2),
+                          static_cast<float>(config_.eps),
+                          p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f,
+                          step_};
+    ops_.adamw_update(p.value, p.grad, s.m, s.v, hyper);
     if (p.mask.defined()) {
       for (Tensor* t : {&p.value, &s.m, &s.v}) apply_mask(t->f32(), p.mask.f32(), n);
     }
@@ -84,12 +88,12 @@ CheckpointMoments AdamW::checkpoint_moments(const std::vector<Parameter*>& param
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, int zero_stage, std::vector<Parameter*> params,
-                                          FlatParameters* flat, GradientSync* sync, Communicator* dp) {
+                                          FlatParameters* flat, GradientSync* sync, Communicator* dp, Backend& ops) {
   if (zero_stage == 1 && dp != nullptr && dp->size() > 1) {
     TESSERA_CHECK(flat != nullptr && sync != nullptr, "ZeRO-1 needs the flat parameters and the gradient sync");
     return std::make_unique<ZeroAdamW>(*flat, *sync, *dp, config);
   }
-  return std::make_unique<AdamW>(std::move(params), config);
+  return std::make_unique<AdamW>(std::move(params), config, ops);
 }
 
 }  // namespace tessera

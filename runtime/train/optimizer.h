@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "runtime/checkpoint/checkpoint.h"
+#include "runtime/compute/backend.h"
 #include "runtime/model/parameter.h"
 #include "runtime/model/tensor_parallel.h"
 
@@ -58,7 +59,9 @@ class Optimizer {
 
 class AdamW : public Optimizer {
  public:
-  AdamW(std::vector<Parameter*> params, const OptimizerConfig& config);
+  // The update, the norm and the clip run on `ops` (borrowed), the backend of the parameters'
+  // device; the moments are made there.
+  AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Backend& ops);
   double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
   bool scale_gradients(float factor) override;
   // One update of every parameter from its grad with learning rate lr.
@@ -83,6 +86,7 @@ class AdamW : public Optimizer {
     Tensor m, v;
   };
   OptimizerConfig config_;
+  Backend& ops_;
   std::vector<State> states_;
   int64_t step_ = 0;
 };
@@ -95,6 +99,6 @@ class GradientSync;
 bool scale_and_check_finite(const Tensor& g, float factor);
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, int zero_stage, std::vector<Parameter*> params,
-                                          FlatParameters* flat, GradientSync* sync, Communicator* dp);
+                                          FlatParameters* flat, GradientSync* sync, Communicator* dp, Backend& ops);
 
 }  // namespace tessera

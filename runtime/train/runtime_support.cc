@@ -1,6 +1,8 @@
 // Refuses config features whose runtime is not implemented yet.
 #include "runtime/train/runtime_support.h"
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 
 namespace tessera {
@@ -15,6 +17,26 @@ void check_runtime_support(const Config& c) {
   // bf16/fp16 run on the CPU through oneDNN's 16-bit GEMMs; the Eigen reference GEMM is fp32 only.
   TESSERA_REQUIRE(c.train.gemm != "eigen" || c.train.precision == "fp32",
                   "{}: train.gemm = eigen: runs fp32 only (train.precision = {} needs onednn)", src, c.train.precision);
+  if (c.train.device == "cuda") check_cuda_support(c, src);
+}
+
+// What the trainer runs on a GPU so far (docs/cuda.md): the layers, tensor and synchronous data
+// parallelism, AdamW, fp32 and bf16 (fp16 is make_cuda_compute's refusal). The rest is refused before any work, one line naming the key, rather than
+// run on the CPU behind the user's back.
+void check_cuda_support(const Config& c, const std::string& src) {
+  const ParallelConfig& p = c.parallel;
+  const auto refuse_unless = [&](bool ok, const std::string& key, const std::string& value) {
+    TESSERA_REQUIRE(ok, "{}: {} = {} with train.device = cuda: not implemented on the GPU yet", src, key, value);
+  };
+  refuse_unless(p.pipeline_model_parallel_size == 1, "parallel.pipeline_model_parallel_size",
+                std::to_string(p.pipeline_model_parallel_size));
+  refuse_unless(p.zero_stage == 0, "parallel.zero_stage", std::to_string(p.zero_stage));
+  refuse_unless(p.data_parallel_sync == "allreduce", "parallel.data_parallel_sync", p.data_parallel_sync);
+  refuse_unless(p.grad_reduce_dtype == "fp32", "parallel.grad_reduce_dtype", p.grad_reduce_dtype);
+  refuse_unless(p.recompute == "none", "parallel.recompute", p.recompute);
+  refuse_unless(!p.sequence_parallel, "parallel.sequence_parallel", "true");
+  refuse_unless(c.model.arch == "gpt" || c.model.arch == "mlp", "model.arch", c.model.arch);
+  refuse_unless(c.prune.target_sparsity == 0, "prune.target_sparsity", fmt::format("{}", c.prune.target_sparsity));
 }
 
 }  // namespace tessera

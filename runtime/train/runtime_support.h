@@ -5,11 +5,15 @@
 // before any rank does work.
 #pragma once
 
+#include <string>
+
 #include "core/config.h"
 
 namespace tessera {
 
 // Throws InputError naming the field when the config asks for something not implemented.
 void check_runtime_support(const Config& config);
+// The part of it for train.device = cuda: the features the trainer does not run on a GPU yet.
+void check_cuda_support(const Config& config, const std::string& source);
 
 }  // namespace tessera

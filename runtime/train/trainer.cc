@@ -11,6 +11,7 @@
 #include "runtime/comm/agreement.h"
 #include "runtime/compression/gradual_prune.h"
 #include "runtime/compression/mask.h"
+#include "runtime/device/device_memory.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/runtime_support.h"
 #include "runtime/train/sharded_adamw.h"
@@ -18,6 +19,20 @@
 namespace tessera {
 
 using Clock = TraceRecorder::Clock;
+
+namespace {
+
+// The sum of microbatch losses ([1] each), in order; a GPU's are read back in one host wait.
+double sum_of_losses(const std::vector<Tensor>& losses) {
+  std::vector<Tensor> host;
+  for (size_t i = 0; i < losses.size(); ++i) host.push_back(Tensor::empty({1}));
+  read_to_host(losses, host);
+  double sum = 0;
+  for (const Tensor& h : host) sum += h.f32()[0];
+  return sum;
+}
+
+}  // namespace
 
 Trainer::Trainer(const Config& config, const Dataset& data, ParallelGroups groups, TrainerOptions options)
     : Trainer(config, std::make_unique<DatasetSource>(data, config.model.seq_length, config.train.seed), nullptr,
@@ -43,7 +58,11 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   LayoutFacts facts = layout_facts(config_, 0, static_cast<int>(options_.custom_layers.size()));
   facts.dp = groups_.dp_size;
   require_valid_layout(config_.model, facts, config_.source.empty() ? "config" : config_.source);
-  compute_ = make_cpu_compute(parse_precision(t.precision), t.gemm);
+  compute_ = options_.compute ? options_.compute : make_cpu_compute(parse_precision(t.precision), t.gemm);
+  const bool on_device = !compute_->device().is_cpu();
+  TESSERA_REQUIRE(on_device == (t.device == "cuda"),
+                  "train.device = {}: the trainer was given a Compute on {} (TrainerOptions::compute)", t.device,
+                  device_name(compute_->device()));
   if (compute_->policy().loss_scaling()) {
     LossScalerConfig ls;
     ls.initial_scale = t.initial_loss_scale;
@@ -93,7 +112,10 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     }
     optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer);
   } else {
-    if (data_parallel() || local_sync()) flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size);
+    // On a GPU the parameters, built and initialised on the host, move into a flat device buffer.
+    if (data_parallel() || local_sync() || on_device) {
+      flat_ = std::make_unique<FlatParameters>(chunk_ptrs, groups_.dp_size, compute_->device());
+    }
     if (data_parallel() && !local_sync()) {
       grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage,
                                                   par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32);
@@ -106,7 +128,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     }
     // ZeRO-1 shards the moments over the replicas of a synchronous run only.
     optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
-                                grad_sync_ ? groups_.dp : nullptr);
+                                grad_sync_ ? groups_.dp : nullptr, compute_->ops());
   }
   set_mfu_roof();
   // Every rank built its layers whole before sharding them: the peak to report starts here.
@@ -123,10 +145,12 @@ std::vector<Parameter*> Trainer::parameters() const {
 
 double Trainer::all_reduce_scalar(double value, Communicator* comm, ReduceOp op) {
   if (comm == nullptr || comm->size() == 1) return value;
-  // Reduced in fp32 tensors like every other collective; the values here are O(1).
+  // Reduced in fp32 tensors like every other collective; the values here are O(1). The world
+  // is MPI on every device; the other groups move tensors of the compute's device.
   Tensor t = Tensor::full({1}, static_cast<float>(value));
+  if (comm != groups_.world) t = to_device(t, compute_->device());
   comm->all_reduce(t, op);
-  return t.f32()[0];
+  return to_device(t, Device::cpu()).f32()[0];
 }
 
 int64_t Trainer::optimizer_state_bytes() const {
@@ -171,16 +195,22 @@ MicrobatchContext Trainer::train_context(int mb) {
     batch = data_->batch(request);
     check_batch(batch, request, vocab_.size());
   }
-  MicrobatchContext ctx;
-  ctx.compute = compute_.get();
-  ctx.microbatch = mb;
-  ctx.tokens = batch.tokens;
-  ctx.targets = batch.targets;
+  MicrobatchContext ctx = make_context(mb, batch, true);
   // The step's loss is the mean over all microbatches of all replicas (times the fp16 loss scale,
   // divided out of the gradients before clipping).
   // [outer sync hook] With local_sgd / diloco each replica's gradient is the mean over its own batch.
   ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * (outer_sync_ ? 1 : groups_.dp_size));
   if (loss_scaler_) ctx.loss_scale *= static_cast<float>(loss_scaler_->scale());
+  return ctx;
+}
+
+MicrobatchContext Trainer::make_context(int microbatch, const Batch& batch, bool training) {
+  MicrobatchContext ctx;
+  ctx.compute = compute_.get();
+  ctx.microbatch = microbatch;
+  ctx.tokens = to_device(batch.tokens, compute_->device());
+  ctx.targets = to_device(batch.targets, compute_->device());
+  ctx.training = training;
   return ctx;
 }
 
@@ -194,11 +224,11 @@ double Trainer::run_microbatches() {
     return loss_sum;
   }
   Model& model = *chunks_.front();
-  double loss_sum = 0;
+  std::vector<Tensor> losses;  // on a GPU they stay there until the step's one read below
   for (int mb = 0; mb < microbatches_; ++mb) {
     const MicrobatchContext ctx = make_ctx(mb);
     auto start = Clock::now();
-    loss_sum += model.forward(Tensor(), ctx).f32()[0];
+    losses.push_back(model.forward(Tensor(), ctx));
     if (trace_) trace_->add("forward", "compute", start, Clock::now(), mb, 0);
     start = Clock::now();
     // Gradients are final only in the last microbatch: that is when buckets can be sent.
@@ -209,8 +239,9 @@ double Trainer::run_microbatches() {
     }
     if (trace_) trace_->add("backward", "compute", start, Clock::now(), mb, 0);
   }
-  return loss_sum;
+  return sum_of_losses(losses);
 }
+
 
 StepResult Trainer::train_step() {
   forward_backward();
@@ -382,13 +413,7 @@ double Trainer::evaluate() {
                                t.micro_batch_size, config_.model.seq_length, groups_.dp_rank, groups_.dp_size, k};
     Batch batch = data_->batch(request);
     check_batch(batch, request, vocab_.size());
-    MicrobatchContext ctx;
-    ctx.compute = compute_.get();
-    ctx.microbatch = k;
-    ctx.tokens = batch.tokens;
-    ctx.targets = batch.targets;
-    ctx.training = false;
-    return ctx;
+    return make_context(k, batch, false);
   };
   double sum = 0;
   if (uses_executor()) {
@@ -399,7 +424,9 @@ double Trainer::evaluate() {
     if (trace_) trace_->set_step(step_, tracing);
     sum = all_reduce_scalar(sum, groups_.pp, ReduceOp::Sum);
   } else {
-    for (size_t k = 0; k < mine.size(); ++k) sum += chunks_.front()->forward(Tensor(), make_ctx(k)).f32()[0];
+    std::vector<Tensor> losses;
+    for (size_t k = 0; k < mine.size(); ++k) losses.push_back(chunks_.front()->forward(Tensor(), make_ctx(k)));
+    sum = sum_of_losses(losses);
   }
   const double val_loss = all_reduce_scalar(sum, groups_.dp, ReduceOp::Sum) / total;
   if (options_.callbacks.on_eval) options_.callbacks.on_eval(step_, val_loss);

@@ -84,6 +84,10 @@ struct TrainerOptions {
   std::vector<CustomLayerPlacement> custom_layers;
   const LayerRegistry* layer_registry = nullptr;
   TrainerCallbacks callbacks;
+  // The Compute to run on; null: the CPU compute of train.precision and train.gemm. With
+  // train.device = cuda it is the rank's CUDA compute (TrainingSession makes it): the
+  // parameters, gradients, optimizer state and activations then live on its device.
+  std::shared_ptr<Compute> compute;
 };
 
 class Trainer {
@@ -170,6 +174,8 @@ class Trainer {
   // Sums sequence-parallel partial gradients over tp and zeroes pruned weights' gradients.
   void fix_layer_gradients(int layer);
   double run_microbatches();  // returns this rank's sum of microbatch losses
+  // The microbatch's context: its batch on the compute's device (uploaded when that is a GPU).
+  MicrobatchContext make_context(int microbatch, const Batch& batch, bool training);
   void trace(const char* name, TraceRecorder::Clock::time_point start);
   // This rank's parameters and optimizer moments as a checkpoint state; the moments point into
   // `moments`, gathered from a sharded optimizer when gather (for a save). Without
@@ -199,7 +205,7 @@ class Trainer {
   Vocabulary vocab_;
   ParallelGroups groups_;
   TpCommStats tp_comm_;  // the layers' tp communication time, read per step
-  std::unique_ptr<Compute> compute_;
+  std::shared_ptr<Compute> compute_;
   std::optional<LossScaler> loss_scaler_;  // fp16 only
   LayerGraph graph_;
   std::vector<std::unique_ptr<Model>> chunks_;

@@ -7,6 +7,7 @@
 #include "runtime/checkpoint/checkpoint_tools.h"
 #include "runtime/comm/agreement.h"
 #include "runtime/compression/mask.h"
+#include "runtime/train/host_staging.h"
 #include "runtime/train/outer_checkpoint.h"
 #include "runtime/train/trainer.h"
 
@@ -46,6 +47,7 @@ std::string Trainer::save(const std::string& dir) {
   TESSERA_CHECK(owned || !zero_units_, "ZeRO-{}: a checkpoint without dp-sharded ranges", optimizer_->zero_stage());
   CheckpointState state = checkpoint_state(moments, true, !owned);
   state.owned = std::move(owned);
+  const HostStaging staging(state, true);  // a GPU's state is written from host copies
   const CheckpointLayout layout = checkpoint_layout();
   if (outer_sync_) {
     // [outer sync hook] Each replica's own state and the outer state (outer_checkpoint.h).
@@ -79,6 +81,7 @@ bool Trainer::resume(const std::string& dir) {
   CheckpointMoments moments;
   std::optional<GatheredParameters> gathered(std::in_place, zero_units_.get(), true);  // ZeRO-3: loaded whole
   CheckpointState state = checkpoint_state(moments, false);
+  HostStaging staging(state, false);  // a GPU's state is loaded through host copies
   // Each rank reads the files of its own shard: a damaged one stops every rank together.
   run_agreed(groups_.world, [&] {
     manifest = read_manifest(*found);
@@ -86,6 +89,7 @@ bool Trainer::resume(const std::string& dir) {
                     "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
                     Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
     load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
+    staging.write_back();
   });
   optimizer_->load_moments(moments);
   optimizer_->set_steps_taken(state.optimizer_steps);
@@ -114,6 +118,7 @@ void Trainer::init_from(const std::string& path) {
   CheckpointState state;
   const GatheredParameters gathered(zero_units_.get(), true);
   state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
+  HostStaging staging(state, false);
   run_agreed(groups_.world, [&] {
     step_dir = resolve_checkpoint(path);
     manifest = read_manifest(step_dir);
@@ -121,6 +126,7 @@ void Trainer::init_from(const std::string& path) {
                     "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir,
                     config_.data.path);
     load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+    staging.write_back();
   });
   if (outer_sync_) outer_sync_->reset_anchor();  // [outer sync hook] the outer step starts from these weights
   const SparsityStats s = sparsity_stats(state.params);

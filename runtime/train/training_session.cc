@@ -20,12 +20,12 @@ TrainingSession::TrainingSession(const Config& config, MpiEnvironment& env, Sess
   world_ = MpiCommunicator::world(config_.parallel.timeout_s);
   const int local_ranks = ranks_on_this_node(world_->mpi_comm());
   omp_set_num_threads(resolve_threads(config_.train.threads, local_ranks));
-  if (config_.train.device == "cuda") check_cuda_device(local_ranks);
   const ParallelConfig& p = config_.parallel;
   grid_ = std::make_unique<ParallelGrid>(
       *world_, p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
       resolve_data_parallel_size(p.data_parallel_size, env.world_size(), p.tensor_model_parallel_size,
                                  p.pipeline_model_parallel_size));
+  if (config_.train.device == "cuda") start_cuda(local_ranks);
   Vocabulary vocab;
   if (options_.data != nullptr) {
     vocab = options_.data->vocabulary();
@@ -40,13 +40,19 @@ TrainingSession::TrainingSession(const Config& config, MpiEnvironment& env, Sess
 }
 
 // Before any work: every rank checks its own GPU (ranks on other nodes may see other devices),
-// and all stop together with the first refusal.
-void TrainingSession::check_cuda_device(int local_ranks) {
+// and all stop together with the first refusal. Then the CUDA runtime on the chosen device, and
+// the NCCL groups in the grid's shape (one NCCL rank per MPI rank, the same colours).
+void TrainingSession::start_cuda(int local_ranks) {
+  const TrainConfig& t = config_.train;
+  int device = 0;
   run_agreed(world_.get(), [&] {
-    choose_cuda_device(options_.cuda, rank_.rank, rank_.local_rank, local_ranks);
-    TESSERA_REQUIRE(false, "train.device = cuda: the trainer does not place its state on the device yet (issue 16, "
-                           "part 5)");
+    device = choose_cuda_device(options_.cuda, rank_.rank, rank_.local_rank, local_ranks);
+    TESSERA_REQUIRE(options_.start_cuda != nullptr,
+                    "train.device = cuda: this program does not link the CUDA runtime (tessera_device_runtime) or "
+                    "did not pass SessionOptions::start_cuda");
   });
+  cuda_ = options_.start_cuda(device, parse_precision(t.precision), t.allow_tf32, *world_, config_.parallel.timeout_s);
+  nccl_grid_ = std::make_unique<ParallelGrid>(*cuda_.world, grid_->tp_size(), grid_->pp_size(), grid_->dp_size());
 }
 
 void TrainingSession::decide_partition(const std::optional<ClusterModel>& given) {
@@ -80,7 +86,11 @@ Trainer& TrainingSession::start(TrainerCallbacks callbacks) {
   run_config.parallel.partition = partition_.partition;
   TrainerOptions options = options_.trainer;
   options.callbacks = std::move(callbacks);
-  const ParallelGroups groups = parallel_groups(*grid_, config_.parallel.sequence_parallel);
+  ParallelGroups groups = parallel_groups(nccl_grid_ ? *nccl_grid_ : *grid_, config_.parallel.sequence_parallel);
+  if (nccl_grid_) {
+    groups.world = world_.get();  // stop flags, errors and checkpoints agree over MPI
+    options.compute = cuda_.compute;
+  }
   if (options_.data != nullptr) {
     trainer_ = std::make_unique<Trainer>(run_config, *options_.data, groups, std::move(options));
   } else {

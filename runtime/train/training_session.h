@@ -21,6 +21,7 @@
 #include "runtime/comm/mpi_environment.h"
 #include "runtime/comm/parallel_grid.h"
 #include "runtime/comm/rank_discovery.h"
+#include "runtime/compute/cuda_compute.h"
 #include "runtime/data/dataset.h"
 #include "runtime/device/device_choice.h"
 #include "runtime/train/trainer.h"
@@ -37,6 +38,11 @@ struct SessionOptions {
   // it from runtime/compute/cuda_compute.h); the default is a build without CUDA, so a program
   // that does not link the CUDA runtime refuses device cuda in one line.
   CudaRuntimeFacts cuda;
+  // train.device = cuda: starts the rank's CUDA runtime on the chosen device (the `tessera`
+  // command gives start_cuda_training of runtime/compute/cuda_compute.h, which a program gets
+  // by linking tessera_device_runtime). Unset, device cuda is refused as a build without CUDA.
+  CudaTraining (*start_cuda)(int device_index, Precision precision, bool allow_tf32, MpiCommunicator& host,
+                             double timeout_s) = nullptr;
   // What TrainerOptions holds besides the callbacks (given to start()): the resolved config
   // saved in checkpoints, the stop flag, and an embedding program's custom layers and registry.
   TrainerOptions trainer;
@@ -67,7 +73,8 @@ class TrainingSession {
   Trainer& trainer();
 
  private:
-  void check_cuda_device(int local_ranks);
+  // train.device = cuda: the device checks, then this rank's CUDA runtime and the NCCL groups.
+  void start_cuda(int local_ranks);
   void decide_partition(const std::optional<ClusterModel>& machine);
 
   Config config_;
@@ -75,6 +82,10 @@ class TrainingSession {
   RankInfo rank_;
   std::unique_ptr<MpiCommunicator> world_;
   std::unique_ptr<ParallelGrid> grid_;
+  // train.device = cuda: the rank's CUDA compute, and the NCCL world and the grid split from it
+  // (the trainer's tp/dp/pp groups; its world stays MPI, for host-side agreement).
+  CudaTraining cuda_;
+  std::unique_ptr<ParallelGrid> nccl_grid_;
   std::unique_ptr<Dataset> dataset_;
   LayerGraph graph_;
   PartitionChoice partition_;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -119,6 +120,15 @@ TEST_CASE("device choice: the node-local rank's GPU, or one line naming the rule
   CHECK_THROWS_WITH(choose_cuda_device({true, 1, 0, 0, 1, 21703}),
                     Catch::Equals("train.device = cuda: NCCL 2.17.3 is loaded, the communicator needs 2.18 or newer "
                                   "(ncclCommSplit)"));
+}
+
+TEST_CASE("device choice: ranks share a GPU only when NCCL >= 2.30 is asked to allow it", "[device]") {
+  ::setenv("NCCL_MULTI_RANK_GPU_ENABLE", "1", 1);
+  CHECK(choose_cuda_device({true, 1, 1, 1, 2, 23001}) == 0);
+  CHECK(choose_cuda_device({true, 2, 3, 3, 4, 23001}) == 1);
+  CHECK_THROWS_WITH(choose_cuda_device({true, 1, 1, 1, 2, 22809}), Catch::Contains("(one GPU per rank)"));
+  ::unsetenv("NCCL_MULTI_RANK_GPU_ENABLE");
+  CHECK_THROWS_WITH(choose_cuda_device({true, 1, 1, 1, 2, 23001}), Catch::Contains("(one GPU per rank)"));
 }
 
 }  // namespace tessera

@@ -5,6 +5,7 @@
 
 #include "runtime/compression/magnitude_prune.h"
 #include "runtime/compression/mask.h"
+#include "runtime/compute/cpu_backend.h"
 #include "runtime/model/parameter.h"
 #include "runtime/train/optimizer.h"
 
@@ -133,7 +134,8 @@ TEST_CASE("prune: AdamW with weight decay keeps masked weights and moments exact
   const Tensor before = p.value.clone();
   OptimizerConfig cfg;
   cfg.weight_decay = 0.1;
-  AdamW adam({&p}, cfg);
+  CpuBackend cpu(CpuGemm::Eigen);
+  AdamW adam({&p}, cfg, cpu);
   for (int step = 0; step < 5; ++step) {
     // Gradients everywhere, masked entries included: the optimizer must not let them in.
     p.grad.copy_from(init_normal({16, 8}, 1.f, step, "grad"));

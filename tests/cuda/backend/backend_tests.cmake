@@ -113,3 +113,39 @@ add_test(NAME cuda.refuse_more_ranks_than_gpus
          WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 set_tests_properties(cuda.refuse_more_ranks_than_gpus PROPERTIES LABELS "cuda;mpi" TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# Training on train.device = cuda through the emulated build (tessera_emulated: the real .cu
+# kernels on the fiber emulator, cuBLASLt on the CPU GEMM, NCCL a test double over MPI): the
+# tiny GPT's first 10 steps (2 microbatches of 1 x 16 tokens; the emulation is slow) on one
+# emulated GPU against the CPU fp32 run, and tp 2 on two emulated GPUs
+# (TESSERA_EMU_DEVICES=2, one per rank) against the one-GPU run, which the first test records.
+# The tolerances are argued in docs/cuda.md ("Training on the GPU").
+set(cuda_train_reference ${CMAKE_CURRENT_BINARY_DIR}/cuda_train_np1.jsonl)
+set(cuda_train_args ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+    --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+    --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 10 --common train.peak_tflops=1
+    --common train.micro_batch_size=1 --common train.global_batch_size=2)
+add_test(NAME cuda.train_emulated.reference
+         COMMAND ${cuda_train_args} --np 1 --base-set train.device=cuda --reference-out ${cuda_train_reference}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.reference PROPERTIES FIXTURES_SETUP cuda_train_reference)
+add_test(NAME cuda.train_emulated.vs_cpu
+         COMMAND ${cuda_train_args} --np 1 --reference ${cuda_train_reference} --rtol 1e-5
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+add_test(NAME cuda.train_emulated.tp2
+         COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
+                 --set parallel.tensor_model_parallel_size=2 --set train.device=cuda
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
+set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES
+                     LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
+                     ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# A feature the trainer does not run on the GPU yet is refused in one line naming the key, before
+# any work, not run on the CPU instead (runtime/train/runtime_support.cc has the list).
+add_test(NAME cuda.refuse_unported_feature
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
+                 --expect "tessera: error: ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml: parallel.recompute = full with train.device = cuda: not implemented on the GPU yet"
+                 -- $<TARGET_FILE:tessera_emulated> ${refusal_args} --set parallel.recompute=full
+         WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(cuda.refuse_unported_feature PROPERTIES LABELS cuda TIMEOUT 60)

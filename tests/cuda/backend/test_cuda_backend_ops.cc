@@ -189,6 +189,30 @@ TEST_CASE("cuda backend: norms, attention, activations, embedding and cross-entr
   });
 }
 
+TEST_CASE("cuda backend: the optimizer's ops (sums of squares, scale, AdamW) match the CPU", "[cuda_backend]") {
+  const Tensor g1 = random_tensor({1000}, 41), g2 = random_tensor({7, 13}, 42, 3.f);
+  const Tensor w0 = random_tensor({7, 13}, 43), m0 = random_tensor({7, 13}, 44, 0.1f);
+  Tensor v0 = random_tensor({7, 13}, 45, 0.1f);
+  for (int64_t i = 0; i < v0.numel(); ++i) v0.f32()[i] *= v0.f32()[i];  // second moments are >= 0
+  CpuBackend cpu(CpuGemm::Eigen);
+  CudaBackend cuda(context());
+  const Tensor d1 = to_device(g1, cuda.device()), d2 = to_device(g2, cuda.device());
+  const std::vector<double> want = cpu.sum_squares({&g1, &g2}), got = cuda.sum_squares({&d1, &d2});
+  REQUIRE(got.size() == 2);
+  for (size_t i = 0; i < 2; ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-12 * want[i]);
+  CHECK(cuda.sum_squares({}).empty());
+  check_op("scale", [&](Backend& be, Device d) {
+    Tensor x = on(g2, d);
+    be.scale(x, 0.37f);
+    return std::vector<Tensor>{x};
+  });
+  check_op("adamw_update", [&](Backend& be, Device d) {
+    Tensor w = on(w0, d), m = on(m0, d), v = on(v0, d);
+    be.adamw_update(w, on(g2, d), m, v, AdamWStep{1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3});
+    return std::vector<Tensor>{w, m, v};
+  });
+}
+
 TEST_CASE("cuda backend: a host tensor given to a device op is refused, naming both devices", "[cuda_backend]") {
   CudaBackend cuda(context());
   Tensor host = Tensor::zeros({4});

@@ -151,8 +151,20 @@ const char* cudaGetErrorString(cudaError_t err) {
   if (err == emu::g_refused_code) return emu::g_refused_message.c_str();
   return "emulated CUDA error";
 }
+// One emulated device, or TESSERA_EMU_DEVICES of them (a positive integer): so that a test can
+// run several ranks of a node with one device each, all on this CPU.
 cudaError_t cudaGetDeviceCount(int* count) {
+  const char* env = std::getenv("TESSERA_EMU_DEVICES");
   *count = 1;
+  if (env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (*end != '\0' || n < 1 || n > 64) {
+      std::fprintf(stderr, "TESSERA_EMU_DEVICES=%s: must be a device count from 1 to 64\n", env);
+      std::abort();
+    }
+    *count = static_cast<int>(n);
+  }
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* prop, int) {

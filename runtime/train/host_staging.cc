@@ -1,0 +1,59 @@
+// Host twins of device parameters and moments for checkpoint I/O.
+#include "runtime/train/host_staging.h"
+
+#include "runtime/device/device_memory.h"
+
+namespace tessera {
+namespace {
+
+Tensor host_twin(const Tensor& t, bool fill) {
+  if (!t.defined()) return t;
+  return fill ? to_device(t, Device::cpu()) : Tensor::empty(t.shape(), t.dtype());
+}
+
+bool on_device(const CheckpointState& state) {
+  for (const Parameter* p : state.params) {
+    if (!p->value.device().is_cpu()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+HostStaging::HostStaging(CheckpointState& state, bool fill) {
+  if (!on_device(state)) return;
+  device_params_ = state.params;
+  device_moments_ = state.moments;
+  params_.reserve(state.params.size());
+  for (Parameter*& p : state.params) {
+    Parameter twin;
+    twin.name = p->name;
+    twin.global_shape = p->global_shape;
+    twin.shard = p->shard;
+    twin.weight_decay = p->weight_decay;
+    twin.tied_replica = p->tied_replica;
+    twin.value = host_twin(p->value, fill);
+    params_.push_back(std::move(twin));
+    p = &params_.back();
+  }
+  moments_.reserve(state.moments.size());
+  for (OptimizerMoments*& m : state.moments) {
+    moments_.push_back({host_twin(m->exp_avg, fill), host_twin(m->exp_avg_sq, fill)});
+    m = &moments_.back();
+  }
+}
+
+void HostStaging::write_back() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    TESSERA_REQUIRE(!params_[i].mask.defined(),
+                    "{}: the checkpoint holds a pruning mask, and train.device = cuda does not run pruned weights yet",
+                    params_[i].name);
+    copy_tensor(device_params_[i]->value, params_[i].value);
+  }
+  for (size_t i = 0; i < moments_.size(); ++i) {
+    copy_tensor(device_moments_[i]->exp_avg, moments_[i].exp_avg);
+    copy_tensor(device_moments_[i]->exp_avg_sq, moments_[i].exp_avg_sq);
+  }
+}
+
+}  // namespace tessera
