@@ -22,5 +22,7 @@ void cast_f16_to_f32(float* out, const uint16_t* inp, int64_t n);
 enum class Half { BF16, F16 };
 // cast_f32_to_bf16 or cast_f32_to_f16.
 void cast_f32_to_half(Half format, uint16_t* out, const float* inp, int64_t n);
+// x[i] = x[i] rounded to `format` and widened back: the value a 16-bit product would read.
+void round_to_half(Half format, float* x, int64_t n);
 
 }  // namespace tessera::kernels::cpu

@@ -1,7 +1,8 @@
 // Causal multi-head self-attention with bf16 products through oneDNN: the mixed-precision
-// twin of kernels/attention.h (whose fp32 Eigen kernel stays the reference). The T x T products
-// of every (batch, head) pair (QK^T and PV forward; dV, dP, dQ, dK backward) each run as one
-// 4-D bf16 matmul with fp32 accumulation; softmax and its gradient run in fp32.
+// twin of kernels/attention.h (whose fp32 Eigen kernel stays the reference). The products of
+// every sequence (QK^T and PV forward; dV, dP, dQ, dK backward) run per block of query rows,
+// each as one 4-D bf16 matmul over all heads with fp32 accumulation, against only the keys up to
+// the block's last row; softmax and its gradient run in fp32.
 //
 // Layouts are those of kernels/attention.h: qkv [B*T, 3*H*D] (q | k | v blocks, heads inside
 // each block), out [B*T, H*D]. oneDNN 2.6 runs its fast brgemm kernels on a [B, T, H, D] view
@@ -16,11 +17,9 @@
 
 namespace tessera::kernels::onednn {
 
-// What backward needs, bf16 bit patterns: q, k, v [3][B*T][H*D] and the probabilities
-// [B][H][T][T] (0 above the diagonal).
-inline int64_t attention_saved_elements(int64_t B, int64_t T, int64_t H, int64_t D) {
-  return B * T * H * (3 * D + T);
-}
+// What backward needs, bf16 bit patterns: q, k, v [3][B*T][H*D] and, per sequence, the
+// probabilities of each row block [H][rows][keys] (0 above the diagonal): about half of T x T.
+int64_t attention_saved_elements(int64_t B, int64_t T, int64_t H, int64_t D);
 
 // Keeps the primitives of each shape (creating one costs ~100 us). Safe to call from several
 // threads.

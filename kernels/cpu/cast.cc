@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -131,6 +132,20 @@ void cast_f16_to_f32(float* out, const uint16_t* inp, int64_t n) {
 void cast_f32_to_half(Half format, uint16_t* out, const float* inp, int64_t n) {
   if (format == Half::BF16) return cast_f32_to_bf16(out, inp, n);
   cast_f32_to_f16(out, inp, n);
+}
+
+void round_to_half(Half format, float* x, int64_t n) {
+  constexpr int64_t kChunk = 512;  // through a stack buffer: no allocation per call
+  uint16_t bits[kChunk];
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    cast_f32_to_half(format, bits, x + i, m);
+    if (format == Half::BF16) {
+      cast_bf16_to_f32(x + i, bits, m);
+    } else {
+      cast_f16_to_f32(x + i, bits, m);
+    }
+  }
 }
 
 }  // namespace tessera::kernels::cpu

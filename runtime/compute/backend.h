@@ -62,8 +62,9 @@ class Backend {
   // [B*T, H*D]. Returns what backward needs besides qkv: its contents are the backend's (the CPU
   // keeps the probabilities, a flash-style kernel keeps the log-sum-exp per row). out's dtype
   // is the compute dtype, as a matmul's input dtypes are: F32 runs the fp32 reference; BF16/F16
-  // multiply q, k, v and the probabilities rounded to it, with fp32 accumulation and an fp32
-  // softmax (a backend that cannot multiply in that dtype computes in fp32 and rounds out).
+  // multiply q, k, v and the probabilities rounded to it (backward: also dout and the score
+  // gradient), with fp32 accumulation and an fp32 softmax; a backend that cannot multiply in
+  // that dtype rounds those inputs and multiplies in fp32, which gives the same numbers.
   // dout and dqkv are F32 whatever the compute dtype.
   virtual Tensor attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) = 0;
   virtual void attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved, int64_t B,

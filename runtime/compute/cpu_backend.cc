@@ -1,6 +1,8 @@
 // CpuBackend: Tensor-level wrappers over the CPU kernels, and the choice of GEMM library.
 #include "runtime/compute/cpu_backend.h"
 
+#include <algorithm>
+
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/bias.h"
@@ -141,8 +143,11 @@ void CpuBackend::layernorm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, 
 }
 
 // bf16 on oneDNN: batched bf16 products (kernels/onednn_attention.h), saving packed q, k, v and
-// the probabilities in bf16. Everything else (fp32; fp16, which this oneDNN cannot multiply;
-// the Eigen backend) runs the fp32 Eigen reference, saving fp32 probabilities, and rounds out.
+// the probabilities in bf16. fp32: the Eigen reference, saving the fp32 probabilities. A 16-bit
+// dtype this backend cannot multiply (fp16: oneDNN 2.6 has fp16 matmuls only with AVX512-FP16;
+// either format on Eigen) runs the fp32 kernel on q, k, v and P rounded to it (dout and dS too,
+// backward): the numbers of a 16-bit product with fp32 accumulation. It saves the rounded qkv
+// and probabilities in that dtype ([B*T*3*H*D | B*H*T*T]): both are exact there.
 Tensor CpuBackend::attention_forward(Tensor& out, const Tensor& qkv, int64_t B, int64_t T, int64_t H, int64_t D) {
   TESSERA_CHECK(qkv.dtype() == DType::F32, "attention: qkv must be F32");
   if (out.dtype() == DType::BF16 && gemm_ == CpuGemm::OneDnn) {
@@ -150,21 +155,40 @@ Tensor CpuBackend::attention_forward(Tensor& out, const Tensor& qkv, int64_t B, 
     attention_->forward(out.data<void>(), true, saved.data<uint16_t>(), qkv.f32(), B, T, H, D);
     return saved;
   }
-  Tensor probs = Tensor::empty({B, H, T, T});
-  Tensor out32 = out.dtype() == DType::F32 ? out : Tensor::empty(out.shape());
-  k::attention_forward(out32.f32(), probs.f32(), qkv.f32(), B, T, H, D);
-  if (out.dtype() != DType::F32) cast(out32, out);
-  return probs;
+  if (out.dtype() == DType::F32) {
+    Tensor probs = Tensor::empty({B, H, T, T});
+    k::attention_forward(out.f32(), probs.f32(), qkv.f32(), B, T, H, D);
+    return probs;
+  }
+  const k::Half format = half_format(out.dtype());
+  const int64_t n = qkv.numel();
+  Tensor state = Tensor::empty({n + B * H * T * T}), out32 = Tensor::empty(out.shape());
+  std::copy(qkv.f32(), qkv.f32() + n, state.f32());
+  k::round_to_half(format, state.f32(), n);
+  k::attention_forward(out32.f32(), state.f32() + n, state.f32(), B, T, H, D, format);
+  cast(out32, out);
+  Tensor saved = Tensor::empty(state.shape(), out.dtype());
+  cast(state, saved);
+  return saved;
 }
 
 void CpuBackend::attention_backward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& saved,
                                     int64_t B, int64_t T, int64_t H, int64_t D) {
-  if (saved.dtype() == DType::BF16) {
+  if (saved.dtype() == DType::F32) {
+    return k::attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), saved.f32(), B, T, H, D);
+  }
+  if (saved.dtype() == DType::BF16 && gemm_ == CpuGemm::OneDnn) {
     TESSERA_CHECK(saved.numel() == dnnl::attention_saved_elements(B, T, H, D) && attention_ != nullptr,
                   "attention_backward: the saved state is not this backend's bf16 state for these sizes");
     return attention_->backward(dqkv.f32(), dout.f32(), saved.data<uint16_t>(), B, T, H, D);
   }
-  k::attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), saved.f32(), B, T, H, D);
+  const int64_t n = qkv.numel();
+  TESSERA_CHECK(saved.numel() == n + B * H * T * T,
+                "attention_backward: the saved state is not this backend's rounded state for these sizes");
+  Tensor state = Tensor::empty(saved.shape());
+  cast(saved, state);
+  k::attention_backward(dqkv.f32(), dout.f32(), state.f32(), state.f32() + n, B, T, H, D,
+                        half_format(saved.dtype()));
 }
 
 void CpuBackend::rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {

@@ -1,7 +1,8 @@
 // The CPU backend: the Eigen/OpenMP reference kernels for every op, and the GEMM either from
 // Eigen (fp32 only: the reference) or from oneDNN's matmul primitives (fp32, bf16 natively on
 // AVX-512 BF16/AMX; fp16 inputs widened to fp32 first, as this oneDNN has no CPU fp16 matmul
-// before AVX-512 FP16). With oneDNN, bf16 attention runs its products in bf16 too.
+// before AVX-512 FP16). With oneDNN, bf16 attention runs its products in bf16 too; other 16-bit
+// attention rounds its products' inputs and multiplies them in fp32.
 #pragma once
 
 #include <memory>

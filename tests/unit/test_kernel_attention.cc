@@ -48,12 +48,14 @@ std::vector<double> attention_reference(const std::vector<double>& qkv, int64_t 
 
 }  // namespace
 
-// Shapes (B, T, H, D): a single token, odd sizes, and one large enough for the OpenMP path.
+// Shapes (B, T, H, D): a single token, odd sizes, one large enough for the OpenMP path, and one
+// over several row blocks.
 // qkv values in [-2, 2] give peaked enough softmaxes for the mask and max subtraction to matter.
 TEST_CASE("kernel attention forward and backward match a double reference",
           "[kernels][attention]") {
+  // 150 = 2 * 64 + 22: two whole row blocks and a partial one.
   const std::vector<std::array<int64_t, 4>> shapes = {
-      {1, 1, 1, 1}, {2, 5, 2, 3}, {3, 7, 3, 4}, {2, 33, 3, 8}};
+      {1, 1, 1, 1}, {2, 5, 2, 3}, {3, 7, 3, 4}, {2, 33, 3, 8}, {1, 150, 2, 4}};
   for (auto [B, T, H, D] : shapes) {
     CAPTURE(B, T, H, D);
     const std::vector<float> qkv = random_floats(B * T * 3 * H * D, 40, -2.0f, 2.0f);
