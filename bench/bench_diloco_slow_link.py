@@ -7,9 +7,11 @@ directions (default 50 Mbit/s, 20 ms). One rank per host, dp = 2, each replica t
 configs/shakespeare_char.yaml's recipe on its own 12 sequences per step (global batch 24).
 Per mode it reports wall time, tokens/s, the bytes that crossed the veth (interface
 counters, TCP/IP and MPI overhead included) and the trainer's own dp_bytes estimate, and
-the final validation loss; writes a JSON file and, with --plot, val loss against wall time.
+the final validation loss, each logged window's step time and the part of it spent waiting
+on the dp link (dp_wait_ms), and the load average around the run (the machine is shared);
+writes a JSON file and, with --plot, val loss against wall time.
 
-  sudo python3 bench/bench_diloco_slow_link.py --tessera build/launcher/tessera --steps 600
+  sudo python3 bench/bench_diloco_slow_link.py --tessera build/launcher/tessera --steps 2000
 
 --check is the CI version (tests/multihost/multihost.cmake): gpt_tiny for a few steps,
 no timings: DiLoCo across the two hosts must give the same losses as on one host, and send
@@ -227,7 +229,7 @@ def plot(results, args):
             continue
         per_step = r["wall_s"] / r["steps"]
         ax.plot([s * per_step / 60 for s, _ in r["val_curve"]], [v for _, v in r["val_curve"]], marker="o",
-                label=f"{r['mode']} ({r['veth_bytes'] / 1e6:.0f} MB sent)")
+                label=f"{r['mode']} ({r['wall_s'] / 60:.1f} min, {r['veth_bytes'] / 1e6:.0f} MB sent)")
     ax.set_xlabel("wall time (min, steps x mean step time)")
     ax.set_ylabel("validation loss")
     link = args.shaping.split(" (")[0] + (" (no added delay)" if args.shaping.startswith("tbf") else "")
