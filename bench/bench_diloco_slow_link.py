@@ -7,9 +7,11 @@ directions (default 50 Mbit/s, 20 ms). One rank per host, dp = 2, each replica t
 configs/shakespeare_char.yaml's recipe on its own 12 sequences per step (global batch 24).
 Per mode it reports wall time, tokens/s, the bytes that crossed the veth (interface
 counters, TCP/IP and MPI overhead included) and the trainer's own dp_bytes estimate, and
-the final validation loss; writes a JSON file and, with --plot, val loss against wall time.
+the final validation loss, each logged window's step time and the part of it spent waiting
+on the dp link (dp_wait_ms), and the load average around the run (the machine is shared);
+writes a JSON file and, with --plot, val loss against wall time.
 
-  sudo python3 bench/bench_diloco_slow_link.py --tessera build/launcher/tessera --steps 600
+  sudo python3 bench/bench_diloco_slow_link.py --tessera build/launcher/tessera --steps 2000
 
 --check is the CI version (tests/multihost/multihost.cmake): gpt_tiny for a few steps,
 no timings: DiLoCo across the two hosts must give the same losses as on one host, and send
@@ -39,6 +41,9 @@ MODES = {
     "streaming_h20": ["parallel.data_parallel_sync=diloco", "parallel.sync_interval=20",
                       "parallel.outer_fragments=4", "parallel.outer_delay=2"],
 }
+# The same with the outer deltas sent in bfloat16 (half the bytes of each sync).
+for _name in ("diloco_h20", "streaming_h20"):
+    MODES[_name + "_bf16"] = MODES[_name] + ["parallel.outer_dtype=bf16"]
 
 
 def shape_link(rate, delay):
@@ -80,8 +85,14 @@ def train_cmd(args, agent, metrics, extra, across_hosts=True):
     return cmd
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
+
+
 def run_mode(args, agent, tmp, name, extra):
     metrics = os.path.join(tmp, f"{name}.jsonl")
+    load_before = os.getloadavg()[0]
     before = tx_bytes()
     t0 = time.monotonic()
     r = subprocess.run(train_cmd(args, agent, metrics, extra), capture_output=True, text=True, timeout=args.timeout)
@@ -93,7 +104,14 @@ def run_mode(args, agent, tmp, name, extra):
     vals = [(x["step"], x["val_loss"]) for x in rows if "val_loss" in x]
     last = rows[-1]
     steps = last["step"]
-    return {"mode": name, "overrides": extra, "steps": steps, "wall_s": wall,
+    # Per logged window: step time, the part of it waited on the dp link, the rest (compute).
+    step_ms = [x["step_ms"] for x in rows if "step_ms" in x]
+    wait_ms = [x.get("dp_wait_ms", 0.0) for x in rows if "step_ms" in x]
+    return {"load_before": load_before, "load_after": os.getloadavg()[0],
+            "median_step_ms": median(step_ms), "median_dp_wait_ms": median(wait_ms),
+            "mean_step_ms": sum(step_ms) / len(step_ms), "mean_dp_wait_ms": sum(wait_ms) / len(wait_ms),
+            "dp_wait_ms": wait_ms,
+            "mode": name, "overrides": extra, "steps": steps, "wall_s": wall,
             "tokens_per_s": steps * args.tokens_per_step / wall,
             "veth_bytes": sent, "veth_bytes_per_step": sent / steps,
             "dp_bytes_per_step": sum(x.get("dp_bytes", 0) for x in rows) / max(1, len(rows)),
@@ -140,14 +158,18 @@ def main():
     p.add_argument("--out", default="bench/results/diloco_slow_link.json")
     p.add_argument("--plot", default=None, help="PNG of val loss against wall time")
     p.add_argument("--check", action="store_true", help="the short CI version (see the docstring)")
-    p.add_argument("--replot", action="store_true", help="only redraw --plot from the --out JSON")
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw --plot (the --modes) from the --out JSON files, comma-separated")
     p.add_argument("--timeout", type=float, default=7200)
     args = p.parse_args()
     if args.replot:
-        with open(args.out) as f:
-            saved = json.load(f)
+        results = []
+        for path in args.out.split(","):  # several runs' files may make one plot
+            with open(path) as f:
+                saved = json.load(f)
+            results += [r for r in saved["results"] if r["mode"] in args.modes.split(",")]
         args.shaping = saved["shaping"]
-        plot(saved["results"], args)
+        plot(results, args)
         return
     if os.geteuid() != 0:
         print("SKIP: needs root for network namespaces")
@@ -184,7 +206,9 @@ def main():
                     res["repeat"] = rep
                     results.append(res)
                     print(f"{name}: {res['wall_s']:.0f} s, {res['tokens_per_s']:.0f} tok/s, "
-                          f"{res['veth_bytes'] / 1e6:.1f} MB over the link, val {res['final_val_loss']}", flush=True)
+                          f"{res['veth_bytes'] / 1e6:.1f} MB over the link, val {res['final_val_loss']}, "
+                          f"step {res['mean_step_ms']:.0f} ms of which dp wait {res['mean_dp_wait_ms']:.0f} ms (means), "
+                          f"load {res['load_before']:.1f} -> {res['load_after']:.1f}", flush=True)
             os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
             with open(args.out, "w") as f:
                 json.dump({"shaping": args.shaping, "rate": args.rate, "delay": args.delay, "steps": args.steps, "config": args.config,
@@ -205,7 +229,7 @@ def plot(results, args):
             continue
         per_step = r["wall_s"] / r["steps"]
         ax.plot([s * per_step / 60 for s, _ in r["val_curve"]], [v for _, v in r["val_curve"]], marker="o",
-                label=f"{r['mode']} ({r['veth_bytes'] / 1e6:.0f} MB sent)")
+                label=f"{r['mode']} ({r['wall_s'] / 60:.1f} min, {r['veth_bytes'] / 1e6:.0f} MB sent)")
     ax.set_xlabel("wall time (min, steps x mean step time)")
     ax.set_ylabel("validation loss")
     link = args.shaping.split(" (")[0] + (" (no added delay)" if args.shaping.startswith("tbf") else "")

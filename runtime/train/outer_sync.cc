@@ -151,6 +151,14 @@ void OuterSync::launch(Fragment& f, int64_t step) {
   f.launched = step;
 }
 
+int OuterSync::progress() {
+  int incomplete = 0;
+  for (Fragment& f : fragments_) {
+    if (f.request && !f.request->test()) ++incomplete;
+  }
+  return incomplete;
+}
+
 void OuterSync::wait(Fragment& f) {
   if (!f.request) return;
   const auto start = std::chrono::steady_clock::now();

@@ -11,6 +11,10 @@
 // fragment at a time, and its all-reduce runs in the background (non-blocking MPI) while
 // tau = outer_delay more inner steps run; it is applied after step s + tau, replacing that
 // fragment's parameters (the paper's mixing factor 0: the tau local steps on it are dropped).
+// Open MPI moves a non-blocking collective only inside MPI calls, so the outer sync is also
+// the model's layer hooks: it tests its reductions in flight after every layer's forward and
+// backward, which keeps the link busy while the inner steps compute (without that, the
+// whole transfer happened in the wait at the apply step).
 //
 // With zero_stage 1 the outer state (anchor, momentum) is sharded over dp like ZeRO-1: the
 // replicas' parameters are reduce-scattered, each rank steps its shard, and the new anchor is
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "runtime/model/layer_hooks.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/train/flat_parameters.h"
 #include "runtime/train/outer_optimizer.h"
@@ -58,7 +63,7 @@ struct OuterSyncStats {
   double wait_ms = 0;  // blocked on the dp link
 };
 
-class OuterSync {
+class OuterSync final : public LayerHooks {
  public:
   // fragment_of_layer[l]: the fragment of local layer l (FlatSegment::layer). dp may be null
   // or of size 1: one replica, whose outer step still runs, without communication. The anchor
@@ -66,7 +71,7 @@ class OuterSync {
   // checkpoint: call reset_anchor after loading weights).
   OuterSync(FlatParameters& flat, Communicator* dp, const OuterSyncConfig& config,
             const std::vector<int>& fragment_of_layer);
-  ~OuterSync();
+  ~OuterSync() override;
   OuterSync(const OuterSync&) = delete;
   OuterSync& operator=(const OuterSync&) = delete;
 
@@ -74,6 +79,13 @@ class OuterSync {
   // applies those launched `delay` steps earlier. Collective over dp (same steps everywhere).
   void after_inner_step(int64_t step);
   const OuterSyncStats& stats() const { return stats_; }
+  // Progresses the reductions in flight (MPI_Test); not collective, a no-op when none is.
+  // Returns how many are still incomplete.
+  int progress();
+  void before_forward(int) override {}
+  void after_forward(int) override { progress(); }
+  void before_backward(int) override {}
+  void after_backward(int) override { progress(); }
   // The anchor := the current parameters, outer momentum zero, nothing in flight.
   void reset_anchor();
   // True when every replica holds the same parameters after step `step`: each fragment was

@@ -105,11 +105,6 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
                                               par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
                                               [this](int layer) { fix_layer_gradients(layer); });
     zero_units_->set_trace(trace_.get());
-    int first = 0;
-    for (Model* m : chunk_ptrs) {
-      m->set_hooks(zero_units_.get(), first);
-      first += static_cast<int>(m->layers().size());
-    }
     optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer);
   } else {
     // On a GPU the parameters, built and initialised on the host, move into a flat device buffer.
@@ -129,6 +124,14 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     // ZeRO-1 shards the moments over the replicas of a synchronous run only.
     optimizer_ = make_optimizer(t.optimizer, par.zero_stage, parameters(), flat_.get(), grad_sync_.get(),
                                 grad_sync_ ? groups_.dp : nullptr, compute_->ops());
+  }
+  // ZeRO-2/3 gather and reduce-scatter around each layer; the outer sync progresses the
+  // reductions running behind the inner steps between layers (streaming DiLoCo).
+  LayerHooks* hooks = zero_units_ ? static_cast<LayerHooks*>(zero_units_.get()) : outer_sync_.get();
+  int first = 0;
+  for (Model* m : chunk_ptrs) {
+    m->set_hooks(hooks, first);
+    first += static_cast<int>(m->layers().size());
   }
   set_mfu_roof();
   // Every rank built its layers whole before sharding them: the peak to report starts here.

@@ -1,10 +1,12 @@
 // Local SGD / DiLoCo outer sync over a real dp group (2 ranks = 2 replicas), with the inner
 // optimizer replaced by prescribed parameter moves so every expected value is known exactly:
 // the hand-computed DiLoCo example (plain, ZeRO-sharded outer state, bf16 deltas), local SGD
-// averaging, the streaming schedule (staggered fragments, delayed application) and the
-// checkpoint state of a reduction in flight.
+// averaging, the streaming schedule (staggered fragments, delayed application), a reduction
+// progressing in the background, and the checkpoint state of a reduction in flight.
+#include <chrono>
 #include <cmath>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "runtime/comm/mpi_communicator.h"
@@ -127,6 +129,32 @@ void test_streaming(Harness& h, Communicator& dp) {
   });
 }
 
+// A streaming reduction completes through progress() alone (what the layer hooks call while
+// the inner steps compute): Open MPI advances a non-blocking collective only inside MPI calls,
+// so without it the whole transfer would wait for the apply step. Then the apply waits for
+// nothing and the fragment holds the replicas' average.
+void test_progress(Harness& h, Communicator& dp) {
+  h.run("streaming.progress", [&] {
+    Replica r(dp.size());
+    r.flat->values().fill(static_cast<float>(dp.rank() + 1));
+    const OuterSyncConfig config{false, 2, 1, 1, false, false, {1.f, 0.f, false}};
+    OuterSync sync(*r.flat, &dp, config, std::vector<int>(r.model->layers().size(), 0));
+    sync.after_inner_step(1);
+    sync.after_inner_step(2);  // launches (H 2); from here on only progress() moves the reduction
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    int incomplete = 1;
+    while (incomplete > 0 && std::chrono::steady_clock::now() < deadline) {
+      incomplete = sync.progress();
+      if (incomplete > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    h.check(incomplete == 0, "the reduction did not complete through progress() in 10 s");
+    sync.after_inner_step(3);  // applies (tau 1)
+    for (int64_t i = 0; i < r.used(); ++i) {
+      if (!h.check(r.values()[i] == 1.5f, "element {}: {} != 1.5", i, r.values()[i])) break;
+    }
+  });
+}
+
 // A checkpoint taken while a reduction is in flight, loaded into a fresh OuterSync, continues
 // exactly like the original.
 void test_state_roundtrip(Harness& h, Communicator& dp) {
@@ -177,6 +205,7 @@ int main(int argc, char** argv) {
     mpitest::test_hand_computed(h, *world, false, true);
     mpitest::test_local_sgd(h, *world);
     mpitest::test_streaming(h, *world);
+    mpitest::test_progress(h, *world);
     mpitest::test_state_roundtrip(h, *world);
     code = h.finish();
   } catch (const std::exception& e) {
