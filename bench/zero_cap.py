@@ -9,7 +9,7 @@ accepts it), reporting its tokens/s (median of the steps after the first) and th
 tensor memory; one more layer must be refused by that start-up check (exit 1, before any rank
 allocates).
 
-  python3 bench/zero_cap.py --tessera build/launcher/tessera [--cap-mib 48] [--precision fp32]
+  python3 bench/zero_cap.py --tessera build/launcher/tessera [--cap-mib 48] [--precision fp32] [--stages 0,1,2,3]
 """
 import argparse
 import json
@@ -76,12 +76,13 @@ def main():
     ap.add_argument("--dp", type=int, default=8)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--stages", default="0,1,2,3", help="ZeRO stages to run, comma-separated")
     args = ap.parse_args()
     print(f"cap {args.cap_mib:g} MiB per rank, dp {args.dp}, {args.precision}")
     print("| stage | layers | model | predicted MiB | measured peak MiB | tokens/s (median, spread) | +1 layer |")
     print("|---:|---:|---|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for stage in range(4):
+        for stage in [int(x) for x in args.stages.split(",")]:
             layers = largest_fitting(args, stage)
             if layers == 0:
                 print(f"| {stage} | 0 | nothing fits | | | | |", flush=True)

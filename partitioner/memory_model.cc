@@ -28,9 +28,11 @@ StateBytes state_bytes(int64_t params, int64_t max_unit, const MemoryOptions& o)
   s.params = stage == 3 ? kF32 * slice : (kF32 + (o.mixed_precision ? kHalf : 0)) * params;
   // fp32 gradients (Megatron's main_grad with mixed precision). ZeRO-1 reduce-scatters the
   // full gradient into a separate 1/dp slice; ZeRO-2/3 keep only the slice between units, plus
-  // the unit whose gradient is being computed and the one being reduce-scattered.
+  // the unit whose gradient is being computed and the one being reduce-scattered with its
+  // received 1/dp block (ZeroUnits' `reduced`, summed into the slice when the scatter lands).
   const int64_t two_units = std::min(params, 2 * max_unit);
-  s.grads = kF32 * (stage == 0 ? params : stage == 1 ? params + slice : slice + two_units);
+  const int64_t received = (std::min(params, max_unit) + o.dp - 1) / o.dp;
+  s.grads = kF32 * (stage == 0 ? params : stage == 1 ? params + slice : slice + two_units + received);
   // AdamW's two fp32 moments, for the rank's 1/dp slice only with ZeRO.
   s.optimizer = 2 * kF32 * (stage >= 1 ? slice : params);
   // ZeRO-3: the unit computing, widened to fp32 (+ its 16-bit GEMM copies with mixed

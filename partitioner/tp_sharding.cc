@@ -48,9 +48,12 @@ ShardedLayer gpt_block(const ModelConfig& m, int64_t B, const TpOptions& o) {
              {N, C, F / tp}};             // mlp c_proj (row parallel)
   // Saved (transformer_block.h Saved): x, ln1, x2, ln2 and 4 LN statistics rows per token in
   // the sequence-sharded region; qkv, attention output, probs, fc and gelu output split by tp.
-  const int64_t replicated = E * (4 * Ns * C + 4 * Ns);
+  // Only the GEMM inputs (ln1, ln2, attention and gelu outputs) are in the compute dtype (E
+  // bytes); x, x2, the statistics, qkv and fc stay fp32 under mixed precision too.
+  const int64_t replicated = (2 * 4 + 2 * E) * Ns * C + 4 * 4 * Ns;
   s.attention_bytes = E * B * (H / tp) * T * T;
-  s.activation_bytes = replicated + E * (3 * N * A / tp + N * A / tp + 2 * N * F / tp) + s.attention_bytes;
+  s.activation_bytes = replicated + 4 * (3 * N * A / tp + N * F / tp) + E * (N * A / tp + N * F / tp) +
+                       s.attention_bytes;
   s.attention_flops = 4.0 * N * T * A / tp;
   s.input_bytes = s.output_bytes = E * Ns * C;
   if (tp > 1) {

@@ -52,8 +52,8 @@ class Communicator {
   virtual void all_gather(const Tensor& in, Tensor& out) = 0;
   // in has size() * out.numel() elements: rank i receives the reduction of block i.
   virtual void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) = 0;
-  // The same, non-blocking (ZeRO-2/3 overlap them with compute): `in` and `out` must stay
-  // untouched until the request completes, and must not overlap.
+  // The same, non-blocking (ZeRO-2/3): `in`, `out` untouched until the request completes, not overlapping,
+  // except an all-gather's `in` may be exactly this rank's block of `out` (in place: MPI and NCCL take it).
   virtual std::unique_ptr<CommRequest> all_gather_async(const Tensor& in, Tensor& out) = 0;
   virtual std::unique_ptr<CommRequest> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) = 0;
   virtual void broadcast(Tensor& t, int root) = 0;

@@ -16,10 +16,14 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 }
 
 // fp32 <-> the 16-bit formats, for what the collectives move.
+void narrow_into(const Tensor& f32, Tensor& out) {
+  const auto format = out.dtype() == DType::BF16 ? kernels::cpu::Half::BF16 : kernels::cpu::Half::F16;
+  kernels::cpu::cast_f32_to_half(format, out.data<uint16_t>(), f32.f32(), f32.numel());
+}
+
 Tensor narrowed(const Tensor& f32, DType dtype) {
   Tensor out = Tensor::empty({f32.numel()}, dtype);
-  const auto format = dtype == DType::BF16 ? kernels::cpu::Half::BF16 : kernels::cpu::Half::F16;
-  kernels::cpu::cast_f32_to_half(format, out.data<uint16_t>(), f32.f32(), f32.numel());
+  narrow_into(f32, out);
   return out;
 }
 
@@ -134,9 +138,12 @@ void ZeroUnits::start_gather(Unit& u, DType dtype) {
   if (u.full.defined() || u.gathering) return;
   u.issued = std::chrono::steady_clock::now();
   if (dtype != DType::F32) {
-    u.send = narrowed(own_block(u), dtype);
+    // In place: this rank's block is rounded straight into its place in the gathered unit, so
+    // no separate send buffer is alive while the gather is in flight.
     u.low = Tensor::empty({u.padded}, dtype);
-    u.gathering = dp_.all_gather_async(u.send, u.low);
+    Tensor mine = u.low.narrow(dp_.rank() * u.block, u.block);
+    narrow_into(own_block(u), mine);
+    u.gathering = dp_.all_gather_async(mine, u.low);
     return;
   }
   u.full = Tensor::empty({u.padded});
@@ -156,7 +163,7 @@ void ZeroUnits::ensure_gathered(Unit& u) {
   }
   if (u.low.defined()) {
     u.full = widened(u.low);
-    u.low = u.send = Tensor();
+    u.low = Tensor();
   }
   bind_values(u);
 }
@@ -166,7 +173,7 @@ void ZeroUnits::release(Unit& u) {
   if (u.gathering) {  // a prefetch nobody used: let it land before its buffer goes
     u.gathering->wait();
     u.gathering.reset();
-    u.low = u.send = Tensor();
+    u.low = Tensor();
   }
   for (Parameter* p : u.params) {
     p->value = Tensor();

@@ -99,7 +99,7 @@ class ZeroUnits final : public LayerHooks {
     std::vector<Shape> shapes;     // of each parameter (its value is undefined at rest in stage 3)
     int64_t padded = 0, block = 0, shard_offset = 0;
     Tensor full;  // stage 2: always; stage 3: while gathered
-    Tensor send, low;  // a 16-bit gather in flight: this rank's block and the unit, rounded
+    Tensor low;  // a 16-bit gather in flight: the unit, rounded (this rank's block in place)
     std::unique_ptr<CommRequest> gathering;
     std::chrono::steady_clock::time_point issued;  // of the gather in flight
     // The unit's gradient (or its bf16 rounding, which is what travels) and this rank's

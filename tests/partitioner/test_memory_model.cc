@@ -76,6 +76,11 @@ TEST_CASE("tp sharding of a tiny GPT matches hand counts", "[partitioner][memory
   const auto sp = tiny_layers({2, true});
   CHECK(sp[1].activation_bytes == 4 * (4224 + 10240));
   CHECK(sp[1].input_bytes == kResidual / 2);
+
+  // Mixed precision (2-byte activations): only the GEMM inputs (ln1 and ln2 2NC, attention out
+  // NC, gelu NF) and the probs are 2 bytes; x, x2, the stats, qkv and fc stay fp32.
+  CHECK(tiny_layers({1, false, 2})[1].activation_bytes ==
+        4 * (4096 + 256 + 6144 + 4096) + 2 * (4096 + 2048 + 4096 + 4096));
 }
 
 TEST_CASE("memory of one rank holding the whole tiny GPT", "[partitioner][memory]") {

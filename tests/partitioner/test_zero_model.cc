@@ -88,11 +88,11 @@ TEST_CASE("memory per ZeRO stage of a tiny GPT at dp 4", "[partitioner][zero][me
   MemoryOptions o;
   o.dp = 4;
   o.microbatches = 2;
-  SECTION("stage 2: gradient slice plus the unit computing and the unit reducing") {
+  SECTION("stage 2: gradient slice plus the unit computing, the unit reducing and its received block") {
     o.zero_stage = 2;
     const MemoryBreakdown m = stage_memory(layers, {{0, 4}}, 0, o);
     CHECK(m.params == 4 * kParams);
-    CHECK(m.grads == 4 * (kSlice + 2 * kBlock));
+    CHECK(m.grads == 4 * (kSlice + 2 * kBlock + kBlock / 4));
     CHECK(m.optimizer == 8 * kSlice);
     CHECK(m.gathered == 0);
     CHECK(m.comm_buffers == 0);
@@ -101,7 +101,7 @@ TEST_CASE("memory per ZeRO stage of a tiny GPT at dp 4", "[partitioner][zero][me
     o.zero_stage = 3;
     MemoryBreakdown m = stage_memory(layers, {{0, 4}}, 0, o);
     CHECK(m.params == 4 * kSlice);
-    CHECK(m.grads == 4 * (kSlice + 2 * kBlock));
+    CHECK(m.grads == 4 * (kSlice + 2 * kBlock + kBlock / 4));
     CHECK(m.optimizer == 8 * kSlice);
     CHECK(m.gathered == 4 * 2 * kBlock);
     o.zero_prefetch = 0;
