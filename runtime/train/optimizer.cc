@@ -22,6 +22,15 @@ double learning_rate(const OptimizerConfig& opt, int64_t step, int64_t max_steps
   return opt.min_lr + coeff * (opt.lr - opt.min_lr);
 }
 
+AdamWStep adamw_step(const OptimizerConfig& config, double lr, bool weight_decay, int64_t step) {
+  return {static_cast<float>(lr),
+          static_cast<float>(config.beta1),
+          static_cast<float>(config.beta2),
+          static_cast<float>(config.eps),
+          weight_decay ? static_cast<float>(config.weight_decay) : 0.f,
+          step};
+}
+
 AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Backend& ops)
     : config_(config), ops_(ops) {
   for (Parameter* p : params) {
@@ -57,13 +66,7 @@ void AdamW::step(double lr) {
     Parameter& p = *s.param;
     const int64_t n = p.value.numel();
     if (p.mask.defined()) apply_mask(p.grad.f32(), p.mask.f32(), n);
-    const AdamWStep hyper{static_cast<float>(lr),
-                          static_cast<float>(config_.beta1),
-                          static_cast<float>(config_.beta2),
-                          static_cast<float>(config_.eps),
-                          p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f,
-                          step_};
-    ops_.adamw_update(p.value, p.grad, s.m, s.v, hyper);
+    ops_.adamw_update(p.value, p.grad, s.m, s.v, adamw_step(config_, lr, p.weight_decay, step_));
     if (p.mask.defined()) {
       for (Tensor* t : {&p.value, &s.m, &s.v}) apply_mask(t->f32(), p.mask.f32(), n);
     }
@@ -91,7 +94,7 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, int zer
                                           FlatParameters* flat, GradientSync* sync, Communicator* dp, Backend& ops) {
   if (zero_stage == 1 && dp != nullptr && dp->size() > 1) {
     TESSERA_CHECK(flat != nullptr && sync != nullptr, "ZeRO-1 needs the flat parameters and the gradient sync");
-    return std::make_unique<ZeroAdamW>(*flat, *sync, *dp, config);
+    return std::make_unique<ZeroAdamW>(*flat, *sync, *dp, config, ops);
   }
   return std::make_unique<AdamW>(std::move(params), config, ops);
 }

@@ -19,6 +19,9 @@ namespace tessera {
 
 double learning_rate(const OptimizerConfig& opt, int64_t step, int64_t max_steps);
 
+// The AdamW update's arguments for one parameter: weight decay only where the parameter takes it.
+AdamWStep adamw_step(const OptimizerConfig& config, double lr, bool weight_decay, int64_t step);
+
 // An optimizer's moments as per-parameter local shards, for a checkpoint save or load. The
 // views in `per_param` may point into `storage` (a sharded optimizer's gathered buffers),
 // which this object then keeps alive.
@@ -93,11 +96,11 @@ class AdamW : public Optimizer {
 
 class FlatParameters;
 class GradientSync;
-// The optimizer for this rank: ZeRO-1 sharded AdamW when zero_stage is 1 under data
-// parallelism (then flat, sync and dp are required), else AdamW over params.
 // Multiplies the fp32 tensor g by factor in place; returns whether every element is finite.
 bool scale_and_check_finite(const Tensor& g, float factor);
 
+// The optimizer for this rank: ZeRO-1 sharded AdamW when zero_stage is 1 under data
+// parallelism (then flat, sync and dp are required), else AdamW over params; both update on ops.
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, int zero_stage, std::vector<Parameter*> params,
                                           FlatParameters* flat, GradientSync* sync, Communicator* dp, Backend& ops);
 

@@ -4,53 +4,50 @@
 #include <cmath>
 #include <map>
 
-#include "kernels/adamw.h"
 #include "kernels/grad_clip.h"
-#include "kernels/residual.h"
 #include "runtime/compression/mask.h"
 
 namespace tessera {
 
-ShardedAdamW::ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config)
-    : units_(units), dp_(dp), config_(config) {
+ShardedAdamW::ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config, Backend& ops)
+    : units_(units), dp_(dp), config_(config), ops_(ops) {
   m_ = Tensor::zeros({units.shard_numel()});
   v_ = Tensor::zeros({units.shard_numel()});
 }
 
 double ShardedAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
   Tensor& grads = units_.shard_grads();
-  double sq = 0;
+  std::vector<Tensor> pieces;
   for (const ZeroUnits::Piece& piece : units_.pieces()) {
     // A tp-replicated parameter has the same gradient on every tp rank: count it once.
     if (piece.param->shard.kind == ShardSpec::Kind::Replicated && tp.rank != 0) continue;
-    sq += kernels::cpu::sum_squares(grads.f32() + piece.shard, piece.numel);
+    pieces.push_back(grads.narrow(piece.shard, piece.numel));
   }
+  std::vector<const Tensor*> views;
+  for (const Tensor& piece : pieces) views.push_back(&piece);
+  double sq = 0;
+  for (double x : ops_.sum_squares(views)) sq += x;
   Tensor t = Tensor::full({1}, static_cast<float>(sq));
   dp_.all_reduce(t, ReduceOp::Sum);
   tp_all_reduce(t, ReduceOp::Sum, tp);
   if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
   const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
-  if (coeff < 1.f) kernels::cpu::scale(grads.f32(), coeff, grads.numel());
+  if (coeff < 1.f) ops_.scale(grads, coeff);
   return norm;
 }
 
 void ShardedAdamW::step(double lr) {
   ++step_;
-  float* grads = units_.shard_grads().f32();
   for (const ZeroUnits::Piece& piece : units_.pieces()) {
     const Parameter& p = *piece.param;
-    float* g = grads + piece.shard;
-    float* m = m_.f32() + piece.shard;
-    float* v = v_.f32() + piece.shard;
+    Tensor value = piece.value, g = units_.shard_grads().narrow(piece.shard, piece.numel);
+    Tensor m = m_.narrow(piece.shard, piece.numel), v = v_.narrow(piece.shard, piece.numel);
     const float* mask = p.mask.defined() ? p.mask.f32() + piece.param_begin : nullptr;
-    if (mask) apply_mask(g, mask, piece.numel);
-    kernels::cpu::adamw_update(piece.value.f32(), g, m, v, piece.numel, static_cast<float>(lr),
-                               static_cast<float>(config_.beta1), static_cast<float>(config_.beta2),
-                               static_cast<float>(config_.eps),
-                               p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.f, step_);
+    if (mask) apply_mask(g.f32(), mask, piece.numel);
+    ops_.adamw_update(value, g, m, v, adamw_step(config_, lr, p.weight_decay, step_));
     if (mask) {
-      for (float* x : {piece.value.f32(), m, v}) apply_mask(x, mask, piece.numel);
+      for (const Tensor* x : {&value, &m, &v}) apply_mask(x->f32(), mask, piece.numel);
     }
   }
   units_.after_update();

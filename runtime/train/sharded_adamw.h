@@ -13,7 +13,8 @@ namespace tessera {
 class ShardedAdamW : public Optimizer {
  public:
   // units and dp are borrowed and must outlive the optimizer.
-  ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config);
+  // The norm, the clip and the update run on ops (borrowed), the backend of the parameters' device.
+  ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
   double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
   bool scale_gradients(float factor) override { return scale_and_check_finite(units_.shard_grads(), factor); }
@@ -34,6 +35,7 @@ class ShardedAdamW : public Optimizer {
   ZeroUnits& units_;
   Communicator& dp_;
   OptimizerConfig config_;
+  Backend& ops_;
   Tensor m_, v_;
   int64_t step_ = 0;
   std::vector<Parameter*> load_params_;  // the parameters of the last load's buffers

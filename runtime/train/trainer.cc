@@ -105,7 +105,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
                                               par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
                                               [this](int layer) { fix_layer_gradients(layer); });
     zero_units_->set_trace(trace_.get());
-    optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer);
+    optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer, compute_->ops());
   } else {
     // On a GPU the parameters, built and initialised on the host, move into a flat device buffer.
     if (data_parallel() || local_sync() || on_device) {

@@ -5,15 +5,14 @@
 #include <cmath>
 #include <map>
 
-#include "kernels/adamw.h"
 #include "kernels/grad_clip.h"
-#include "kernels/residual.h"
 #include "runtime/compression/mask.h"
 
 namespace tessera {
 
-ZeroAdamW::ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config)
-    : flat_(flat), sync_(sync), dp_(dp), config_(config) {
+ZeroAdamW::ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config,
+                     Backend& ops)
+    : flat_(flat), sync_(sync), dp_(dp), config_(config), ops_(ops) {
   const int64_t shard = flat.numel() / dp.size();
   lo_ = shard * dp.rank();
   hi_ = lo_ + shard;
@@ -31,21 +30,25 @@ void ZeroAdamW::for_each_piece(F f) const {
 
 double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
   Tensor& shard_grads = sync_.shard_grads();
-  double sq = 0;
+  std::vector<Tensor> pieces;
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
     // A tp-replicated parameter has the same gradient on every tp rank: count it once.
     if (s.param->shard.kind == ShardSpec::Kind::Replicated && tp.rank != 0) return;
     // A tied head's copy of the embedding table holds the first stage's (summed) gradient.
     if (s.param->tied_replica) return;
-    sq += kernels::cpu::sum_squares(shard_grads.f32() + (b - lo_), e - b);
+    pieces.push_back(shard_grads.narrow(b - lo_, e - b));
   });
+  std::vector<const Tensor*> views;
+  for (const Tensor& piece : pieces) views.push_back(&piece);
+  double sq = 0;
+  for (double x : ops_.sum_squares(views)) sq += x;
   Tensor t = Tensor::full({1}, static_cast<float>(sq));
   dp_.all_reduce(t, ReduceOp::Sum);
   tp_all_reduce(t, ReduceOp::Sum, tp);
   if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
   const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
-  if (coeff < 1.f) kernels::cpu::scale(shard_grads.f32(), coeff, shard_grads.numel());
+  if (coeff < 1.f) ops_.scale(shard_grads, coeff);
   return norm;
 }
 
@@ -93,19 +96,16 @@ std::optional<std::vector<OwnedRange>> ZeroAdamW::owned_ranges(const std::vector
 void ZeroAdamW::step(double lr) {
   const Tensor& shard_grads = sync_.shard_grads();
   ++step_;
-  float* values = flat_.values().f32();
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
     const int64_t i = b - lo_;
+    Tensor value = flat_.values().narrow(b, e - b), grad = shard_grads.narrow(i, e - b);
+    Tensor m = m_.narrow(i, e - b), v = v_.narrow(i, e - b);
     // The piece [b, e) of the parameter starts at element b - s.offset of its mask.
     const float* mask = s.param->mask.defined() ? s.param->mask.f32() + (b - s.offset) : nullptr;
-    if (mask) apply_mask(shard_grads.f32() + i, mask, e - b);
-    kernels::cpu::adamw_update(values + b, shard_grads.f32() + i, m_.f32() + i, v_.f32() + i, e - b,
-                               static_cast<float>(lr), static_cast<float>(config_.beta1),
-                               static_cast<float>(config_.beta2), static_cast<float>(config_.eps),
-                               s.param->weight_decay ? static_cast<float>(config_.weight_decay) : 0.f,
-                               step_);
+    if (mask) apply_mask(grad.f32(), mask, e - b);
+    ops_.adamw_update(value, grad, m, v, adamw_step(config_, lr, s.param->weight_decay, step_));
     if (mask) {
-      for (float* x : {values + b, m_.f32() + i, v_.f32() + i}) apply_mask(x, mask, e - b);
+      for (const Tensor* x : {&value, &m, &v}) apply_mask(x->f32(), mask, e - b);
     }
   });
   Tensor own = flat_.values().narrow(lo_, hi_ - lo_);

@@ -16,7 +16,8 @@ class ZeroAdamW : public Optimizer {
  public:
   // The gradients are those sync reduce-scatters (sync.shard_grads()); flat, sync and dp are
   // borrowed and must outlive the optimizer.
-  ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config);
+  // The norm, the clip and the update run on ops (borrowed), the backend of the parameters' device.
+  ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
   // Global gradient norm from the shards (dp and tp reduced; tp-replicated parameters counted
   // once) and clipping of this rank's shard; returns the norm before clipping.
@@ -46,6 +47,7 @@ class ZeroAdamW : public Optimizer {
   GradientSync& sync_;
   Communicator& dp_;
   OptimizerConfig config_;
+  Backend& ops_;
   int64_t lo_ = 0, hi_ = 0;
   Tensor m_, v_;
   int64_t step_ = 0;
