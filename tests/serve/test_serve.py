@@ -216,6 +216,9 @@ def check_queue_full_and_shutdown(tessera, ckpt):
     assert sum(s == 200 for s, _, _ in answers) >= 2, "the running and the queued request must both finish"
     print(f"queue full: {len(full)} of 4 burst requests got 503 while the batch and queue were full")
 
+    # A burst request's answer can reach the client before the server releases its slot: start
+    # the next phase from an idle server, or `active == 1` below may see the old request.
+    wait_for(server, lambda h: h["active"] == 0 and h["queued"] == 0, "the burst to drain")
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(stream_all, server, {**slow, "stream": True})
         before = wait_for(server, lambda h: h["active"] == 1, "the running request")["completed"]
