@@ -4,8 +4,9 @@
 Trains a GPT whose parameters dominate its memory (8 x 256, 6.3M parameters, 16-token
 sequences, one microbatch of one sample per rank) for 2 steps under `mpirun -np DP` at each
 ZeRO stage, reads the peak tensor memory every rank reports at the end of the run
-("peak tensor memory / microbatches in flight per rank"; counted from the end of the
-trainer's set-up), and prints it next to `tessera plan --config-layout`'s prediction for the
+("peak tensor memory / microbatches in flight per rank"; the steps', counted after the start-up
+GEMM roof) and the set-up's peak (data, layers built and sharded: "set-up peak tensor memory per
+rank"), and prints them next to `tessera plan --config-layout`'s prediction for the
 same layout and the paper's model states for fp32 training (weights 4, gradients 4, Adam
 moments 8 bytes per parameter: 16 Psi at stage 0; 8 Psi + 8 Psi/N; 4 Psi + 12 Psi/N; 16 Psi/N),
 or with --precision bf16 mixed precision's (2 + 2 + 12: 16 Psi; 4 Psi + 12 Psi/N; 2 Psi + 14 Psi/N;
@@ -32,6 +33,7 @@ SETS = ["model.num_layers=8", "model.hidden_size=256", "model.num_attention_head
 THEORY = {"fp32": {0: (16, 0), 1: (8, 8), 2: (4, 12), 3: (0, 16)},
           "bf16": {0: (16, 0), 1: (4, 12), 2: (2, 14), 3: (0, 16)}}
 PEAK = re.compile(r"peak tensor memory / microbatches in flight per rank: (.*)")
+SETUP = re.compile(r"set-up peak tensor memory per rank: (.*)")
 TRAFFIC = re.compile(r"dp traffic per step \(this rank\):.* a ring sends ([0-9.]+) MiB")
 
 
@@ -44,11 +46,12 @@ def measure(args, dp, stage):
     cmd = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "-np", str(dp), args.tessera, "train",
            args.config, "--set", *sets]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line, traffic = PEAK.search(out), TRAFFIC.search(out)
-    if not line or not traffic:
+    line, setup, traffic = PEAK.search(out), SETUP.search(out), TRAFFIC.search(out)
+    if not line or not setup or not traffic:
         sys.exit(f"no peak memory or traffic line in the output of {' '.join(cmd)}")
-    peak = max(float(part.split(" MiB")[0]) for part in line.group(1).split(", ")) * 2**20
-    return peak, float(traffic.group(1)) * 2**20
+    peak, setup_peak = (max(float(part.split(" MiB")[0]) for part in m.group(1).split(", ")) * 2**20
+                        for m in (line, setup))
+    return peak, setup_peak, float(traffic.group(1)) * 2**20
 
 
 def predict(args, dp, stage):
@@ -73,13 +76,14 @@ def main():
     ap.add_argument("--dp", default="2,4,8")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = ap.parse_args()
-    print("| dp | stage | measured peak MiB | planner MiB | planner / measured | paper model states MiB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| dp | stage | measured peak MiB | planner MiB | planner / measured | paper model states MiB "
+          "| set-up peak MiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     worst = 0.0
     traffic = []
     for dp in [int(x) for x in args.dp.split(",")]:
         for stage in range(4):
-            measured, sent = measure(args, dp, stage)
+            measured, setup, sent = measure(args, dp, stage)
             planned, planned_sent, params = predict(args, dp, stage)
             traffic.append((dp, stage, sent, planned_sent))
             rep, shard = THEORY[args.precision][stage]
@@ -87,7 +91,7 @@ def main():
             ratio = planned / measured
             worst = max(worst, abs(ratio - 1))
             print(f"| {dp} | {stage} | {measured / 2**20:.1f} | {planned / 2**20:.1f} | {ratio:.3f} | "
-                  f"{theory / 2**20:.1f} |", flush=True)
+                  f"{theory / 2**20:.1f} | {setup / 2**20:.1f} |", flush=True)
     print(f"\nlargest planner error: {100 * worst:.1f}%\n")
     print("| dp | stage | measured MiB sent per step | planner MiB | measured / ZeRO-1's |")
     print("|---:|---:|---:|---:|---:|")

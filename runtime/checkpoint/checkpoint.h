@@ -153,11 +153,13 @@ class CheckpointReader {
   void check_prefix(const TensorEntry& entry, const std::string& prefix) const;
   // The tensor `key` of piece `index` of `entry`, checked against the manifest; for a
   // dp-sharded part, any failure is reported as the parameter's range that is not covered.
-  const Tensor& piece(const TensorEntry& entry, size_t index, const std::string& key);
-  const Tensor& read_piece(const ShardPiece& piece, const std::string& key);
+  Tensor piece(const TensorEntry& entry, size_t index, const std::string& key);
+  Tensor read_piece(const ShardPiece& piece, const std::string& key);
   std::string step_dir_;
   Manifest manifest_;
-  std::map<std::string, SafetensorsFile> files_;
+  // The files' headers, read once each; tensors are read when asked for, so a load holds the
+  // parameter it is loading, not the files (a ZeRO-3 resume loads one unit at a time).
+  std::map<std::string, SafetensorsReader> files_;
 };
 
 // A copy of `global` with shape `shape`, which differs only in axis 0: rows [0, rows) are

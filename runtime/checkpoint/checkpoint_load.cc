@@ -109,7 +109,7 @@ Tensor resize_padded_rows(const Tensor& global, const Shape& shape, int64_t rows
 CheckpointReader::CheckpointReader(std::string step_dir)
     : step_dir_(std::move(step_dir)), manifest_(read_manifest(step_dir_)) {}
 
-const Tensor& CheckpointReader::read_piece(const ShardPiece& piece, const std::string& key) {
+Tensor CheckpointReader::read_piece(const ShardPiece& piece, const std::string& key) {
   const std::string path = (fs::path(step_dir_) / piece.file).string();
   auto it = files_.find(piece.file);
   if (it == files_.end()) {
@@ -121,23 +121,22 @@ const Tensor& CheckpointReader::read_piece(const ShardPiece& piece, const std::s
     // A cheap check before parsing: a truncated or replaced shard shows up here.
     TESSERA_REQUIRE(bytes == entry->bytes, "{}: is {} bytes, but {} records {}", path, bytes, manifest_.path,
                     entry->bytes);
-    it = files_.emplace(piece.file, read_safetensors(path)).first;
+    it = files_.emplace(piece.file, SafetensorsReader(path)).first;
   }
-  const auto t = it->second.tensors.find(key);
-  TESSERA_REQUIRE(t != it->second.tensors.end(), "{}: has no tensor '{}', which {} lists", path, key,
-                  manifest_.path);
+  TESSERA_REQUIRE(it->second.contains(key), "{}: has no tensor '{}', which {} lists", path, key, manifest_.path);
+  Tensor t = it->second.read(key);
   // A dp-sharded part is saved flat.
   const Shape want = piece.elements ? Shape{piece.elements->second - piece.elements->first} : piece.shape;
-  TESSERA_REQUIRE(t->second.shape() == want, "{}: tensor '{}' has shape {}, but {} says {}", path, key,
-                  shape_string(t->second.shape()), manifest_.path, shape_string(want));
-  return t->second;
+  TESSERA_REQUIRE(t.shape() == want, "{}: tensor '{}' has shape {}, but {} says {}", path, key,
+                  shape_string(t.shape()), manifest_.path, shape_string(want));
+  return t;
 }
 
-const Tensor& CheckpointReader::piece(const TensorEntry& entry, size_t index, const std::string& key) {
+Tensor CheckpointReader::piece(const TensorEntry& entry, size_t index, const std::string& key) {
   const ShardPiece& p = entry.pieces.at(index);
-  const Tensor* t = nullptr;
+  Tensor t;
   try {
-    t = &read_piece(p, key);
+    t = read_piece(p, key);
   } catch (const InputError& e) {
     if (!p.elements) throw;
     // The manifest proved that the parts cover the tensor: a part that cannot be read leaves
@@ -145,10 +144,10 @@ const Tensor& CheckpointReader::piece(const TensorEntry& entry, size_t index, co
     throw InputError(fmt::format("{}: parameter '{}' elements {} of tp rank {} are not covered: {}", step_dir_,
                                  entry.name, element_range_string(*p.elements), p.tp_rank, e.what()));
   }
-  TESSERA_REQUIRE(t->dtype() == entry.dtype, "{}: tensor '{}' is {}, but {} says {}",
-                  (fs::path(step_dir_) / p.file).string(), key, dtype_name(t->dtype()), manifest_.path,
+  TESSERA_REQUIRE(t.dtype() == entry.dtype, "{}: tensor '{}' is {}, but {} says {}",
+                  (fs::path(step_dir_) / p.file).string(), key, dtype_name(t.dtype()), manifest_.path,
                   dtype_name(entry.dtype));
-  return *t;
+  return t;
 }
 
 void CheckpointReader::check_prefix(const TensorEntry& entry, const std::string& prefix) const {
@@ -167,20 +166,20 @@ Tensor CheckpointReader::local_piece(const TensorEntry& entry, const std::string
   // Every part is read and checked against its file before the piece is allocated, so a
   // corrupt manifest cannot make us allocate more than the files hold.
   std::vector<size_t> parts;
-  std::vector<const Tensor*> saved;
+  std::vector<Tensor> saved;
   for (size_t j = 0; j < entry.pieces.size(); ++j) {
     if (entry.pieces[j].tp_rank != tp_rank) continue;
     parts.push_back(j);
-    saved.push_back(&piece(entry, j, key));
+    saved.push_back(piece(entry, j, key));
   }
   TESSERA_CHECK(!parts.empty(), "{}: tensor '{}' has no piece of tp rank {}", manifest_.path, entry.name, tp_rank);
   const ShardPiece& first = entry.pieces[parts.front()];
-  if (!first.elements) return saved.front()->clone();
+  if (!first.elements) return saved.front();  // read for this call: owned by nobody else
   Tensor out = Tensor::empty(first.shape, entry.dtype);
   Tensor flat = out.view({out.numel()});
   for (size_t k = 0; k < parts.size(); ++k) {
     const auto [b, e] = *entry.pieces[parts[k]].elements;
-    flat.narrow(b, e - b).copy_from(*saved[k]);
+    flat.narrow(b, e - b).copy_from(saved[k]);
   }
   return out;
 }

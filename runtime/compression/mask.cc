@@ -23,12 +23,13 @@ SparsityStats sparsity_stats(const std::vector<Parameter*>& params) {
     if (!p->mask.defined()) continue;
     ++s.masked_params;
     const float* m = p->mask.f32();
-    const float* v = p->value.f32();
-    for (int64_t i = 0; i < p->value.numel(); ++i) {
+    // A ZeRO-3 parameter's value is sharded away between uses: its mask still counts.
+    const float* v = p->value.defined() ? p->value.f32() : nullptr;
+    for (int64_t i = 0; i < p->mask.numel(); ++i) {
       ++s.elements;
       if (m[i] == 0.f) {
         ++s.pruned;
-        if (v[i] != 0.f) ++s.nonzero_pruned;
+        if (v != nullptr && v[i] != 0.f) ++s.nonzero_pruned;
       }
     }
   }

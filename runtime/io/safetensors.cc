@@ -221,47 +221,62 @@ void fsync_directory(const std::string& directory) {
 
 }  // namespace
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  TESSERA_REQUIRE(fd.get() >= 0, "{}: cannot open: {}", path, std::strerror(errno));
+SafetensorsReader::SafetensorsReader(std::string path) : path_(std::move(path)) {
+  const std::string& p = path_;
+  Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  TESSERA_REQUIRE(fd.get() >= 0, "{}: cannot open: {}", p, std::strerror(errno));
   struct stat st {};
-  TESSERA_REQUIRE(::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode), "{}: not a regular file",
-                  path);
+  TESSERA_REQUIRE(::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode), "{}: not a regular file", p);
   const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
-  TESSERA_REQUIRE(file_bytes >= 8, "{}: file is {} bytes, shorter than the 8-byte header length",
-                  path, file_bytes);
+  TESSERA_REQUIRE(file_bytes >= 8, "{}: file is {} bytes, shorter than the 8-byte header length", p, file_bytes);
 
   uint64_t header_bytes = 0;
-  read_exact(fd.get(), path, &header_bytes, sizeof header_bytes, 0);
-  TESSERA_REQUIRE(header_bytes <= file_bytes - 8,
-                  "{}: header length {} is larger than the {} bytes that follow it", path,
-                  header_bytes, file_bytes - 8);
-  TESSERA_REQUIRE(header_bytes <= kMaxHeaderBytes, "{}: header length {} exceeds the {}-byte limit",
-                  path, header_bytes, kMaxHeaderBytes);
+  read_exact(fd.get(), p, &header_bytes, sizeof header_bytes, 0);
+  TESSERA_REQUIRE(header_bytes <= file_bytes - 8, "{}: header length {} is larger than the {} bytes that follow it",
+                  p, header_bytes, file_bytes - 8);
+  TESSERA_REQUIRE(header_bytes <= kMaxHeaderBytes, "{}: header length {} exceeds the {}-byte limit", p,
+                  header_bytes, kMaxHeaderBytes);
   std::string text(header_bytes, '\0');
-  read_exact(fd.get(), path, text.data(), text.size(), 8);
-  const json header = parse_header(path, std::move(text));
+  read_exact(fd.get(), p, text.data(), text.size(), 8);
+  const json header = parse_header(p, std::move(text));
 
   const uint64_t data_start = 8 + header_bytes;
   const uint64_t data_bytes = file_bytes - data_start;
-  SafetensorsFile file;
   std::vector<Entry> entries;
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") {
-      file.metadata = parse_metadata(path, value);
+      metadata_ = parse_metadata(p, value);
     } else {
-      entries.push_back(parse_entry(path, name, value, data_bytes));
+      entries.push_back(parse_entry(p, name, value, data_bytes));
     }
   }
-  check_layout(path, entries, data_bytes);
+  check_layout(p, entries, data_bytes);
+  for (const Entry& e : entries) entries_.emplace(e.name, Located{e.dtype, e.shape, data_start + e.begin});
+}
 
-  for (const Entry& entry : entries) {
-    Tensor tensor = Tensor::empty(entry.shape, entry.dtype);
-    if (tensor.nbytes() > 0) {
-      read_exact(fd.get(), path, tensor.data<char>(), tensor.nbytes(), data_start + entry.begin);
-    }
-    file.tensors.emplace(entry.name, std::move(tensor));
+Tensor SafetensorsReader::read(const std::string& name) const {
+  const auto it = entries_.find(name);
+  TESSERA_REQUIRE(it != entries_.end(), "{}: has no tensor '{}'", path_, name);
+  Tensor tensor = Tensor::empty(it->second.shape, it->second.dtype);
+  if (tensor.nbytes() > 0) {
+    Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    TESSERA_REQUIRE(fd.get() >= 0, "{}: cannot open: {}", path_, std::strerror(errno));
+    read_exact(fd.get(), path_, tensor.data<char>(), tensor.nbytes(), it->second.offset);
   }
+  return tensor;
+}
+
+std::vector<std::string> SafetensorsReader::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, entry] : entries_) out.push_back(name);
+  return out;
+}
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  const SafetensorsReader reader(path);
+  SafetensorsFile file;
+  file.metadata = reader.metadata();
+  for (const std::string& name : reader.names()) file.tensors.emplace(name, reader.read(name));
   return file;
 }
 

@@ -112,10 +112,17 @@ Tensor HeadLayer::backward(const Tensor&, const MicrobatchContext& ctx) {
 }
 
 void HeadLayer::tie_weight(Parameter* table) {
-  TESSERA_CHECK(table->value.shape() == weight_.value.shape() && table->global_shape == weight_.global_shape,
-                "{}: cannot tie the head to {}: shapes differ", name_, table->name);
+  // By the global shape and sharding: ZeRO-3 may have sharded the table's value already.
+  TESSERA_CHECK(table->global_shape == weight_.global_shape && table->shard.kind == weight_.shard.kind &&
+                    table->shard.axis == weight_.shard.axis,
+                "{}: cannot tie the head to {}: shapes or sharding differ", name_, table->name);
   projection_ = table;
   weight_ = Parameter();
+}
+
+std::vector<Parameter*> HeadLayer::borrowed_parameters() {
+  if (projection_ == &weight_) return {};
+  return {projection_};
 }
 
 std::vector<Parameter*> HeadLayer::parameters() {

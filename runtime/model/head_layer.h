@@ -26,12 +26,13 @@ class HeadLayer : public Layer {
   // dy is ignored: the gradient of the loss is ctx.loss_scale.
   Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) override;
   std::vector<Parameter*> parameters() override;
+  std::vector<Parameter*> borrowed_parameters() override;
   // Projects with `table` (the vocab-parallel token embedding, same shape and sharding) instead
   // of the head's own weight, which is dropped: tied embeddings. The table's owner lists it.
   void tie_weight(Parameter* table);
   // The head's own table is a copy of the embedding's that lives on another pipeline stage
   // (built under the embedding's name, so with its initial values): see Parameter::tied_replica.
-  void mark_tied_replica() { weight_.tied_replica = true; }
+  void mark_tied_replica() { weight_.tied_replica = weight_.tied = true; }
   int saved_count() const override { return stash_.size(); }
   Shape input_shape(int64_t B, int64_t T) const override { return {tp_.outside_rows(B * T), width_}; }
   Shape output_shape(int64_t, int64_t) const override { return {1}; }

@@ -39,6 +39,9 @@ class Layer {
   // Consumes the activations saved by forward for ctx.microbatch; returns d(input).
   virtual Tensor backward(const Tensor& dy, const MicrobatchContext& ctx) = 0;
   virtual std::vector<Parameter*> parameters() = 0;
+  // Parameters this layer computes with that another layer owns and lists (a head tied to the
+  // embedding table): ZeRO-2/3 gathers them for this layer's forward and backward too.
+  virtual std::vector<Parameter*> borrowed_parameters() { return {}; }
   // Shapes of this rank's input and output activations for a microbatch of B sequences of T
   // tokens (what a pipeline stage boundary sends and receives). Row counts are B * T, divided
   // by tp where sequence parallelism shards the rows.

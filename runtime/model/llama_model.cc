@@ -25,9 +25,12 @@ LlamaShape llama_shape(const ModelConfig& m) {
 std::unique_ptr<Layer> build_llama_layer(const ModelConfig& m, const LayerGraph& g, const LayerSpec& spec,
                                          TpGroup tp, uint64_t seed, bool selective_recompute) {
   switch (spec.kind) {
-    case LayerKind::Embedding:
-      return std::make_unique<EmbeddingLayer>(spec.name, "wte.weight", g.vocab_size, m.hidden_size, 0,
-                                              m.init_std, seed, tp);
+    case LayerKind::Embedding: {
+      auto embedding = std::make_unique<EmbeddingLayer>(spec.name, "wte.weight", g.vocab_size, m.hidden_size, 0,
+                                                        m.init_std, seed, tp);
+      embedding->token_table()->tied = !m.untie_embeddings_and_output_weights;
+      return embedding;
+    }
     case LayerKind::TransformerBlock:
       return std::make_unique<LlamaBlock>(spec.name, llama_shape(m), m.init_std, seed, tp, selective_recompute);
     case LayerKind::Head: {

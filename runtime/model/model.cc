@@ -73,15 +73,20 @@ std::unique_ptr<Layer> build_layer(const ModelConfig& m, const LayerGraph& g, co
 }  // namespace
 
 Model::Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first,
-             int last, bool selective_recompute, const LayerRegistry* custom_layers)
+             int last, bool selective_recompute, const LayerRegistry* custom_layers,
+             const std::function<void(Layer&)>& on_built)
     : graph_(graph) {
   if (last < 0) last = static_cast<int>(graph.layers.size());
   TESSERA_CHECK(first >= 0 && first < last && last <= static_cast<int>(graph.layers.size()),
                 "bad layer range [{}, {}) of {}", first, last, graph.layers.size());
   for (int i = first; i < last; ++i) {
     layers_.push_back(build_layer(config, graph, graph.layers[i], tp, seed, selective_recompute, custom_layers));
+    // The head, the last layer, is tied as soon as it exists: on_built must see it tied.
+    if (i == last - 1 && config.arch == "llama" && !config.untie_embeddings_and_output_weights) {
+      tie_llama_embeddings(layers_);
+    }
+    if (on_built) on_built(*layers_.back());
   }
-  if (config.arch == "llama" && !config.untie_embeddings_and_output_weights) tie_llama_embeddings(layers_);
 }
 
 std::vector<Parameter*> Model::parameters() {

@@ -20,9 +20,11 @@ class Model {
   // Builds layers [first, last) of the graph (last = -1: to the end). selective_recompute:
   // transformer blocks drop their attention probabilities after forward and recompute them
   // in backward. custom_layers builds the graph's LayerKind::Custom nodes (borrowed; needed
-  // only while constructing).
+  // only while constructing). on_built, when given, sees each layer as soon as it is built (and
+  // tied), before the next is: ZeRO-3 shards it there, so no rank ever holds all layers whole.
   Model(const ModelConfig& config, const LayerGraph& graph, TpGroup tp, uint64_t seed, int first = 0,
-        int last = -1, bool selective_recompute = false, const LayerRegistry* custom_layers = nullptr);
+        int last = -1, bool selective_recompute = false, const LayerRegistry* custom_layers = nullptr,
+        const std::function<void(Layer&)>& on_built = {});
 
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   std::vector<Parameter*> parameters();

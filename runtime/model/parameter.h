@@ -39,6 +39,10 @@ struct Parameter {
   // the owner; its gradient is summed with the owner's every step (TiedEmbeddingSync), so both
   // take the same updates; it is counted once in the gradient norm and saved by the owner only.
   bool tied_replica = false;
+  // Used by two layers: an embedding table tied to the head, on this stage (the head borrows
+  // it, Layer::borrowed_parameters) or another (the head holds a tied_replica). ZeRO-2/3 keep
+  // such a table, and its copy, in a unit of its own (runtime/train/zero_units.h).
+  bool tied = false;
   // Pruning mask (1 keeps, 0 prunes), shaped like `value`; undefined for a dense parameter.
   // The trainer zeroes masked gradients and the optimizers re-zero masked weights and moments,
   // so pruned weights stay exactly zero (runtime/compression/mask.h).

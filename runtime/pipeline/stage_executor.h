@@ -4,7 +4,7 @@
 // group. Receives are posted ahead of the compute that needs them (a lookahead over the
 // action list), so transfers overlap compute. A head tied to the embedding on another stage
 // has its table's gradient summed with the first stage's when the step's actions are done
-// (tied_embeddings.h).
+// (tied_embeddings.h), unless the caller took that over (take_tied_embeddings).
 #pragma once
 
 #include <functional>
@@ -48,6 +48,9 @@ class StageExecutor {
 
   // The most microbatch-chunks whose activations this rank held at once in the last run.
   int peak_in_flight() const { return peak_in_flight_; }
+  // Hands the tied-embedding sum over to the caller (null when nothing is tied), which then runs
+  // it itself: ZeRO-2/3 sum the table's gradient blocks once every reduce-scatter has landed.
+  std::unique_ptr<TiedEmbeddingSync> take_tied_embeddings() { return std::move(tied_); }
 
  private:
   using Key = std::pair<int, int>;  // (microbatch, chunk)

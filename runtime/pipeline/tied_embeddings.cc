@@ -33,7 +33,11 @@ std::unique_ptr<TiedEmbeddingSync> TiedEmbeddingSync::create(Communicator* pp, c
 }
 
 void TiedEmbeddingSync::reduce_gradients() {
-  if (group_ != nullptr) group_->all_reduce(table_->grad, ReduceOp::Sum);
+  if (group_ != nullptr) reduce(table_->grad);
+}
+
+void TiedEmbeddingSync::reduce(Tensor& grad) {
+  if (group_ != nullptr) group_->all_reduce(grad, ReduceOp::Sum);
 }
 
 }  // namespace tessera

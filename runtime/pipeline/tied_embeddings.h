@@ -23,6 +23,11 @@ class TiedEmbeddingSync {
 
   // On the first and the last stage: sums the table's gradient over both. Nothing elsewhere.
   void reduce_gradients();
+  // The same for a part of the gradient that lines up on both stages (ZeRO-2/3: this dp rank's
+  // block of the table's unit, zero_units.h).
+  void reduce(Tensor& grad);
+  // The table or its copy on the first and the last stage; null on the others.
+  const Parameter* table() const { return table_; }
 
  private:
   std::unique_ptr<Communicator> group_;  // the first and the last stage; null on the others

@@ -20,13 +20,18 @@ FlatParameters::FlatParameters(const std::vector<Model*>& chunks, int pad_to, De
     }
   }
   const int64_t padded = (total + pad_to - 1) / pad_to * pad_to;
+  // The layers' own gradients (zeros) go first and each value as soon as it is copied, so the
+  // set-up holds twice the parameters at most, as the steps do, not four times.
+  for (const FlatSegment& s : segments_) s.param->grad = Tensor();
   values_ = Tensor::zeros({padded}, DType::F32, device);
-  grads_ = Tensor::zeros({padded}, DType::F32, device);
   for (const FlatSegment& s : segments_) {
     Tensor v = values_.narrow(s.offset, s.numel).view(s.param->value.shape());
     copy_tensor(v, s.param->value);
     s.param->value = v;
-    s.param->grad = grads_.narrow(s.offset, s.numel).view(s.param->grad.shape());
+  }
+  grads_ = Tensor::zeros({padded}, DType::F32, device);
+  for (const FlatSegment& s : segments_) {
+    s.param->grad = grads_.narrow(s.offset, s.numel).view(s.param->value.shape());
   }
 }
 

@@ -32,6 +32,7 @@ HostStaging::HostStaging(CheckpointState& state, bool fill) {
     twin.shard = p->shard;
     twin.weight_decay = p->weight_decay;
     twin.tied_replica = p->tied_replica;
+    twin.tied = p->tied;
     twin.value = host_twin(p->value, fill);
     params_.push_back(std::move(twin));
     p = &params_.back();

@@ -19,8 +19,10 @@ double ShardedAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communic
   Tensor& grads = units_.shard_grads();
   std::vector<Tensor> pieces;
   for (const ZeroUnits::Piece& piece : units_.pieces()) {
-    // A tp-replicated parameter has the same gradient on every tp rank: count it once.
+    // A tp-replicated parameter has the same gradient on every tp rank, and a tied table's copy
+    // the same as the table on the first stage: count them once.
     if (piece.param->shard.kind == ShardSpec::Kind::Replicated && tp.rank != 0) continue;
+    if (piece.param->tied_replica) continue;
     pieces.push_back(grads.narrow(piece.shard, piece.numel));
   }
   std::vector<const Tensor*> views;

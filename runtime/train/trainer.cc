@@ -77,10 +77,21 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   // A fixed partition (the bring-up's choice, broadcast from rank 0), or the FLOP balance.
   const std::vector<int> counts = choose_partition(config_, graph_).partition;
   const bool selective = par.recompute == "selective";
+  if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
+    // Stage 3 gathers in the compute precision (zero_units.h). Each layer is handed over as it
+    // is built, so the whole model never exists on one rank.
+    zero_units_ = std::make_unique<ZeroUnits>(*groups_.dp, par.zero_stage, par.zero_prefetch,
+                                              compute_->compute_dtype(),
+                                              par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
+                                              [this](int layer) { fix_layer_gradients(layer); });
+  }
   std::vector<int> graph_layer;  // of each local layer, for the outer sync's fragments
   for (const LayerRange& chunk : rank_chunks(counts, groups_.pp_size, v, groups_.pp_rank)) {
+    std::function<void(Layer&)> on_built;
+    const int index = static_cast<int>(chunks_.size());
+    if (zero_units_) on_built = [this, index](Layer& l) { zero_units_->adopt(index, l); };
     chunks_.push_back(std::make_unique<Model>(config_.model, graph_, groups_.tp, t.seed, chunk.first, chunk.last,
-                                              selective, options_.layer_registry));
+                                              selective, options_.layer_registry, on_built));
     for (int l = chunk.first; l < chunk.last; ++l) graph_layer.push_back(l);
   }
   std::vector<Model*> chunk_ptrs;
@@ -98,12 +109,10 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }
-  if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
-    // Stage 3 gathers in the compute precision (zero_units.h).
-    zero_units_ = std::make_unique<ZeroUnits>(chunk_ptrs, *groups_.dp, par.zero_stage, par.zero_prefetch,
-                                              compute_->compute_dtype(),
-                                              par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
-                                              [this](int layer) { fix_layer_gradients(layer); });
+  if (zero_units_) {
+    // A table tied across stages is summed block by block after the reduce-scatters.
+    if (executor_) tied_blocks_ = executor_->take_tied_embeddings();
+    zero_units_->seal();
     zero_units_->set_trace(trace_.get());
     optimizer_ = std::make_unique<ShardedAdamW>(*zero_units_, *groups_.dp, t.optimizer, compute_->ops());
   } else {
@@ -133,8 +142,10 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     m->set_hooks(hooks, first);
     first += static_cast<int>(m->layers().size());
   }
+  // The set-up's peak (data, the layers built and sharded) is reported apart from the steps'.
+  // The start-up roof's GEMM buffers are not training memory: the steps' peak starts after them.
+  setup_peak_bytes_ = host_memory_stats().peak_bytes;
   set_mfu_roof();
-  // Every rank built its layers whole before sharding them: the peak to report starts here.
   reset_host_memory_peak();
 }
 
@@ -293,6 +304,10 @@ double Trainer::forward_backward() {
   const auto start = Clock::now();
   if (grad_sync_) grad_sync_->finish();
   if (zero_units_) zero_units_->finish();
+  if (tied_blocks_ && tied_blocks_->table() != nullptr) {
+    Tensor block = zero_units_->block_grad_of(tied_blocks_->table());
+    tied_blocks_->reduce(block);
+  }
   trace("grad_sync", start);
   // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
   const double replica_loss = all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_;

@@ -181,6 +181,10 @@ class Trainer {
   // `moments`, gathered from a sharded optimizer when gather (for a save). Without
   // with_moments they are left out (a dp-sharded save gives them as owned ranges).
   CheckpointState checkpoint_state(CheckpointMoments& moments, bool gather, bool with_moments = true);
+  // Reads this rank's parameters (with_moments: and the optimizer's moments) from a step
+  // directory; returns what was read (step counters). ZeRO-2/3: one unit at a time, so a rank
+  // holds one unit whole at most. Not collective: call it under run_agreed.
+  CheckpointState load_parameters(const std::string& step_dir, bool with_moments);
   // This rank's place in the layout and the optimizer's ZeRO stage, as checkpoints record them.
   CheckpointLayout checkpoint_layout() const;
   bool stop_requested_everywhere();
@@ -216,6 +220,10 @@ class Trainer {
   std::unique_ptr<FlatParameters> flat_;     // with data parallelism
   std::unique_ptr<GradientSync> grad_sync_;  // with data parallelism, ZeRO stage 0 or 1
   std::unique_ptr<ZeroUnits> zero_units_;    // with data parallelism, ZeRO stage 2 or 3
+  // ZeRO-2/3 with a head tied across pipeline stages: the sum of the table's gradient blocks,
+  // taken over from the executor (null otherwise).
+  std::unique_ptr<TiedEmbeddingSync> tied_blocks_;
+  int64_t setup_peak_bytes_ = 0;  // tensor memory peak of the set-up (before the steps')
   // Data-parallel collective payloads of the training steps of this run (not checkpoints or
   // evaluation), for the traffic line at the end of the run.
   CommTraffic dp_traffic_at_step_start_, dp_traffic_;

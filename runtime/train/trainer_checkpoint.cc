@@ -29,6 +29,34 @@ CheckpointState Trainer::checkpoint_state(CheckpointMoments& moments, bool gathe
   return s;
 }
 
+CheckpointState Trainer::load_parameters(const std::string& step_dir, bool with_moments) {
+  if (!zero_units_) {
+    CheckpointMoments moments;
+    CheckpointState state = checkpoint_state(moments, false, with_moments);
+    HostStaging staging(state, false);  // a GPU's state is loaded through host copies
+    load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+    staging.write_back();
+    if (with_moments) optimizer_->load_moments(moments);
+    return state;
+  }
+  // ZeRO runs on the host only (runtime_support.h): no staging.
+  CheckpointState state;
+  for (int u = 0; u < zero_units_->unit_count(); ++u) {
+    zero_units_->materialize(u);
+    CheckpointMoments moments;
+    state.params = zero_units_->unit_parameters(u);
+    state.moments.clear();
+    if (with_moments) {
+      moments = optimizer_->checkpoint_moments(state.params, false);
+      for (OptimizerMoments& mo : moments.per_param) state.moments.push_back(&mo);
+    }
+    load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+    if (with_moments) optimizer_->load_moments(moments);
+    zero_units_->keep_loaded(u);
+  }
+  return state;
+}
+
 CheckpointLayout Trainer::checkpoint_layout() const {
   return {groups_.dp_size, groups_.tp.size, groups_.pp_size, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank,
           optimizer_->zero_stage()};
@@ -78,22 +106,16 @@ bool Trainer::resume(const std::string& dir) {
     return false;
   }
   Manifest manifest;
-  CheckpointMoments moments;
-  std::optional<GatheredParameters> gathered(std::in_place, zero_units_.get(), true);  // ZeRO-3: loaded whole
-  CheckpointState state = checkpoint_state(moments, false);
-  HostStaging staging(state, false);  // a GPU's state is loaded through host copies
+  CheckpointState state;
   // Each rank reads the files of its own shard: a damaged one stops every rank together.
   run_agreed(groups_.world, [&] {
     manifest = read_manifest(*found);
     TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
                     "{}: the checkpoint's vocabulary ({} entries) is not the vocabulary of {} ({} entries)", *found,
                     Vocabulary::from_json(manifest.vocabulary).size(), config_.data.path, vocab_.size());
-    load_checkpoint(*found, state, groups_.tp.rank, groups_.tp.size);
-    staging.write_back();
+    state = load_parameters(*found, true);
   });
-  optimizer_->load_moments(moments);
   optimizer_->set_steps_taken(state.optimizer_steps);
-  gathered.reset();  // each rank keeps its blocks of the loaded values
   // [outer sync hook] Replica and outer state of local SGD / DiLoCo checkpoints.
   run_agreed(groups_.world, [&] {
     if (outer_sync_) {
@@ -115,21 +137,16 @@ bool Trainer::resume(const std::string& dir) {
 void Trainer::init_from(const std::string& path) {
   std::string step_dir;
   Manifest manifest;
-  CheckpointState state;
-  const GatheredParameters gathered(zero_units_.get(), true);
-  state.params = parameters();  // weights and masks only: the optimizer and the step start fresh
-  HostStaging staging(state, false);
   run_agreed(groups_.world, [&] {
     step_dir = resolve_checkpoint(path);
     manifest = read_manifest(step_dir);
     TESSERA_REQUIRE(manifest.vocabulary.is_null() || Vocabulary::from_json(manifest.vocabulary) == vocab_,
                     "init.from {}: the checkpoint's vocabulary is not the vocabulary of {}", step_dir,
                     config_.data.path);
-    load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
-    staging.write_back();
+    load_parameters(step_dir, false);  // weights and masks only: the optimizer and the step start fresh
   });
   if (outer_sync_) outer_sync_->reset_anchor();  // [outer sync hook] the outer step starts from these weights
-  const SparsityStats s = sparsity_stats(state.params);
+  const SparsityStats s = sparsity_stats(parameters());
   message(LogLevel::Info,
           fmt::format("init: weights from {} (step {}){}", step_dir, manifest.step,
                       s.masked_params == 0 ? std::string()

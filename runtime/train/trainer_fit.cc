@@ -128,18 +128,22 @@ void Trainer::fit() {
 
 void Trainer::log_run_end() {
   if (groups_.world && groups_.world->size() > 1) {
-    // Peak tensor memory and pipeline depth of every rank, for memory tables per stage.
-    Tensor mine = Tensor::full({2}, 0.f);
+    // Peak tensor memory of the steps and of the set-up, and pipeline depth, of every rank, for
+    // memory tables per stage.
+    Tensor mine = Tensor::full({3}, 0.f);
     mine.f32()[0] = static_cast<float>(host_memory_stats().peak_bytes / 1048576.0);
     mine.f32()[1] = static_cast<float>(peak_in_flight());
-    Tensor all = Tensor::empty({2 * groups_.world->size()});
+    mine.f32()[2] = static_cast<float>(setup_peak_bytes_ / 1048576.0);
+    Tensor all = Tensor::empty({3 * groups_.world->size()});
     groups_.world->all_gather(mine, all);
-    std::vector<std::string> parts;
+    std::vector<std::string> parts, setup;
     for (int r = 0; r < groups_.world->size(); ++r) {
-      parts.push_back(fmt::format("{:.1f} MiB/{:.0f}", all.f32()[2 * r], all.f32()[2 * r + 1]));
+      parts.push_back(fmt::format("{:.1f} MiB/{:.0f}", all.f32()[3 * r], all.f32()[3 * r + 1]));
+      setup.push_back(fmt::format("{:.1f} MiB", all.f32()[3 * r + 2]));
     }
     message(LogLevel::Info,
             fmt::format("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", ")));
+    message(LogLevel::Info, fmt::format("set-up peak tensor memory per rank: {}", fmt::join(setup, ", ")));
   }
   if (dp_traffic_steps_ > 0) {
     // Measured payloads per step, and what a ring sends for them (partitioner/zero_model.h).

@@ -39,8 +39,8 @@ Tensor widened(const Tensor& half) {
 
 }  // namespace
 
-ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
-                     DType reduce_dtype, std::function<void(int)> finalize)
+ZeroUnits::ZeroUnits(Communicator& dp, int stage, int prefetch, DType gather_dtype, DType reduce_dtype,
+                     std::function<void(int)> finalize)
     : dp_(dp),
       stage_(stage),
       prefetch_(prefetch),
@@ -53,54 +53,73 @@ ZeroUnits::ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int st
   TESSERA_CHECK(reduce_dtype == DType::F32 || reduce_dtype == DType::BF16, "ZeRO: {} reductions are not supported",
                 dtype_name(reduce_dtype));
   TESSERA_CHECK(prefetch >= 0, "ZeRO prefetch {} < 0", prefetch);
-  const int n = dp.size();
-  int layer = 0;
-  int64_t shard_total = 0;
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    for (auto& l : chunks[c]->layers()) {
-      std::vector<Parameter*> params = l->parameters();
-      unit_index_.push_back(params.empty() ? -1 : static_cast<int>(units_.size()));
-      ++layer;
-      if (params.empty()) continue;
-      Unit u;
-      u.chunk = static_cast<int>(c);
-      u.layer = layer - 1;
-      int64_t numel = 0;
-      for (Parameter* p : params) {
-        u.offsets.push_back(numel);
-        u.shapes.push_back(p->value.shape());
-        numel += p->value.numel();
-      }
-      u.params = std::move(params);
-      u.padded = (numel + n - 1) / n * n;
-      u.block = u.padded / n;
-      u.shard_offset = shard_total;
-      shard_total += u.block;
-      units_.push_back(std::move(u));
+}
+
+void ZeroUnits::adopt(int chunk, Layer& layer) {
+  TESSERA_CHECK(!sealed_, "ZeRO: layer {} adopted after seal()", layer.name());
+  const int index = static_cast<int>(layer_units_.size());
+  std::vector<int> used;
+  std::vector<Parameter*> grouped;
+  for (Parameter* p : layer.parameters()) {
+    if (p->tied || p->tied_replica) {
+      used.push_back(add_unit(index, {p}));  // tied: a unit of its own (see the header)
+    } else {
+      grouped.push_back(p);
     }
   }
-  shard_grads_ = Tensor::zeros({shard_total});
-  if (stage_ == 3) shard_values_ = Tensor::zeros({shard_total});
-  for (Unit& u : units_) {
-    // The layer's own tensors hold the initial values: copied into the unit, after which the
-    // layer's allocations go with their last views.
-    Tensor full = Tensor::zeros({u.padded});
-    for (size_t i = 0; i < u.params.size(); ++i) {
-      Parameter* p = u.params[i];
-      full.narrow(u.offsets[i], p->value.numel()).view(u.shapes[i]).copy_from(p->value);
-      p->grad = Tensor();
-    }
-    u.full = full;
-    bind_values(u);
-    if (stage_ == 3) {
-      own_block(u).copy_from(u.full.narrow(dp_.rank() * u.block, u.block));
-      release(u);
-    }
+  if (!grouped.empty()) used.insert(used.begin(), add_unit(index, std::move(grouped)));
+  for (const Parameter* p : layer.borrowed_parameters()) {
+    const auto owner = std::find_if(units_.begin(), units_.end(),
+                                    [&](const Unit& u) { return u.params.size() == 1 && u.params[0] == p; });
+    TESSERA_CHECK(owner != units_.end(), "ZeRO: layer {} uses {}, which no earlier layer of this rank owns",
+                  layer.name(), p->name);
+    owner->last_backward = std::min(owner->last_backward, index);
+    used.push_back(static_cast<int>(owner - units_.begin()));
   }
+  layer_units_.push_back(std::move(used));
+  layer_chunk_.push_back(chunk);
+}
+
+int ZeroUnits::add_unit(int layer, std::vector<Parameter*> params) {
+  const int n = dp_.size();
+  Unit u;
+  u.layer = u.last_backward = layer;
+  int64_t numel = 0;
+  for (Parameter* p : params) {
+    u.offsets.push_back(numel);
+    u.shapes.push_back(p->value.shape());
+    numel += p->value.numel();
+  }
+  u.params = std::move(params);
+  u.padded = (numel + n - 1) / n * n;
+  u.block = u.padded / n;
+  u.shard_offset = shard_total_;
+  shard_total_ += u.block;
+  // The layer's own tensors hold the initial values: copied into the unit, after which the
+  // layer's allocations (values and gradients) go with their last views.
+  u.full = Tensor::zeros({u.padded});
+  for (size_t i = 0; i < u.params.size(); ++i) {
+    Parameter* p = u.params[i];
+    u.full.narrow(u.offsets[i], p->value.numel()).view(u.shapes[i]).copy_from(p->value);
+    p->grad = Tensor();
+  }
+  bind_values(u);
+  if (stage_ == 3) {
+    u.rest = u.full.narrow(dp_.rank() * u.block, u.block).clone();
+    release(u);
+  }
+  units_.push_back(std::move(u));
+  return static_cast<int>(units_.size()) - 1;
+}
+
+void ZeroUnits::seal() {
+  TESSERA_CHECK(!sealed_, "ZeRO: seal() twice");
+  sealed_ = true;
+  shard_grads_ = Tensor::zeros({shard_total_});
   // Each parameter's overlap with this rank's block [lo, hi) of its unit.
   for (Unit& u : units_) {
     const int64_t lo = dp_.rank() * u.block, hi = lo + u.block;
-    const Tensor values = stage_ == 3 ? own_block(u) : u.full.narrow(lo, u.block);
+    const Tensor values = own_block(u);
     for (size_t i = 0; i < u.params.size(); ++i) {
       const int64_t begin = u.offsets[i], end = begin + shape_numel(u.shapes[i]);
       const int64_t b = std::max(lo, begin), e = std::min(hi, end);
@@ -117,15 +136,22 @@ ZeroUnits::~ZeroUnits() {
   }
 }
 
-ZeroUnits::Unit* ZeroUnits::unit_of(int layer) {
-  TESSERA_CHECK(layer >= 0 && layer < static_cast<int>(unit_index_.size()), "ZeRO: layer {} of {}", layer,
-                unit_index_.size());
-  const int u = unit_index_[layer];
-  return u < 0 ? nullptr : &units_[u];
+const std::vector<int>& ZeroUnits::units_of(int layer) const {
+  TESSERA_CHECK(layer >= 0 && layer < static_cast<int>(layer_units_.size()), "ZeRO: layer {} of {}", layer,
+                layer_units_.size());
+  return layer_units_[layer];
+}
+
+Tensor ZeroUnits::block_grad_of(const Parameter* p) {
+  for (const Unit& u : units_) {
+    if (u.params.size() == 1 && u.params[0] == p) return shard_grads_.narrow(u.shard_offset, u.block);
+  }
+  TESSERA_CHECK(false, "ZeRO: {} is not a unit of its own", p->name);
+  return {};
 }
 
 Tensor ZeroUnits::own_block(Unit& u) {
-  return stage_ == 3 ? shard_values_.narrow(u.shard_offset, u.block) : u.full.narrow(dp_.rank() * u.block, u.block);
+  return stage_ == 3 ? u.rest : u.full.narrow(dp_.rank() * u.block, u.block);
 }
 
 void ZeroUnits::bind_values(Unit& u) {
@@ -185,55 +211,67 @@ void ZeroUnits::release(Unit& u) {
 }
 
 void ZeroUnits::prefetch(int layer, int step) {
-  const Unit* current = unit_of(layer);
   int started = 0;
-  for (int l = layer + step; started < prefetch_ && l >= 0 && l < static_cast<int>(unit_index_.size()); l += step) {
-    Unit* u = unit_of(l);
-    if (u == nullptr) continue;
-    if (current != nullptr && u->chunk != current->chunk) break;
-    start_gather(*u, gather_dtype_);
+  for (int l = layer + step; started < prefetch_ && l >= 0 && l < static_cast<int>(layer_units_.size()); l += step) {
+    if (layer_chunk_[l] != layer_chunk_[layer]) break;
+    if (layer_units_[l].empty()) continue;
+    for (int u : layer_units_[l]) start_gather(units_[u], gather_dtype_);
     ++started;
   }
 }
 
 void ZeroUnits::before_forward(int layer) {
   if (stage_ != 3) return;
-  if (Unit* u = unit_of(layer)) ensure_gathered(*u);
+  for (int u : units_of(layer)) ensure_gathered(units_[u]);
   prefetch(layer, 1);
 }
 
 void ZeroUnits::after_forward(int layer) {
-  if (Unit* u = unit_of(layer)) release(*u);
+  for (int u : units_of(layer)) release(units_[u]);
 }
 
 void ZeroUnits::before_backward(int layer) {
-  Unit* u = unit_of(layer);
-  if (u == nullptr) return;
-  if (stage_ == 3) {
-    ensure_gathered(*u);
-    prefetch(layer, -1);
+  const std::vector<int>& used = units_of(layer);
+  if (used.empty()) return;
+  for (int i : used) {
+    Unit& u = units_[i];
+    if (stage_ == 3) ensure_gathered(u);
+    if (!u.accumulating) bind_grads(u);
   }
-  // The previous microbatch's reduce-scatter of this unit must land before its buffers go.
-  complete_scatter(*u);
-  u->grad = Tensor::zeros({u->padded});
-  for (size_t i = 0; i < u->params.size(); ++i) {
-    u->params[i]->grad = u->grad.narrow(u->offsets[i], shape_numel(u->shapes[i])).view(u->shapes[i]);
-  }
+  if (stage_ == 3) prefetch(layer, -1);
 }
 
 void ZeroUnits::after_backward(int layer) {
-  Unit* u = unit_of(layer);
-  if (u == nullptr) return;
+  const std::vector<int>& used = units_of(layer);
+  if (used.empty()) return;
   if (finalize_) finalize_(layer);
-  for (Parameter* p : u->params) p->grad = Tensor();
+  for (int i : used) {
+    Unit& u = units_[i];
+    if (layer == u.last_backward) start_scatter(u);
+    release(u);
+  }
+}
+
+void ZeroUnits::bind_grads(Unit& u) {
+  // The previous microbatch's reduce-scatter of this unit must land before its buffers go.
+  complete_scatter(u);
+  u.grad = Tensor::zeros({u.padded});
+  for (size_t i = 0; i < u.params.size(); ++i) {
+    u.params[i]->grad = u.grad.narrow(u.offsets[i], shape_numel(u.shapes[i])).view(u.shapes[i]);
+  }
+  u.accumulating = true;
+}
+
+void ZeroUnits::start_scatter(Unit& u) {
+  for (Parameter* p : u.params) p->grad = Tensor();
+  u.accumulating = false;
   // One reduce-scatter in flight while the next unit's gradient is computed: two unit
-  // gradients alive at most, as the memory model counts them.
+  // gradients alive at most (and a tied unit's, accumulating), as the memory model counts them.
   for (Unit& other : units_) complete_scatter(other);
-  if (reduce_dtype_ == DType::BF16) u->grad = narrowed(u->grad, DType::BF16);
-  u->reduced = Tensor::empty({u->block}, reduce_dtype_);
+  if (reduce_dtype_ == DType::BF16) u.grad = narrowed(u.grad, DType::BF16);
+  u.reduced = Tensor::empty({u.block}, reduce_dtype_);
   if (!first_scatter_) first_scatter_ = std::chrono::steady_clock::now();
-  u->scattering = dp_.reduce_scatter_async(u->grad, u->reduced, ReduceOp::Sum);
-  release(*u);
+  u.scattering = dp_.reduce_scatter_async(u.grad, u.reduced, ReduceOp::Sum);
 }
 
 void ZeroUnits::complete_scatter(Unit& u) {
@@ -298,16 +336,42 @@ void ZeroUnits::take_shards() {
   }
 }
 
+void ZeroUnits::materialize(int unit) {
+  Unit& u = units_.at(unit);
+  if (stage_ != 3) return;
+  TESSERA_CHECK(!u.full.defined() && !u.gathering, "ZeRO-3: layer {}'s unit is in use", u.layer);
+  u.full = Tensor::zeros({u.padded});
+  bind_values(u);
+}
+
+void ZeroUnits::keep_loaded(int unit) {
+  Unit& u = units_.at(unit);
+  if (stage_ != 3) return;
+  own_block(u).copy_from(u.full.narrow(dp_.rank() * u.block, u.block));
+  release(u);
+}
+
 std::vector<Tensor> ZeroUnits::gather_per_param(const Tensor* shard, const std::vector<Parameter*>& params) {
+  std::vector<Tensor> out;
+  if (shard == nullptr) {
+    for (const Parameter* p : params) {
+      const auto u = std::find_if(units_.begin(), units_.end(), [&](const Unit& unit) {
+        return std::find(unit.params.begin(), unit.params.end(), p) != unit.params.end();
+      });
+      TESSERA_CHECK(u != units_.end(), "ZeRO: {} is in no unit", p->name);
+      const size_t i = std::find(u->params.begin(), u->params.end(), p) - u->params.begin();
+      out.push_back(Tensor::zeros(u->shapes[i]));
+    }
+    return out;
+  }
   std::map<const Parameter*, Tensor> by_param;
   for (Unit& u : units_) {
     Tensor full = Tensor::zeros({u.padded});
-    if (shard != nullptr) dp_.all_gather(shard->narrow(u.shard_offset, u.block), full);
+    dp_.all_gather(shard->narrow(u.shard_offset, u.block), full);
     for (size_t i = 0; i < u.params.size(); ++i) {
       by_param[u.params[i]] = full.narrow(u.offsets[i], shape_numel(u.shapes[i])).view(u.shapes[i]);
     }
   }
-  std::vector<Tensor> out;
   for (const Parameter* p : params) out.push_back(by_param.at(p));
   return out;
 }
@@ -318,7 +382,9 @@ void ZeroUnits::scatter_from_params(const std::vector<Tensor>& full, const std::
   std::map<const Parameter*, const Tensor*> by_param;
   for (size_t i = 0; i < params.size(); ++i) by_param[params[i]] = &full[i];
   for (const Piece& piece : pieces_) {
-    const Tensor& t = *by_param.at(piece.param);
+    const auto it = by_param.find(piece.param);
+    if (it == by_param.end()) continue;  // not in the subset given
+    const Tensor& t = *it->second;
     shard.narrow(piece.shard, piece.numel).copy_from(t.view({t.numel()}).narrow(piece.param_begin, piece.numel));
   }
 }

@@ -14,6 +14,14 @@
 // fp32 parameters (norms, biases, embedding rows) see rounded values. With reduce_dtype BF16
 // (parallel.grad_reduce_dtype) the unit gradients travel and are summed in bf16, as ZeRO-1's.
 // gather_all (checkpoints, pruning) always moves fp32: what it gathers may be written back.
+// Set-up: the trainer hands each layer over (adopt) as soon as it is built, so a stage-3 rank
+// holds its blocks plus one layer whole at most, never the whole model.
+// Tied weights: a table used by two layers (Parameter::tied: the embedding and a head that
+// borrows it) is a unit of its own, gathered for every layer that uses it; its gradient
+// accumulates over those layers' backwards and is reduce-scattered after the last of them. A
+// table tied across pipeline stages (the owner on the first, Parameter::tied_replica on the last)
+// is a unit of its own on both, so both copies' blocks line up and the trainer sums the two
+// blocks' gradients (block_grad_of) where a replicated run sums the whole gradients.
 // Microbatches do not reuse a gathered unit, and every microbatch's gradients are
 // reduce-scattered (partitioner/zero_model.h counts the same traffic). The trainer's per-layer
 // gradient fix-ups (sequence-parallel sums over tp, pruning masks) run on each microbatch's full
@@ -45,12 +53,17 @@ class ZeroUnits final : public LayerHooks {
     Tensor value;
   };
 
-  // The layers of `chunks` (numbered across them in order, as the trainer does) keep their
-  // values in this rank's blocks; stage 3 frees the full values. finalize(layer) is the
-  // trainer's gradient fix-up, run before a unit's gradient is reduce-scattered. dp is borrowed.
-  // gather_dtype: F32, BF16 or F16; reduce_dtype: F32 or BF16 (see above).
-  ZeroUnits(const std::vector<Model*>& chunks, Communicator& dp, int stage, int prefetch, DType gather_dtype,
-            DType reduce_dtype, std::function<void(int)> finalize);
+  // Stage 2 or 3 over `dp` (borrowed). finalize(layer) is the trainer's gradient fix-up, run
+  // before a unit's gradient is reduce-scattered. gather_dtype: F32, BF16 or F16; reduce_dtype:
+  // F32 or BF16 (see above). Layers are then added with adopt() and the set closed with seal().
+  ZeroUnits(Communicator& dp, int stage, int prefetch, DType gather_dtype, DType reduce_dtype,
+            std::function<void(int)> finalize);
+  // The next layer (layers are numbered across chunks in order, as the trainer does), of model
+  // chunk `chunk`: its parameters' values move into units, of which stage 3 keeps only this
+  // rank's blocks. A layer that borrows a parameter comes after the layer that owns it.
+  void adopt(int chunk, Layer& layer);
+  // After the last adopt, before the first step: the shard gradient and the pieces exist.
+  void seal();
   ~ZeroUnits() override;
 
   void before_forward(int layer) override;
@@ -77,14 +90,26 @@ class ZeroUnits final : public LayerHooks {
   void release_all();
   void take_shards();
 
+  // Checkpoint loads, one unit whole at a time: a unit's parameters; at stage 3,
+  // materialize(unit) binds zeros to them for a load to overwrite and keep_loaded(unit) keeps
+  // this rank's block of what was loaded and frees the rest (stage 2 holds every unit whole:
+  // both do nothing). Not collective.
+  int unit_count() const { return static_cast<int>(units_.size()); }
+  const std::vector<Parameter*>& unit_parameters(int unit) const { return units_.at(unit).params; }
+  void materialize(int unit);
+  void keep_loaded(int unit);
+
   Tensor& shard_grads() { return shard_grads_; }
+  // This rank's block of the summed gradient of a parameter that is a unit of its own.
+  Tensor block_grad_of(const Parameter* p);
   int64_t shard_numel() const { return shard_grads_.numel(); }
   const std::vector<Piece>& pieces() const { return pieces_; }
   // A tensor laid out like the shard buffers (an optimizer moment), all-gathered into one
-  // full tensor per parameter of `params`, shaped like it (collective over dp); with no shard,
-  // zeros of those shapes (not collective).
+  // full tensor per parameter of `params` (all of them), shaped like it (collective over dp);
+  // with no shard, zeros of those shapes for any subset of the parameters (not collective).
   std::vector<Tensor> gather_per_param(const Tensor* shard, const std::vector<Parameter*>& params);
-  // The inverse: this rank's blocks of full per-parameter tensors, into a shard-shaped tensor.
+  // The inverse: this rank's blocks of full per-parameter tensors (of any subset of the
+  // parameters), into a shard-shaped tensor.
   void scatter_from_params(const std::vector<Tensor>& full, const std::vector<Parameter*>& params, Tensor& shard);
   // Milliseconds the last finish() waited for reduce-scatters after the backward ended.
   double exposed_ms() const { return exposed_ms_; }
@@ -93,27 +118,34 @@ class ZeroUnits final : public LayerHooks {
 
  private:
   struct Unit {
-    int chunk = 0, layer = 0;
+    int layer = 0;          // of the layer that owns the parameters
+    int last_backward = 0;  // the lowest layer using them: the last to run its backward
     std::vector<Parameter*> params;
     std::vector<int64_t> offsets;  // of each parameter in the unit
     std::vector<Shape> shapes;     // of each parameter (its value is undefined at rest in stage 3)
     int64_t padded = 0, block = 0, shard_offset = 0;
     Tensor full;  // stage 2: always; stage 3: while gathered
+    Tensor rest;  // stage 3: this rank's block, at rest
     Tensor low;  // a 16-bit gather in flight: the unit, rounded (this rank's block in place)
     std::unique_ptr<CommRequest> gathering;
     std::chrono::steady_clock::time_point issued;  // of the gather in flight
     // The unit's gradient (or its bf16 rounding, which is what travels) and this rank's
     // reduced block, while in flight.
     Tensor grad, reduced;
+    bool accumulating = false;  // grad is bound and collects this microbatch's backwards
     std::unique_ptr<CommRequest> scattering;
   };
-  Unit* unit_of(int layer);
+  int add_unit(int layer, std::vector<Parameter*> params);
+  const std::vector<int>& units_of(int layer) const;
+  void bind_grads(Unit& u);
+  void start_scatter(Unit& u);
   void start_gather(Unit& u, DType dtype);
   void ensure_gathered(Unit& u);
   void release(Unit& u);
   void bind_values(Unit& u);
   void complete_scatter(Unit& u);
-  // Units of the same chunk after (step 1) or before (step -1) `layer`, up to the prefetch limit.
+  // The units of the layers of the same chunk after (step 1) or before (step -1) `layer`, up to
+  // the prefetch limit of layers.
   void prefetch(int layer, int step);
   Tensor own_block(Unit& u);
 
@@ -123,8 +155,10 @@ class ZeroUnits final : public LayerHooks {
   std::function<void(int)> finalize_;
   TraceRecorder* trace_ = nullptr;
   std::vector<Unit> units_;
-  std::vector<int> unit_index_;  // per layer, -1 for a layer without parameters
-  Tensor shard_values_;          // stage 3: the blocks at rest
+  std::vector<std::vector<int>> layer_units_;  // per layer, the units it uses
+  std::vector<int> layer_chunk_;
+  int64_t shard_total_ = 0;  // elements of this rank's blocks, all units
+  bool sealed_ = false;
   Tensor shard_grads_;
   std::vector<Piece> pieces_;
   double exposed_ms_ = 0;

@@ -27,6 +27,13 @@ tessera_add_invariance_test(llama.tied.tp2.pp2.interleaved 4 llama_tiny ${llama_
                             --common model.untie_embeddings_and_output_weights=false)
 tessera_add_invariance_test(llama.tied.dp2.pp2.zero1 4 llama_tiny ${llama_pp2} --set parallel.zero_stage=1
                             --common model.untie_embeddings_and_output_weights=false)
+# ZeRO-2/3 with tied weights: the table is a unit of its own, gathered for the embedding and the
+# head and reduce-scattered after the embedding's backward (one stage); across stages both
+# copies are units of their own whose blocks are summed (runtime/train/zero_units.h).
+tessera_add_invariance_test(llama.tied.tp2.dp2.zero3 4 llama_tiny ${llama_tp2} --set parallel.zero_stage=3
+                            --common model.untie_embeddings_and_output_weights=false)
+tessera_add_invariance_test(llama.tied.dp2.pp2.zero2 4 llama_tiny ${llama_pp2} --set parallel.zero_stage=2
+                            --common model.untie_embeddings_and_output_weights=false)
 
 add_test(NAME resume.llama.resharded.tp2_pp2.to.dp2_tp2_sp
          COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py --tessera $<TARGET_FILE:tessera>
@@ -44,3 +51,14 @@ add_test(NAME resume.llama.tied.pp2.to.tp2
                  --resume-set model.untie_embeddings_and_output_weights=false --rtol 1e-5
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(resume.llama.tied.pp2.to.tp2 PROPERTIES RUN_SERIAL TRUE TIMEOUT 600 LABELS mpi)
+# The same across ZeRO stages: tied under dp 2 x pp 2 at ZeRO-3 (each dp rank writes its blocks,
+# the copy none), resumed under dp 2 x tp 2 at ZeRO-2 with the table shared on one stage.
+add_test(NAME resume.llama.tied.dp2_pp2_zero3.to.dp2_tp2_zero2
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py --tessera $<TARGET_FILE:tessera>
+                 --mpirun ${MPIEXEC_EXECUTABLE} --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml
+                 --np 4 ${llama_pp2} --set parallel.zero_stage=3 --set model.untie_embeddings_and_output_weights=false
+                 --resume-np 4 --resume-set parallel.tensor_model_parallel_size=2 --resume-set parallel.zero_stage=2
+                 --resume-set model.untie_embeddings_and_output_weights=false --rtol 1e-5
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(resume.llama.tied.dp2_pp2_zero3.to.dp2_tp2_zero2 PROPERTIES RUN_SERIAL TRUE TIMEOUT 600
+                     LABELS mpi)
