@@ -16,6 +16,7 @@ payload counters ("dp traffic per step" at the end of the run, a ring's share of
 against the planner's dp_bytes (partitioner/zero_model.h), as a multiple of ZeRO-1's.
 
   python3 bench/zero_memory.py --tessera build/launcher/tessera [--dp 2,4,8] [--precision bf16]
+      [--config configs/tests/llama_tiny.yaml --set model.untie_embeddings_and_output_weights=false]
 """
 import argparse
 import json
@@ -38,7 +39,7 @@ TRAFFIC = re.compile(r"dp traffic per step \(this rank\):.* a ring sends ([0-9.]
 
 
 def layout_sets(args, dp, stage):
-    return SETS + [f"train.global_batch_size={dp}", f"parallel.zero_stage={stage}", f"train.precision={args.precision}"]
+    return SETS + args.set + [f"train.global_batch_size={dp}", f"parallel.zero_stage={stage}", f"train.precision={args.precision}"]
 
 
 def measure(args, dp, stage):
@@ -75,6 +76,7 @@ def main():
     ap.add_argument("--cluster", default="configs/clusters/h100_nvlink.yaml")
     ap.add_argument("--dp", default="2,4,8")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--set", action="append", default=[], help="another config override (e.g. a Llama model's)")
     args = ap.parse_args()
     print("| dp | stage | measured peak MiB | planner MiB | planner / measured | paper model states MiB "
           "| set-up peak MiB |")

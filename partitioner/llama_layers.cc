@@ -110,6 +110,7 @@ ShardedLayer llama_head_shard(const ModelConfig& m, int64_t vocab, int64_t B, co
   const int64_t Ns = sp ? N / tp : N;
   ShardedLayer s;
   s.params = C + (m.untie_embeddings_and_output_weights ? Vl * C : 0);
+  s.tied_params = m.untie_embeddings_and_output_weights ? 0 : Vl * C;
   s.gemms = {{N, Vl, C}};
   // Saved: input, normed input and its rstd, the gathered input with sequence parallelism, the
   // logit shard, row max and the [2, N] sums.

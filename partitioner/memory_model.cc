@@ -18,7 +18,31 @@ struct StateBytes {
   int64_t params = 0, grads = 0, optimizer = 0, gathered = 0, bucket = 0;
 };
 
-StateBytes state_bytes(int64_t params, int64_t max_unit, const MemoryOptions& o) {
+// A head tied to the embedding on a rank: with the embedding on the same rank the table is
+// shared (ZeRO-2/3 gather it with the head and keep its gradient over the whole backward);
+// without it the head holds a copy (parameters, gradients and moments like any other). Both
+// are units of their own at ZeRO-2/3 (runtime/train/zero_units.h).
+struct TiedTable {
+  int64_t copy = 0, shared = 0;
+};
+
+TiedTable tied_table(const std::vector<ShardedLayer>& layers, bool has_embedding, bool has_head) {
+  TiedTable t;
+  const int64_t table = layers.empty() ? 0 : layers.back().tied_params;
+  if (!has_head || table == 0) return t;
+  (has_embedding ? t.shared : t.copy) = table;
+  return t;
+}
+
+// The parameters and the largest unit of a rank, with its tied table's copy.
+void add_tied_copy(const TiedTable& t, int64_t& params, int64_t& max_unit) {
+  params += t.copy;
+  max_unit = std::max(max_unit, t.copy);
+}
+
+// `head`: the parameters of the rank's head, gathered together with a shared table.
+StateBytes state_bytes(int64_t params, int64_t max_unit, const MemoryOptions& o, const TiedTable& tied = {},
+                       int64_t head = 0) {
   const int stage = o.dp > 1 ? o.zero_stage : 0;
   const int64_t slice = (params + o.dp - 1) / o.dp;
   StateBytes s;
@@ -32,13 +56,15 @@ StateBytes state_bytes(int64_t params, int64_t max_unit, const MemoryOptions& o)
   // received 1/dp block (ZeroUnits' `reduced`, summed into the slice when the scatter lands).
   const int64_t two_units = std::min(params, 2 * max_unit);
   const int64_t received = (std::min(params, max_unit) + o.dp - 1) / o.dp;
-  s.grads = kF32 * (stage == 0 ? params : stage == 1 ? params + slice : slice + two_units + received);
+  s.grads = kF32 * (stage == 0   ? params
+                    : stage == 1 ? params + slice
+                                 : slice + two_units + received + tied.shared);
   // AdamW's two fp32 moments, for the rank's 1/dp slice only with ZeRO.
   s.optimizer = 2 * kF32 * (stage >= 1 ? slice : params);
   // ZeRO-3: the unit computing, widened to fp32 (+ its 16-bit GEMM copies with mixed
   // precision), and the prefetched ones in flight in the gather precision.
   if (stage == 3) {
-    const int64_t computing = std::min(params, max_unit);
+    const int64_t computing = std::min(params, std::max(max_unit, tied.shared > 0 ? head + tied.shared : 0));
     const int64_t prefetched = std::min(params - computing, std::max(0, o.zero_prefetch) * max_unit);
     s.gathered = (kF32 + (o.mixed_precision ? kHalf : 0)) * computing +
                  gather_element_bytes(o.mixed_precision) * prefetched;
@@ -162,7 +188,12 @@ MemoryBreakdown stage_memory(const std::vector<ShardedLayer>& layers, const std:
     workspace = std::max(workspace, chunk_workspace_bytes(layers, c, o.recompute));
     boundary = std::max({boundary, layers[c.first].input_bytes, layers[c.last - 1].output_bytes});
   }
-  const StateBytes state = state_bytes(params, max_unit, o);
+  const auto holds = [&](int layer) {
+    return std::any_of(chunks.begin(), chunks.end(), [&](const LayerRange& c) { return c.first <= layer && layer < c.last; });
+  };
+  const TiedTable tied = tied_table(layers, holds(0), holds(static_cast<int>(layers.size()) - 1));
+  add_tied_copy(tied, params, max_unit);
+  const StateBytes state = state_bytes(params, max_unit, o, tied, layers.empty() ? 0 : layers.back().params);
   m.params = state.params;
   m.grads = state.grads;
   m.optimizer = state.optimizer;
@@ -218,10 +249,12 @@ RangeMemory::RangeMemory(const std::vector<ShardedLayer>& layers, const MemoryOp
 }
 
 int64_t RangeMemory::total(int stage, int first, int last) const {
-  const int64_t params = params_[last] - params_[first];
+  int64_t params = params_[last] - params_[first], max_unit = unit_params_(first, last);
   const int64_t saved = o_.recompute == Recompute::Full ? layers_[first].input_bytes : saved_[last] - saved_[first];
   // The same terms as stage_memory, from prefix sums and range maxima.
-  const StateBytes state = state_bytes(params, unit_params_(first, last), o_);
+  const TiedTable tied = tied_table(layers_, first == 0, last == static_cast<int>(layers_.size()));
+  add_tied_copy(tied, params, max_unit);
+  const StateBytes state = state_bytes(params, max_unit, o_, tied, layers_.back().params);
   int64_t total = state.params + state.grads + state.optimizer + state.gathered + state.bucket;
   int64_t workspace = transient_(first, last);
   if (o_.recompute == Recompute::Full) workspace += activations_[last] - activations_[first];

@@ -36,6 +36,9 @@ struct TpOptions {
 // One layer as one tp rank sees it, per microbatch, in TpOptions::element_bytes per value.
 struct ShardedLayer {
   int64_t params = 0;             // parameters this rank holds
+  // A head tied to the embedding: the table's parameters on this rank, not in `params` (the
+  // embedding's). A head on another pipeline stage than the embedding holds a copy of them.
+  int64_t tied_params = 0;
   int64_t activation_bytes = 0;   // saved by forward for backward
   int64_t attention_bytes = 0;    // the part of it selective recompute drops (softmax probs)
   double attention_flops = 0;     // forward FLOPs selective recompute repeats (scores and mix)

@@ -133,6 +133,46 @@ TEST_CASE("memory per ZeRO stage of a tiny GPT at dp 4", "[partitioner][zero][me
   }
 }
 
+TEST_CASE("a head tied to the embedding: shared on one stage, a copy on another", "[partitioner][zero][memory]") {
+  auto layers = tiny_layers();
+  constexpr int64_t kHead = 2144, kTable = 10000;  // a table larger than a block
+  layers.back().tied_params = kTable;
+  MemoryOptions o;
+  o.dp = 4;
+  o.microbatches = 2;
+  SECTION("one stage, ZeRO-2/3: the table's gradient alive over the backward, gathered with the head") {
+    o.zero_stage = 2;
+    CHECK(stage_memory(layers, {{0, 4}}, 0, o).params == 4 * kParams);
+    CHECK(stage_memory(layers, {{0, 4}}, 0, o).grads == 4 * (kSlice + 2 * kBlock + kBlock / 4 + kTable));
+    o.zero_stage = 3;
+    o.zero_prefetch = 0;
+    CHECK(stage_memory(layers, {{0, 4}}, 0, o).gathered == 4 * (kHead + kTable));
+    o.zero_stage = 0;  // replicated: nothing beyond the embedding's own table
+    auto untied = tiny_layers();
+    CHECK(stage_memory(layers, {{0, 4}}, 0, o).total() == stage_memory(untied, {{0, 4}}, 0, o).total());
+  }
+  SECTION("pp 2: the last stage holds a copy, with its gradient and moments") {
+    o.pp = 2;
+    const int64_t stage1 = kBlock + kHead + kTable;
+    o.zero_stage = 0;
+    const MemoryBreakdown m = stage_memory(layers, {{2, 4}}, 1, o);
+    CHECK(m.params == 4 * stage1);
+    CHECK(m.grads == 4 * stage1);
+    CHECK(m.optimizer == 8 * stage1);
+    o.zero_stage = 3;
+    CHECK(stage_memory(layers, {{2, 4}}, 1, o).params == 4 * ((stage1 + 3) / 4));
+  }
+  SECTION("the range model used by the search agrees") {
+    for (int stage : {0, 2, 3}) {
+      o.zero_stage = stage;
+      o.pp = 1;
+      CHECK(RangeMemory(layers, o).total(0, 0, 4) == stage_memory(layers, {{0, 4}}, 0, o).total());
+      o.pp = 2;
+      CHECK(RangeMemory(layers, o).total(1, 2, 4) == stage_memory(layers, {{2, 4}}, 1, o).total());
+    }
+  }
+}
+
 TEST_CASE("model states per rank approach the ZeRO paper's 16 Psi / N when parameters dominate", "[partitioner][zero][memory]") {
   // 48 blocks: the largest unit is ~2% of the parameters.
   ModelConfig m = tiny_gpt_config();
