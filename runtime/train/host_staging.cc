@@ -26,14 +26,12 @@ HostStaging::HostStaging(CheckpointState& state, bool fill) {
   device_moments_ = state.moments;
   params_.reserve(state.params.size());
   for (Parameter*& p : state.params) {
-    Parameter twin;
-    twin.name = p->name;
-    twin.global_shape = p->global_shape;
-    twin.shard = p->shard;
-    twin.weight_decay = p->weight_decay;
-    twin.tied_replica = p->tied_replica;
-    twin.tied = p->tied;
+    // Every field but the tensors is the device parameter's (name, shapes, sharding, flags);
+    // the value is a host twin, and a device run has no masks or GEMM copies to stage.
+    Parameter twin = *p;
     twin.value = host_twin(p->value, fill);
+    twin.grad = twin.mask = twin.compute_copy = Tensor();
+    twin.compute_copy_version = 0;
     params_.push_back(std::move(twin));
     p = &params_.back();
   }
