@@ -39,8 +39,8 @@ struct MemoryStats {
   int64_t peak_bytes = 0;
 };
 MemoryStats host_memory_stats();
-// Starts a new peak from what is allocated now (a trainer after its set-up, so the peak it
-// reports is that of training, not of building the full model before sharding it).
+// Starts a new peak from what is allocated now (a trainer after its set-up and its start-up
+// GEMM roof, so that the steps' peak is reported apart from the set-up's).
 void reset_host_memory_peak();
 
 class DeviceMemory;

@@ -63,6 +63,7 @@ class CudaMemory : public DeviceMemory {
     const auto s = context_->allocator().stats();
     return {static_cast<int64_t>(s.current_bytes), static_cast<int64_t>(s.peak_bytes)};
   }
+  void reset_peak() override { context_->allocator().reset_peak(); }
 
  private:
   void wait() {

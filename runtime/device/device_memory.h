@@ -39,6 +39,8 @@ class DeviceMemory {
   // Waits for all work queued on the device's compute stream.
   virtual void synchronize() = 0;
   virtual MemoryStats stats() const = 0;
+  // Starts a new peak from what is allocated now (as reset_host_memory_peak).
+  virtual void reset_peak() = 0;
 };
 
 // Makes `memory` the resource of its device (replacing any earlier one); nullptr for a device

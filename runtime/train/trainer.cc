@@ -147,6 +147,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   setup_peak_bytes_ = host_memory_stats().peak_bytes;
   set_mfu_roof();
   reset_host_memory_peak();
+  if (on_device) device_memory(compute_->device())->reset_peak();
 }
 
 std::vector<Parameter*> Trainer::parameters() const {

@@ -155,6 +155,9 @@ class Trainer {
   int64_t optimizer_state_bytes() const;
   // Peak microbatch-chunks whose activations this rank held in the last step.
   int peak_in_flight() const { return executor_ ? executor_->peak_in_flight() : 1; }
+  // The peak of this rank's tensor memory where the steps compute since the end of the set-up:
+  // the host's, or on a GPU its allocator's blocks.
+  int64_t peak_tensor_bytes() const;
 
  private:
   Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSource* data, ParallelGroups groups,

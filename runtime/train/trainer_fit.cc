@@ -4,6 +4,8 @@
 
 #include "runtime/train/trainer.h"
 
+#include "runtime/device/device_memory.h"
+
 namespace tessera {
 namespace {
 
@@ -106,7 +108,7 @@ void Trainer::fit() {
     m.step_ms = window.step_ms / window.steps;
     m.tokens_per_s = tokens_per_step / (m.step_ms / 1e3);
     m.mfu = flops_per_step / (m.step_ms / 1e3) / (peak_flops_ * world);
-    m.mem_bytes = host_memory_stats().peak_bytes;
+    m.mem_bytes = peak_tensor_bytes();
     m.val_loss = val;
     m.skipped_steps = skipped_steps_;
     if (loss_scaler_) m.loss_scale = loss_scaler_->scale();
@@ -126,12 +128,17 @@ void Trainer::fit() {
   if (!stopped) log_run_end();
 }
 
+int64_t Trainer::peak_tensor_bytes() const {
+  const Device device = compute_->device();
+  return device.is_cpu() ? host_memory_stats().peak_bytes : device_memory(device)->stats().peak_bytes;
+}
+
 void Trainer::log_run_end() {
   if (groups_.world && groups_.world->size() > 1) {
     // Peak tensor memory of the steps and of the set-up, and pipeline depth, of every rank, for
     // memory tables per stage.
     Tensor mine = Tensor::full({3}, 0.f);
-    mine.f32()[0] = static_cast<float>(host_memory_stats().peak_bytes / 1048576.0);
+    mine.f32()[0] = static_cast<float>(peak_tensor_bytes() / 1048576.0);
     mine.f32()[1] = static_cast<float>(peak_in_flight());
     mine.f32()[2] = static_cast<float>(setup_peak_bytes_ / 1048576.0);
     Tensor all = Tensor::empty({3 * groups_.world->size()});
@@ -141,9 +148,11 @@ void Trainer::log_run_end() {
       parts.push_back(fmt::format("{:.1f} MiB/{:.0f}", all.f32()[3 * r], all.f32()[3 * r + 1]));
       setup.push_back(fmt::format("{:.1f} MiB", all.f32()[3 * r + 2]));
     }
-    message(LogLevel::Info,
-            fmt::format("peak tensor memory / microbatches in flight per rank: {}", fmt::join(parts, ", ")));
-    message(LogLevel::Info, fmt::format("set-up peak tensor memory per rank: {}", fmt::join(setup, ", ")));
+    const bool device = !compute_->device().is_cpu();
+    message(LogLevel::Info, fmt::format("peak {}tensor memory / microbatches in flight per rank: {}",
+                                        device ? "device " : "", fmt::join(parts, ", ")));
+    message(LogLevel::Info, fmt::format("set-up peak {}tensor memory per rank: {}", device ? "host " : "",
+                                        fmt::join(setup, ", ")));
   }
   if (dp_traffic_steps_ > 0) {
     // Measured payloads per step, and what a ring sends for them (partitioner/zero_model.h).

@@ -42,6 +42,7 @@ class FakeDeviceMemory : public DeviceMemory {
   int64_t host_waits() const override { return waits; }
   void synchronize() override { ++waits; }
   MemoryStats stats() const override { return {}; }
+  void reset_peak() override {}
 
   std::set<void*> live;
   int64_t waits = 0;
