@@ -20,7 +20,7 @@
 #include "launcher/progress.h"
 #include "launcher/cluster_file.h"
 #include "runtime/checkpoint/checkpoint.h"
-#include "runtime/compute/cuda_compute.h"
+#include "runtime/train/device_runtime_session.h"
 #include "runtime/train/runtime_support.h"
 #include "runtime/train/training_session.h"
 
@@ -91,12 +91,7 @@ int run_train(const TrainOptions& opts, MpiEnvironment& env) {
   }
   session_options.trainer.config_yaml = config_to_yaml(config);  // checkpoints keep the config as written
   session_options.trainer.stop_requested = &g_stop_requested;
-  if (config.train.device == "cuda") {
-    // What this build and machine offer, for the session's device checks (this program links
-    // the device runtime: tessera_device_runtime).
-    session_options.cuda = {cuda_built(), cuda_devices_visible(), nccl_version_code()};
-    session_options.start_cuda = start_cuda_training;
-  }
+  use_device_runtime(config, session_options);  // this program links tessera_device_runtime
   // Rank discovery, world, threads, grid, data and the partition (runtime/train/training_session.h).
   const auto session =
       setup_phase(env, [&] { return std::make_unique<TrainingSession>(config, env, std::move(session_options)); });

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "launcher/config_loader.h"
 #include "runtime/comm/mpi_environment.h"
-#include "runtime/compute/cuda_compute.h"
+#include "runtime/train/device_runtime_session.h"
 #include "runtime/train/runtime_support.h"
 #include "runtime/train/training_session.h"
 
@@ -98,11 +98,7 @@ class PyTrainer {
     spdlog::set_level(spdlog::level::from_str(config_.log.level));
     SessionOptions options;
     options.trainer.config_yaml = config_to_yaml(config_);
-    if (config_.train.device == "cuda") {
-      // This module links the device runtime (tessera_device_runtime), as the `tessera` command.
-      options.cuda = {cuda_built(), cuda_devices_visible(), nccl_version_code()};
-      options.start_cuda = start_cuda_training;
-    }
+    use_device_runtime(config_, options);  // this module links tessera_device_runtime, as `tessera`
     session_ = std::make_unique<TrainingSession>(config_, env, std::move(options));
     TrainerCallbacks callbacks = python_callbacks(on_step, on_eval, on_checkpoint);
     log_with_spdlog(callbacks, session_->world().rank() == 0);

@@ -87,6 +87,18 @@ run() {
   [ "$rc" = 0 ] || fail "embed_trainer $* (np $ranks) exited with $rc"
   grep -q "^embed_trainer: done, scale " "$work/$name.log" || fail "$name: no 'done' line"
 }
+# Tessera::tessera links the device runtime: train.device = cuda reaches the CUDA runtime (here,
+# with no GPU, its refusal naming the missing device), not "this program does not link it".
+if grep -q 'set(Tessera_WITH_CUDA ON)' "$prefix/lib/cmake/Tessera/TesseraConfig.cmake" &&
+   ! command -v nvidia-smi >/dev/null; then
+  set +e
+  "$work/embed/embed_trainer" --steps 1 --set train.device=cuda >"$work/device.log" 2>&1
+  rc=$?
+  set -e
+  cat "$work/device.log"
+  [ "$rc" != 0 ] && grep -q "no CUDA device is visible" "$work/device.log" ||
+    fail "embed_trainer --set train.device=cuda: expected the CUDA runtime's 'no CUDA device is visible'"
+fi
 run single 1 --steps "$steps"
 run dp "$np" --steps "$steps" --set parallel.zero_stage=1
 run pp "$np" --steps "$steps" --config "$src/examples/embed_trainer/embed_trainer.yaml" --pp "$np"

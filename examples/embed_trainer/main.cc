@@ -125,6 +125,7 @@ int run(const Options& opt, tessera::MpiEnvironment& env) {
   session_options.trainer.config_yaml = tessera::config_to_yaml(config);
   session_options.trainer.custom_layers = {scale_layer_after("h.0", "scale", config.model.hidden_size)};
   session_options.trainer.layer_registry = &layers;
+  tessera::use_device_runtime(config, session_options);  // --set train.device=cuda trains on the GPU
   tessera::TrainingSession session(config, env, std::move(session_options));
   const int rank = session.world().rank();
 

@@ -9,7 +9,8 @@
 //   DataSource, DatasetSource, Dataset, Vocabulary: where batches come from
 //   Trainer, TrainerOptions, TrainerCallbacks, StepResult: the training loop, whole or by step
 //   TrainingSession, SessionOptions: the bring-up `tessera train` and Python use (rank
-//                    discovery, world, threads, grid, data, the partition decision, Trainer)
+//                    discovery, world, threads, grid, data, the partition decision, Trainer);
+//                    use_device_runtime: train.device = cuda with the CUDA runtime linked
 //   MpiEnvironment, MpiCommunicator, Communicator, ParallelGrid, parallel_groups: MPI and
 //                    the (tp, dp, pp) groups, always passed explicitly
 //   search_layouts, plan_config_layout, CostModel, PartitionPlan: layout search and plans;
@@ -55,4 +56,5 @@
 #include "runtime/train/metrics.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/trainer.h"
+#include "runtime/train/device_runtime_session.h"
 #include "runtime/train/training_session.h"
