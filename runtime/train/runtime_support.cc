@@ -35,7 +35,6 @@ void check_cuda_support(const Config& c, const std::string& src) {
   refuse_unless(p.grad_reduce_dtype == "fp32", "parallel.grad_reduce_dtype", p.grad_reduce_dtype);
   refuse_unless(p.recompute == "none", "parallel.recompute", p.recompute);
   refuse_unless(!p.sequence_parallel, "parallel.sequence_parallel", "true");
-  refuse_unless(c.model.arch == "gpt" || c.model.arch == "mlp", "model.arch", c.model.arch);
   refuse_unless(c.prune.target_sparsity == 0, "prune.target_sparsity", fmt::format("{}", c.prune.target_sparsity));
 }
 

@@ -137,7 +137,18 @@ add_test(NAME cuda.train_emulated.tp2
                  --set parallel.tensor_model_parallel_size=2 --set train.device=cuda
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
-set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES
+# The Llama family (GQA, RMSNorm, SwiGLU, rotary, the head tied to the embedding) on two emulated
+# GPUs under tp 2, against the CPU fp32 run on one rank, 6 steps at the same tolerance.
+add_test(NAME cuda.train_emulated.llama_tied_tp2
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 6 --rtol 1e-5
+                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
+                 --common model.untie_embeddings_and_output_weights=false
+                 --np 2 --set train.device=cuda --set parallel.tensor_model_parallel_size=2
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2
+                     cuda.train_emulated.llama_tied_tp2 PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
 
