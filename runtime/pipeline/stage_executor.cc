@@ -81,7 +81,7 @@ void StageExecutor::forward(const Key& key, const ContextFn& make_ctx, bool trai
   const Tensor y = chunks_[c]->forward(x, ctx);
   if (trace_) trace_->add("forward", "compute", start, Clock::now(), mb, c);
   if (is_last(c)) {
-    loss_sum_ += y.f32()[0];
+    losses_.push_back(y);
   } else {
     outputs_[key] = ctx.math().to_compute(y);
   }
@@ -115,8 +115,9 @@ void StageExecutor::finish_sends() {
   sends_.clear();
 }
 
-double StageExecutor::run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B, int64_t T) {
-  loss_sum_ = 0;
+std::vector<Tensor> StageExecutor::run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B,
+                                       int64_t T) {
+  losses_.clear();
   in_flight_ = peak_in_flight_ = 0;
   for (size_t i = 0; i < actions.size(); ++i) {
     for (size_t j = i; j < actions.size() && j <= i + kRecvLookahead; ++j) {
@@ -162,11 +163,11 @@ double StageExecutor::run(const std::vector<Action>& actions, const ContextFn& m
     tied_->reduce_gradients();
     if (trace_) trace_->add("tied_embedding_grad", "comm", start, Clock::now());
   }
-  return loss_sum_;
+  return std::move(losses_);
 }
 
-double StageExecutor::forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T) {
-  loss_sum_ = 0;
+std::vector<Tensor> StageExecutor::forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T) {
+  losses_.clear();
   // Global stages run in increasing order and each rank visits its stages in that order, so
   // the chain of blocking receives cannot cycle.
   for (int mb = 0; mb < microbatches; ++mb) {
@@ -182,7 +183,7 @@ double StageExecutor::forward_only(int microbatches, const ContextFn& make_ctx, 
     }
   }
   finish_sends();
-  return loss_sum_;
+  return std::move(losses_);
 }
 
 }  // namespace tessera

@@ -40,11 +40,12 @@ class StageExecutor {
   StageExecutor(std::vector<Model*> chunks, PipelineLayout layout, bool full_recompute, TraceRecorder* trace);
 
   using ContextFn = std::function<MicrobatchContext(int microbatch)>;
-  // Runs the actions of one training step; returns the sum of the microbatch losses on the
-  // rank holding the last global stage (0 on the others).
-  double run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B, int64_t T);
+  // Runs the actions of one training step; returns the microbatch losses ([1] each, where the
+  // model computes: a GPU's stay on the device for the caller's one read) on the rank holding the
+  // last global stage, none on the others.
+  std::vector<Tensor> run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B, int64_t T);
   // Forward only (evaluation), microbatch by microbatch through all stages; same return.
-  double forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T);
+  std::vector<Tensor> forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T);
 
   // The most microbatch-chunks whose activations this rank held at once in the last run.
   int peak_in_flight() const { return peak_in_flight_; }
@@ -81,7 +82,7 @@ class StageExecutor {
   std::map<std::pair<int, Key>, PendingRecv> recvs_;  // (kind as int, key)
   std::map<Key, Tensor> outputs_, input_grads_, inputs_;
   std::vector<PendingSend> sends_;
-  double loss_sum_ = 0;
+  std::vector<Tensor> losses_;  // of the run in progress
   int in_flight_ = 0, peak_in_flight_ = 0;
 };
 

@@ -232,11 +232,11 @@ MicrobatchContext Trainer::make_context(int microbatch, const Batch& batch, bool
 double Trainer::run_microbatches() {
   const auto make_ctx = [this](int mb) { return train_context(mb); };
   if (uses_executor()) {
-    const double loss_sum =
+    const std::vector<Tensor> losses =
         executor_->run(schedule_, make_ctx, config_.train.micro_batch_size, config_.model.seq_length);
     // The pipeline flushes before any gradient is final; then every layer is.
     for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) on_layer_gradients_final(l);
-    return loss_sum;
+    return sum_of_losses(losses);
   }
   Model& model = *chunks_.front();
   std::vector<Tensor> losses;  // on a GPU they stay there until the step's one read below
@@ -438,8 +438,8 @@ double Trainer::evaluate() {
   if (uses_executor()) {
     const bool tracing = trace_ && trace_->enabled();
     if (trace_) trace_->set_step(step_, false);
-    sum = executor_->forward_only(static_cast<int>(mine.size()), make_ctx, t.micro_batch_size,
-                                  config_.model.seq_length);
+    sum = sum_of_losses(executor_->forward_only(static_cast<int>(mine.size()), make_ctx, t.micro_batch_size,
+                                                config_.model.seq_length));
     if (trace_) trace_->set_step(step_, tracing);
     sum = all_reduce_scalar(sum, groups_.pp, ReduceOp::Sum);
   } else {

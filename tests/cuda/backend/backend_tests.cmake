@@ -138,17 +138,26 @@ add_test(NAME cuda.train_emulated.tp2
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
 # The Llama family (GQA, RMSNorm, SwiGLU, rotary, the head tied to the embedding) on two emulated
-# GPUs under tp 2, against the CPU fp32 run on one rank, 6 steps at the same tolerance.
-add_test(NAME cuda.train_emulated.llama_tied_tp2
+# GPUs under tp 2 with sequence parallelism, against the CPU fp32 run on one rank, 6 steps at the
+# same tolerance.
+add_test(NAME cuda.train_emulated.llama_tied_tp2_sp
          COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
                  --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
                  --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 6 --rtol 1e-5
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
                  --common model.untie_embeddings_and_output_weights=false
                  --np 2 --set train.device=cuda --set parallel.tensor_model_parallel_size=2
+                 --set parallel.sequence_parallel=true
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# Full recompute (the stage executor's path: each chunk's forward rerun before its backward) on
+# one emulated GPU against the one-GPU run without it.
+add_test(NAME cuda.train_emulated.recompute_full
+         COMMAND ${cuda_train_args} --np 1 --reference ${cuda_train_reference} --rtol 1e-5
+                 --set train.device=cuda --set parallel.recompute=full
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.recompute_full PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
 set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2
-                     cuda.train_emulated.llama_tied_tp2 PROPERTIES
+                     cuda.train_emulated.llama_tied_tp2_sp cuda.train_emulated.recompute_full PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
 
@@ -156,7 +165,7 @@ set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cu
 # any work, not run on the CPU instead (runtime/train/runtime_support.cc has the list).
 add_test(NAME cuda.refuse_unported_feature
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
-                 --expect "tessera: error: ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml: parallel.recompute = full with train.device = cuda: not implemented on the GPU yet"
-                 -- $<TARGET_FILE:tessera_emulated> ${refusal_args} --set parallel.recompute=full
+                 --expect "tessera: error: ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml: parallel.grad_reduce_dtype = bf16 with train.device = cuda: not implemented on the GPU yet"
+                 -- $<TARGET_FILE:tessera_emulated> ${refusal_args} --set parallel.grad_reduce_dtype=bf16
          WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 set_tests_properties(cuda.refuse_unported_feature PROPERTIES LABELS cuda TIMEOUT 60)
