@@ -7,21 +7,14 @@
 #include "runtime/device/device_memory.h"
 
 namespace tessera {
-namespace {
-
-// sq summed over a group's ranks, in an fp32 tensor on the gradients' device (the group's
-// communicator moves tensors of that device).
-double summed_over(double sq, Communicator& comm, Device device, const TpGroup* tp) {
+double sum_over_groups(double sq, Communicator* dp, const TpGroup& tp, Communicator* pp, Device device) {
+  if ((dp == nullptr || dp->size() == 1) && tp.size == 1 && (pp == nullptr || pp->size() == 1)) return sq;
   Tensor t = to_device(Tensor::full({1}, static_cast<float>(sq)), device);
-  if (tp != nullptr) {
-    tp_all_reduce(t, ReduceOp::Sum, *tp);
-  } else {
-    comm.all_reduce(t, ReduceOp::Sum);
-  }
+  if (dp != nullptr && dp->size() > 1) dp->all_reduce(t, ReduceOp::Sum);
+  if (tp.size > 1) tp_all_reduce(t, ReduceOp::Sum, tp);
+  if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
   return to_device(t, Device::cpu()).f32()[0];
 }
-
-}  // namespace
 
 double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, const TpGroup& tp, Communicator* pp,
                       Backend& ops) {
@@ -35,9 +28,7 @@ double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, co
   }
   double sq = 0;
   for (const double s : ops.sum_squares(counted)) sq += s;  // in parameter order, as always
-  if (tp.size > 1) sq = summed_over(sq, *tp.comm, ops.device(), &tp);
-  if (pp != nullptr && pp->size() > 1) sq = summed_over(sq, *pp, ops.device(), nullptr);
-  const double norm = std::sqrt(sq);
+  const double norm = std::sqrt(sum_over_groups(sq, nullptr, tp, pp, ops.device()));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
   if (coeff < 1.f) {
     for (Parameter* p : params) ops.scale(p->grad, coeff);

@@ -17,4 +17,10 @@ namespace tessera {
 double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm, const TpGroup& tp, Communicator* pp,
                       Backend& ops);
 
+// A rank's partial sum of squares summed over the ranks of dp (null or size 1: none), the tp
+// group and pp (null or size 1: none), as one fp32 scalar on `device` (the groups'
+// communicators move tensors of that device), read back once: the gradient norm's reduction for
+// every optimizer (plain, ZeRO-1, ZeRO-2/3).
+double sum_over_groups(double sq, Communicator* dp, const TpGroup& tp, Communicator* pp, Device device);
+
 }  // namespace tessera

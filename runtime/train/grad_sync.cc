@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include "kernels/cast.h"
-
 namespace tessera {
 namespace {
 
@@ -15,14 +13,14 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 }  // namespace
 
 GradientSync::GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage,
-                           DType reduce_dtype)
-    : flat_(flat), dp_(dp), zero_stage_(zero_stage), reduce_dtype_(reduce_dtype) {
+                           DType reduce_dtype, Backend& ops)
+    : flat_(flat), dp_(dp), zero_stage_(zero_stage), reduce_dtype_(reduce_dtype), ops_(ops) {
   TESSERA_CHECK(reduce_dtype == DType::F32 || reduce_dtype == DType::BF16, "gradient reduction in {} is not supported",
                 dtype_name(reduce_dtype));
   if (zero_stage_ == 1) {
     shard_numel_ = flat_.numel() / dp_.size();
     shard_offset_ = shard_numel_ * dp_.rank();
-    shard_grads_ = Tensor::zeros({shard_numel_});
+    shard_grads_ = Tensor::zeros({shard_numel_}, DType::F32, flat.grads().device());
     return;
   }
   // Segments are in backward order, so cutting them into runs gives buckets in the order
@@ -47,7 +45,8 @@ void GradientSync::complete(Bucket& b) {
   b.complete = true;
   b.done = std::chrono::steady_clock::now();
   if (b.staging.defined()) {
-    kernels::cpu::cast_bf16_to_f32(flat_.grads().narrow(b.offset, b.numel).f32(), b.staging.data<uint16_t>(), b.numel);
+    Tensor range = flat_.grads().narrow(b.offset, b.numel);
+    ops_.cast(b.staging, range);
     b.staging = Tensor();
   }
 }
@@ -66,8 +65,8 @@ void GradientSync::on_layer_backward_done(int layer) {
     Tensor range = flat_.grads().narrow(b.offset, b.numel);
     b.launched = std::chrono::steady_clock::now();
     if (reduce_dtype_ == DType::BF16) {
-      b.staging = Tensor::empty({b.numel}, DType::BF16);
-      kernels::cpu::cast_f32_to_bf16(b.staging.data<uint16_t>(), range.f32(), b.numel);
+      b.staging = Tensor::empty({b.numel}, DType::BF16, range.device());
+      ops_.cast(range, b.staging);
       b.request = dp_.all_reduce_async(b.staging, ReduceOp::Sum);
     } else {
       b.request = dp_.all_reduce_async(range, ReduceOp::Sum);
@@ -81,10 +80,12 @@ void GradientSync::finish() {
   stats_ = GradSyncStats{};
   if (zero_stage_ == 1) {
     if (reduce_dtype_ == DType::BF16) {
-      Tensor all = Tensor::empty({flat_.numel()}, DType::BF16), mine = Tensor::empty({shard_numel_}, DType::BF16);
-      kernels::cpu::cast_f32_to_bf16(all.data<uint16_t>(), flat_.grads().f32(), flat_.numel());
+      const Device device = flat_.grads().device();
+      Tensor all = Tensor::empty({flat_.numel()}, DType::BF16, device);
+      Tensor mine = Tensor::empty({shard_numel_}, DType::BF16, device);
+      ops_.cast(flat_.grads(), all);
       dp_.reduce_scatter(all, mine, ReduceOp::Sum);
-      kernels::cpu::cast_bf16_to_f32(shard_grads_.f32(), mine.data<uint16_t>(), shard_numel_);
+      ops_.cast(mine, shard_grads_);
     } else {
       dp_.reduce_scatter(flat_.grads(), shard_grads_, ReduceOp::Sum);
     }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/comm/communicator.h"
+#include "runtime/compute/backend.h"
 #include "runtime/train/flat_parameters.h"
 
 namespace tessera {
@@ -27,9 +28,10 @@ struct GradSyncStats {
 class GradientSync {
  public:
   // bucket_bytes <= 0: one bucket. zero_stage 1: reduce-scatter instead of all-reduce.
-  // reduce_dtype: F32 or BF16, what travels and is summed.
-  GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage,
-               DType reduce_dtype = DType::F32);
+  // reduce_dtype: F32 or BF16, what travels and is summed; `ops` (borrowed, the gradients'
+  // device) rounds to it and back.
+  GradientSync(FlatParameters& flat, Communicator& dp, double bucket_bytes, int zero_stage, DType reduce_dtype,
+               Backend& ops);
 
   // Call after layer `layer` finished its backward of the last microbatch of the step.
   void on_layer_backward_done(int layer);
@@ -59,6 +61,7 @@ class GradientSync {
   Communicator& dp_;
   int zero_stage_;
   DType reduce_dtype_;
+  Backend& ops_;
   std::vector<Bucket> buckets_;
   size_t next_bucket_ = 0;
   int64_t shard_offset_ = 0, shard_numel_ = 0;

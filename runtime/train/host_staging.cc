@@ -40,6 +40,15 @@ HostStaging::HostStaging(CheckpointState& state, bool fill) {
     moments_.push_back({host_twin(m->exp_avg, fill), host_twin(m->exp_avg_sq, fill)});
     m = &moments_.back();
   }
+  // A dp-sharded save's ranges (ZeRO-1) are views of the device buffers: their host copies.
+  if (state.owned) {
+    TESSERA_CHECK(fill, "HostStaging: dp-sharded ranges are for saves only");
+    for (OwnedRange& r : *state.owned) {
+      r.value = host_twin(r.value, true);
+      r.exp_avg = host_twin(r.exp_avg, true);
+      r.exp_avg_sq = host_twin(r.exp_avg_sq, true);
+    }
+  }
 }
 
 void HostStaging::write_back() {

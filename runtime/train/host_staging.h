@@ -13,7 +13,8 @@ namespace tessera {
 class HostStaging {
  public:
   // Points state.params and state.moments at host twins of their device tensors; `fill` copies
-  // the device contents into them (a save), else they are fresh buffers for a load to fill.
+  // the device contents into them (a save), else they are fresh buffers for a load to fill. A
+  // save's dp-sharded ranges (state.owned) are replaced by host copies.
   HostStaging(CheckpointState& state, bool fill);
   HostStaging(const HostStaging&) = delete;
   HostStaging& operator=(const HostStaging&) = delete;

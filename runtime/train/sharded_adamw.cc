@@ -5,6 +5,7 @@
 #include <map>
 
 #include "kernels/grad_clip.h"
+#include "runtime/train/grad_norm.h"
 #include "runtime/compression/mask.h"
 
 namespace tessera {
@@ -29,11 +30,7 @@ double ShardedAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communic
   for (const Tensor& piece : pieces) views.push_back(&piece);
   double sq = 0;
   for (double x : ops_.sum_squares(views)) sq += x;
-  Tensor t = Tensor::full({1}, static_cast<float>(sq));
-  dp_.all_reduce(t, ReduceOp::Sum);
-  tp_all_reduce(t, ReduceOp::Sum, tp);
-  if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
-  const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
+  const double norm = std::sqrt(sum_over_groups(sq, &dp_, tp, pp, ops_.device()));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
   if (coeff < 1.f) ops_.scale(grads, coeff);
   return norm;

@@ -122,7 +122,8 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     }
     if (data_parallel() && !local_sync()) {
       grad_sync_ = std::make_unique<GradientSync>(*flat_, *groups_.dp, par.bucket_mb * (1 << 20), par.zero_stage,
-                                                  par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32);
+                                                  par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
+                                                  compute_->ops());
     }
     if (local_sync()) {
       // [outer sync hook] No per-step gradient sync: each replica keeps its own full AdamW below.

@@ -6,7 +6,9 @@
 #include <map>
 
 #include "kernels/grad_clip.h"
+#include "runtime/train/grad_norm.h"
 #include "runtime/compression/mask.h"
+#include "runtime/device/device_memory.h"
 
 namespace tessera {
 
@@ -16,8 +18,9 @@ ZeroAdamW::ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp,
   const int64_t shard = flat.numel() / dp.size();
   lo_ = shard * dp.rank();
   hi_ = lo_ + shard;
-  m_ = Tensor::zeros({shard});
-  v_ = Tensor::zeros({shard});
+  // On the parameters' device (a GPU's moments stay there).
+  m_ = Tensor::zeros({shard}, DType::F32, flat.values().device());
+  v_ = Tensor::zeros({shard}, DType::F32, flat.values().device());
 }
 
 template <typename F>
@@ -42,11 +45,7 @@ double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicato
   for (const Tensor& piece : pieces) views.push_back(&piece);
   double sq = 0;
   for (double x : ops_.sum_squares(views)) sq += x;
-  Tensor t = Tensor::full({1}, static_cast<float>(sq));
-  dp_.all_reduce(t, ReduceOp::Sum);
-  tp_all_reduce(t, ReduceOp::Sum, tp);
-  if (pp != nullptr && pp->size() > 1) pp->all_reduce(t, ReduceOp::Sum);
-  const double norm = std::sqrt(static_cast<double>(t.f32()[0]));
+  const double norm = std::sqrt(sum_over_groups(sq, &dp_, tp, pp, ops_.device()));
   const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
   if (coeff < 1.f) ops_.scale(shard_grads, coeff);
   return norm;
@@ -55,11 +54,12 @@ double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicato
 CheckpointMoments ZeroAdamW::checkpoint_moments(const std::vector<Parameter*>& params, bool gather) {
   Tensor exp_avg, exp_avg_sq;
   if (gather) {
-    exp_avg = Tensor::empty({flat_.numel()});
-    exp_avg_sq = Tensor::empty({flat_.numel()});
+    exp_avg = Tensor::empty({flat_.numel()}, DType::F32, m_.device());
+    exp_avg_sq = Tensor::empty({flat_.numel()}, DType::F32, m_.device());
     dp_.all_gather(m_, exp_avg);
     dp_.all_gather(v_, exp_avg_sq);
   } else {
+    // Host buffers for a load (checkpoints are read on the host); load_moments moves them.
     exp_avg = Tensor::zeros({flat_.numel()});
     exp_avg_sq = Tensor::zeros({flat_.numel()});
   }
@@ -78,8 +78,8 @@ CheckpointMoments ZeroAdamW::checkpoint_moments(const std::vector<Parameter*>& p
 
 void ZeroAdamW::load_moments(const CheckpointMoments& loaded) {
   TESSERA_CHECK(loaded.storage.size() == 2, "ZeroAdamW::load_moments: not the buffers of checkpoint_moments");
-  m_.copy_from(loaded.storage[0].narrow(lo_, hi_ - lo_));
-  v_.copy_from(loaded.storage[1].narrow(lo_, hi_ - lo_));
+  copy_tensor(m_, loaded.storage[0].narrow(lo_, hi_ - lo_));
+  copy_tensor(v_, loaded.storage[1].narrow(lo_, hi_ - lo_));
 }
 
 std::optional<std::vector<OwnedRange>> ZeroAdamW::owned_ranges(const std::vector<Parameter*>& params) {

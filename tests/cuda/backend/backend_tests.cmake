@@ -156,8 +156,35 @@ add_test(NAME cuda.train_emulated.recompute_full
                  --set train.device=cuda --set parallel.recompute=full
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.recompute_full PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
+# dp 2 with ZeRO-1 on two emulated GPUs against the one-GPU run.
+add_test(NAME cuda.train_emulated.dp2_zero1
+         COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
+                 --set train.device=cuda --set parallel.zero_stage=1
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.dp2_zero1 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
+# Gradients all-reduced in bf16 (parallel.grad_reduce_dtype) on two emulated GPUs against the same
+# on two CPU ranks: the same roundings, 6 steps at 1e-5.
+add_test(NAME cuda.train_emulated.dp2_bf16_reduce
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-5
+                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
+                 --common parallel.grad_reduce_dtype=bf16 --base-np 2 --np 2 --set train.device=cuda
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# ZeRO-1 on two emulated GPUs (the moments and gradient shard on the device), stopped at step 3
+# with a dp-sharded checkpoint written from host copies and resumed: bit-identical to the run
+# that was not stopped.
+add_test(NAME cuda.train_emulated.zero1_resume
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --np 2 --steps 6 --stop 3
+                 --set train.device=cuda --set parallel.zero_stage=1 --set train.micro_batch_size=1
+                 --set train.global_batch_size=2 --set train.peak_tflops=1
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2
-                     cuda.train_emulated.llama_tied_tp2_sp cuda.train_emulated.recompute_full PROPERTIES
+                     cuda.train_emulated.llama_tied_tp2_sp cuda.train_emulated.recompute_full
+                     cuda.train_emulated.dp2_zero1 cuda.train_emulated.dp2_bf16_reduce
+                     cuda.train_emulated.zero1_resume PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
 
@@ -165,7 +192,7 @@ set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cu
 # any work, not run on the CPU instead (runtime/train/runtime_support.cc has the list).
 add_test(NAME cuda.refuse_unported_feature
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/check_device_refusal.py
-                 --expect "tessera: error: ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml: parallel.grad_reduce_dtype = bf16 with train.device = cuda: not implemented on the GPU yet"
-                 -- $<TARGET_FILE:tessera_emulated> ${refusal_args} --set parallel.grad_reduce_dtype=bf16
+                 --expect "tessera: error: ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml: parallel.zero_stage = 2 with train.device = cuda: not implemented on the GPU yet"
+                 -- $<TARGET_FILE:tessera_emulated> ${refusal_args} --set parallel.zero_stage=2
          WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 set_tests_properties(cuda.refuse_unported_feature PROPERTIES LABELS cuda TIMEOUT 60)

@@ -8,13 +8,16 @@
 // so that ncclCommAbort from the watchdog thread can end a call whose peer never comes; the
 // watchdog thread itself makes no MPI call. ncclCommInitRank must be called by every rank of
 // MPI_COMM_WORLD (the id picks the group by MPI_Comm_split); later groups come from
-// ncclCommSplit. Reductions: float32 and int32 (bf16/fp16 reductions are refused).
+// ncclCommSplit. Reductions: float32 and int32, and bf16 sums (fp32 per hop, rounded back);
+// other bf16/fp16 reductions are refused.
 #include <mpi.h>
 #include <nccl.h>
 
 #include <atomic>
 #include <cstring>
 #include <vector>
+
+#include "runtime/bf16.h"
 
 struct ncclComm {
   MPI_Comm mpi = MPI_COMM_NULL;
@@ -44,7 +47,26 @@ size_t type_size(ncclDataType_t t) {
   }
 }
 
+// bfloat16 sums as NCCL does them, in fp32 and rounded back at each hop (the same rule as the
+// MPI communicator's, runtime/comm/mpi_communicator.cc): gradients reduced in bf16.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = tessera::f32_to_bf16(tessera::bf16_to_f32(a[i]) + tessera::bf16_to_f32(b[i]));
+}
+
 bool mpi_reduce_args(ncclDataType_t t, ncclRedOp_t op, MPI_Datatype* type, MPI_Op* mop) {
+  if (t == ncclBfloat16) {
+    if (op != ncclSum) return false;
+    static const MPI_Op bf16_sum_op = [] {
+      MPI_Op o;
+      MPI_Op_create(&bf16_sum, /*commute=*/1, &o);
+      return o;
+    }();
+    *type = MPI_UINT16_T;
+    *mop = bf16_sum_op;
+    return true;
+  }
   if (t == ncclFloat32) *type = MPI_FLOAT;
   else if (t == ncclInt32) *type = MPI_INT;
   else return false;
