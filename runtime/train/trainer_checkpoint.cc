@@ -39,7 +39,7 @@ CheckpointState Trainer::load_parameters(const std::string& step_dir, bool with_
     if (with_moments) optimizer_->load_moments(moments);
     return state;
   }
-  // ZeRO runs on the host only (runtime_support.h): no staging.
+  // ZeRO-2/3 run on the host only (runtime_support.cc refuses them on a GPU): no staging.
   CheckpointState state;
   for (int u = 0; u < zero_units_->unit_count(); ++u) {
     zero_units_->materialize(u);
