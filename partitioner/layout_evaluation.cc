@@ -69,20 +69,24 @@ void add_zero_overlap(const Candidate& c, LayerTimes& t) {
   const LinkModel& link = *c.placement.dp_link;
   const size_t n = c.layers.size();
   const bool mixed = c.memory.mixed_precision;
-  std::vector<double> gather(n, 0.0), scatter(n, 0.0), none(n, 0.0);
+  // Full recompute gathers a unit again for the forward rerun inside its backward.
+  const double backward_gathers = lay.recompute == Recompute::Full ? 2.0 : 1.0;
+  std::vector<double> gather(n, 0.0), gather_bwd(n, 0.0), scatter(n, 0.0), none(n, 0.0);
   for (size_t i = 0; i < n; ++i) {
     const double params = static_cast<double>(c.layers[i].params);
     if (lay.zero_stage == 3) gather[i] = link.all_gather_seconds(gather_element_bytes(mixed) * params, lay.dp);
-    scatter[i] = link.reduce_scatter_seconds(4.0 * params, lay.dp);
+    gather_bwd[i] = backward_gathers * gather[i];
+    scatter[i] = link.reduce_scatter_seconds(grad_element_bytes(c.memory.bf16_grad_reduce) * params, lay.dp);
   }
   const UnitOverlap fwd = overlap_units(t.forward, gather, none, c.options.zero_prefetch);
   // Backward runs the units last to first.
   auto reversed = [](std::vector<double> v) { return std::vector<double>(v.rbegin(), v.rend()); };
-  const UnitOverlap bwd = overlap_units(reversed(t.backward), reversed(gather), reversed(scatter), c.options.zero_prefetch);
+  const UnitOverlap bwd =
+      overlap_units(reversed(t.backward), reversed(gather_bwd), reversed(scatter), c.options.zero_prefetch);
   t.zero_wait.assign(n, 0.0);
   t.zero_link.assign(n, 0.0);
   for (size_t i = 0; i < n; ++i) {
-    t.zero_link[i] = 2 * gather[i] + scatter[i];
+    t.zero_link[i] = gather[i] + gather_bwd[i] + scatter[i];
     t.forward[i] += fwd.wait[i];
     t.backward[i] += bwd.wait[n - 1 - i];
     t.zero_wait[i] = fwd.wait[i] + bwd.wait[n - 1 - i];
@@ -236,9 +240,12 @@ RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, d
   const int stage = lay.dp > 1 ? lay.zero_stage : 0;
   const int m = c.microbatches;
   const bool local_sync = c.options.data_parallel_sync != "allreduce";
-  const double grads = 4.0 * static_cast<double>(params);  // fp32 gradients
+  // Gradients on the link (fp32 or bf16); the parameters gathered after an update are fp32.
+  const double grads = static_cast<double>(grad_element_bytes(c.memory.bf16_grad_reduce) * params);
+  const double weights = 4.0 * static_cast<double>(params);
   RankTail tail;
-  const double scatter = dp_link.reduce_scatter_seconds(grads, lay.dp), gather = dp_link.all_gather_seconds(grads, lay.dp);
+  const double scatter = dp_link.reduce_scatter_seconds(grads, lay.dp);
+  const double gather = dp_link.all_gather_seconds(weights, lay.dp);
   if (lay.dp > 1 && local_sync) {
     // Local SGD / DiLoCo: a sync of the parameters every H steps (partitioner/outer_sync_cost.h).
     OuterSyncCostOptions outer = c.options.outer;
@@ -262,10 +269,16 @@ RankTail rank_tail(const Candidate& c, int64_t params, double last_backward_s, d
     // Buckets go out as the last microbatch's backward completes their layers; what does not
     // fit behind that backward, and at least the last bucket, is exposed.
     tail.dp_comm_s = dp_link.all_reduce_seconds(grads, lay.dp);
-    const double last_bucket = dp_link.all_reduce_seconds(std::min(grads, c.options.bucket_bytes), lay.dp);
+    // A bucket holds bucket_bytes of fp32 gradients, sent in the reduce precision.
+    const double bucket = c.options.bucket_bytes * grad_element_bytes(c.memory.bf16_grad_reduce) / 4.0;
+    const double last_bucket = dp_link.all_reduce_seconds(std::min(grads, bucket), lay.dp);
     tail.dp_exposed_s = tail.after_pipeline_s = std::max(tail.dp_comm_s - last_backward_s, last_bucket);
   }
-  if (!local_sync) tail.dp_bytes = dp_traffic_bytes(params, lay.dp, stage, m, c.memory.mixed_precision).total();
+  if (!local_sync) {
+    tail.dp_bytes = dp_traffic_bytes(params, lay.dp, stage, m, c.memory.mixed_precision, c.memory.bf16_grad_reduce,
+                                     lay.recompute == Recompute::Full)
+                        .total();
+  }
   // Each local SGD / DiLoCo replica keeps its whole AdamW (ZeRO shards only its outer state).
   const bool sharded_optimizer = stage >= 1 && !local_sync;
   tail.optimizer_s =

@@ -333,7 +333,8 @@ Layout config_layout(const Config& c, int world) {
 MemoryOptions layout_memory_options(const Layout& lay, const SearchOptions& o) {
   const int microbatches = o.global_batch_size / (lay.micro_batch_size * lay.dp);
   return {lay.tp,        lay.dp,          lay.pp,          lay.virtual_stages, microbatches,          lay.schedule,
-          lay.recompute, lay.zero_stage, o.zero_prefetch, o.bucket_bytes,     o.precision != "fp32"};
+          lay.recompute, lay.zero_stage, o.zero_prefetch, o.bucket_bytes,     o.precision != "fp32",
+          o.grad_reduce_dtype == "bf16"};
 }
 
 SearchOptions search_options_from_config(const Config& c, int world) {
@@ -343,6 +344,7 @@ SearchOptions search_options_from_config(const Config& c, int world) {
   o.bucket_bytes = c.parallel.bucket_mb * (1 << 20);
   o.zero_prefetch = c.parallel.zero_prefetch;
   o.precision = c.train.precision;
+  o.grad_reduce_dtype = c.parallel.grad_reduce_dtype;
   o.threads_per_rank = c.train.threads;
   o.data_parallel_sync = c.parallel.data_parallel_sync;
   o.outer = outer_sync_cost_options(c.parallel);

@@ -46,6 +46,7 @@ struct SearchOptions {
   // train.precision: fp32, or bf16/fp16 (2-byte activations and messages, bf16 weights with
   // fp32 master weights and gradients). Pair it with CostModel's half_precision.
   std::string precision = "fp32";
+  std::string grad_reduce_dtype = "fp32";  // parallel.grad_reduce_dtype: fp32 or bf16
   // An embedding program's custom layers, placed in every layout's graph with their costs.
   std::vector<CustomLayerPlacement> custom_layers;
   // train.threads: compute units a rank uses on a CPU node; 0 = the node's cores divided among

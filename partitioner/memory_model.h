@@ -37,6 +37,7 @@ struct MemoryOptions {
   int zero_prefetch = 1;  // parallel.zero_prefetch: ZeRO-3 units gathered ahead of the one computing
   double bucket_bytes = 4.0 * (1 << 20);  // parallel.bucket_mb
   bool mixed_precision = false;  // train.precision bf16/fp16 (activations: TpOptions::element_bytes)
+  bool bf16_grad_reduce = false;  // parallel.grad_reduce_dtype: bf16 (the dp link's gradient bytes)
 };
 
 struct MemoryBreakdown {

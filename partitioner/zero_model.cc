@@ -7,12 +7,13 @@
 
 namespace tessera {
 
-DpTraffic dp_traffic_bytes(int64_t params, int dp, int zero_stage, int microbatches, bool mixed_precision) {
+DpTraffic dp_traffic_bytes(int64_t params, int dp, int zero_stage, int microbatches, bool mixed_precision,
+                           bool bf16_reduce, bool full_recompute) {
   TESSERA_CHECK(0 <= zero_stage && zero_stage <= 3, "ZeRO stage {} is not 0..3", zero_stage);
   DpTraffic t;
   if (dp <= 1) return t;
   const double share = static_cast<double>(dp - 1) / dp;  // of a buffer, sent by each ring rank
-  const double grads = 4.0 * static_cast<double>(params);  // fp32 gradients
+  const double grads = static_cast<double>(grad_element_bytes(bf16_reduce) * params);
   // Stages 1 and 2 gather the fp32 parameters the optimizer updated; stage 3 gathers units in
   // the compute precision, since only the optimizer needs the fp32 master shard.
   const double weights = static_cast<double>(zero_stage == 3 ? gather_element_bytes(mixed_precision) : 4) * params;
@@ -28,7 +29,8 @@ DpTraffic dp_traffic_bytes(int64_t params, int dp, int zero_stage, int microbatc
       break;
     case 3:
       t.reduce_scatter = microbatches * share * grads;
-      t.all_gather = 2.0 * microbatches * share * weights;  // before forward and before backward
+      // Before forward and before backward, and before the forward rerun of full recompute.
+      t.all_gather = (full_recompute ? 3.0 : 2.0) * microbatches * share * weights;
       break;
   }
   return t;

@@ -11,8 +11,10 @@
 //      backward, freed after use, with up to `prefetch` gathers in flight ahead of the unit
 //      computing; gradients reduce-scattered as in stage 2. Microbatches do not reuse a
 //      gathered unit: every microbatch gathers again (the memory of stage 3 is the point).
-// Gradients are reduced in fp32. Ring collectives: a rank sends (N-1)/N of the buffer per
-// reduce-scatter or all-gather, twice that per all-reduce.
+// Gradients are reduced in fp32, or in bf16 with parallel.grad_reduce_dtype: bf16. With full
+// recompute a stage-3 unit is gathered a third time per microbatch, for the forward rerun before
+// its backward. Ring collectives: a rank sends (N-1)/N of the buffer per reduce-scatter or
+// all-gather, twice that per all-reduce.
 #pragma once
 
 #include <cstdint>
@@ -27,10 +29,13 @@ struct DpTraffic {
   double all_reduce = 0;      // stage 0's gradient all-reduce
   double total() const { return reduce_scatter + all_gather + all_reduce; }
 };
-DpTraffic dp_traffic_bytes(int64_t params, int dp, int zero_stage, int microbatches, bool mixed_precision);
+DpTraffic dp_traffic_bytes(int64_t params, int dp, int zero_stage, int microbatches, bool mixed_precision,
+                           bool bf16_reduce = false, bool full_recompute = false);
 
 // Bytes per element of a gathered ZeRO-3 unit: the compute precision.
 inline int64_t gather_element_bytes(bool mixed_precision) { return mixed_precision ? 2 : 4; }
+// Bytes per element of a gradient on the dp link: fp32, or bf16 (parallel.grad_reduce_dtype).
+inline int64_t grad_element_bytes(bool bf16_reduce) { return bf16_reduce ? 2 : 4; }
 
 // One microbatch's pass over a sequence of units (forward: in order; backward: the caller
 // passes them reversed) with the units' collectives on one serial link. compute[i]: the

@@ -37,6 +37,18 @@ TEST_CASE("dp traffic per stage: ZeRO-3 sends 1.5x ZeRO-1's, ZeRO-2/3 scale with
   CHECK(dp_traffic_bytes(1000, 1, 3, 1, false).total() == 0);
 }
 
+TEST_CASE("dp traffic with bf16 gradient reduction and with full recompute", "[partitioner][zero]") {
+  // bf16 gradients: half the reduce-scatter / all-reduce bytes; the parameter gathers unchanged.
+  CHECK(dp_traffic_bytes(1000, 4, 0, 1, false, true).all_reduce == 3000);
+  const DpTraffic z1 = dp_traffic_bytes(1000, 4, 1, 1, false, true);
+  CHECK(z1.reduce_scatter == 1500);
+  CHECK(z1.all_gather == 3000);
+  CHECK(dp_traffic_bytes(1000, 4, 3, 2, true, true).reduce_scatter == 2 * 1500);
+  // Full recompute: a third gather per microbatch at stage 3 only.
+  CHECK(dp_traffic_bytes(1000, 4, 3, 2, false, false, true).all_gather == 3 * 2 * 3000);
+  CHECK(dp_traffic_bytes(1000, 4, 2, 2, false, false, true).all_gather == 3000);
+}
+
 TEST_CASE("overlap_units: prefetch hides gathers behind compute, one serial link", "[partitioner][zero]") {
   const std::vector<double> compute = {1, 1, 1}, none = {0, 0, 0};
   SECTION("prefetch 1: only the first gather is exposed") {
