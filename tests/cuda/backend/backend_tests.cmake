@@ -155,7 +155,13 @@ add_test(NAME cuda.train_emulated.recompute_full
          COMMAND ${cuda_train_args} --np 1 --reference ${cuda_train_reference} --rtol 1e-5
                  --set train.device=cuda --set parallel.recompute=full
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(cuda.train_emulated.recompute_full PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
+# Selective recompute (the attention probabilities dropped after forward, recomputed in backward).
+add_test(NAME cuda.train_emulated.recompute_selective
+         COMMAND ${cuda_train_args} --np 1 --reference ${cuda_train_reference} --rtol 1e-5
+                 --set train.device=cuda --set parallel.recompute=selective
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.recompute_full cuda.train_emulated.recompute_selective PROPERTIES
+                     FIXTURES_REQUIRED cuda_train_reference)
 # dp 2 with ZeRO-1 on two emulated GPUs against the one-GPU run.
 add_test(NAME cuda.train_emulated.dp2_zero1
          COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
@@ -183,6 +189,7 @@ add_test(NAME cuda.train_emulated.zero1_resume
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2
                      cuda.train_emulated.llama_tied_tp2_sp cuda.train_emulated.recompute_full
+                     cuda.train_emulated.recompute_selective
                      cuda.train_emulated.dp2_zero1 cuda.train_emulated.dp2_bf16_reduce
                      cuda.train_emulated.zero1_resume PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
