@@ -31,19 +31,18 @@ tessera_add_resume_test(resharded.zero1_dp2_tp2.to.zero3_dp4 --np 4 --set parall
 tessera_add_invariance_test(llama.tp2.dp2.zero3 4 llama_tiny --set parallel.tensor_model_parallel_size=2
                             --set parallel.zero_stage=3)
 
+# A ZeRO-3 checkpoint check: tests/checkpoint/SCRIPT on the tiny GPT under mpirun.
+function(tessera_add_zero3_checkpoint_test name script timeout)
+  add_test(NAME checkpoint.zero3.${name}
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/checkpoint/${script}
+                   --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
+                   --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(checkpoint.zero3.${name} PROPERTIES RUN_SERIAL TRUE TIMEOUT ${timeout} LABELS mpi)
+endfunction()
 # Dp-sharded checkpoints: ZeRO-3 dp 2 writes one file per dp rank; a deleted or truncated one
 # fails the resume with one line naming the parameter and the element range it no longer covers.
-add_test(NAME checkpoint.zero3.sharded_coverage
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/checkpoint/check_sharded_coverage.py
-                 --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(checkpoint.zero3.sharded_coverage PROPERTIES RUN_SERIAL TRUE TIMEOUT 120 LABELS mpi)
+tessera_add_zero3_checkpoint_test(sharded_coverage check_sharded_coverage.py 120)
 # ZeRO-3 builds its layers one at a time and resumes one unit at a time: neither the set-up nor
 # a resume holds the model whole (the set-up's peak not above the steps', a resume within 0.1 W).
-add_test(NAME checkpoint.zero3.memory_bounded
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/checkpoint/check_zero3_memory.py
-                 --tessera $<TARGET_FILE:tessera> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(checkpoint.zero3.memory_bounded PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS mpi)
+tessera_add_zero3_checkpoint_test(memory_bounded check_zero3_memory.py 300)
