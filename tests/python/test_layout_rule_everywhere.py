@@ -17,11 +17,13 @@ import sys
 
 CONFIG = "configs/tests/gpt_tiny.yaml"
 MPI_FLAGS = ["--oversubscribe", "--allow-run-as-root", "--bind-to", "none"]
-PY_TRAINER = ("import sys, tessera\n"
+# Only rank 0 prints: two ranks' prints can interleave mid-line in mpirun's forwarded output.
+PY_TRAINER = ("import os, sys, tessera\n"
               "try:\n"
               "    tessera.Trainer(tessera.Config.from_yaml(sys.argv[1], sys.argv[2:]))\n"
               "except tessera.InputError as e:\n"
-              "    print('rule:', e)\n")
+              "    if os.environ.get('OMPI_COMM_WORLD_RANK', '0') == '0':\n"
+              "        sys.stdout.write(f'rule: {e}\\n')\n")
 
 
 def error_line(cmd, env):
