@@ -156,6 +156,20 @@ std::vector<Action> make_schedule(ScheduleKind kind, int stage, int stages, int 
   return out;
 }
 
+std::vector<Action> make_forward_schedule(int stage, int stages, int microbatches, int virtual_stages) {
+  TESSERA_REQUIRE(stages >= 1 && microbatches >= 1 && virtual_stages >= 1,
+                  "forward schedule: stages ({}), microbatches ({}) and virtual stages ({}) must be at least 1",
+                  stages, microbatches, virtual_stages);
+  TESSERA_CHECK(stage >= 0 && stage < stages, "pipeline stage {} is outside 0..{}", stage, stages - 1);
+  std::vector<Action> out;
+  for (int mb = 0; mb < microbatches; ++mb) {
+    for (int c = 0; c < virtual_stages; ++c) {
+      append_with_transfers(out, {ActionKind::Forward, mb, c}, stage, stages, virtual_stages);
+    }
+  }
+  return out;
+}
+
 std::vector<std::vector<Action>> make_all_schedules(ScheduleKind kind, int stages,
                                                     int microbatches, int virtual_stages) {
   check_schedule(kind, stages, microbatches, virtual_stages);

@@ -94,6 +94,10 @@ void check_schedule(ScheduleKind kind, int stages, int microbatches, int virtual
 // The actions of pipeline rank `stage` (0..stages-1) for one step. Checks the parameters.
 std::vector<Action> make_schedule(ScheduleKind kind, int stage, int stages, int microbatches,
                                   int virtual_stages = 1);
+// Forward only (evaluation): each microbatch through every chunk of the rank in turn, with its
+// RecvAct / SendAct around each Forward as in make_schedule. Global stages run in increasing
+// order and each rank visits its chunks in that order, so the chain of transfers cannot cycle.
+std::vector<Action> make_forward_schedule(int stage, int stages, int microbatches, int virtual_stages = 1);
 // make_schedule for every rank, indexed by stage.
 std::vector<std::vector<Action>> make_all_schedules(ScheduleKind kind, int stages,
                                                     int microbatches, int virtual_stages = 1);

@@ -65,6 +65,9 @@ class Communicator {
   // block the stream the send needs. MPI's calls are non-blocking already, so by default nothing.
   virtual void begin_p2p_group() {}
   virtual void end_p2p_group() {}
+  // True when sends and receives run in issue order on one stream and a send holds it until the
+  // receiver takes it (NCCL): receives must not be posted ahead (partitioner/stream_transfers.h).
+  virtual bool stream_ordered_p2p() const { return false; }
   // Ranks with the same color form a new group, ordered by key.
   virtual std::unique_ptr<Communicator> split(int color, int key, const std::string& name) = 0;
 };

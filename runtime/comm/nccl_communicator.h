@@ -65,6 +65,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int color, int key, const std::string& name) override;
   void begin_p2p_group() override;
   void end_p2p_group() override;
+  bool stream_ordered_p2p() const override { return true; }
 
  private:
   explicit NcclCommunicator(std::shared_ptr<detail::NcclState> state);

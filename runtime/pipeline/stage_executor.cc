@@ -1,6 +1,7 @@
 // Pipeline stage executor.
 #include "runtime/pipeline/stage_executor.h"
 
+#include "partitioner/stream_transfers.h"
 #include "runtime/compute/compute.h"
 
 namespace tessera {
@@ -24,7 +25,8 @@ StageExecutor::StageExecutor(std::vector<Model*> chunks, PipelineLayout layout, 
   for (Model* m : chunks_) {
     for (Parameter* p : m->parameters()) params.push_back(p);
   }
-  tied_ = TiedEmbeddingSync::create(layout_.pp, params);
+  tied_ = TiedEmbeddingSync::create(layout_.pp, params, layout_.device);
+  stream_ordered_ = layout_.pp != nullptr && layout_.pp->stream_ordered_p2p();
 }
 
 int StageExecutor::tag(int microbatch, int boundary, bool gradient) const {
@@ -41,7 +43,7 @@ void StageExecutor::post_recv(const Action& a, int64_t B, int64_t T) {
   // Activations come from stage g - 1 over boundary g - 1; gradients from g + 1 over g.
   const Shape shape = grad ? m.layers().back()->output_shape(B, T) : m.layers().front()->input_shape(B, T);
   PendingRecv r;
-  r.buffer = Tensor::empty(shape, layout_.wire_dtype);
+  r.buffer = Tensor::empty(shape, layout_.wire_dtype, layout_.device);
   const int from = grad ? g + 1 : g - 1;
   r.request = layout_.pp->recv(r.buffer, peer_rank(from), tag(a.microbatch, grad ? g : g - 1, grad));
   recvs_.emplace(id, std::move(r));
@@ -115,75 +117,82 @@ void StageExecutor::finish_sends() {
   sends_.clear();
 }
 
-std::vector<Tensor> StageExecutor::run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B,
-                                       int64_t T) {
-  losses_.clear();
-  in_flight_ = peak_in_flight_ = 0;
-  for (size_t i = 0; i < actions.size(); ++i) {
-    for (size_t j = i; j < actions.size() && j <= i + kRecvLookahead; ++j) {
-      const Action& ahead = actions[j];
-      if (ahead.kind == ActionKind::RecvAct || ahead.kind == ActionKind::RecvGrad) post_recv(ahead, B, T);
+void StageExecutor::run_action(const Action& a, const ContextFn& make_ctx, int64_t B, int64_t T, bool training) {
+  const Key key{a.microbatch, a.chunk};
+  const int g = layout_.global_stage(a.chunk);
+  switch (a.kind) {
+    case ActionKind::RecvAct:
+    case ActionKind::RecvGrad:
+      post_recv(a, B, T);  // unless posted ahead; the compute that needs it waits for it
+      break;
+    case ActionKind::Forward:
+      forward(key, make_ctx, training);
+      break;
+    case ActionKind::Backward:
+      backward(key, make_ctx);
+      break;
+    case ActionKind::SendAct: {
+      auto it = outputs_.find(key);
+      TESSERA_CHECK(it != outputs_.end(), "no activation to send for microbatch {} chunk {}", a.microbatch, a.chunk);
+      send(it->second, g + 1, tag(a.microbatch, g, false), "send_act", a.microbatch, a.chunk);
+      outputs_.erase(it);
+      break;
     }
-    const Action& a = actions[i];
-    const Key key{a.microbatch, a.chunk};
-    const int g = layout_.global_stage(a.chunk);
-    switch (a.kind) {
-      case ActionKind::RecvAct:
-      case ActionKind::RecvGrad:
-        break;  // posted above; the compute that needs it waits for it
-      case ActionKind::Forward:
-        forward(key, make_ctx, true);
-        break;
-      case ActionKind::Backward:
-        backward(key, make_ctx);
-        break;
-      case ActionKind::SendAct: {
-        auto it = outputs_.find(key);
-        TESSERA_CHECK(it != outputs_.end(), "no activation to send for microbatch {} chunk {}", a.microbatch, a.chunk);
-        send(it->second, g + 1, tag(a.microbatch, g, false), "send_act", a.microbatch, a.chunk);
-        outputs_.erase(it);
-        break;
+    case ActionKind::SendGrad: {
+      auto it = input_grads_.find(key);
+      TESSERA_CHECK(it != input_grads_.end(), "no gradient to send for microbatch {} chunk {}", a.microbatch, a.chunk);
+      send(it->second, g - 1, tag(a.microbatch, g - 1, true), "send_grad", a.microbatch, a.chunk);
+      input_grads_.erase(it);
+      break;
+    }
+  }
+}
+
+std::vector<Tensor> StageExecutor::execute(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B,
+                                           int64_t T, bool training) {
+  losses_.clear();
+  if (stream_ordered_) {
+    // NCCL: each step's sends and the next step's receives as one group, never receives ahead.
+    for (const StreamStep& step : plan_stream_transfers(actions, layout_.virtual_stages)) {
+      if (step.group.empty()) {
+        run_action(actions[step.compute], make_ctx, B, T, training);
+        continue;
       }
-      case ActionKind::SendGrad: {
-        auto it = input_grads_.find(key);
-        TESSERA_CHECK(it != input_grads_.end(), "no gradient to send for microbatch {} chunk {}", a.microbatch,
-                      a.chunk);
-        send(it->second, g - 1, tag(a.microbatch, g - 1, true), "send_grad", a.microbatch, a.chunk);
-        input_grads_.erase(it);
-        break;
+      layout_.pp->begin_p2p_group();
+      for (size_t i : step.group) run_action(actions[i], make_ctx, B, T, training);
+      layout_.pp->end_p2p_group();
+    }
+  } else {
+    for (size_t i = 0; i < actions.size(); ++i) {
+      for (size_t j = i; j < actions.size() && j <= i + kRecvLookahead; ++j) {
+        const Action& ahead = actions[j];
+        if (ahead.kind == ActionKind::RecvAct || ahead.kind == ActionKind::RecvGrad) post_recv(ahead, B, T);
       }
+      run_action(actions[i], make_ctx, B, T, training);
     }
   }
   finish_sends();
   TESSERA_CHECK(recvs_.empty() && outputs_.empty() && input_grads_.empty() && in_flight_ == 0,
                 "pipeline step ended with work left: {} receives, {} activations, {} gradients, {} in flight",
                 recvs_.size(), outputs_.size(), input_grads_.size(), in_flight_);
+  return std::move(losses_);
+}
+
+std::vector<Tensor> StageExecutor::run(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B,
+                                       int64_t T) {
+  in_flight_ = peak_in_flight_ = 0;  // evaluation (forward_only) keeps the last step's peak
+  std::vector<Tensor> losses = execute(actions, make_ctx, B, T, true);
   if (tied_) {
     const auto start = Clock::now();
     tied_->reduce_gradients();
     if (trace_) trace_->add("tied_embedding_grad", "comm", start, Clock::now());
   }
-  return std::move(losses_);
+  return losses;
 }
 
 std::vector<Tensor> StageExecutor::forward_only(int microbatches, const ContextFn& make_ctx, int64_t B, int64_t T) {
-  losses_.clear();
-  // Global stages run in increasing order and each rank visits its stages in that order, so
-  // the chain of blocking receives cannot cycle.
-  for (int mb = 0; mb < microbatches; ++mb) {
-    for (int c = 0; c < layout_.virtual_stages; ++c) {
-      const Key key{mb, c};
-      if (!is_first(c)) post_recv(Action{ActionKind::RecvAct, mb, c}, B, T);
-      forward(key, make_ctx, false);
-      if (!is_last(c)) {
-        const int g = layout_.global_stage(c);
-        send(outputs_[key], g + 1, tag(mb, g, false), "send_act", mb, c);
-        outputs_.erase(key);
-      }
-    }
-  }
-  finish_sends();
-  return std::move(losses_);
+  return execute(make_forward_schedule(layout_.stage, layout_.stages, microbatches, layout_.virtual_stages), make_ctx,
+                 B, T, false);
 }
 
 }  // namespace tessera

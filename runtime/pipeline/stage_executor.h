@@ -1,8 +1,9 @@
 // StageExecutor: runs one pipeline rank's action list (partitioner/schedule.h) for a step:
 // forward and backward of its model chunks per microbatch, with activations sent to the next
 // stage and gradients to the previous one by non-blocking point-to-point calls on the pp
-// group. Receives are posted ahead of the compute that needs them (a lookahead over the
-// action list), so transfers overlap compute. A head tied to the embedding on another stage
+// group. On MPI receives are posted ahead of the compute that needs them (a lookahead over the
+// action list), so transfers overlap compute; on NCCL, where a send holds its stream until the
+// receiver takes it, they are issued in groups by plan_stream_transfers (partitioner). A head tied to the embedding on another stage
 // has its table's gradient summed with the first stage's when the step's actions are done
 // (tied_embeddings.h), unless the caller took that over (take_tied_embeddings).
 #pragma once
@@ -28,6 +29,7 @@ struct PipelineLayout {
   // What activations and their gradients travel in between stages: the compute dtype (half the
   // bytes under bf16/fp16); widened back to fp32 on arrival.
   DType wire_dtype = DType::F32;
+  Device device = Device::cpu();  // where the compute runs: receive buffers live there
   int global_stage(int chunk) const { return chunk * stages + stage; }
   int global_stages() const { return stages * virtual_stages; }
 };
@@ -73,11 +75,15 @@ class StageExecutor {
   void forward(const Key& key, const ContextFn& make_ctx, bool training);
   void backward(const Key& key, const ContextFn& make_ctx);
   void finish_sends();
+  void run_action(const Action& a, const ContextFn& make_ctx, int64_t B, int64_t T, bool training);
+  std::vector<Tensor> execute(const std::vector<Action>& actions, const ContextFn& make_ctx, int64_t B, int64_t T,
+                              bool training);
 
   std::vector<Model*> chunks_;
   PipelineLayout layout_;
   std::unique_ptr<TiedEmbeddingSync> tied_;  // null unless the head is tied across stages
   bool full_recompute_;
+  bool stream_ordered_ = false;  // the pp group's transfers run in issue order on a stream (NCCL)
   TraceRecorder* trace_;
   std::map<std::pair<int, Key>, PendingRecv> recvs_;  // (kind as int, key)
   std::map<Key, Tensor> outputs_, input_grads_, inputs_;

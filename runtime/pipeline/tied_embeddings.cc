@@ -2,18 +2,21 @@
 #include "runtime/pipeline/tied_embeddings.h"
 
 #include "core/error.h"
+#include "runtime/device/device_memory.h"
 
 namespace tessera {
 
-std::unique_ptr<TiedEmbeddingSync> TiedEmbeddingSync::create(Communicator* pp, const std::vector<Parameter*>& params) {
+std::unique_ptr<TiedEmbeddingSync> TiedEmbeddingSync::create(Communicator* pp, const std::vector<Parameter*>& params,
+                                                             Device device) {
   if (pp == nullptr || pp->size() == 1) return nullptr;
   // Only the last stage knows whether the head is tied (it holds the copy): agree on it.
   Tensor flag = Tensor::full({1}, 0.f);
   for (const Parameter* p : params) {
     if (p->tied_replica) flag.f32()[0] = 1.f;
   }
+  flag = to_device(flag, device);  // the pp group's communicator moves tensors of the compute's device
   pp->all_reduce(flag, ReduceOp::Max);
-  if (flag.f32()[0] == 0.f) return nullptr;
+  if (to_device(flag, Device::cpu()).f32()[0] == 0.f) return nullptr;
   const std::string name = "wte.weight";
   const bool end = pp->rank() == 0 || pp->rank() == pp->size() - 1;
   auto sync = std::make_unique<TiedEmbeddingSync>();

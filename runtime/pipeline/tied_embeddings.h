@@ -18,8 +18,9 @@ namespace tessera {
 class TiedEmbeddingSync {
  public:
   // Collective over `pp` (every stage calls it): nullptr when no stage holds a tied copy of
-  // the table (untied weights, or one stage). `params` are this rank's parameters.
-  static std::unique_ptr<TiedEmbeddingSync> create(Communicator* pp, const std::vector<Parameter*>& params);
+  // the table (untied weights, or one stage). `params` are this rank's parameters, on `device`.
+  static std::unique_ptr<TiedEmbeddingSync> create(Communicator* pp, const std::vector<Parameter*>& params,
+                                                   Device device);
 
   // On the first and the last stage: sums the table's gradient over both. Nothing elsewhere.
   void reduce_gradients();

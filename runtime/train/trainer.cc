@@ -105,7 +105,8 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
         rank, fmt::format("rank {} (dp {}, tp {}, pp {})", rank, groups_.dp_rank, groups_.tp.rank, groups_.pp_rank));
   }
   if (pipelined() || par.recompute == "full") {
-    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v, compute_->compute_dtype()};
+    PipelineLayout layout{groups_.pp, groups_.pp_rank, groups_.pp_size, v, compute_->compute_dtype(),
+                          compute_->device()};
     executor_ = std::make_unique<StageExecutor>(chunk_ptrs, layout, par.recompute == "full", trace_.get());
     schedule_ = make_schedule(parse_schedule(par.schedule), groups_.pp_rank, groups_.pp_size, microbatches_, v);
   }

@@ -222,10 +222,9 @@ train_against_cpu() {
 
 # The NCCL communicator's checks (tessera_nccl_check, tests/cuda/backend/nccl_check.cc, built
 # by the full project): `ops` runs every operation on a one-rank communicator; with NCCL >= 2.30,
-# which lets two ranks share a GPU, `ops` on two ranks and tp 2 training against the one-rank
-# CUDA run of "train fp32" (pp 2 is not run: the trainer refuses pipeline parallelism on the GPU
-# until the pipeline executor runs there, docs/cuda.md). The program prints "PASS: every NCCL check holds" or lists
-# its failures.
+# which lets two ranks share a GPU, `ops` on two ranks, then tp 2 and pp 2 (1F1B, NCCL's grouped
+# send/recv) training against the one-rank CUDA run of "train fp32". The program prints "PASS:
+# every NCCL check holds" or lists its failures.
 nccl_result() { grep -E "^(PASS|FAIL|FAILED)|error on rank" "$1" | head -1 | cut -c1-100; }
 nccl_hooks() {
   if [ -z "$nccl_check" ]; then
@@ -260,10 +259,10 @@ nccl_hooks() {
   local numbers="ops on 2 ranks passed" layout missing
   missing=$(training_missing)
   if [ -n "$missing" ] || [ ! -f "$log_dir/train_cuda_fp32.jsonl" ]; then
-    record "nccl 2 ranks" PASS "$numbers; tp2 training skipped: ${missing:-no one-rank CUDA run}"
+    record "nccl 2 ranks" PASS "$numbers; tp2/pp2 training skipped: ${missing:-no one-rank CUDA run}"
     return
   fi
-  for layout in tensor; do
+  for layout in tensor pipeline; do
     if ! train "train_cuda_${layout}2" cuda fp32 "${mpi[@]}" -- \
          --set parallel.${layout}_model_parallel_size=2 ||
        ! numbers+="; ${layout} 2: $(compare_losses "$log_dir/train_cuda_fp32.jsonl" \

@@ -17,7 +17,7 @@
 #                cuda` against the same run on the CPU (loss trajectories compared)
 #   nccl size-1 / nccl 2 ranks   mpirun -np 1 tessera_nccl_check ops; with NCCL >= 2.30,
 #                NCCL_MULTI_RANK_GPU_ENABLE=1 mpirun -np 2 tessera_nccl_check ops and
-#                tp 2 training on the one GPU against one rank (pp 2 is refused on cuda)
+#                tp 2 and pp 2 training on the one GPU against one rank
 #   gpt2 bench   hook: GPT-2 124M shape (12 x 768, 12 heads, seq 1024, vocab 50257) in bf16,
 #                tokens/s and MFU against the card's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s)
 # A hook runs once its piece exists: `tessera` built with the CUDA backend (the full project

@@ -168,6 +168,24 @@ add_test(NAME cuda.train_emulated.dp2_zero1
                  --set train.device=cuda --set parallel.zero_stage=1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.dp2_zero1 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
+# Pipeline parallelism over NCCL's stream-ordered send/recv (the emulated sends are synchronous,
+# as NCCL's, so a receive issued ahead of its send hangs here too): pp 2 with 1F1B against the
+# one-GPU run, and the tied Llama under the interleaved schedule (4 microbatches: a steady state of
+# forward/backward pairs) against the CPU fp32 run on one rank, 4 steps.
+add_test(NAME cuda.train_emulated.pp2
+         COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
+                 --set train.device=cuda --set parallel.pipeline_model_parallel_size=2
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cuda.train_emulated.pp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
+add_test(NAME cuda.train_emulated.llama_tied_pp2_interleaved
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 4 --rtol 1e-5
+                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=4
+                 --common model.untie_embeddings_and_output_weights=false
+                 --np 2 --set train.device=cuda --set parallel.pipeline_model_parallel_size=2
+                 --set parallel.virtual_stages=2 --set parallel.schedule=interleaved
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # Gradients all-reduced in bf16 (parallel.grad_reduce_dtype) on two emulated GPUs against the same
 # on two CPU ranks: the same roundings, 6 steps at 1e-5.
 add_test(NAME cuda.train_emulated.dp2_bf16_reduce
@@ -191,7 +209,8 @@ set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cu
                      cuda.train_emulated.llama_tied_tp2_sp cuda.train_emulated.recompute_full
                      cuda.train_emulated.recompute_selective
                      cuda.train_emulated.dp2_zero1 cuda.train_emulated.dp2_bf16_reduce
-                     cuda.train_emulated.zero1_resume PROPERTIES
+                     cuda.train_emulated.zero1_resume cuda.train_emulated.pp2
+                     cuda.train_emulated.llama_tied_pp2_interleaved PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
 

@@ -237,7 +237,9 @@ ncclResult_t ncclGroupEnd() {
   for (size_t i = 0; i < ops.size(); ++i) {
     const QueuedP2P& o = ops[i];
     if (o.send) {
-      MPI_Isend(o.buf, static_cast<int>(o.bytes), MPI_BYTE, o.peer, 0, o.comm->mpi, &req[i]);
+      // Synchronous mode, as NCCL's: a send completes only once its receive is posted (MPI_Isend
+      // would buffer small messages and hide a receive issued ahead of the send it waits for).
+      MPI_Issend(o.buf, static_cast<int>(o.bytes), MPI_BYTE, o.peer, 0, o.comm->mpi, &req[i]);
     } else {
       MPI_Irecv(o.buf, static_cast<int>(o.bytes), MPI_BYTE, o.peer, 0, o.comm->mpi, &req[i]);
     }
