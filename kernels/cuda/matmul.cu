@@ -33,7 +33,7 @@ struct Gemm {
   float beta;
   float* C;
   int64_t ldc;
-  cudaDataType_t input_type;  // CUDA_R_32F or CUDA_R_16BF
+  cudaDataType_t input_type;  // CUDA_R_32F, CUDA_R_16BF or CUDA_R_16F
   const float* bias;
 };
 
@@ -188,6 +188,12 @@ void gemm_bf16(CublasHandle& handle, bool trans_a, bool trans_b, int64_t M, int6
       stream);
 }
 
+void gemm_f16(CublasHandle& handle, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc,
+              cudaStream_t stream) {
+  run_gemm(handle, Gemm{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, CUDA_R_16F, nullptr}, stream);
+}
+
 void linear_forward(CublasHandle& handle, float* out, const float* inp, const float* weight,
                     const float* bias, int64_t rows, int64_t in_features, int64_t out_features,
                     cudaStream_t stream) {
@@ -212,6 +218,12 @@ void linear_forward_bf16(CublasHandle& handle, float* out, const uint16_t* inp,
                          int64_t in_features, int64_t out_features, cudaStream_t stream) {
   run_linear_forward(handle, out, inp, weight, bias, rows, in_features, out_features, CUDA_R_16BF,
                      stream);
+}
+
+void linear_forward_f16(CublasHandle& handle, float* out, const uint16_t* inp, const uint16_t* weight,
+                        const float* bias, int64_t rows, int64_t in_features, int64_t out_features,
+                        cudaStream_t stream) {
+  run_linear_forward(handle, out, inp, weight, bias, rows, in_features, out_features, CUDA_R_16F, stream);
 }
 
 void linear_backward_bf16(CublasHandle& handle, float* dinp, float* dweight, float* dbias,

@@ -2,9 +2,9 @@
 // kernels/matmul.h, through cuBLASLt. Row-major, as the CPU kernels. Activation gradients are
 // written (=), parameter gradients accumulated (+=).
 //
-// Two precisions: float32 in and out (full fp32 arithmetic unless the handle allows TF32), and
-// bfloat16 inputs with float32 accumulation and output for mixed precision; bf16 buffers are
-// uint16_t bit patterns (the runtime's DType::BF16 storage). Host launchers enqueue on the given
+// Three precisions: float32 in and out (full fp32 arithmetic unless the handle allows TF32), and
+// bfloat16 or float16 inputs with float32 accumulation and output for mixed precision; bf16 and
+// fp16 buffers are uint16_t bit patterns (the runtime's DType::BF16 / F16 storage). Host launchers enqueue on the given
 // stream and return without synchronising; the handle's workspace makes one handle per stream.
 #pragma once
 
@@ -25,6 +25,10 @@ void gemm(CublasHandle& handle, bool trans_a, bool trans_b, int64_t M, int64_t N
 void gemm_bf16(CublasHandle& handle, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                float alpha, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
                float beta, float* C, int64_t ldc, cudaStream_t stream);
+// The same with fp16 A and B (fp16 mixed precision, under loss scaling).
+void gemm_f16(CublasHandle& handle, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc,
+              cudaStream_t stream);
 
 // The alignment (bytes) of inp, weight, bias and out at which linear_forward adds the bias in
 // the cuBLASLt epilogue; below it, a broadcast kernel writes the bias and the GEMM accumulates
@@ -49,6 +53,10 @@ void linear_backward(CublasHandle& handle, float* dinp, float* dweight, float* d
 void linear_forward_bf16(CublasHandle& handle, float* out, const uint16_t* inp,
                          const uint16_t* weight, const float* bias, int64_t rows,
                          int64_t in_features, int64_t out_features, cudaStream_t stream);
+// The forward with fp16 inputs.
+void linear_forward_f16(CublasHandle& handle, float* out, const uint16_t* inp, const uint16_t* weight,
+                        const float* bias, int64_t rows, int64_t in_features, int64_t out_features,
+                        cudaStream_t stream);
 void linear_backward_bf16(CublasHandle& handle, float* dinp, float* dweight, float* dbias,
                           const uint16_t* dout, const uint16_t* inp, const uint16_t* weight,
                           int64_t rows, int64_t in_features, int64_t out_features,

@@ -66,10 +66,13 @@ CudaBackend::CudaBackend(std::shared_ptr<CudaContext> context) : context_(std::m
   TESSERA_CHECK(context_ != nullptr, "CudaBackend needs a CudaContext");
 }
 
-bool CudaBackend::native_matmul(DType dtype) const { return dtype == DType::F32 || dtype == DType::BF16; }
+bool CudaBackend::native_matmul(DType dtype) const {
+  return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
+}
 
 std::string CudaBackend::matmul_implementation(DType dtype) const {
   if (dtype == DType::BF16) return "cublaslt bf16 (fp32 accumulate)";
+  if (dtype == DType::F16) return "cublaslt fp16 (fp32 accumulate)";
   return context_->cublas().allow_tf32() ? "cublaslt tf32" : "cublaslt fp32";
 }
 
@@ -77,25 +80,28 @@ void CudaBackend::matmul(const MatmulArgs& m) {
   const On on{device(), context_->stream()};
   TESSERA_CHECK(m.a.dtype() == m.b.dtype(), "matmul: input dtypes differ ({} and {})", dtype_name(m.a.dtype()),
                 dtype_name(m.b.dtype()));
-  TESSERA_CHECK(native_matmul(m.a.dtype()), "cuda matmul: {} inputs are not supported (fp32, bf16)",
+  TESSERA_CHECK(native_matmul(m.a.dtype()), "cuda matmul: {} inputs are not supported (fp32, bf16, fp16)",
                 dtype_name(m.a.dtype()));
   const int64_t M = m.trans_a ? cols_of(m.a) : rows_of(m.a), K = m.trans_a ? rows_of(m.a) : cols_of(m.a);
   const int64_t N = m.trans_b ? rows_of(m.b) : cols_of(m.b);
   TESSERA_CHECK((m.trans_b ? cols_of(m.b) : rows_of(m.b)) == K && rows_of(m.c) == M && cols_of(m.c) == N,
                 "matmul: shapes {} x {} -> {} do not match", shape_string(m.a.shape()), shape_string(m.b.shape()),
                 shape_string(m.c.shape()));
-  const bool bf16 = m.a.dtype() == DType::BF16;
+  const DType in = m.a.dtype();
   float* c = on.f(m.c);
   kc::CublasHandle& handle = context_->cublas();
   // The Linear shape (x W^T + bias, written) has a launcher that fuses the bias into the epilogue.
   if (m.bias != nullptr && !m.trans_a && m.trans_b && !m.accumulate) {
-    if (bf16) return kc::linear_forward_bf16(handle, c, on.h(m.a), on.h(m.b), on.f(*m.bias), M, K, N, on.stream);
-    return kc::linear_forward(handle, c, on.f(m.a), on.f(m.b), on.f(*m.bias), M, K, N, on.stream);
+    const float* bias = on.f(*m.bias);
+    if (in == DType::BF16) return kc::linear_forward_bf16(handle, c, on.h(m.a), on.h(m.b), bias, M, K, N, on.stream);
+    if (in == DType::F16) return kc::linear_forward_f16(handle, c, on.h(m.a), on.h(m.b), bias, M, K, N, on.stream);
+    return kc::linear_forward(handle, c, on.f(m.a), on.f(m.b), bias, M, K, N, on.stream);
   }
   const float beta = m.accumulate ? 1.0f : 0.0f;
-  if (bf16) {
-    kc::gemm_bf16(handle, m.trans_a, m.trans_b, M, N, K, 1.0f, on.h(m.a), cols_of(m.a), on.h(m.b), cols_of(m.b), beta,
-                  c, N, on.stream);
+  if (in != DType::F32) {
+    const auto gemm = in == DType::BF16 ? kc::gemm_bf16 : kc::gemm_f16;
+    gemm(handle, m.trans_a, m.trans_b, M, N, K, 1.0f, on.h(m.a), cols_of(m.a), on.h(m.b), cols_of(m.b), beta, c, N,
+         on.stream);
   } else {
     kc::gemm(handle, m.trans_a, m.trans_b, M, N, K, 1.0f, on.f(m.a), cols_of(m.a), on.f(m.b), cols_of(m.b), beta, c,
              N, on.stream);
@@ -114,7 +120,10 @@ void CudaBackend::cast(const Tensor& src, Tensor& dst) {
   }
   if (from == DType::F32 && to == DType::BF16) return kc::cast_f32_to_bf16(on.h(dst), on.f(src), src.numel(), on.stream);
   if (from == DType::BF16 && to == DType::F32) return kc::cast_bf16_to_f32(on.f(dst), on.h(src), src.numel(), on.stream);
-  TESSERA_CHECK(false, "cuda cast: {} to {} has no CUDA kernel (bf16 <-> f32 only)", dtype_name(from), dtype_name(to));
+  if (from == DType::F32 && to == DType::F16) return kc::cast_f32_to_f16(on.h(dst), on.f(src), src.numel(), on.stream);
+  if (from == DType::F16 && to == DType::F32) return kc::cast_f16_to_f32(on.f(dst), on.h(src), src.numel(), on.stream);
+  TESSERA_CHECK(false, "cuda cast: {} to {} has no CUDA kernel (f32 <-> bf16 and f32 <-> f16 only)", dtype_name(from),
+                dtype_name(to));
 }
 
 void CudaBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,

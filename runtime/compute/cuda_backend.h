@@ -2,8 +2,8 @@
 // cuBLASLt, all enqueued on the rank's one compute stream (CudaContext), never synchronising, so
 // the host runs ahead of the device and reads back only what it must, once per step
 // (read_to_host in runtime/device/device_memory.h). Inputs and outputs must be on the context's
-// device. Precision: fp32 (TF32 only when the context allows it) and bf16 GEMM inputs with fp32
-// accumulation; fp16 has no CUDA kernels yet and is refused by make_cuda_compute.
+// device. Precision: fp32 (TF32 only when the context allows it), and bf16 or fp16 GEMM inputs
+// with fp32 accumulation.
 #pragma once
 
 #include <memory>

@@ -15,9 +15,6 @@ int nccl_version_code() { return NcclCommunicator::nccl_version(); }
 namespace {
 
 std::unique_ptr<Compute> cuda_compute_on(std::shared_ptr<CudaContext> context, Precision precision) {
-  TESSERA_REQUIRE(precision != Precision::FP16,
-                  "train.precision = fp16 with train.device = cuda: the CUDA kernels have no fp16 casts or GEMMs yet "
-                  "(use bf16)");
   return std::make_unique<Compute>(std::make_unique<CudaBackend>(std::move(context)), PrecisionPolicy{precision});
 }
 

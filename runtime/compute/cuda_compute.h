@@ -21,7 +21,7 @@ int cuda_devices_visible();
 // The NCCL library's version code (ncclGetVersion, e.g. 22809 for 2.28.9); 0 without CUDA.
 int nccl_version_code();
 // Starts this rank's CUDA runtime on `device_index` (its device tensors come from there from now
-// on) and returns the Compute over CudaBackend. fp16 is refused (no fp16 CUDA kernels yet).
+// on) and returns the Compute over CudaBackend.
 std::unique_ptr<Compute> make_cuda_compute(int device_index, Precision precision, bool allow_tf32);
 
 // What a trainer on a GPU runs on: the Compute of make_cuda_compute, and an NCCL communicator

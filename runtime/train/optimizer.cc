@@ -45,19 +45,24 @@ double AdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* p
   return clip_grad_norm(params, max_norm, tp, pp, ops_);
 }
 
-bool scale_and_check_finite(const Tensor& g, float factor) {
-  kernels::cpu::scale(g.f32(), factor, g.numel());
-  const float* p = g.f32();
-  for (int64_t i = 0; i < g.numel(); ++i) {
-    if (!std::isfinite(p[i])) return false;
+bool scale_and_check_finite(Backend& ops, std::vector<Tensor> grads, float factor) {
+  std::vector<const Tensor*> views;
+  for (Tensor& g : grads) {
+    ops.scale(g, factor);
+    views.push_back(&g);
+  }
+  // Summed in double, the squares of fp32 values (< 1.2e77) cannot overflow: the sums are finite
+  // exactly when every element is, and a GPU reads them back in one wait.
+  for (double s : ops.sum_squares(views)) {
+    if (!std::isfinite(s)) return false;
   }
   return true;
 }
 
 bool AdamW::scale_gradients(float factor) {
-  bool finite = true;
-  for (const State& s : states_) finite = scale_and_check_finite(s.param->grad, factor) && finite;
-  return finite;
+  std::vector<Tensor> grads;
+  for (const State& s : states_) grads.push_back(s.param->grad);
+  return scale_and_check_finite(ops_, std::move(grads), factor);
 }
 
 void AdamW::step(double lr) {

@@ -96,8 +96,8 @@ class AdamW : public Optimizer {
 
 class FlatParameters;
 class GradientSync;
-// Multiplies the fp32 tensor g by factor in place; returns whether every element is finite.
-bool scale_and_check_finite(const Tensor& g, float factor);
+// Multiplies the fp32 tensors in place by factor on ops; returns whether every element is finite.
+bool scale_and_check_finite(Backend& ops, std::vector<Tensor> grads, float factor);
 
 // The optimizer for this rank: ZeRO-1 sharded AdamW when zero_stage is 1 under data
 // parallelism (then flat, sync and dp are required), else AdamW over params; both update on ops.

@@ -17,7 +17,7 @@ class ShardedAdamW : public Optimizer {
   ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
   double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
-  bool scale_gradients(float factor) override { return scale_and_check_finite(units_.shard_grads(), factor); }
+  bool scale_gradients(float factor) override { return scale_and_check_finite(ops_, {units_.shard_grads()}, factor); }
   // Updates this rank's blocks, then lets the units gather them (stage 2).
   void step(double lr) override;
   int64_t state_bytes() const override { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }

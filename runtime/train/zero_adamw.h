@@ -23,7 +23,7 @@ class ZeroAdamW : public Optimizer {
   // once) and clipping of this rank's shard; returns the norm before clipping.
   double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
   // Scales this rank's gradient shard (the only gradients it updates from).
-  bool scale_gradients(float factor) override { return scale_and_check_finite(sync_.shard_grads(), factor); }
+  bool scale_gradients(float factor) override { return scale_and_check_finite(ops_, {sync_.shard_grads()}, factor); }
   // Updates this rank's shard from its gradient shard and all-gathers the parameters.
   void step(double lr) override;
   int64_t state_bytes() const override { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }

@@ -195,6 +195,24 @@ add_test(NAME cuda.train_emulated.dp2_bf16_reduce
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
                  --common parallel.grad_reduce_dtype=bf16 --base-np 2 --np 2 --set train.device=cuda
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# fp16 on one emulated GPU (cuBLASLt fp16 GEMMs, the CUDA casts, loss scaling through the backend's
+# sums of squares): against the CPU fp16 run, 6 steps at 1e-4 (both round the same fp32 values to
+# fp16 at the same points; a value whose fp32 sums differ in the last bits may round the other
+# way, 2^-11 of that element; measured 6.9e-7), and the loss scaler's rules (check_loss_scaling.py:
+# a forced overflow skips the step and halves the scale, growth after the window).
+add_test(NAME cuda.train_emulated.fp16_vs_cpu
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-4
+                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
+                 --common train.precision=fp16 --np 1 --set train.device=cuda
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+add_test(NAME cuda.train_emulated.fp16_loss_scaling
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/precision/check_loss_scaling.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml
+                 --steps 9 --no-endless --set train.device=cuda --set train.micro_batch_size=1
+                 --set train.global_batch_size=2 --set train.peak_tflops=1
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # ZeRO-1 on two emulated GPUs (the moments and gradient shard on the device), stopped at step 3
 # with a dp-sharded checkpoint written from host copies and resumed: bit-identical to the run
 # that was not stopped.
@@ -210,7 +228,8 @@ set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cu
                      cuda.train_emulated.recompute_selective
                      cuda.train_emulated.dp2_zero1 cuda.train_emulated.dp2_bf16_reduce
                      cuda.train_emulated.zero1_resume cuda.train_emulated.pp2
-                     cuda.train_emulated.llama_tied_pp2_interleaved PROPERTIES
+                     cuda.train_emulated.llama_tied_pp2_interleaved cuda.train_emulated.fp16_vs_cpu
+                     cuda.train_emulated.fp16_loss_scaling PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
 

@@ -5,7 +5,8 @@
 // real ones (the device check). Tolerances: fp32 ops 1e-5 — the emulation's arithmetic is the
 // host's, but the kernels sum in other orders (tree reductions, flash attention's online softmax)
 // than the CPU loops, which costs a few ulps on sums of up to 53 terms; bf16 GEMMs those of the
-// format (6e-3, the derivation in test_backend_ops.cc), with a lower bound proving the rounding.
+// format (bf16 6e-3, fp16 8e-4, the derivation in test_backend_ops.cc), with a lower bound proving
+// the rounding.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -86,25 +87,47 @@ TEST_CASE("cuda backend: fp32 matmul, every transpose, fused bias and accumulate
   }
 }
 
-TEST_CASE("cuda backend: bf16 matmul within the format's tolerance of fp32", "[cuda_backend]") {
+TEST_CASE("cuda backend: bf16 and fp16 matmul within the format's tolerance of fp32", "[cuda_backend]") {
   CpuBackend reference(CpuGemm::Eigen);
   CudaBackend cuda(context());
   const int64_t M = 16, N = 24, K = 64;
   const Tensor a = random_tensor({M, K}, 5), b = random_tensor({N, K}, 6), bias = random_tensor({N}, 7);
   Tensor ref = Tensor::empty({M, N});
   reference.matmul({a, false, b, true, ref, &bias, false});
-  Tensor a16 = Tensor::empty({M, K}, DType::BF16, cuda.device()), b16 = Tensor::empty({N, K}, DType::BF16, cuda.device());
-  cuda.cast(on(a, cuda.device()), a16);
-  cuda.cast(on(b, cuda.device()), b16);
-  Tensor out = Tensor::empty({M, N}, DType::F32, cuda.device());
-  const Tensor dbias = on(bias, cuda.device());
-  cuda.matmul({a16, false, b16, true, out, &dbias, false});
-  const double err = normalized_error(to_device(out, Device::cpu()), ref);
-  INFO("bf16 normalised error " << err);
-  CHECK(err <= 6e-3);
-  CHECK(err >= 6e-5);
-  CHECK(cuda.native_matmul(DType::BF16));
-  CHECK_FALSE(cuda.native_matmul(DType::F16));
+  // The bounds of test_backend_ops.cc: the inputs' rounding (bf16 u = 2^-8, fp16 u = 2^-11) shows
+  // as a normalised error between a hundredth and about twice that unit.
+  for (auto [dtype, tol] : {std::pair{DType::BF16, 6e-3}, std::pair{DType::F16, 8e-4}}) {
+    INFO(dtype_name(dtype));
+    Tensor a16 = Tensor::empty({M, K}, dtype, cuda.device()), b16 = Tensor::empty({N, K}, dtype, cuda.device());
+    cuda.cast(on(a, cuda.device()), a16);
+    cuda.cast(on(b, cuda.device()), b16);
+    Tensor out = Tensor::empty({M, N}, DType::F32, cuda.device());
+    const Tensor dbias = on(bias, cuda.device());
+    cuda.matmul({a16, false, b16, true, out, &dbias, false});
+    const double err = normalized_error(to_device(out, Device::cpu()), ref);
+    INFO("normalised error " << err);
+    CHECK(err <= tol);
+    CHECK(err >= tol / 100);
+    CHECK(cuda.native_matmul(dtype));
+  }
+}
+
+TEST_CASE("cuda backend: fp16 casts round to nearest even and overflow to infinity", "[cuda_backend]") {
+  CudaBackend cuda(context());
+  Tensor x = Tensor::empty({4});
+  float* p = x.f32();
+  p[0] = 1.0f + 0x1p-10f;           // exact in fp16 (10 fraction bits)
+  p[1] = 1.0f + 0x1p-11f;           // a tie: to even, 1
+  p[2] = 70000.0f;                  // beyond 65504: infinity, what the loss scaler detects
+  p[3] = -0x1p-24f;                 // the smallest subnormal
+  Tensor h = Tensor::empty({4}, DType::F16, cuda.device()), back = Tensor::empty({4}, DType::F32, cuda.device());
+  cuda.cast(on(x, cuda.device()), h);
+  cuda.cast(h, back);
+  const Tensor r = to_device(back, Device::cpu());
+  CHECK(r.f32()[0] == 1.0f + 0x1p-10f);
+  CHECK(r.f32()[1] == 1.0f);
+  CHECK(std::isinf(r.f32()[2]));
+  CHECK(r.f32()[3] == -0x1p-24f);
 }
 
 TEST_CASE("cuda backend: norms, attention, activations, embedding and cross-entropy", "[cuda_backend]") {
