@@ -225,8 +225,8 @@ const std::map<std::string, std::string>& meanings() {
        "validation runs."},
       {"log.metrics",
        "JSONL file written by rank 0: one object per logged step (`step`, `loss`, `lr`, `grad_norm`, "
-       "`step_ms`, `tokens_per_s`, `mfu`, `mem_bytes`, `val_loss`, ...). A resumed run appends to it; "
-       "`scripts/plot_metrics.py` plots it."},
+       "`step_ms`, `tokens_per_s`, `mfu`, `mem_bytes`, `val_loss`, `host_waits` on a GPU, ...). A resumed "
+       "run appends to it; `scripts/plot_metrics.py` plots it."},
       {"log.trace",
        "Chrome/Perfetto trace of steps 2-11, one row per rank (forward, backward, sends, waits, gradient "
        "sync, optimizer); `scripts/plot_trace.py` renders it."},

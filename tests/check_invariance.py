@@ -47,6 +47,8 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rtol", type=float, default=1e-5)
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--host-waits", type=int,
+                   help="GPU runs: every step of the parallel run must log exactly this many host waits")
     p.add_argument("--reference", help="the one-rank run's metrics, written by --reference-out")
     p.add_argument("--reference-out", help="run only the one-rank reference and write its metrics here")
     args = p.parse_args()
@@ -67,6 +69,10 @@ def main():
         sys.exit("FAILED: the run does not show the layout asked for:\n  " + "\n  ".join(problems) + f"\n{output}")
     if len(base) != args.steps or len(par) != args.steps:
         sys.exit(f"FAILED: expected {args.steps} logged steps, got {len(base)} and {len(par)}")
+    if args.host_waits is not None:
+        waits = [q.get("host_waits") for q in par]
+        if any(w != args.host_waits for w in waits):
+            sys.exit(f"FAILED: host waits per step {waits}, expected {args.host_waits} in every step")
     worst = 0.0
     for b, q in zip(base, par):
         for key, rtol in (("loss", args.rtol), ("grad_norm", 10 * args.rtol), ("val_loss", args.rtol)):

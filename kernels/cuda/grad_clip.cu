@@ -30,6 +30,12 @@ __global__ void sum_squares_final_kernel(double* out, const double* partial, int
   if (threadIdx.x == 0) *out = s;
 }
 
+__global__ void add_in_order_kernel(float* out, const double* xs, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += xs[i];
+  *out = static_cast<float>(s);
+}
+
 // Every thread reads the same norm; the coefficient is formed as in kernels/cpu/grad_clip.cc
 // (float division). A non-finite sum leaves x as it is: multiplying by a NaN (or by the 0 of an
 // infinite norm) would destroy the gradients before the caller, which reads the sum for the
@@ -52,6 +58,11 @@ void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaSt
   TESSERA_CUDA_CHECK(cudaGetLastError());
   sum_squares_final_kernel<<<1, detail::kThreads, 0, stream>>>(out, scratch,
                                                                static_cast<int>(parts));
+  TESSERA_CUDA_CHECK(cudaGetLastError());
+}
+
+void add_in_order(float* out, const double* xs, int64_t n, cudaStream_t stream) {
+  add_in_order_kernel<<<1, 1, 0, stream>>>(out, xs, n);
   TESSERA_CUDA_CHECK(cudaGetLastError());
 }
 

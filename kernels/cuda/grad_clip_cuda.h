@@ -16,6 +16,9 @@ constexpr int64_t kSumSquaresScratch = 1024;
 // *out = sum of x[i]^2, accumulated in double (written). `scratch` holds kSumSquaresScratch
 // doubles. Deterministic: fixed per-block partial sums, added in block order.
 void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t stream);
+// *out = the n doubles of xs added in order, rounded to float (0 for n = 0). One thread: n is the
+// number of parameters, not elements.
+void add_in_order(float* out, const double* xs, int64_t n, cudaStream_t stream);
 // x *= min(1, max_norm / (sqrt(*sum_sq) + 1e-6)), the coefficient of kernels/grad_clip.h's
 // clip_coefficient, read from the device; max_norm <= 0 disables clipping (nothing launched).
 // A NaN or infinite *sum_sq is the non-finite-norm report: x is left untouched and the caller,

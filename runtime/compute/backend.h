@@ -129,6 +129,10 @@ class Backend {
   // The sum of squares of each tensor of xs, each accumulated in double, returned to the host in
   // order (on a GPU one host wait for all of them): the gradient norm's partial sums.
   virtual std::vector<double> sum_squares(const std::vector<const Tensor*>& xs) = 0;
+  // Those sums added in order and rounded to fp32 into total ([1] on this backend's device), with
+  // no host read: the squared gradient norm, reduced over ranks on the device and read back once
+  // per step together with the loss.
+  virtual void sum_squares_total(const std::vector<const Tensor*>& xs, Tensor& total) = 0;
   // x *= factor (gradient clipping, the fp16 unscale).
   virtual void scale(Tensor& x, float factor) = 0;
   // param -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * param), moments updated first.

@@ -295,6 +295,11 @@ std::vector<double> CpuBackend::sum_squares(const std::vector<const Tensor*>& xs
   for (const Tensor* x : xs) sums.push_back(k::sum_squares(x->f32(), x->numel()));
   return sums;
 }
+void CpuBackend::sum_squares_total(const std::vector<const Tensor*>& xs, Tensor& total) {
+  double sum = 0;
+  for (double s : sum_squares(xs)) sum += s;
+  total.f32()[0] = static_cast<float>(sum);
+}
 void CpuBackend::scale(Tensor& x, float factor) { k::scale(x.f32(), factor, x.numel()); }
 void CpuBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
   k::adamw_update(param.f32(), grad.f32(), m.f32(), v.f32(), param.numel(), s.lr, s.beta1, s.beta2, s.eps,

@@ -69,6 +69,7 @@ class CpuBackend : public Backend {
   void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& row_max, const Tensor& sum_exp,
                               const Tensor& targets, const Tensor& dloss, int64_t valid, int64_t vocab_start) override;
   std::vector<double> sum_squares(const std::vector<const Tensor*>& xs) override;
+  void sum_squares_total(const std::vector<const Tensor*>& xs, Tensor& total) override;
   void scale(Tensor& x, float factor) override;
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) override;
 

@@ -318,20 +318,34 @@ void CudaBackend::cross_entropy_backward(Tensor& dlogits, const Tensor& logits, 
 
 // The partial sums are doubles on the device (kept in the bytes of F32 tensors: Tensor has no
 // F64), all read back in one host wait.
-std::vector<double> CudaBackend::sum_squares(const std::vector<const Tensor*>& xs) {
+// Each tensor's sum of squares in double on the device: n doubles in an fp32 tensor of 2n.
+Tensor CudaBackend::sums_of_squares(const std::vector<const Tensor*>& xs) {
   const On on{device(), context_->stream()};
   const auto n = static_cast<int64_t>(xs.size());
-  Tensor sums = Tensor::empty({2 * n}, DType::F32, device());
+  Tensor sums = Tensor::empty({2 * std::max<int64_t>(n, 1)}, DType::F32, device());
   Tensor scratch = Tensor::empty({2 * kc::kSumSquaresScratch}, DType::F32, device());
   auto* out = reinterpret_cast<double*>(on.f(sums));
   for (int64_t i = 0; i < n; ++i) {
     kc::sum_squares(out + i, on.f(*xs[i]), xs[i]->numel(), reinterpret_cast<double*>(on.f(scratch)), on.stream);
   }
-  Tensor host = Tensor::empty({2 * n});
+  return sums;
+}
+
+std::vector<double> CudaBackend::sum_squares(const std::vector<const Tensor*>& xs) {
+  const Tensor sums = sums_of_squares(xs);
+  Tensor host = Tensor::empty(sums.shape());
   copy_tensor(host, sums);
   std::vector<double> result(xs.size());
-  if (n > 0) std::memcpy(result.data(), host.f32(), sizeof(double) * result.size());
+  if (!result.empty()) std::memcpy(result.data(), host.f32(), sizeof(double) * result.size());
   return result;
+}
+
+void CudaBackend::sum_squares_total(const std::vector<const Tensor*>& xs, Tensor& total) {
+  const On on{device(), context_->stream()};
+  TESSERA_CHECK(total.numel() == 1, "sum_squares_total: the total is one element, not {}", total.numel());
+  const Tensor sums = sums_of_squares(xs);
+  kc::add_in_order(on.f(total), reinterpret_cast<const double*>(on.f(sums)), static_cast<int64_t>(xs.size()),
+                   on.stream);
 }
 
 void CudaBackend::scale(Tensor& x, float factor) {

@@ -64,10 +64,13 @@ class CudaBackend : public Backend {
   void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& row_max, const Tensor& sum_exp,
                               const Tensor& targets, const Tensor& dloss, int64_t valid, int64_t vocab_start) override;
   std::vector<double> sum_squares(const std::vector<const Tensor*>& xs) override;
+  void sum_squares_total(const std::vector<const Tensor*>& xs, Tensor& total) override;
   void scale(Tensor& x, float factor) override;
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) override;
 
  private:
+  // Each of xs's sums of squares in double, left on the device (n doubles in 2n fp32 elements).
+  Tensor sums_of_squares(const std::vector<const Tensor*>& xs);
   // Runs write(dst) with an F32 dst: `out` itself, or a scratch rounded into out's dtype.
   template <class Write>
   void write_rounded(Tensor& out, Write&& write);

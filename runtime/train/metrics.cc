@@ -50,6 +50,7 @@ void MetricsWriter::write(const StepMetrics& m) {
   if (m.tp_comm_ms) j["tp_comm_ms"] = *m.tp_comm_ms;
   if (m.dp_bytes) j["dp_bytes"] = *m.dp_bytes;
   if (m.dp_wait_ms) j["dp_wait_ms"] = *m.dp_wait_ms;
+  if (m.host_waits) j["host_waits"] = *m.host_waits;
   out_ << j.dump() << '\n';
   out_.flush();
   TESSERA_REQUIRE(out_.good(), "{}: write failed (disk full?)", path_);

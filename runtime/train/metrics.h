@@ -24,6 +24,8 @@ struct StepMetrics {
   // Data-parallel traffic per step (dp > 1, mean over the window): bytes this rank sent (ring
   // estimate) and time waited on the dp link; with local_sgd / diloco only sync steps send.
   std::optional<double> dp_bytes, dp_wait_ms;
+  // GPU runs: the most times the host waited on the device in one step of the window.
+  std::optional<int64_t> host_waits;
 };
 
 // "step 120/2000 | loss 2.1432 | lr 9.6e-04 | gnorm 0.84 | 212 ms | 14.5k tok/s | 38.1% MFU | mem 412 MiB"

@@ -39,10 +39,14 @@ AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Back
   }
 }
 
-double AdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
+Tensor AdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {
   std::vector<Parameter*> params;
   for (const State& s : states_) params.push_back(s.param);
-  return clip_grad_norm(params, max_norm, tp, pp, ops_);
+  return squared_norm(counted_gradients(params, tp), nullptr, tp, pp, ops_);
+}
+
+void AdamW::clip_gradients(float coeff) {
+  for (const State& s : states_) ops_.scale(s.param->grad, coeff);
 }
 
 bool scale_and_check_finite(Backend& ops, std::vector<Tensor> grads, float factor) {

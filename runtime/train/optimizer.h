@@ -33,11 +33,13 @@ struct CheckpointMoments {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // The global L2 norm of the gradients this optimizer updates, reduced over every rank that
-  // holds gradients (tp shards summed, tp-replicated parameters counted once, stages summed
-  // over pp when given); scales them to max_norm when above it (max_norm > 0). Returns the norm
-  // before clipping, the same on every rank.
-  virtual double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) = 0;
+  // The squared global L2 norm of the gradients this optimizer updates, reduced over every rank
+  // that holds gradients (tp shards summed, tp-replicated parameters counted once, stages summed
+  // over pp when given): a [1] fp32 tensor on the compute device, the same on every rank, not
+  // read back (grad_norm.h).
+  virtual Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) = 0;
+  // Multiplies those gradients by coeff (global-norm clipping; the trainer forms coeff from the norm).
+  virtual void clip_gradients(float coeff) = 0;
   // Multiplies the gradients this optimizer updates by factor (fp16: divides the loss scale out
   // before clipping); returns whether they are all finite on this rank.
   virtual bool scale_gradients(float factor) = 0;
@@ -65,7 +67,8 @@ class AdamW : public Optimizer {
   // The update, the norm and the clip run on `ops` (borrowed), the backend of the parameters'
   // device; the moments are made there.
   AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Backend& ops);
-  double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
+  Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) override;
+  void clip_gradients(float coeff) override;
   bool scale_gradients(float factor) override;
   // One update of every parameter from its grad with learning rate lr.
   void step(double lr) override;

@@ -1,10 +1,8 @@
 // ZeRO-2/3 sharded AdamW.
 #include "runtime/train/sharded_adamw.h"
 
-#include <cmath>
 #include <map>
 
-#include "kernels/grad_clip.h"
 #include "runtime/train/grad_norm.h"
 #include "runtime/compression/mask.h"
 
@@ -16,7 +14,7 @@ ShardedAdamW::ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerCo
   v_ = Tensor::zeros({units.shard_numel()});
 }
 
-double ShardedAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
+Tensor ShardedAdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {
   Tensor& grads = units_.shard_grads();
   std::vector<Tensor> pieces;
   for (const ZeroUnits::Piece& piece : units_.pieces()) {
@@ -28,13 +26,10 @@ double ShardedAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communic
   }
   std::vector<const Tensor*> views;
   for (const Tensor& piece : pieces) views.push_back(&piece);
-  double sq = 0;
-  for (double x : ops_.sum_squares(views)) sq += x;
-  const double norm = std::sqrt(sum_over_groups(sq, &dp_, tp, pp, ops_.device()));
-  const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
-  if (coeff < 1.f) ops_.scale(grads, coeff);
-  return norm;
+  return squared_norm(views, &dp_, tp, pp, ops_);
 }
+
+void ShardedAdamW::clip_gradients(float coeff) { ops_.scale(units_.shard_grads(), coeff); }
 
 void ShardedAdamW::step(double lr) {
   ++step_;

@@ -16,7 +16,8 @@ class ShardedAdamW : public Optimizer {
   // The norm, the clip and the update run on ops (borrowed), the backend of the parameters' device.
   ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
-  double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
+  Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) override;
+  void clip_gradients(float coeff) override;
   bool scale_gradients(float factor) override { return scale_and_check_finite(ops_, {units_.shard_grads()}, factor); }
   // Updates this rank's blocks, then lets the units gather them (stage 2).
   void step(double lr) override;

@@ -1,16 +1,10 @@
-// The Trainer's construction and its step: microbatches, gradient sync, clipping, the update,
-// pruning; and evaluation. Checkpoints are in trainer_checkpoint.cc, the loop in trainer_fit.cc.
+// The Trainer's construction, its MFU roof and evaluation. The step is in trainer_step.cc,
+// checkpoints in trainer_checkpoint.cc, the loop in trainer_fit.cc.
 #include "runtime/train/trainer.h"
 
-#include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <limits>
 
 #include "partitioner/layout_rules.h"
-#include "runtime/comm/agreement.h"
-#include "runtime/compression/gradual_prune.h"
-#include "runtime/compression/mask.h"
 #include "runtime/device/device_memory.h"
 #include "runtime/train/gemm_roof.h"
 #include "runtime/train/runtime_support.h"
@@ -182,216 +176,6 @@ void Trainer::trace(const char* name, Clock::time_point start) {
   if (trace_) trace_->add(name, name, start, Clock::now());
 }
 
-void Trainer::on_layer_gradients_final(int layer) {
-  if (zero_units_) return;  // fixed up and reduce-scattered per microbatch
-  fix_layer_gradients(layer);
-  if (grad_sync_) grad_sync_->on_layer_backward_done(layer);
-}
-
-void Trainer::fix_layer_gradients(int layer) {
-  if (groups_.tp.sequence_sharded()) {
-    for (Parameter* p : layers_[layer]->parameters()) {
-      if (p->sequence_parallel_grad) tp_all_reduce(p->grad, ReduceOp::Sum, groups_.tp);
-    }
-  }
-  // Pruned weights get no gradient: before the norm, the clip and the dp reduction.
-  mask_gradients(layers_[layer]->parameters());
-}
-
-MicrobatchContext Trainer::train_context(int mb) {
-  const TrainConfig& t = config_.train;
-  const int64_t per_rank = static_cast<int64_t>(microbatches_) * t.micro_batch_size;
-  const int64_t first = groups_.dp_rank * per_rank + static_cast<int64_t>(mb) * t.micro_batch_size;
-  Batch batch;
-  if (step_batch_ != nullptr) {
-    const int64_t row = static_cast<int64_t>(mb) * t.micro_batch_size;
-    batch = {step_batch_->tokens.narrow(row, t.micro_batch_size), step_batch_->targets.narrow(row, t.micro_batch_size)};
-  } else {
-    const BatchRequest request{Split::Train, step_,           first,           t.micro_batch_size,
-                               config_.model.seq_length, groups_.dp_rank, groups_.dp_size, mb};
-    batch = data_->batch(request);
-    check_batch(batch, request, vocab_.size());
-  }
-  MicrobatchContext ctx = make_context(mb, batch, true);
-  // The step's loss is the mean over all microbatches of all replicas (times the fp16 loss scale,
-  // divided out of the gradients before clipping).
-  // [outer sync hook] With local_sgd / diloco each replica's gradient is the mean over its own batch.
-  ctx.loss_scale = 1.f / static_cast<float>(microbatches_ * (outer_sync_ ? 1 : groups_.dp_size));
-  if (loss_scaler_) ctx.loss_scale *= static_cast<float>(loss_scaler_->scale());
-  return ctx;
-}
-
-MicrobatchContext Trainer::make_context(int microbatch, const Batch& batch, bool training) {
-  MicrobatchContext ctx;
-  ctx.compute = compute_.get();
-  ctx.microbatch = microbatch;
-  ctx.tokens = to_device(batch.tokens, compute_->device());
-  ctx.targets = to_device(batch.targets, compute_->device());
-  ctx.training = training;
-  return ctx;
-}
-
-double Trainer::run_microbatches() {
-  const auto make_ctx = [this](int mb) { return train_context(mb); };
-  if (uses_executor()) {
-    const std::vector<Tensor> losses =
-        executor_->run(schedule_, make_ctx, config_.train.micro_batch_size, config_.model.seq_length);
-    // The pipeline flushes before any gradient is final; then every layer is.
-    for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) on_layer_gradients_final(l);
-    return sum_of_losses(losses);
-  }
-  Model& model = *chunks_.front();
-  std::vector<Tensor> losses;  // on a GPU they stay there until the step's one read below
-  for (int mb = 0; mb < microbatches_; ++mb) {
-    const MicrobatchContext ctx = make_ctx(mb);
-    auto start = Clock::now();
-    losses.push_back(model.forward(Tensor(), ctx));
-    if (trace_) trace_->add("forward", "compute", start, Clock::now(), mb, 0);
-    start = Clock::now();
-    // Gradients are final only in the last microbatch: that is when buckets can be sent.
-    if (mb + 1 == microbatches_) {
-      model.backward(Tensor(), ctx, [this](int layer) { on_layer_gradients_final(layer); });
-    } else {
-      model.backward(Tensor(), ctx);
-    }
-    if (trace_) trace_->add("backward", "compute", start, Clock::now(), mb, 0);
-  }
-  return sum_of_losses(losses);
-}
-
-
-StepResult Trainer::train_step() {
-  forward_backward();
-  return optimizer_step();
-}
-
-double Trainer::forward_backward(const Batch& batch) {
-  const TrainConfig& t = config_.train;
-  const Shape want{static_cast<int64_t>(microbatches_) * t.micro_batch_size, config_.model.seq_length};
-  for (const Tensor* x : {&batch.tokens, &batch.targets}) {
-    TESSERA_REQUIRE(x->defined() && x->dtype() == DType::I32 && x->shape() == want,
-                    "Trainer::forward_backward: the batch must be I32 tokens and targets of shape {} (microbatches "
-                    "per rank {} x micro_batch_size {}, seq_length), got {}", shape_string(want), microbatches_,
-                    t.micro_batch_size, x->defined() ? shape_string(x->shape()) : "none");
-  }
-  const BatchRequest request{Split::Train, step_, 0, want[0], want[1], groups_.dp_rank, groups_.dp_size, 0};
-  check_batch(batch, request, vocab_.size());
-  step_batch_ = &batch;
-  try {
-    forward_backward();
-  } catch (...) {
-    step_batch_ = nullptr;
-    throw;
-  }
-  step_batch_ = nullptr;
-  return *pending_loss_;
-}
-
-double Trainer::forward_backward() {
-  step_start_ = Clock::now();
-  for (Communicator* c : {groups_.world, groups_.dp, groups_.tp.comm, groups_.pp}) {
-    if (c != nullptr) c->set_step(step_);
-  }
-  if (trace_) {
-    const int64_t run_step = step_ - first_step_;
-    trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
-  }
-  if (data_parallel()) dp_traffic_at_step_start_ = groups_.dp->traffic();
-  for (auto& m : chunks_) m->zero_grad();
-  if (zero_units_) zero_units_->begin_step();
-  // The masters may have changed since the last step (update, load, pruning): low-precision
-  // copies are remade on first use.
-  compute_->invalidate_weight_copies();
-  tp_comm_.seconds = 0;
-  const double loss_sum = run_microbatches();
-  const auto start = Clock::now();
-  if (grad_sync_) grad_sync_->finish();
-  if (zero_units_) zero_units_->finish();
-  if (tied_blocks_ && tied_blocks_->table() != nullptr) {
-    Tensor block = zero_units_->block_grad_of(tied_blocks_->table());
-    tied_blocks_->reduce(block);
-  }
-  trace("grad_sync", start);
-  // Only the last pipeline stage has losses; the others contribute 0 to the sum over pp.
-  const double replica_loss = all_reduce_scalar(loss_sum, groups_.pp, ReduceOp::Sum) / microbatches_;
-  // [outer sync hook] Replicas do not talk between syncs: fit() averages the loss when it logs.
-  pending_loss_ = outer_sync_ ? replica_loss : all_reduce_scalar(replica_loss, groups_.dp, ReduceOp::Avg);
-  return *pending_loss_;
-}
-
-StepResult Trainer::optimizer_step() {
-  TESSERA_CHECK(pending_loss_.has_value(), "optimizer_step without a forward_backward for step {}", step_ + 1);
-  const TrainConfig& t = config_.train;
-  StepResult r;
-  r.loss = *pending_loss_;
-  pending_loss_.reset();
-  r.lr = learning_rate(t.optimizer, step_, t.max_steps);
-  const auto start = Clock::now();
-  const bool overflow = loss_scaler_ && unscale_gradients();
-  // The norm is reduced over every rank that holds gradients, so all ranks agree on it.
-  r.grad_norm = overflow ? std::numeric_limits<double>::infinity()
-                         : optimizer_->clip_gradients(t.optimizer.grad_clip, groups_.tp, groups_.pp);
-  if (loss_scaler_ && loss_scaler_->update(overflow, step_ + 1)) {
-    // fp16 overflow: an expected event under dynamic loss scaling, not train.on_nan's business.
-    r.skipped = true;
-    ++skipped_steps_;
-  } else if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
-    // Both values are reduced over every rank, so every rank stops here together: an agreed
-    // error, printed once for the job, not once per rank.
-    if (t.on_nan != "skip") {
-      throw AgreedError(fmt::format("step {}: the loss ({}) or the gradient norm ({}) is not finite; stopping "
-                                    "(train.on_nan = abort; `skip` drops such steps' updates instead)",
-                                    step_ + 1, r.loss, r.grad_norm));
-    }
-    r.skipped = true;
-    ++skipped_steps_;
-  } else {
-    optimizer_->step(r.lr);
-  }
-  trace("optimizer", start);
-  CommTraffic step_traffic;
-  if (data_parallel()) {
-    const CommTraffic now = groups_.dp->traffic(), &then = dp_traffic_at_step_start_;
-    step_traffic = {now.all_reduce - then.all_reduce, now.all_gather - then.all_gather,
-                    now.reduce_scatter - then.reduce_scatter};
-    dp_traffic_.all_reduce += step_traffic.all_reduce;
-    dp_traffic_.all_gather += step_traffic.all_gather;
-    dp_traffic_.reduce_scatter += step_traffic.reduce_scatter;
-    ++dp_traffic_steps_;
-  }
-  ++step_;
-  if (outer_sync_) {
-    // [outer sync hook] Launches and applies the outer syncs due after this inner step.
-    const auto sync_start = Clock::now();
-    outer_sync_->after_inner_step(step_);
-    trace("outer_sync", sync_start);
-    r.dp_bytes = outer_sync_->stats().bytes;
-    r.dp_wait_ms = outer_sync_->stats().wait_ms;
-  } else if (grad_sync_ || zero_units_) {
-    // What this step handed to the dp collectives, as a ring sends it (measured, not modelled).
-    r.dp_bytes = step_traffic.ring_sent_bytes(groups_.dp_size);
-    r.dp_wait_ms = grad_sync_ ? grad_sync_->stats().exposed_ms : zero_units_->exposed_ms();
-  }
-  if (is_prune_step(config_.prune, step_)) {
-    // After the update, so the step's checkpoint holds the new masks and a resume continues
-    // the schedule from them.
-    const double s = scheduled_sparsity(config_.prune, step_);
-    const GatheredParameters gathered(zero_units_.get(), true);  // ZeRO-3: pruning ranks every weight
-    const PruneCounts c = prune_to_sparsity(parameters(), s, config_.prune.scope == "global",
-                                            vocab_padded_rows(config_.model, graph_),
-                                            {groups_.tp.comm, groups_.tp.rank, groups_.tp.size, groups_.pp});
-    message(LogLevel::Info, fmt::format("prune: step {}, {} of {} weights pruned ({:.2f}%, schedule {:.2f}%, scope {})",
-                                        step_, c.pruned, c.total, 100.0 * c.pruned / std::max<int64_t>(c.total, 1),
-                                        100.0 * s, config_.prune.scope));
-  }
-  r.step = step_;
-  if (loss_scaler_) r.loss_scale = loss_scaler_->scale();
-  r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - step_start_).count();
-  r.tp_comm_ms = tp_comm_.seconds * 1e3;
-  if (options_.callbacks.on_step) options_.callbacks.on_step(r);
-  return r;
-}
-
 void Trainer::set_mfu_roof() {
   const TrainConfig& t = config_.train;
   const DType dtype = compute_->compute_dtype();
@@ -411,11 +195,6 @@ void Trainer::set_mfu_roof() {
   message(LogLevel::Info,
           fmt::format("MFU roof: {:.0f} GFLOP/s per rank, the best of 10 1024^3 {} GEMMs on {} ({}) at start-up",
                       roof.flops / 1e9, roof.dtype, ops.name(), roof.implementation));
-}
-
-bool Trainer::unscale_gradients() {
-  const bool finite = optimizer_->scale_gradients(static_cast<float>(1.0 / loss_scaler_->scale()));
-  return all_reduce_scalar(finite ? 0.0 : 1.0, groups_.world, ReduceOp::Max) > 0;
 }
 
 double Trainer::evaluate() {

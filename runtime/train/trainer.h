@@ -46,6 +46,9 @@ struct StepResult {
   // step waited on the dp link (gradient all-reduce, or local SGD / DiLoCo outer syncs).
   double dp_bytes = 0, dp_wait_ms = 0;
   int64_t step = 0;       // the steps done after this one (1 for the first), as the log line counts
+  // Times the host waited on the GPU during the step (0 on the CPU): 1 (2 with fp16 loss scaling,
+  // whose overflow check the ranks agree on first), plus 1 if forward_backward() read the loss.
+  int64_t host_waits = 0;
 };
 
 enum class LogLevel { Info, Warning };
@@ -176,7 +179,16 @@ class Trainer {
   void on_layer_gradients_final(int layer);
   // Sums sequence-parallel partial gradients over tp and zeroes pruned weights' gradients.
   void fix_layer_gradients(int layer);
-  double run_microbatches();  // returns this rank's sum of microbatch losses
+  // The step's forward and backward of this rank's microbatches and the gradients' reductions;
+  // leaves the step's loss in pending_loss_ (forward_backward and train_step call it).
+  void accumulate_gradients();
+  // This rank's microbatch losses ([1] each on the compute device; none on stages without the head).
+  std::vector<Tensor> run_microbatches();
+  // The step's loss, the mean over the global batch (over this replica's with local_sgd / diloco),
+  // as a [1] tensor on the compute device, reduced over pp and dp there: not read back.
+  Tensor step_loss(const std::vector<Tensor>& losses);
+  // Times the host has waited on the compute device so far (0 on the CPU).
+  int64_t host_waits() const;
   // The microbatch's context: its batch on the compute's device (uploaded when that is a GPU).
   MicrobatchContext make_context(int microbatch, const Batch& batch, bool training);
   void trace(const char* name, TraceRecorder::Clock::time_point start);
@@ -234,9 +246,11 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;      // AdamW, ZeRO-1 or ZeRO-2/3 under data-parallel allreduce
   std::unique_ptr<OuterSync> outer_sync_;     // local_sgd / diloco
   const Batch* step_batch_ = nullptr;  // forward_backward(batch) while it runs
-  // Set by forward_backward for optimizer_step: the step's loss and when it started.
-  std::optional<double> pending_loss_;
+  // Set by accumulate_gradients for optimizer_step: the step's loss (on the compute device, read
+  // with the gradient norm), when the step started, and the host waits until then.
+  std::optional<Tensor> pending_loss_;
   TraceRecorder::Clock::time_point step_start_;
+  int64_t host_waits_at_step_start_ = 0;
   int microbatches_ = 1;  // per dp rank per step
   int64_t step_ = 0;
   int64_t first_step_ = 0;  // the step this run started (or resumed) at

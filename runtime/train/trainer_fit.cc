@@ -1,5 +1,7 @@
 // Trainer::fit, the training loop: resume or init, steps, validations, checkpoints, the
 // averaged step-line metrics of each log window, a requested stop, and the end-of-run report.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "runtime/train/trainer.h"
@@ -14,10 +16,12 @@ namespace {
 struct LogWindow {
   double step_ms = 0, exposed_ms = 0, span_ms = 0, tp_ms = 0;
   double dp_bytes = 0, dp_wait_ms = 0;
+  int64_t host_waits = 0;  // the most of any step
   int steps = 0;
 
   void add(const StepResult& r, const GradSyncStats& sync) {
     step_ms += r.step_ms;
+    host_waits = std::max(host_waits, r.host_waits);
     tp_ms += r.tp_comm_ms;
     dp_bytes += r.dp_bytes;
     dp_wait_ms += r.dp_wait_ms;
@@ -117,6 +121,7 @@ void Trainer::fit() {
       m.grad_comm_span_ms = window.span_ms / window.steps;
     }
     if (groups_.tp.size > 1) m.tp_comm_ms = window.tp_ms / window.steps;
+    if (!compute_->device().is_cpu()) m.host_waits = window.host_waits;
     if (data_parallel()) {
       m.dp_bytes = window.dp_bytes / window.steps;
       m.dp_wait_ms = window.dp_wait_ms / window.steps;

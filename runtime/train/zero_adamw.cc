@@ -2,10 +2,8 @@
 #include "runtime/train/zero_adamw.h"
 
 #include <algorithm>
-#include <cmath>
 #include <map>
 
-#include "kernels/grad_clip.h"
 #include "runtime/train/grad_norm.h"
 #include "runtime/compression/mask.h"
 #include "runtime/device/device_memory.h"
@@ -31,7 +29,7 @@ void ZeroAdamW::for_each_piece(F f) const {
   }
 }
 
-double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) {
+Tensor ZeroAdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {
   Tensor& shard_grads = sync_.shard_grads();
   std::vector<Tensor> pieces;
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
@@ -43,13 +41,10 @@ double ZeroAdamW::clip_gradients(double max_norm, const TpGroup& tp, Communicato
   });
   std::vector<const Tensor*> views;
   for (const Tensor& piece : pieces) views.push_back(&piece);
-  double sq = 0;
-  for (double x : ops_.sum_squares(views)) sq += x;
-  const double norm = std::sqrt(sum_over_groups(sq, &dp_, tp, pp, ops_.device()));
-  const float coeff = kernels::cpu::clip_coefficient(norm, static_cast<float>(max_norm));
-  if (coeff < 1.f) ops_.scale(shard_grads, coeff);
-  return norm;
+  return squared_norm(views, &dp_, tp, pp, ops_);
 }
+
+void ZeroAdamW::clip_gradients(float coeff) { ops_.scale(sync_.shard_grads(), coeff); }
 
 CheckpointMoments ZeroAdamW::checkpoint_moments(const std::vector<Parameter*>& params, bool gather) {
   Tensor exp_avg, exp_avg_sq;

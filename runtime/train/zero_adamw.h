@@ -19,9 +19,10 @@ class ZeroAdamW : public Optimizer {
   // The norm, the clip and the update run on ops (borrowed), the backend of the parameters' device.
   ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
-  // Global gradient norm from the shards (dp and tp reduced; tp-replicated parameters counted
-  // once) and clipping of this rank's shard; returns the norm before clipping.
-  double clip_gradients(double max_norm, const TpGroup& tp, Communicator* pp) override;
+  // The squared global norm from the shards (reduced over dp, tp and pp; tp-replicated parameters
+  // counted once), and clipping of this rank's shard.
+  Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) override;
+  void clip_gradients(float coeff) override;
   // Scales this rank's gradient shard (the only gradients it updates from).
   bool scale_gradients(float factor) override { return scale_and_check_finite(ops_, {sync_.shard_grads()}, factor); }
   // Updates this rank's shard from its gradient shard and all-gathers the parameters.

@@ -135,6 +135,7 @@ add_test(NAME cuda.train_emulated.vs_cpu
 add_test(NAME cuda.train_emulated.tp2
          COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
                  --set parallel.tensor_model_parallel_size=2 --set train.device=cuda
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
 # The Llama family (GQA, RMSNorm, SwiGLU, rotary, the head tied to the embedding) on two emulated
@@ -148,17 +149,20 @@ add_test(NAME cuda.train_emulated.llama_tied_tp2_sp
                  --common model.untie_embeddings_and_output_weights=false
                  --np 2 --set train.device=cuda --set parallel.tensor_model_parallel_size=2
                  --set parallel.sequence_parallel=true
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # Full recompute (the stage executor's path: each chunk's forward rerun before its backward) on
 # one emulated GPU against the one-GPU run without it.
 add_test(NAME cuda.train_emulated.recompute_full
          COMMAND ${cuda_train_args} --np 1 --reference ${cuda_train_reference} --rtol 1e-5
                  --set train.device=cuda --set parallel.recompute=full
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # Selective recompute (the attention probabilities dropped after forward, recomputed in backward).
 add_test(NAME cuda.train_emulated.recompute_selective
          COMMAND ${cuda_train_args} --np 1 --reference ${cuda_train_reference} --rtol 1e-5
                  --set train.device=cuda --set parallel.recompute=selective
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.recompute_full cuda.train_emulated.recompute_selective PROPERTIES
                      FIXTURES_REQUIRED cuda_train_reference)
@@ -166,6 +170,7 @@ set_tests_properties(cuda.train_emulated.recompute_full cuda.train_emulated.reco
 add_test(NAME cuda.train_emulated.dp2_zero1
          COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
                  --set train.device=cuda --set parallel.zero_stage=1
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.dp2_zero1 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
 # Pipeline parallelism over NCCL's stream-ordered send/recv (the emulated sends are synchronous,
@@ -175,6 +180,7 @@ set_tests_properties(cuda.train_emulated.dp2_zero1 PROPERTIES FIXTURES_REQUIRED 
 add_test(NAME cuda.train_emulated.pp2
          COMMAND ${cuda_train_args} --np 2 --reference ${cuda_train_reference} --rtol 1e-5
                  --set train.device=cuda --set parallel.pipeline_model_parallel_size=2
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.pp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
 add_test(NAME cuda.train_emulated.llama_tied_pp2_interleaved
@@ -185,6 +191,7 @@ add_test(NAME cuda.train_emulated.llama_tied_pp2_interleaved
                  --common model.untie_embeddings_and_output_weights=false
                  --np 2 --set train.device=cuda --set parallel.pipeline_model_parallel_size=2
                  --set parallel.virtual_stages=2 --set parallel.schedule=interleaved
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # Gradients all-reduced in bf16 (parallel.grad_reduce_dtype) on two emulated GPUs against the same
 # on two CPU ranks: the same roundings, 6 steps at 1e-5.
@@ -194,6 +201,7 @@ add_test(NAME cuda.train_emulated.dp2_bf16_reduce
                  --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-5
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
                  --common parallel.grad_reduce_dtype=bf16 --base-np 2 --np 2 --set train.device=cuda
+                 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # fp16 on one emulated GPU (cuBLASLt fp16 GEMMs, the CUDA casts, loss scaling through the backend's
 # sums of squares): against the CPU fp16 run, 6 steps at 1e-4 (both round the same fp32 values to
@@ -206,6 +214,7 @@ add_test(NAME cuda.train_emulated.fp16_vs_cpu
                  --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-4
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
                  --common train.precision=fp16 --np 1 --set train.device=cuda
+                 --host-waits 2
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME cuda.train_emulated.fp16_loss_scaling
          COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/precision/check_loss_scaling.py
