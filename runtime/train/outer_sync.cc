@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "runtime/device/device_memory.h"
 #include "runtime/bf16.h"
 
 namespace tessera {
@@ -90,18 +91,26 @@ int64_t OuterSync::shard_begin(const Fragment& f) const {
   return config_.sharded && dp_ != nullptr ? f.padded / dp_size() * dp_->rank() : 0;
 }
 
+// The outer state stays on the host: a GPU's parameters are copied over at each sync (every H
+// steps), as DiLoCo implementations keep the outer optimizer off the accelerator. The fragment's
+// span comes over in one copy (one host wait), gaps between its ranges included.
 void OuterSync::gather_params(const Fragment& f, float* out) const {
-  const float* values = flat_.values().f32();
+  if (f.ranges.empty()) return;
+  const int64_t begin = f.ranges.front().offset, end = f.ranges.back().offset + f.ranges.back().numel;
+  const Tensor span = to_device(flat_.values().narrow(begin, end - begin), Device::cpu());
   for (const Range& r : f.ranges) {
-    std::memcpy(out, values + r.offset, sizeof(float) * r.numel);
+    std::memcpy(out, span.f32() + (r.offset - begin), sizeof(float) * r.numel);
     out += r.numel;
   }
 }
 
 void OuterSync::scatter_params(const Fragment& f, const float* in) {
-  float* values = flat_.values().f32();
+  Tensor values = flat_.values();
   for (const Range& r : f.ranges) {
-    std::memcpy(values + r.offset, in, sizeof(float) * r.numel);
+    Tensor host = Tensor::empty({r.numel});
+    std::memcpy(host.f32(), in, sizeof(float) * r.numel);
+    Tensor dst = values.narrow(r.offset, r.numel);
+    copy_tensor(dst, host);
     in += r.numel;
   }
 }

@@ -10,6 +10,7 @@ ParallelGroups parallel_groups(ParallelGrid& grid, bool sequence_parallel) {
   g.world = &grid.world();
   g.tp = TpGroup{&grid.tp(), grid.tp_rank(), grid.tp_size(), sequence_parallel};
   g.dp = &grid.dp();
+  g.host_dp = g.dp;
   g.dp_rank = grid.dp_rank();
   g.dp_size = grid.dp_size();
   g.pp = &grid.pp();

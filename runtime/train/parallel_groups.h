@@ -13,6 +13,10 @@ struct ParallelGroups {
   TpGroup tp;
   Communicator* dp = nullptr;  // null when dp size is 1
   int dp_rank = 0, dp_size = 1;
+  // The same dp ranks over MPI, on host tensors: local SGD / DiLoCo's outer sync, which keeps its
+  // state on the host and crosses the slow link there. dp itself on the CPU; on a GPU, where dp
+  // is an NCCL group, the MPI grid's.
+  Communicator* host_dp = nullptr;
   Communicator* pp = nullptr;  // null when pp size is 1
   int pp_rank = 0, pp_size = 1;
   bool is_logging_rank() const { return world == nullptr || world->rank() == 0; }

@@ -123,7 +123,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
     if (local_sync()) {
       // [outer sync hook] No per-step gradient sync: each replica keeps its own full AdamW below.
       outer_sync_ = std::make_unique<OuterSync>(
-          *flat_, groups_.dp, outer_sync_config(par),
+          *flat_, groups_.host_dp, outer_sync_config(par),
           outer_fragment_of_layers(graph_layer, config_.model.num_layers, par.outer_fragments));
     }
     // ZeRO-1 shards the moments over the replicas of a synchronous run only.

@@ -187,6 +187,8 @@ class Trainer {
   // The step's loss, the mean over the global batch (over this replica's with local_sgd / diloco),
   // as a [1] tensor on the compute device, reduced over pp and dp there: not read back.
   Tensor step_loss(const std::vector<Tensor>& losses);
+  // The communicator the dp traffic crosses: the outer sync's host link, or the gradients' dp group.
+  Communicator& dp_link() const { return outer_sync_ ? *groups_.host_dp : *groups_.dp; }
   // Times the host has waited on the compute device so far (0 on the CPU).
   int64_t host_waits() const;
   // The microbatch's context: its batch on the compute's device (uploaded when that is a GPU).

@@ -153,7 +153,7 @@ void Trainer::accumulate_gradients() {
     const int64_t run_step = step_ - first_step_;
     trace_->set_step(step_, run_step >= kTraceFirstStep && run_step < kTraceFirstStep + kTraceSteps);
   }
-  if (data_parallel()) dp_traffic_at_step_start_ = groups_.dp->traffic();
+  if (data_parallel()) dp_traffic_at_step_start_ = dp_link().traffic();
   for (auto& m : chunks_) m->zero_grad();
   if (zero_units_) zero_units_->begin_step();
   // The masters may have changed since the last step (update, load, pruning): low-precision
@@ -211,16 +211,6 @@ StepResult Trainer::optimizer_step() {
     optimizer_->step(r.lr);
   }
   trace("optimizer", start);
-  CommTraffic step_traffic;
-  if (data_parallel()) {
-    const CommTraffic now = groups_.dp->traffic(), &then = dp_traffic_at_step_start_;
-    step_traffic = {now.all_reduce - then.all_reduce, now.all_gather - then.all_gather,
-                    now.reduce_scatter - then.reduce_scatter};
-    dp_traffic_.all_reduce += step_traffic.all_reduce;
-    dp_traffic_.all_gather += step_traffic.all_gather;
-    dp_traffic_.reduce_scatter += step_traffic.reduce_scatter;
-    ++dp_traffic_steps_;
-  }
   ++step_;
   if (outer_sync_) {
     // [outer sync hook] Launches and applies the outer syncs due after this inner step.
@@ -229,7 +219,19 @@ StepResult Trainer::optimizer_step() {
     trace("outer_sync", sync_start);
     r.dp_bytes = outer_sync_->stats().bytes;
     r.dp_wait_ms = outer_sync_->stats().wait_ms;
-  } else if (grad_sync_ || zero_units_) {
+  }
+  // After the outer sync, so the traffic line at the end of the run counts its collectives too.
+  CommTraffic step_traffic;
+  if (data_parallel()) {
+    const CommTraffic now = dp_link().traffic(), &then = dp_traffic_at_step_start_;
+    step_traffic = {now.all_reduce - then.all_reduce, now.all_gather - then.all_gather,
+                    now.reduce_scatter - then.reduce_scatter};
+    dp_traffic_.all_reduce += step_traffic.all_reduce;
+    dp_traffic_.all_gather += step_traffic.all_gather;
+    dp_traffic_.reduce_scatter += step_traffic.reduce_scatter;
+    ++dp_traffic_steps_;
+  }
+  if (!outer_sync_ && (grad_sync_ || zero_units_)) {
     // What this step handed to the dp collectives, as a ring sends it (measured, not modelled).
     r.dp_bytes = step_traffic.ring_sent_bytes(groups_.dp_size);
     r.dp_wait_ms = grad_sync_ ? grad_sync_->stats().exposed_ms : zero_units_->exposed_ms();

@@ -89,6 +89,7 @@ Trainer& TrainingSession::start(TrainerCallbacks callbacks) {
   ParallelGroups groups = parallel_groups(nccl_grid_ ? *nccl_grid_ : *grid_, config_.parallel.sequence_parallel);
   if (nccl_grid_) {
     groups.world = world_.get();  // stop flags, errors and checkpoints agree over MPI
+    groups.host_dp = &grid_->dp();  // the outer sync's host-side link
     options.compute = cuda_.compute;
   }
   if (options_.data != nullptr) {

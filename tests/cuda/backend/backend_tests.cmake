@@ -222,6 +222,19 @@ add_test(NAME cuda.train_emulated.fp16_loss_scaling
                  --steps 9 --no-endless --set train.device=cuda --set train.micro_batch_size=1
                  --set train.global_batch_size=2 --set train.peak_tflops=1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# DiLoCo between two emulated GPUs (the outer state on the host, the parameters copied over at
+# each sync, the outer all-reduce over MPI) against the same on two CPU ranks, 6 steps of H = 3:
+# the losses (each replica's gradient norm is its own) at 1e-5, one host wait per step and two at
+# a sync (the fragment's copy to the host).
+add_test(NAME cuda.train_emulated.diloco_dp2
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-5 --keys loss,val_loss
+                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=4
+                 --base-np 2 --base-set parallel.data_parallel_sync=diloco --base-set parallel.sync_interval=3
+                 --np 2 --set parallel.data_parallel_sync=diloco --set parallel.sync_interval=3
+                 --set train.device=cuda --host-waits 1,1,2
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # ZeRO-1 on two emulated GPUs (the moments and gradient shard on the device), stopped at step 3
 # with a dp-sharded checkpoint written from host copies and resumed: bit-identical to the run
 # that was not stopped.
@@ -238,7 +251,7 @@ set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cu
                      cuda.train_emulated.dp2_zero1 cuda.train_emulated.dp2_bf16_reduce
                      cuda.train_emulated.zero1_resume cuda.train_emulated.pp2
                      cuda.train_emulated.llama_tied_pp2_interleaved cuda.train_emulated.fp16_vs_cpu
-                     cuda.train_emulated.fp16_loss_scaling PROPERTIES
+                     cuda.train_emulated.fp16_loss_scaling cuda.train_emulated.diloco_dp2 PROPERTIES
                      LABELS "cuda;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                      ENVIRONMENT "TESSERA_EMU_DEVICES=2;OMPI_MCA_rmaps_base_oversubscribe=1")
 
