@@ -184,8 +184,8 @@ StepResult Trainer::optimizer_step() {
   std::vector<Tensor> scalars{*pending_loss_};
   pending_loss_.reset();
   if (!overflow) scalars.push_back(optimizer_->squared_grad_norm(groups_.tp, groups_.pp));
-  std::vector<Tensor> host(scalars.size(), Tensor());
-  for (Tensor& h : host) h = Tensor::empty({1});
+  std::vector<Tensor> host;
+  for (size_t i = 0; i < scalars.size(); ++i) host.push_back(Tensor::empty({1}));
   read_to_host(scalars, host);
   r.loss = host[0].f32()[0];
   r.grad_norm = overflow ? std::numeric_limits<double>::infinity() : std::sqrt(static_cast<double>(host[1].f32()[0]));

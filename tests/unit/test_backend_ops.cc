@@ -293,4 +293,21 @@ TEST_CASE("every backend: the non-GEMM ops agree with the reference", "[backend]
   });
 }
 
+TEST_CASE("every backend: the squared norm's total is the per-tensor sums added in order, rounded once",
+          "[backend]") {
+  const Tensor a = random_tensor({300}, 51), b = random_tensor({7, 13}, 52), c = Tensor::full({2}, 1e30f);
+  for (auto& be : backends()) {
+    INFO(be->name());
+    const std::vector<double> sums = be->sum_squares({&a, &b});
+    Tensor total = Tensor::empty({1});
+    be->sum_squares_total({&a, &b}, total);
+    CHECK(total.f32()[0] == static_cast<float>(sums[0] + sums[1]));
+    be->sum_squares_total({}, total);
+    CHECK(total.f32()[0] == 0.f);
+    // Squares beyond fp32 are summed in double; only the total overflows fp32, to infinity.
+    be->sum_squares_total({&c}, total);
+    CHECK(std::isinf(total.f32()[0]));
+  }
+}
+
 }  // namespace tessera

@@ -224,6 +224,12 @@ TEST_CASE("cuda backend: the optimizer's ops (sums of squares, scale, AdamW) mat
   REQUIRE(got.size() == 2);
   for (size_t i = 0; i < 2; ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-12 * want[i]);
   CHECK(cuda.sum_squares({}).empty());
+  // The total stays on the device: the per-tensor double sums added in order, rounded once to fp32.
+  Tensor total = Tensor::empty({1}, DType::F32, cuda.device());
+  cuda.sum_squares_total({&d1, &d2}, total);
+  CHECK(to_device(total, Device::cpu()).f32()[0] == static_cast<float>(want[0] + want[1]));
+  cuda.sum_squares_total({}, total);
+  CHECK(to_device(total, Device::cpu()).f32()[0] == 0.f);
   check_op("scale", [&](Backend& be, Device d) {
     Tensor x = on(g2, d);
     be.scale(x, 0.37f);
