@@ -13,7 +13,13 @@ Tensor host_twin(const Tensor& t, bool fill) {
 
 bool on_device(const CheckpointState& state) {
   for (const Parameter* p : state.params) {
-    if (!p->value.device().is_cpu()) return true;
+    if (p->value.defined() && !p->value.device().is_cpu()) return true;
+  }
+  // ZeRO-3 at rest holds no values, only its ranges' blocks.
+  if (state.owned) {
+    for (const OwnedRange& r : *state.owned) {
+      if (!r.value.device().is_cpu()) return true;
+    }
   }
   return false;
 }

@@ -22,14 +22,12 @@ void check_runtime_support(const Config& c) {
 
 // What the trainer runs on a GPU so far (docs/cuda.md): the GPT, MLP and Llama layers, tensor
 // (with sequence), pipeline and data parallelism (synchronous with fp32 or bf16 gradient reduction, or
-// local SGD / DiLoCo), ZeRO-1, recompute, AdamW, fp32, bf16 and fp16. The rest is refused
+// local SGD / DiLoCo), ZeRO 1-3, recompute, AdamW, fp32, bf16 and fp16. The rest is refused
 // before any work, one line naming the key, rather than run on the CPU behind the user's back.
 void check_cuda_support(const Config& c, const std::string& src) {
-  const ParallelConfig& p = c.parallel;
   const auto refuse_unless = [&](bool ok, const std::string& key, const std::string& value) {
     TESSERA_REQUIRE(ok, "{}: {} = {} with train.device = cuda: not implemented on the GPU yet", src, key, value);
   };
-  refuse_unless(p.zero_stage <= 1, "parallel.zero_stage", std::to_string(p.zero_stage));
   refuse_unless(c.prune.target_sparsity == 0, "prune.target_sparsity", fmt::format("{}", c.prune.target_sparsity));
 }
 

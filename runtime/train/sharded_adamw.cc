@@ -10,8 +10,8 @@ namespace tessera {
 
 ShardedAdamW::ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config, Backend& ops)
     : units_(units), dp_(dp), config_(config), ops_(ops) {
-  m_ = Tensor::zeros({units.shard_numel()});
-  v_ = Tensor::zeros({units.shard_numel()});
+  m_ = Tensor::zeros({units.shard_numel()}, DType::F32, ops.device());
+  v_ = Tensor::zeros({units.shard_numel()}, DType::F32, ops.device());
 }
 
 Tensor ShardedAdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {

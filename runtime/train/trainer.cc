@@ -74,7 +74,7 @@ Trainer::Trainer(const Config& config, std::unique_ptr<DataSource> owned, DataSo
   if (data_parallel() && !local_sync() && par.zero_stage >= 2) {
     // Stage 3 gathers in the compute precision (zero_units.h). Each layer is handed over as it
     // is built, so the whole model never exists on one rank.
-    zero_units_ = std::make_unique<ZeroUnits>(*groups_.dp, par.zero_stage, par.zero_prefetch,
+    zero_units_ = std::make_unique<ZeroUnits>(*groups_.dp, compute_->ops(), par.zero_stage, par.zero_prefetch,
                                               compute_->compute_dtype(),
                                               par.grad_reduce_dtype == "bf16" ? DType::BF16 : DType::F32,
                                               [this](int layer) { fix_layer_gradients(layer); });

@@ -39,7 +39,7 @@ CheckpointState Trainer::load_parameters(const std::string& step_dir, bool with_
     if (with_moments) optimizer_->load_moments(moments);
     return state;
   }
-  // ZeRO-2/3 run on the host only (runtime_support.cc refuses them on a GPU): no staging.
+  // ZeRO-2/3: one unit at a time, so no rank holds the model whole (a GPU's through host copies).
   CheckpointState state;
   for (int u = 0; u < zero_units_->unit_count(); ++u) {
     zero_units_->materialize(u);
@@ -50,7 +50,9 @@ CheckpointState Trainer::load_parameters(const std::string& step_dir, bool with_
       moments = optimizer_->checkpoint_moments(state.params, false);
       for (OptimizerMoments& mo : moments.per_param) state.moments.push_back(&mo);
     }
+    HostStaging staging(state, false);
     load_checkpoint(step_dir, state, groups_.tp.rank, groups_.tp.size);
+    staging.write_back();
     if (with_moments) optimizer_->load_moments(moments);
     zero_units_->keep_loaded(u);
   }

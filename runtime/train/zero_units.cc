@@ -6,7 +6,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "kernels/cast.h"
+#include "runtime/device/device_memory.h"
 
 namespace tessera {
 namespace {
@@ -15,33 +15,23 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
-// fp32 <-> the 16-bit formats, for what the collectives move.
-void narrow_into(const Tensor& f32, Tensor& out) {
-  const auto format = out.dtype() == DType::BF16 ? kernels::cpu::Half::BF16 : kernels::cpu::Half::F16;
-  kernels::cpu::cast_f32_to_half(format, out.data<uint16_t>(), f32.f32(), f32.numel());
-}
-
-Tensor narrowed(const Tensor& f32, DType dtype) {
-  Tensor out = Tensor::empty({f32.numel()}, dtype);
-  narrow_into(f32, out);
-  return out;
-}
-
-Tensor widened(const Tensor& half) {
-  Tensor out = Tensor::empty({half.numel()});
-  if (half.dtype() == DType::BF16) {
-    kernels::cpu::cast_bf16_to_f32(out.f32(), half.data<uint16_t>(), half.numel());
-  } else {
-    kernels::cpu::cast_f16_to_f32(out.f32(), half.data<uint16_t>(), half.numel());
-  }
-  return out;
-}
-
 }  // namespace
 
-ZeroUnits::ZeroUnits(Communicator& dp, int stage, int prefetch, DType gather_dtype, DType reduce_dtype,
+Tensor ZeroUnits::make(int64_t numel, DType dtype, bool zeroed) const {
+  return zeroed ? Tensor::zeros({numel}, dtype, ops_.device()) : Tensor::empty({numel}, dtype, ops_.device());
+}
+
+// fp32 <-> the 16-bit formats, for what the collectives move; on the units' device.
+Tensor ZeroUnits::cast_to(const Tensor& t, DType dtype) {
+  Tensor out = make(t.numel(), dtype, false);
+  ops_.cast(t, out);
+  return out;
+}
+
+ZeroUnits::ZeroUnits(Communicator& dp, Backend& ops, int stage, int prefetch, DType gather_dtype, DType reduce_dtype,
                      std::function<void(int)> finalize)
     : dp_(dp),
+      ops_(ops),
       stage_(stage),
       prefetch_(prefetch),
       gather_dtype_(gather_dtype),
@@ -97,10 +87,11 @@ int ZeroUnits::add_unit(int layer, std::vector<Parameter*> params) {
   shard_total_ += u.block;
   // The layer's own tensors hold the initial values: copied into the unit, after which the
   // layer's allocations (values and gradients) go with their last views.
-  u.full = Tensor::zeros({u.padded});
+  u.full = make(u.padded, DType::F32, true);
   for (size_t i = 0; i < u.params.size(); ++i) {
     Parameter* p = u.params[i];
-    u.full.narrow(u.offsets[i], p->value.numel()).view(u.shapes[i]).copy_from(p->value);
+    Tensor place = u.full.narrow(u.offsets[i], p->value.numel()).view(u.shapes[i]);
+    copy_tensor(place, p->value);  // built on the host: onto the device here on a GPU
     p->grad = Tensor();
   }
   bind_values(u);
@@ -115,7 +106,7 @@ int ZeroUnits::add_unit(int layer, std::vector<Parameter*> params) {
 void ZeroUnits::seal() {
   TESSERA_CHECK(!sealed_, "ZeRO: seal() twice");
   sealed_ = true;
-  shard_grads_ = Tensor::zeros({shard_total_});
+  shard_grads_ = make(shard_total_, DType::F32, true);
   // Each parameter's overlap with this rank's block [lo, hi) of its unit.
   for (Unit& u : units_) {
     const int64_t lo = dp_.rank() * u.block, hi = lo + u.block;
@@ -166,13 +157,13 @@ void ZeroUnits::start_gather(Unit& u, DType dtype) {
   if (dtype != DType::F32) {
     // In place: this rank's block is rounded straight into its place in the gathered unit, so
     // no separate send buffer is alive while the gather is in flight.
-    u.low = Tensor::empty({u.padded}, dtype);
+    u.low = make(u.padded, dtype, false);
     Tensor mine = u.low.narrow(dp_.rank() * u.block, u.block);
-    narrow_into(own_block(u), mine);
+    ops_.cast(own_block(u), mine);
     u.gathering = dp_.all_gather_async(mine, u.low);
     return;
   }
-  u.full = Tensor::empty({u.padded});
+  u.full = make(u.padded, DType::F32, false);
   u.gathering = dp_.all_gather_async(own_block(u), u.full);
 }
 
@@ -188,7 +179,7 @@ void ZeroUnits::ensure_gathered(Unit& u) {
     trace_->add("zero_gather_wait", "comm", waited, done);
   }
   if (u.low.defined()) {
-    u.full = widened(u.low);
+    u.full = cast_to(u.low, DType::F32);
     u.low = Tensor();
   }
   bind_values(u);
@@ -255,7 +246,7 @@ void ZeroUnits::after_backward(int layer) {
 void ZeroUnits::bind_grads(Unit& u) {
   // The previous microbatch's reduce-scatter of this unit must land before its buffers go.
   complete_scatter(u);
-  u.grad = Tensor::zeros({u.padded});
+  u.grad = make(u.padded, DType::F32, true);
   for (size_t i = 0; i < u.params.size(); ++i) {
     u.params[i]->grad = u.grad.narrow(u.offsets[i], shape_numel(u.shapes[i])).view(u.shapes[i]);
   }
@@ -268,8 +259,8 @@ void ZeroUnits::start_scatter(Unit& u) {
   // One reduce-scatter in flight while the next unit's gradient is computed: two unit
   // gradients alive at most (and a tied unit's, accumulating), as the memory model counts them.
   for (Unit& other : units_) complete_scatter(other);
-  if (reduce_dtype_ == DType::BF16) u.grad = narrowed(u.grad, DType::BF16);
-  u.reduced = Tensor::empty({u.block}, reduce_dtype_);
+  if (reduce_dtype_ == DType::BF16) u.grad = cast_to(u.grad, DType::BF16);
+  u.reduced = make(u.block, reduce_dtype_, false);
   if (!first_scatter_) first_scatter_ = std::chrono::steady_clock::now();
   u.scattering = dp_.reduce_scatter_async(u.grad, u.reduced, ReduceOp::Sum);
 }
@@ -279,10 +270,9 @@ void ZeroUnits::complete_scatter(Unit& u) {
   u.scattering->wait();
   u.scattering.reset();
   last_scatter_ = std::chrono::steady_clock::now();
-  if (u.reduced.dtype() == DType::BF16) u.reduced = widened(u.reduced);
-  float* acc = shard_grads_.f32() + u.shard_offset;
-  const float* in = u.reduced.f32();
-  for (int64_t i = 0; i < u.block; ++i) acc[i] += in[i];
+  if (u.reduced.dtype() == DType::BF16) u.reduced = cast_to(u.reduced, DType::F32);
+  Tensor acc = shard_grads_.narrow(u.shard_offset, u.block);
+  ops_.accumulate(acc, u.reduced);
   u.grad = Tensor();
   u.reduced = Tensor();
 }
@@ -332,7 +322,8 @@ void ZeroUnits::take_shards() {
   if (stage_ != 3) return;
   for (Unit& u : units_) {
     TESSERA_CHECK(u.full.defined(), "ZeRO-3: take_shards of layer {} without gathered values", u.layer);
-    own_block(u).copy_from(u.full.narrow(dp_.rank() * u.block, u.block));
+    Tensor block = own_block(u);
+    copy_tensor(block, u.full.narrow(dp_.rank() * u.block, u.block));
   }
 }
 
@@ -340,14 +331,15 @@ void ZeroUnits::materialize(int unit) {
   Unit& u = units_.at(unit);
   if (stage_ != 3) return;
   TESSERA_CHECK(!u.full.defined() && !u.gathering, "ZeRO-3: layer {}'s unit is in use", u.layer);
-  u.full = Tensor::zeros({u.padded});
+  u.full = make(u.padded, DType::F32, true);
   bind_values(u);
 }
 
 void ZeroUnits::keep_loaded(int unit) {
   Unit& u = units_.at(unit);
   if (stage_ != 3) return;
-  own_block(u).copy_from(u.full.narrow(dp_.rank() * u.block, u.block));
+  Tensor block = own_block(u);
+  copy_tensor(block, u.full.narrow(dp_.rank() * u.block, u.block));
   release(u);
 }
 
@@ -366,7 +358,7 @@ std::vector<Tensor> ZeroUnits::gather_per_param(const Tensor* shard, const std::
   }
   std::map<const Parameter*, Tensor> by_param;
   for (Unit& u : units_) {
-    Tensor full = Tensor::zeros({u.padded});
+    Tensor full = make(u.padded, DType::F32, true);
     dp_.all_gather(shard->narrow(u.shard_offset, u.block), full);
     for (size_t i = 0; i < u.params.size(); ++i) {
       by_param[u.params[i]] = full.narrow(u.offsets[i], shape_numel(u.shapes[i])).view(u.shapes[i]);
@@ -385,7 +377,8 @@ void ZeroUnits::scatter_from_params(const std::vector<Tensor>& full, const std::
     const auto it = by_param.find(piece.param);
     if (it == by_param.end()) continue;  // not in the subset given
     const Tensor& t = *it->second;
-    shard.narrow(piece.shard, piece.numel).copy_from(t.view({t.numel()}).narrow(piece.param_begin, piece.numel));
+    Tensor dst = shard.narrow(piece.shard, piece.numel);
+    copy_tensor(dst, t.view({t.numel()}).narrow(piece.param_begin, piece.numel));
   }
 }
 

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "runtime/comm/communicator.h"
+#include "runtime/compute/backend.h"
 #include "runtime/model/layer_hooks.h"
 #include "runtime/model/model.h"
 #include "runtime/train/grad_sync.h"
@@ -53,10 +54,11 @@ class ZeroUnits final : public LayerHooks {
     Tensor value;
   };
 
-  // Stage 2 or 3 over `dp` (borrowed). finalize(layer) is the trainer's gradient fix-up, run
-  // before a unit's gradient is reduce-scattered. gather_dtype: F32, BF16 or F16; reduce_dtype:
-  // F32 or BF16 (see above). Layers are then added with adopt() and the set closed with seal().
-  ZeroUnits(Communicator& dp, int stage, int prefetch, DType gather_dtype, DType reduce_dtype,
+  // Stage 2 or 3 over `dp` (borrowed), the units on ops' device (borrowed; its casts and sums
+  // run there). finalize(layer) is the trainer's gradient fix-up, run before a unit's gradient is
+  // reduce-scattered. gather_dtype: F32, BF16 or F16; reduce_dtype: F32 or BF16 (see above).
+  // Layers are then added with adopt() and the set closed with seal().
+  ZeroUnits(Communicator& dp, Backend& ops, int stage, int prefetch, DType gather_dtype, DType reduce_dtype,
             std::function<void(int)> finalize);
   // The next layer (layers are numbered across chunks in order, as the trainer does), of model
   // chunk `chunk`: its parameters' values move into units, of which stage 3 keeps only this
@@ -135,6 +137,10 @@ class ZeroUnits final : public LayerHooks {
     bool accumulating = false;  // grad is bound and collects this microbatch's backwards
     std::unique_ptr<CommRequest> scattering;
   };
+  // A flat buffer of numel on the units' device, zeroed or not.
+  Tensor make(int64_t numel, DType dtype, bool zeroed) const;
+  // t converted to dtype on the units' device (the 16-bit gathers and reductions).
+  Tensor cast_to(const Tensor& t, DType dtype);
   int add_unit(int layer, std::vector<Parameter*> params);
   const std::vector<int>& units_of(int layer) const;
   void bind_grads(Unit& u);
@@ -150,6 +156,7 @@ class ZeroUnits final : public LayerHooks {
   Tensor own_block(Unit& u);
 
   Communicator& dp_;
+  Backend& ops_;
   int stage_, prefetch_;
   DType gather_dtype_, reduce_dtype_;
   std::function<void(int)> finalize_;
