@@ -316,9 +316,8 @@ void CudaBackend::cross_entropy_backward(Tensor& dlogits, const Tensor& logits, 
 }
 
 
-// The partial sums are doubles on the device (kept in the bytes of F32 tensors: Tensor has no
-// F64), all read back in one host wait.
-// Each tensor's sum of squares in double on the device: n doubles in an fp32 tensor of 2n.
+// Each tensor's sum of squares in double on the device, kept in the bytes of an F32 tensor of 2n
+// elements (Tensor has no F64); sum_squares reads them back in one host wait.
 Tensor CudaBackend::sums_of_squares(const std::vector<const Tensor*>& xs) {
   const On on{device(), context_->stream()};
   const auto n = static_cast<int64_t>(xs.size());
