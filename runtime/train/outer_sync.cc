@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "runtime/device/device_memory.h"
 #include "runtime/bf16.h"
+#include "runtime/device/device_memory.h"
 
 namespace tessera {
 namespace {
