@@ -121,8 +121,13 @@ set_tests_properties(cuda.refuse_more_ranks_than_gpus PROPERTIES LABELS "cuda;mp
 # (TESSERA_EMU_DEVICES=2, one per rank) against the one-GPU run, which the first test records.
 # The tolerances are argued in docs/cuda.md ("Training on the GPU").
 set(cuda_train_reference ${CMAKE_CURRENT_BINARY_DIR}/cuda_train_np1.jsonl)
-set(cuda_train_args ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-    --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+set(cuda_invariance ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
+    --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE})
+# The tied Llama (GQA, RMSNorm, SwiGLU, rotary, head tied to the embedding), small microbatches.
+set(cuda_llama_tied --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml
+    --common train.peak_tflops=1 --common train.micro_batch_size=1
+    --common model.untie_embeddings_and_output_weights=false)
+set(cuda_train_args ${cuda_invariance}
     --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 10 --common train.peak_tflops=1
     --common train.micro_batch_size=1 --common train.global_batch_size=2)
 add_test(NAME cuda.train_emulated.reference
@@ -142,11 +147,8 @@ set_tests_properties(cuda.train_emulated.vs_cpu cuda.train_emulated.tp2 PROPERTI
 # GPUs under tp 2 with sequence parallelism, against the CPU fp32 run on one rank, 6 steps at the
 # same tolerance.
 add_test(NAME cuda.train_emulated.llama_tied_tp2_sp
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 6 --rtol 1e-5
-                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
-                 --common model.untie_embeddings_and_output_weights=false
+         COMMAND ${cuda_invariance}
+                 ${cuda_llama_tied} --steps 6 --rtol 1e-5 --common train.global_batch_size=2
                  --np 2 --set train.device=cuda --set parallel.tensor_model_parallel_size=2
                  --set parallel.sequence_parallel=true
                  --host-waits 1
@@ -184,11 +186,8 @@ add_test(NAME cuda.train_emulated.pp2
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.pp2 PROPERTIES FIXTURES_REQUIRED cuda_train_reference)
 add_test(NAME cuda.train_emulated.llama_tied_pp2_interleaved
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 4 --rtol 1e-5
-                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=4
-                 --common model.untie_embeddings_and_output_weights=false
+         COMMAND ${cuda_invariance}
+                 ${cuda_llama_tied} --steps 4 --rtol 1e-5 --common train.global_batch_size=4
                  --np 2 --set train.device=cuda --set parallel.pipeline_model_parallel_size=2
                  --set parallel.virtual_stages=2 --set parallel.schedule=interleaved
                  --host-waits 1
@@ -196,8 +195,7 @@ add_test(NAME cuda.train_emulated.llama_tied_pp2_interleaved
 # Gradients all-reduced in bf16 (parallel.grad_reduce_dtype) on two emulated GPUs against the same
 # on two CPU ranks: the same roundings, 6 steps at 1e-5.
 add_test(NAME cuda.train_emulated.dp2_bf16_reduce
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+         COMMAND ${cuda_invariance}
                  --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-5
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
                  --common parallel.grad_reduce_dtype=bf16 --base-np 2 --np 2 --set train.device=cuda
@@ -209,8 +207,7 @@ add_test(NAME cuda.train_emulated.dp2_bf16_reduce
 # way, 2^-11 of that element; measured 6.9e-7), and the loss scaler's rules (check_loss_scaling.py:
 # a forced overflow skips the step and halves the scale, growth after the window).
 add_test(NAME cuda.train_emulated.fp16_vs_cpu
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+         COMMAND ${cuda_invariance}
                  --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-4
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=2
                  --common train.precision=fp16 --np 1 --set train.device=cuda
@@ -229,19 +226,13 @@ add_test(NAME cuda.train_emulated.fp16_loss_scaling
 # step 3 and resumed from its dp-sharded checkpoint (written from host copies, loaded one unit at
 # a time through them): bit-identical.
 add_test(NAME cuda.train_emulated.llama_tied_zero2
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 4 --rtol 1e-5
-                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=4
-                 --common model.untie_embeddings_and_output_weights=false
+         COMMAND ${cuda_invariance}
+                 ${cuda_llama_tied} --steps 4 --rtol 1e-5 --common train.global_batch_size=4
                  --np 2 --set train.device=cuda --set parallel.zero_stage=2 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME cuda.train_emulated.llama_tied_zero3_bf16
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml --steps 4 --rtol 1e-3
-                 --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=4
-                 --common model.untie_embeddings_and_output_weights=false --common train.precision=bf16
+         COMMAND ${cuda_invariance}
+                 ${cuda_llama_tied} --steps 4 --rtol 1e-3 --common train.global_batch_size=4 --common train.precision=bf16
                  --common parallel.grad_reduce_dtype=bf16 --base-np 2 --base-set parallel.zero_stage=3
                  --np 2 --set train.device=cuda --set parallel.zero_stage=3 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
@@ -257,8 +248,7 @@ add_test(NAME cuda.train_emulated.zero3_resume
 # the losses (each replica's gradient norm is its own) at 1e-5, one host wait per step and two at
 # a sync (the fragment's copy to the host).
 add_test(NAME cuda.train_emulated.diloco_dp2
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+         COMMAND ${cuda_invariance}
                  --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --steps 6 --rtol 1e-5 --keys loss,val_loss
                  --common train.peak_tflops=1 --common train.micro_batch_size=1 --common train.global_batch_size=4
                  --base-np 2 --base-set parallel.data_parallel_sync=diloco --base-set parallel.sync_interval=3
