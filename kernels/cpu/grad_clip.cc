@@ -12,9 +12,17 @@ double sum_squares(const float* x, int64_t n) {
   const int threads = detail::threads_for(n);
   std::vector<double> partial(threads, 0.0);
   detail::parallel_ranges(n, threads, [&](int64_t b, int64_t e) {
+    // Explicit lanes: GCC vectorises an `omp simd reduction` over doubles with gathers here,
+    // which ran at a sixth of memory bandwidth (perf, 2026-12-07).
+    constexpr int64_t kLanes = 32;
+    double lanes[kLanes] = {};
+    int64_t i = b;
+    for (; i + kLanes <= e; i += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) lanes[j] += static_cast<double>(x[i + j]) * x[i + j];
+    }
     double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = b; i < e; ++i) s += static_cast<double>(x[i]) * x[i];
+    for (; i < e; ++i) s += static_cast<double>(x[i]) * x[i];
+    for (double lane : lanes) s += lane;
     partial[threads == 1 ? 0 : omp_get_thread_num()] = s;
   });
   double total = 0.0;
