@@ -13,7 +13,8 @@ namespace tessera::kernels::cpu {
 // scalars: m = lerp(m, g, 1 - b1); v = b2 v + (1 - b2) g^2;
 // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), after p *= 1 - lr wd.
 void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int64_t step) {
+                  float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                  float grad_scale) {
   TESSERA_CHECK(step >= 1, "adamw_update: step is 1-based, got {}", step);
   const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
@@ -25,12 +26,14 @@ void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n
   // torch.lerp's two forms, chosen by the weight as it does, round differently.
   const bool lerp_from_start = one_minus_b1 < 0.5f;
   // Eigen array expressions vectorise sqrt (a plain loop would not: std::sqrt sets errno);
-  // blocks of 1024 keep the three passes over m, v and param in L1.
+  // blocks of 1024 keep the passes over the scaled gradient, m, v and param in L1.
   constexpr int64_t kBlock = 1024;
   detail::parallel_elements(n, 12, [&](int64_t b, int64_t e) {
+    float scaled[kBlock];
     for (int64_t i = b; i < e; i += kBlock) {
       const int64_t len = std::min(kBlock, e - i);
-      const detail::ConstArrayMap g(grad + i, len);
+      detail::ArrayMap g(scaled, len);
+      g = detail::ConstArrayMap(grad + i, len) * grad_scale;
       detail::ArrayMap mi(m + i, len), vi(v + i, len), pi(param + i, len);
       if (lerp_from_start) {
         mi += one_minus_b1 * (g - mi);

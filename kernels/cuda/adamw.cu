@@ -18,6 +18,7 @@ struct AdamScalars {
   float beta2;
   float one_minus_b2;
   float eps;
+  float grad_scale;    // the global-norm clip coefficient, applied as its own multiply
   bool lerp_from_start;
 };
 
@@ -27,7 +28,7 @@ struct AdamScalars {
 __global__ void adamw_kernel(float* param, __nv_bfloat16* param_bf16, const float* grad, float* m,
                              float* v, int64_t n, AdamScalars s) {
   for (int64_t i = detail::grid_start(); i < n; i += detail::grid_stride()) {
-    const float g = grad[i];
+    const float g = grad[i] * s.grad_scale;
     float mi = m[i];
     mi = s.lerp_from_start ? mi + s.one_minus_b1 * (g - mi) : g - (g - mi) * (1.0f - s.one_minus_b1);
     const float vi = v[i] * s.beta2 + s.one_minus_b2 * g * g;
@@ -43,7 +44,7 @@ __global__ void adamw_kernel(float* param, __nv_bfloat16* param_bf16, const floa
 
 void adamw_update(float* param, uint16_t* param_bf16, const float* grad, float* m, float* v,
                   int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                  int64_t step, cudaStream_t stream) {
+                  int64_t step, float grad_scale, cudaStream_t stream) {
   TESSERA_CHECK(step >= 1, "adamw_update: step is 1-based, got {}", step);
   if (n <= 0) return;
   // PyTorch computes the bias corrections in double on the host and applies them as float
@@ -58,6 +59,7 @@ void adamw_update(float* param, uint16_t* param_bf16, const float* grad, float* 
   s.beta2 = beta2;
   s.one_minus_b2 = static_cast<float>(1.0 - beta2);
   s.eps = eps;
+  s.grad_scale = grad_scale;
   s.lerp_from_start = s.one_minus_b1 < 0.5f;
   adamw_kernel<<<detail::blocks_for(n), detail::kThreads, 0, stream>>>(
       param, reinterpret_cast<__nv_bfloat16*>(param_bf16), grad, m, v, n, s);

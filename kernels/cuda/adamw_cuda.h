@@ -16,6 +16,6 @@ namespace tessera::kernels::cuda {
 // patterns) in the same pass: the compute copy of bf16 mixed precision.
 void adamw_update(float* param, uint16_t* param_bf16, const float* grad, float* m, float* v,
                   int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                  int64_t step, cudaStream_t stream);
+                  int64_t step, float grad_scale, cudaStream_t stream);
 
 }  // namespace tessera::kernels::cuda

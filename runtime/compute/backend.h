@@ -33,6 +33,7 @@ struct MatmulArgs {
 struct AdamWStep {
   float lr, beta1, beta2, eps, weight_decay;
   int64_t step;
+  float grad_scale = 1.0f;  // the gradient is used times this (the global-norm clip coefficient)
 };
 
 class Backend {

@@ -55,7 +55,9 @@ void Compute::linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, co
     dout_c = to_compute(dout);
   }
   if (dx != nullptr) backend_->matmul({dout_c, false, this->weight(weight), false, *dx, nullptr, false});
-  backend_->matmul({dout_c, true, x_c, false, weight.grad, nullptr, true});
+  const bool first_contribution = weight.grad_zero;
+  weight.grad_zero = false;
+  backend_->matmul({dout_c, true, x_c, false, weight.grad, nullptr, !first_contribution});
 }
 
 std::unique_ptr<Compute> make_cpu_compute(Precision precision, const std::string& gemm) {

@@ -43,7 +43,8 @@ class Compute {
 
   // out [rows, out] = x_c [rows, in] * W^T (+ bias), W [out, in] as nn.Linear; x_c from to_compute.
   void linear_forward(Tensor& out, const Tensor& x_c, Parameter& weight, Parameter* bias) const;
-  // dx = dout * W (skipped when dx is null), W.grad += dout^T x_c, bias.grad += colsum(dout).
+  // dx = dout * W (skipped when dx is null), W.grad += dout^T x_c (written instead when
+  // W.grad_zero: the first contribution since the grads were zeroed), bias.grad += colsum(dout).
   void linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout, const Tensor& x_c) const;
 
  private:

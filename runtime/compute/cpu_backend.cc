@@ -303,7 +303,7 @@ void CpuBackend::sum_squares_total(const std::vector<const Tensor*>& xs, Tensor&
 void CpuBackend::scale(Tensor& x, float factor) { k::scale(x.f32(), factor, x.numel()); }
 void CpuBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
   k::adamw_update(param.f32(), grad.f32(), m.f32(), v.f32(), param.numel(), s.lr, s.beta1, s.beta2, s.eps,
-                  s.weight_decay, s.step);
+                  s.weight_decay, s.step, s.grad_scale);
 }
 
 }  // namespace tessera

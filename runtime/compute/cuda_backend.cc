@@ -355,7 +355,7 @@ void CudaBackend::scale(Tensor& x, float factor) {
 void CudaBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& s) {
   const On on{device(), context_->stream()};
   kc::adamw_update(on.f(param), nullptr, on.f(grad), on.f(m), on.f(v), param.numel(), s.lr, s.beta1, s.beta2, s.eps,
-                   s.weight_decay, s.step, on.stream);
+                   s.weight_decay, s.step, s.grad_scale, on.stream);
 }
 
 }  // namespace tessera

@@ -107,7 +107,9 @@ Parameter* Model::find(const std::string& name) {
 void Model::zero_grad() {
   // ZeRO-2/3 parameters have a gradient only while their layer's backward runs.
   for (Parameter* p : parameters()) {
-    if (p->grad.defined()) p->grad.zero();
+    if (!p->grad.defined()) continue;
+    p->grad.zero();
+    p->grad_zero = !p->tied;
   }
 }
 

@@ -47,6 +47,11 @@ struct Parameter {
   // The trainer zeroes masked gradients and the optimizers re-zero masked weights and moments,
   // so pruned weights stay exactly zero (runtime/compression/mask.h).
   Tensor mask;
+  // The grad holds zeros nothing has added to since it was zeroed, so the first weight gradient
+  // may be written instead of added (a GEMM that does not read its output back: ~4% of a
+  // weight-gradient GEMM here). Set where grads are zeroed, never for a tied table, whose grad
+  // has a second writer (the embedding's scatter); cleared by Compute::linear_backward.
+  bool grad_zero = false;
   // Low-precision copy of `value` for GEMMs under mixed precision, kept by Compute::weight
   // (runtime/compute/compute.h): remade from the master when its version is stale.
   Tensor compute_copy;

@@ -22,13 +22,14 @@ double learning_rate(const OptimizerConfig& opt, int64_t step, int64_t max_steps
   return opt.min_lr + coeff * (opt.lr - opt.min_lr);
 }
 
-AdamWStep adamw_step(const OptimizerConfig& config, double lr, bool weight_decay, int64_t step) {
+AdamWStep adamw_step(const OptimizerConfig& config, double lr, bool weight_decay, int64_t step, float grad_scale) {
   return {static_cast<float>(lr),
           static_cast<float>(config.beta1),
           static_cast<float>(config.beta2),
           static_cast<float>(config.eps),
           weight_decay ? static_cast<float>(config.weight_decay) : 0.f,
-          step};
+          step,
+          grad_scale};
 }
 
 AdamW::AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Backend& ops)
@@ -43,10 +44,6 @@ Tensor AdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {
   std::vector<Parameter*> params;
   for (const State& s : states_) params.push_back(s.param);
   return squared_norm(counted_gradients(params, tp), nullptr, tp, pp, ops_);
-}
-
-void AdamW::clip_gradients(float coeff) {
-  for (const State& s : states_) ops_.scale(s.param->grad, coeff);
 }
 
 bool scale_and_check_finite(Backend& ops, std::vector<Tensor> grads, float factor) {
@@ -69,13 +66,13 @@ bool AdamW::scale_gradients(float factor) {
   return scale_and_check_finite(ops_, std::move(grads), factor);
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, float grad_scale) {
   ++step_;
   for (State& s : states_) {
     Parameter& p = *s.param;
     const int64_t n = p.value.numel();
     if (p.mask.defined()) apply_mask(p.grad.f32(), p.mask.f32(), n);
-    ops_.adamw_update(p.value, p.grad, s.m, s.v, adamw_step(config_, lr, p.weight_decay, step_));
+    ops_.adamw_update(p.value, p.grad, s.m, s.v, adamw_step(config_, lr, p.weight_decay, step_, grad_scale));
     if (p.mask.defined()) {
       for (Tensor* t : {&p.value, &s.m, &s.v}) apply_mask(t->f32(), p.mask.f32(), n);
     }

@@ -20,7 +20,7 @@ namespace tessera {
 double learning_rate(const OptimizerConfig& opt, int64_t step, int64_t max_steps);
 
 // The AdamW update's arguments for one parameter: weight decay only where the parameter takes it.
-AdamWStep adamw_step(const OptimizerConfig& config, double lr, bool weight_decay, int64_t step);
+AdamWStep adamw_step(const OptimizerConfig& config, double lr, bool weight_decay, int64_t step, float grad_scale);
 
 // An optimizer's moments as per-parameter local shards, for a checkpoint save or load. The
 // views in `per_param` may point into `storage` (a sharded optimizer's gathered buffers),
@@ -38,13 +38,12 @@ class Optimizer {
   // over pp when given): a [1] fp32 tensor on the compute device, the same on every rank, not
   // read back (grad_norm.h).
   virtual Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) = 0;
-  // Multiplies those gradients by coeff (global-norm clipping; the trainer forms coeff from the norm).
-  virtual void clip_gradients(float coeff) = 0;
   // Multiplies the gradients this optimizer updates by factor (fp16: divides the loss scale out
   // before clipping); returns whether they are all finite on this rank.
   virtual bool scale_gradients(float factor) = 0;
-  // One update with learning rate lr from the (clipped) gradients.
-  virtual void step(double lr) = 0;
+  // One update with learning rate lr from the gradients times grad_scale: global-norm clipping
+  // (the trainer forms the coefficient from the norm), applied inside the update's one pass.
+  virtual void step(double lr, float grad_scale) = 0;
   virtual int64_t steps_taken() const = 0;
   virtual void set_steps_taken(int64_t steps) = 0;
   // Bytes of optimizer state held by this rank.
@@ -68,10 +67,8 @@ class AdamW : public Optimizer {
   // device; the moments are made there.
   AdamW(std::vector<Parameter*> params, const OptimizerConfig& config, Backend& ops);
   Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) override;
-  void clip_gradients(float coeff) override;
   bool scale_gradients(float factor) override;
-  // One update of every parameter from its grad with learning rate lr.
-  void step(double lr) override;
+  void step(double lr, float grad_scale) override;
   int64_t steps_taken() const override { return step_; }
   void set_steps_taken(int64_t steps) override { step_ = steps; }
   int64_t state_bytes() const override;

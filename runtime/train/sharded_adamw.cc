@@ -29,9 +29,7 @@ Tensor ShardedAdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {
   return squared_norm(views, &dp_, tp, pp, ops_);
 }
 
-void ShardedAdamW::clip_gradients(float coeff) { ops_.scale(units_.shard_grads(), coeff); }
-
-void ShardedAdamW::step(double lr) {
+void ShardedAdamW::step(double lr, float grad_scale) {
   ++step_;
   for (const ZeroUnits::Piece& piece : units_.pieces()) {
     const Parameter& p = *piece.param;
@@ -39,7 +37,7 @@ void ShardedAdamW::step(double lr) {
     Tensor m = m_.narrow(piece.shard, piece.numel), v = v_.narrow(piece.shard, piece.numel);
     const float* mask = p.mask.defined() ? p.mask.f32() + piece.param_begin : nullptr;
     if (mask) apply_mask(g.f32(), mask, piece.numel);
-    ops_.adamw_update(value, g, m, v, adamw_step(config_, lr, p.weight_decay, step_));
+    ops_.adamw_update(value, g, m, v, adamw_step(config_, lr, p.weight_decay, step_, grad_scale));
     if (mask) {
       for (const Tensor* x : {&value, &m, &v}) apply_mask(x->f32(), mask, piece.numel);
     }

@@ -13,14 +13,13 @@ namespace tessera {
 class ShardedAdamW : public Optimizer {
  public:
   // units and dp are borrowed and must outlive the optimizer.
-  // The norm, the clip and the update run on ops (borrowed), the backend of the parameters' device.
+  // The norm and the update run on ops (borrowed), the backend of the parameters' device.
   ShardedAdamW(ZeroUnits& units, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
   Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) override;
-  void clip_gradients(float coeff) override;
   bool scale_gradients(float factor) override { return scale_and_check_finite(ops_, {units_.shard_grads()}, factor); }
   // Updates this rank's blocks, then lets the units gather them (stage 2).
-  void step(double lr) override;
+  void step(double lr, float grad_scale) override;
   int64_t state_bytes() const override { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }
   int64_t steps_taken() const override { return step_; }
   void set_steps_taken(int64_t steps) override { step_ = steps; }

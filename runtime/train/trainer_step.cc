@@ -189,10 +189,7 @@ StepResult Trainer::optimizer_step() {
   read_to_host(scalars, host);
   r.loss = host[0].f32()[0];
   r.grad_norm = overflow ? std::numeric_limits<double>::infinity() : std::sqrt(static_cast<double>(host[1].f32()[0]));
-  if (!overflow) {
-    const float coeff = kernels::cpu::clip_coefficient(r.grad_norm, static_cast<float>(t.optimizer.grad_clip));
-    if (coeff < 1.f) optimizer_->clip_gradients(coeff);
-  }
+  const float clip = overflow ? 1.f : kernels::cpu::clip_coefficient(r.grad_norm, static_cast<float>(t.optimizer.grad_clip));
   if (loss_scaler_ && loss_scaler_->update(overflow, step_ + 1)) {
     // fp16 overflow: an expected event under dynamic loss scaling, not train.on_nan's business.
     r.skipped = true;
@@ -208,7 +205,7 @@ StepResult Trainer::optimizer_step() {
     r.skipped = true;
     ++skipped_steps_;
   } else {
-    optimizer_->step(r.lr);
+    optimizer_->step(r.lr, clip);
   }
   trace("optimizer", start);
   ++step_;

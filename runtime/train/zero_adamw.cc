@@ -44,8 +44,6 @@ Tensor ZeroAdamW::squared_grad_norm(const TpGroup& tp, Communicator* pp) {
   return squared_norm(views, &dp_, tp, pp, ops_);
 }
 
-void ZeroAdamW::clip_gradients(float coeff) { ops_.scale(sync_.shard_grads(), coeff); }
-
 CheckpointMoments ZeroAdamW::checkpoint_moments(const std::vector<Parameter*>& params, bool gather) {
   Tensor exp_avg, exp_avg_sq;
   if (gather) {
@@ -88,7 +86,7 @@ std::optional<std::vector<OwnedRange>> ZeroAdamW::owned_ranges(const std::vector
   return out;
 }
 
-void ZeroAdamW::step(double lr) {
+void ZeroAdamW::step(double lr, float grad_scale) {
   const Tensor& shard_grads = sync_.shard_grads();
   ++step_;
   for_each_piece([&](const FlatSegment& s, int64_t b, int64_t e) {
@@ -98,7 +96,7 @@ void ZeroAdamW::step(double lr) {
     // The piece [b, e) of the parameter starts at element b - s.offset of its mask.
     const float* mask = s.param->mask.defined() ? s.param->mask.f32() + (b - s.offset) : nullptr;
     if (mask) apply_mask(grad.f32(), mask, e - b);
-    ops_.adamw_update(value, grad, m, v, adamw_step(config_, lr, s.param->weight_decay, step_));
+    ops_.adamw_update(value, grad, m, v, adamw_step(config_, lr, s.param->weight_decay, step_, grad_scale));
     if (mask) {
       for (const Tensor* x : {&value, &m, &v}) apply_mask(x->f32(), mask, e - b);
     }

@@ -20,13 +20,12 @@ class ZeroAdamW : public Optimizer {
   ZeroAdamW(FlatParameters& flat, GradientSync& sync, Communicator& dp, const OptimizerConfig& config, Backend& ops);
 
   // The squared global norm from the shards (reduced over dp, tp and pp; tp-replicated parameters
-  // counted once), and clipping of this rank's shard.
+  // counted once).
   Tensor squared_grad_norm(const TpGroup& tp, Communicator* pp) override;
-  void clip_gradients(float coeff) override;
   // Scales this rank's gradient shard (the only gradients it updates from).
   bool scale_gradients(float factor) override { return scale_and_check_finite(ops_, {sync_.shard_grads()}, factor); }
   // Updates this rank's shard from its gradient shard and all-gathers the parameters.
-  void step(double lr) override;
+  void step(double lr, float grad_scale) override;
   int64_t state_bytes() const override { return static_cast<int64_t>(m_.nbytes() + v_.nbytes()); }
   int64_t steps_taken() const override { return step_; }
   void set_steps_taken(int64_t steps) override { step_ = steps; }

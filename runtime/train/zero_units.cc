@@ -249,6 +249,7 @@ void ZeroUnits::bind_grads(Unit& u) {
   u.grad = make(u.padded, DType::F32, true);
   for (size_t i = 0; i < u.params.size(); ++i) {
     u.params[i]->grad = u.grad.narrow(u.offsets[i], shape_numel(u.shapes[i])).view(u.shapes[i]);
+    u.params[i]->grad_zero = !u.params[i]->tied;
   }
   u.accumulating = true;
 }

@@ -29,10 +29,11 @@ TEST_CASE("cuda adamw matches the cpu kernel over several steps", "[cuda][adamw]
       for (int64_t step = 1; step <= 3; ++step) {
         const auto g = random_floats(n, 91 + static_cast<uint32_t>(step));
         const DeviceArray<float> g_d(g);
+        const float clip = step == 2 ? 0.25f : 1.0f;  // one clipped step
         cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, beta1, 0.99f, 1e-8f,
-                          0.1f, step);
+                          0.1f, step, clip);
         gpu::adamw_update(p_d.get(), p16_d.get(), g_d.get(), m_d.get(), v_d.get(), n, 1e-3f, beta1,
-                          0.99f, 1e-8f, 0.1f, step, stream.get());
+                          0.99f, 1e-8f, 0.1f, step, clip, stream.get());
         stream.sync();
       }
       // The same float operations in the same order on both sides, except that nvcc may fuse
@@ -61,7 +62,7 @@ TEST_CASE("cuda adamw without a bf16 copy leaves nothing else written", "[cuda][
   const DeviceArray<float> g_d(g);
   cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, 1);
   gpu::adamw_update(p_d.get(), nullptr, g_d.get(), m_d.get(), v_d.get(), n, 3e-4f, 0.9f, 0.95f,
-                    1e-8f, 0.0f, 1, stream.get());
+                    1e-8f, 0.0f, 1, 1.0f, stream.get());
   stream.sync();
   check_normalised("adamw param (no bf16 copy)", p_d.to_host(), p, 1e-6);
 }

@@ -78,3 +78,22 @@ TEST_CASE("kernel adamw rejects a zero step", "[kernels][adamw]") {
   CHECK_THROWS_WITH(adamw_update(&p, &g, &m, &v, 1, 1e-3f, 0.9f, 0.99f, 1e-8f, 0.0f, 0),
                     Catch::Contains("1-based"));
 }
+
+// Clipping folded into the update: the same bits as scaling the gradients in a pass of their own
+// first (what the update did before), including an element that rounds on the multiply.
+TEST_CASE("kernel adamw with a gradient scale equals scaling the gradients first", "[kernels][adamw]") {
+  const size_t n = 100003;  // the OpenMP path, and a block remainder
+  const float clip = 0.3183f;
+  std::vector<float> p = random_floats(n, 60), m(n, 0.0f), v(n, 0.0f);
+  std::vector<float> p2 = p, m2 = m, v2 = v;
+  for (int64_t step = 1; step <= 3; ++step) {
+    const std::vector<float> g = random_floats(n, 61 + step);
+    std::vector<float> scaled = g;
+    for (float& x : scaled) x *= clip;
+    adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, clip);
+    adamw_update(p2.data(), scaled.data(), m2.data(), v2.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+  }
+  CHECK(p == p2);
+  CHECK(m == m2);
+  CHECK(v == v2);
+}

@@ -108,7 +108,7 @@ void check_parity(const std::string& arch) {
     INFO("step " << step);
     CHECK(std::abs(l - losses.f32()[step]) / losses.f32()[step] < 1e-5);
     CHECK(std::abs(norm - norms.f32()[step]) / norms.f32()[step] < 1e-4);
-    opt.step(learning_rate(ref.opt, step, losses.numel()));
+    opt.step(learning_rate(ref.opt, step, losses.numel()), 1.0f);  // clipped above
   }
 }
 

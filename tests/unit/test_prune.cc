@@ -139,7 +139,7 @@ TEST_CASE("prune: AdamW with weight decay keeps masked weights and moments exact
   for (int step = 0; step < 5; ++step) {
     // Gradients everywhere, masked entries included: the optimizer must not let them in.
     p.grad.copy_from(init_normal({16, 8}, 1.f, step, "grad"));
-    adam.step(1e-2);
+    adam.step(1e-2, 1.0f);
   }
   int64_t changed = 0;
   for (int64_t i = 0; i < p.value.numel(); ++i) {
