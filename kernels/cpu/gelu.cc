@@ -21,6 +21,19 @@ void gelu_values(float* out, const float* inp, int64_t n) {
   detail::ArrayMap(out, n) = 0.5f * x * (1.0f + (kSqrt2OverPi * (x + kCubic * x.cube())).tanh());
 }
 
+// d/dx [x/2 (1 + tanh u)] with u = k (x + c x^3) is
+//   (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2).
+// n <= kBlock: tanh u lives in a stack buffer rather than a heap temporary.
+void gelu_grad_values(float* dinp, const float* inp, const float* dout, int64_t n) {
+  alignas(64) float tanh_u[kBlock];
+  detail::ConstArrayMap x(inp, n);
+  detail::ArrayMap t(tanh_u, n);
+  t = (kSqrt2OverPi * (x + kCubic * x.cube())).tanh();
+  detail::ArrayMap(dinp, n) =
+      detail::ConstArrayMap(dout, n) *
+      (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t.square()) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * x.square()));
+}
+
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, int64_t n) {
@@ -40,22 +53,37 @@ void gelu_forward(uint16_t* out, Half format, const float* inp, int64_t n) {
   });
 }
 
-// d/dx [x/2 (1 + tanh u)] with u = k (x + c x^3) is
-//   (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2).
-// Processed in cache-sized blocks so tanh u lives in a stack buffer rather than a heap temporary.
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
   detail::parallel_elements(n, kCostPerElement, [&](int64_t b, int64_t e) {
-    alignas(64) float tanh_u[kBlock];
     for (int64_t i = b; i < e; i += kBlock) {
-      const int64_t len = std::min(kBlock, e - i);
-      detail::ConstArrayMap x(inp + i, len);
-      detail::ArrayMap t(tanh_u, len);
-      t = (kSqrt2OverPi * (x + kCubic * x.cube())).tanh();
-      detail::ArrayMap(dinp + i, len) =
-          detail::ConstArrayMap(dout + i, len) *
-          (0.5f * (1.0f + t) +
-           0.5f * x * (1.0f - t.square()) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * x.square()));
+      gelu_grad_values(dinp + i, inp + i, dout + i, std::min(kBlock, e - i));
     }
+  });
+}
+
+// Threads own column ranges as in bias_backward and walk them row by row (going down the rows
+// of one narrow block instead defeats the prefetcher: 1.6x slower); each block's gradient stays
+// in L1 between its three uses.
+void gelu_backward_bias(float* dbias, uint16_t* dinp_half, Half format, const float* inp, const float* dout,
+                        int64_t rows, int64_t cols) {
+  if (rows == 0) return;
+  detail::parallel_ranges(cols, detail::threads_for(rows * cols * kCostPerElement), [&](int64_t c0, int64_t c1) {
+    alignas(64) float grad[kBlock];
+    Eigen::ArrayXf acc(c1 - c0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = c0; b < c1; b += kBlock) {
+        const int64_t len = std::min(kBlock, c1 - b), at = r * cols + b;
+        gelu_grad_values(grad, inp + at, dout + at, len);
+        auto sums = acc.segment(b - c0, len);
+        if (r == 0) {
+          sums = detail::ConstArrayMap(grad, len);
+        } else {
+          sums += detail::ConstArrayMap(grad, len);
+        }
+        cast_f32_to_half(format, dinp_half + at, grad, len);
+      }
+    }
+    detail::ArrayMap(dbias + c0, c1 - c0) += acc;
   });
 }
 

@@ -101,6 +101,9 @@ class Backend {
   // bias_backward, and dout_c = dout in dout_c's (16-bit) dtype in the same pass: a Linear's
   // output gradient feeds its bias and, rounded, its two GEMMs.
   virtual void bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) = 0;
+  // gelu_backward then bias_backward_cast of its result, which is never written in fp32: the
+  // output gradient of a Linear that feeds a GELU (dx_c 16-bit, dbias accumulated).
+  virtual void gelu_backward_bias_cast(Tensor& dbias, Tensor& dx_c, const Tensor& x, const Tensor& dout) = 0;
   // out = a + b; acc += x.
   virtual void residual_forward(Tensor& out, const Tensor& a, const Tensor& b) = 0;
   virtual void accumulate(Tensor& acc, const Tensor& x) = 0;

@@ -54,6 +54,23 @@ void Compute::linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, co
     if (bias != nullptr) backend_->bias_backward(bias->grad, dout);
     dout_c = to_compute(dout);
   }
+  weight_gemms(dx, weight, dout_c, x_c);
+}
+
+void Compute::gelu_linear_backward(Tensor* dx, Parameter& weight, Parameter& bias, const Tensor& pre,
+                                   const Tensor& dact, const Tensor& x_c) const {
+  if (!policy_.low_precision() || pre.dtype() != DType::F32 || dact.dtype() != DType::F32) {
+    Tensor dpre = empty(pre.shape());
+    backend_->gelu_backward(dpre, pre, dact);
+    linear_backward(dx, weight, &bias, dpre, x_c);
+    return;
+  }
+  Tensor dpre_c = Tensor::empty(pre.shape(), compute_dtype(), pre.device());
+  backend_->gelu_backward_bias_cast(bias.grad, dpre_c, pre, dact);
+  weight_gemms(dx, weight, dpre_c, x_c);
+}
+
+void Compute::weight_gemms(Tensor* dx, Parameter& weight, const Tensor& dout_c, const Tensor& x_c) const {
   if (dx != nullptr) backend_->matmul({dout_c, false, this->weight(weight), false, *dx, nullptr, false});
   const bool first_contribution = weight.grad_zero;
   weight.grad_zero = false;

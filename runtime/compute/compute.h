@@ -46,8 +46,16 @@ class Compute {
   // dx = dout * W (skipped when dx is null), W.grad += dout^T x_c (written instead when
   // W.grad_zero: the first contribution since the grads were zeroed), bias.grad += colsum(dout).
   void linear_backward(Tensor* dx, Parameter& weight, Parameter* bias, const Tensor& dout, const Tensor& x_c) const;
+  // linear_backward of a Linear whose output `pre` went through a GELU, from dact, the gradient
+  // at the GELU's output: under mixed precision the GELU gradient is formed, summed into the
+  // bias and rounded for the GEMMs in one pass, never stored in fp32.
+  void gelu_linear_backward(Tensor* dx, Parameter& weight, Parameter& bias, const Tensor& pre, const Tensor& dact,
+                            const Tensor& x_c) const;
 
  private:
+  // dx = dout_c * W, W.grad (+)= dout_c^T x_c: the two GEMMs of a Linear's backward.
+  void weight_gemms(Tensor* dx, Parameter& weight, const Tensor& dout_c, const Tensor& x_c) const;
+
   std::unique_ptr<Backend> backend_;
   PrecisionPolicy policy_;
   uint64_t weights_version_ = 1;

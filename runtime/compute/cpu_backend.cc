@@ -247,6 +247,12 @@ void CpuBackend::bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor&
   k::bias_backward(dbias.f32(), dout_c.data<uint16_t>(), half_format(dout_c.dtype()), dout.f32(), rows_of(dout),
                    cols_of(dout));
 }
+void CpuBackend::gelu_backward_bias_cast(Tensor& dbias, Tensor& dx_c, const Tensor& x, const Tensor& dout) {
+  TESSERA_CHECK(dx_c.numel() == dout.numel() && x.numel() == dout.numel(),
+                "gelu_backward_bias_cast: x {} and dout {} elements into {}", x.numel(), dout.numel(), dx_c.numel());
+  k::gelu_backward_bias(dbias.f32(), dx_c.data<uint16_t>(), half_format(dx_c.dtype()), x.f32(), dout.f32(),
+                        rows_of(dout), cols_of(dout));
+}
 void CpuBackend::residual_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   k::residual_forward(out.f32(), a.f32(), b.f32(), a.numel());
 }

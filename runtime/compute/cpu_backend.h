@@ -55,6 +55,7 @@ class CpuBackend : public Backend {
   void bias_forward(Tensor& x, const Tensor& bias) override;
   void bias_backward(Tensor& dbias, const Tensor& dout) override;
   void bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor& dout) override;
+  void gelu_backward_bias_cast(Tensor& dbias, Tensor& dx_c, const Tensor& x, const Tensor& dout) override;
   void residual_forward(Tensor& out, const Tensor& a, const Tensor& b) override;
   void accumulate(Tensor& acc, const Tensor& x) override;
   void token_embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, int64_t vocab_start) override;

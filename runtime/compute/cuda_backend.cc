@@ -255,6 +255,13 @@ void CudaBackend::bias_backward_cast(Tensor& dbias, Tensor& dout_c, const Tensor
   cast(dout, dout_c);
 }
 
+// Composed on the GPU, where the fp32 round trip costs bandwidth the GEMMs dwarf.
+void CudaBackend::gelu_backward_bias_cast(Tensor& dbias, Tensor& dx_c, const Tensor& x, const Tensor& dout) {
+  Tensor dx = Tensor::empty(dout.shape(), DType::F32, device());
+  gelu_backward(dx, x, dout);
+  bias_backward_cast(dbias, dx_c, dx);
+}
+
 void CudaBackend::residual_forward(Tensor& out, const Tensor& a, const Tensor& b) {
   const On on{device(), context_->stream()};
   kc::residual_forward(on.f(out), on.f(a), on.f(b), a.numel(), on.stream);

@@ -109,13 +109,11 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   const Tensor dy = exit_tp_region_backward(dy_in, tp_);
   Tensor dact = m.empty({N, Fl});
   m.linear_backward(&dact, mlp_proj_w_, nullptr, dy, s.act);
-  Tensor dfc = m.empty({N, Fl});
-  ops.gelu_backward(dfc, s.fc, dact);
   Tensor dh2 = m.empty({N, C});
   // Sequence parallelism keeps only the ln2 shard; the full input is gathered again here
   // rather than held through the whole forward-backward gap.
   const Tensor h2 = enter_tp_region_forward(s.ln2, tp_);
-  m.linear_backward(&dh2, fc_w_, &fc_b_, dfc, h2);
+  m.gelu_linear_backward(&dh2, fc_w_, fc_b_, s.fc, dact, h2);
   const Tensor dln2 = enter_tp_region_backward(dh2, tp_);
   Tensor dx2 = m.empty({Ns, C});
   ops.layernorm_backward(dx2, ln2_w_.grad, ln2_b_.grad, dln2, s.x2, ln2_w_.value, s.mean2, s.rstd2);

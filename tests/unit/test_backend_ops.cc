@@ -210,6 +210,25 @@ TEST_CASE("every backend: layernorm, gelu and bias-gradient casts in bf16/fp16 a
         const Tensor x_rounded = cast_to(*be, x, dtype);
         CHECK(std::equal(db_fused.f32(), db_fused.f32() + C, db.f32()));
         CHECK(std::equal(x16.data<uint16_t>(), x16.data<uint16_t>() + x16.numel(), x_rounded.data<uint16_t>()));
+        // A Linear feeding a GELU: the GELU gradient summed into the bias and rounded, one pass.
+        const Tensor dact = random_tensor({rows, C}, 34);
+        Tensor dgelu = Tensor::empty({rows, C});
+        be->gelu_backward(dgelu, x, dact);
+        Tensor dbg = random_tensor({C}, 35), dbg_fused = dbg.clone(), dgelu16 = Tensor::empty({rows, C}, dtype);
+        be->bias_backward(dbg, dgelu);
+        be->gelu_backward_bias_cast(dbg_fused, dgelu16, x, dact);
+        const Tensor dgelu_rounded = cast_to(*be, dgelu, dtype);
+        if (C % 16 == 0) {
+          CHECK(std::equal(dbg_fused.f32(), dbg_fused.f32() + C, dbg.f32()));
+          CHECK(std::equal(dgelu16.data<uint16_t>(), dgelu16.data<uint16_t>() + dgelu16.numel(),
+                           dgelu_rounded.data<uint16_t>()));
+        } else {
+          // A ragged row takes Eigen's scalar tanh where the flat pass took its vector one (and
+          // the reverse): a few fp32 ulp apart, at most one 16-bit rounding step.
+          CHECK(normalized_error(dbg_fused, dbg) < 1e-6);
+          CHECK(normalized_error(cast_to(*be, dgelu16, DType::F32), cast_to(*be, dgelu_rounded, DType::F32)) <
+                (dtype == DType::BF16 ? 4e-3 : 5e-4));
+        }
       }
     }
   }
