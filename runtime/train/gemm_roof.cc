@@ -49,4 +49,9 @@ GemmRoof measure_gemm_roof(Backend& backend, DType dtype, int n, int trials) {
           dtype_name(dtype)};
 }
 
+double roof_at_least(double roof, double achieved, const std::function<double()>& remeasure) {
+  if (achieved <= roof) return roof;
+  return std::max(remeasure(), achieved);
+}
+
 }  // namespace tessera

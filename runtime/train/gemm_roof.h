@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "runtime/compute/backend.h"
@@ -25,5 +26,11 @@ double measure_gemm_rate(Backend& backend, int64_t m, int64_t n, int64_t k, DTyp
 
 // The roof: measure_gemm_rate of an n x n x n product.
 GemmRoof measure_gemm_roof(Backend& backend, DType dtype, int n = 1024, int trials = 10);
+
+// The roof once a logged window ran at `achieved` FLOP/s: `roof` when it is higher. Otherwise
+// the measurement behind it was slowed (another process on the cores for its ~0.1 s), so the
+// roof is measured again with `remeasure`, and is at least `achieved`: an MFU above 100% would
+// be a false figure.
+double roof_at_least(double roof, double achieved, const std::function<double()>& remeasure);
 
 }  // namespace tessera

@@ -197,6 +197,17 @@ void Trainer::set_mfu_roof() {
                       roof.flops / 1e9, roof.dtype, ops.name(), roof.implementation));
 }
 
+void Trainer::raise_mfu_roof(double achieved) {
+  const double before = peak_flops_;
+  peak_flops_ = roof_at_least(peak_flops_, achieved, [this] {
+    return measure_gemm_roof(compute_->ops(), compute_->compute_dtype()).flops;
+  });
+  message(LogLevel::Warning,
+          fmt::format("MFU roof re-measured: {:.0f} GFLOP/s per rank; the start-up measurement ({:.0f}) was below "
+                      "step {}'s {:.0f} (other work on the cores while it ran)",
+                      peak_flops_ / 1e9, before / 1e9, step_, achieved / 1e9));
+}
+
 double Trainer::evaluate() {
   TESSERA_REQUIRE(data_->has_validation(), "Trainer::evaluate: the data source has no validation split");
   // The masters changed since the step's forward made the low-precision copies (the update):

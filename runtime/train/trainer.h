@@ -215,6 +215,8 @@ class Trainer {
   // The MFU denominator: train.peak_tflops, else the best GEMM rate of this run's backend and
   // compute dtype, measured now (warns when the dtype runs emulated).
   void set_mfu_roof();
+  // A logged window outran the measured roof (roof_at_least): measures it again, says so.
+  void raise_mfu_roof(double achieved);
 
   // Steps recorded in the trace: the first is skipped (allocations, first-touch), then ten.
   static constexpr int64_t kTraceFirstStep = 1, kTraceSteps = 10;

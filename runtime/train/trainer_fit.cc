@@ -111,7 +111,9 @@ void Trainer::fit() {
     m.grad_norm = r.grad_norm;
     m.step_ms = window.step_ms / window.steps;
     m.tokens_per_s = tokens_per_step / (m.step_ms / 1e3);
-    m.mfu = flops_per_step / (m.step_ms / 1e3) / (peak_flops_ * world);
+    const double achieved = flops_per_step / (m.step_ms / 1e3) / world;
+    if (t.peak_tflops <= 0 && achieved > peak_flops_) raise_mfu_roof(achieved);
+    m.mfu = achieved / peak_flops_;
     m.mem_bytes = peak_tensor_bytes();
     m.val_loss = val;
     m.skipped_steps = skipped_steps_;
