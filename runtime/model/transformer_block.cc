@@ -104,11 +104,16 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   const int64_t Ns = s.x.dim(0), N = s.B * s.T, C = shape_.hidden, Al = attn_local_, Fl = ffn_local_;
   const int64_t D = head_dim_;
 
+  // The projections' biases are added after the tp reduction, so their gradients come from the
+  // rows of this rank's sequence shard; without sequence parallelism that is the GEMMs' dout
+  // itself, and its bias sums ride the pass that rounds it for them.
+  const bool bias_in_gemm_pass = !tp_.sequence_sharded();
+
   // MLP branch: y = x2 + proj(gelu(fc(ln2(x2)))).
-  ops.bias_backward(mlp_proj_b_.grad, dy_in);
+  if (!bias_in_gemm_pass) ops.bias_backward(mlp_proj_b_.grad, dy_in);
   const Tensor dy = exit_tp_region_backward(dy_in, tp_);
   Tensor dact = m.empty({N, Fl});
-  m.linear_backward(&dact, mlp_proj_w_, nullptr, dy, s.act);
+  m.linear_backward(&dact, mlp_proj_w_, bias_in_gemm_pass ? &mlp_proj_b_ : nullptr, dy, s.act);
   Tensor dh2 = m.empty({N, C});
   // Sequence parallelism keeps only the ln2 shard; the full input is gathered again here
   // rather than held through the whole forward-backward gap.
@@ -120,10 +125,10 @@ Tensor TransformerBlock::backward(const Tensor& dy_in, const MicrobatchContext& 
   ops.accumulate(dx2, dy_in);
 
   // Attention branch: x2 = x + proj(attn(qkv(ln1(x)))).
-  ops.bias_backward(attn_proj_b_.grad, dx2);
+  if (!bias_in_gemm_pass) ops.bias_backward(attn_proj_b_.grad, dx2);
   const Tensor do_ = exit_tp_region_backward(dx2, tp_);
   Tensor datt = m.empty({N, Al});
-  m.linear_backward(&datt, attn_proj_w_, nullptr, do_, s.att);
+  m.linear_backward(&datt, attn_proj_w_, bias_in_gemm_pass ? &attn_proj_b_ : nullptr, do_, s.att);
   if (!s.probs.defined()) {
     Tensor unused = m.empty({N, Al}, m.compute_dtype());
     s.probs = ops.attention_forward(unused, s.qkv, s.B, s.T, heads_local_, D);
