@@ -50,7 +50,8 @@ struct Parameter {
   // The grad holds zeros nothing has added to since it was zeroed, so the first weight gradient
   // may be written instead of added (a GEMM that does not read its output back: ~4% of a
   // weight-gradient GEMM here). Set where grads are zeroed, never for a tied table, whose grad
-  // has a second writer (the embedding's scatter); cleared by Compute::linear_backward.
+  // has a second writer (the embedding's scatter); cleared by the weight-gradient GEMM of
+  // Compute::linear_backward. A layer that adds to such a grad by other means first clears it.
   bool grad_zero = false;
   // Low-precision copy of `value` for GEMMs under mixed precision, kept by Compute::weight
   // (runtime/compute/compute.h): remade from the master when its version is stale.
