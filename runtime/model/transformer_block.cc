@@ -69,11 +69,13 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   // The attention output is written in the compute dtype: it is the next GEMM's input.
   s.att = m.empty({N, Al}, m.compute_dtype());
   s.probs = ops.attention_forward(s.att, s.qkv, B, T, heads_local_, D);
+  // The replicated projection biases are added once, after the partial sums are reduced; with
+  // no tensor parallelism there is nothing to reduce and the GEMM adds them.
+  const bool bias_in_gemm = tp_.size == 1;
   Tensor o = m.empty({N, C});
-  m.linear_forward(o, s.att, attn_proj_w_, nullptr);
+  m.linear_forward(o, s.att, attn_proj_w_, bias_in_gemm ? &attn_proj_b_ : nullptr);
   o = exit_tp_region_forward(o, tp_);
-  // The replicated bias is added once, after the partial sums are reduced.
-  ops.bias_forward(o, attn_proj_b_.value);
+  if (!bias_in_gemm) ops.bias_forward(o, attn_proj_b_.value);
   s.x2 = m.empty({Ns, C});
   ops.residual_forward(s.x2, x, o);
 
@@ -87,9 +89,9 @@ Tensor TransformerBlock::forward(const Tensor& x, const MicrobatchContext& ctx) 
   s.act = m.empty({N, Fl}, m.compute_dtype());
   ops.gelu_forward(s.act, s.fc);
   Tensor p = m.empty({N, C});
-  m.linear_forward(p, s.act, mlp_proj_w_, nullptr);
+  m.linear_forward(p, s.act, mlp_proj_w_, bias_in_gemm ? &mlp_proj_b_ : nullptr);
   p = exit_tp_region_forward(p, tp_);
-  ops.bias_forward(p, mlp_proj_b_.value);
+  if (!bias_in_gemm) ops.bias_forward(p, mlp_proj_b_.value);
   Tensor y = m.empty({Ns, C});
   ops.residual_forward(y, s.x2, p);
   if (recompute_attention_) s.probs = Tensor();
