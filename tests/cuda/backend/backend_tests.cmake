@@ -123,6 +123,12 @@ set_tests_properties(cuda.refuse_more_ranks_than_gpus PROPERTIES LABELS "cuda;mp
 set(cuda_train_reference ${CMAKE_CURRENT_BINARY_DIR}/cuda_train_np1.jsonl)
 set(cuda_invariance ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_invariance.py
     --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE})
+# Two emulated GPUs stopped at step 3 and resumed (with a ZeRO stage added per test).
+set(cuda_zero_resume ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py
+    --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
+    --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --np 2 --steps 6 --stop 3
+    --set train.device=cuda --set train.micro_batch_size=1 --set train.global_batch_size=2
+    --set train.peak_tflops=1)
 # The tied Llama (GQA, RMSNorm, SwiGLU, rotary, head tied to the embedding), small microbatches.
 set(cuda_llama_tied --config ${PROJECT_SOURCE_DIR}/configs/tests/llama_tiny.yaml
     --common train.peak_tflops=1 --common train.micro_batch_size=1
@@ -237,11 +243,7 @@ add_test(NAME cuda.train_emulated.llama_tied_zero3_bf16
                  --np 2 --set train.device=cuda --set parallel.zero_stage=3 --host-waits 1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME cuda.train_emulated.zero3_resume
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --np 2 --steps 6 --stop 3
-                 --set train.device=cuda --set parallel.zero_stage=3 --set train.micro_batch_size=1
-                 --set train.global_batch_size=2 --set train.peak_tflops=1
+         COMMAND ${cuda_zero_resume} --set parallel.zero_stage=3
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # DiLoCo between two emulated GPUs (the outer state on the host, the parameters copied over at
 # each sync, the outer all-reduce over MPI) against the same on two CPU ranks, 6 steps of H = 3:
@@ -259,11 +261,7 @@ add_test(NAME cuda.train_emulated.diloco_dp2
 # with a dp-sharded checkpoint written from host copies and resumed: bit-identical to the run
 # that was not stopped.
 add_test(NAME cuda.train_emulated.zero1_resume
-         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/check_resume.py
-                 --tessera $<TARGET_FILE:tessera_emulated> --mpirun ${MPIEXEC_EXECUTABLE}
-                 --config ${PROJECT_SOURCE_DIR}/configs/tests/gpt_tiny.yaml --np 2 --steps 6 --stop 3
-                 --set train.device=cuda --set parallel.zero_stage=1 --set train.micro_batch_size=1
-                 --set train.global_batch_size=2 --set train.peak_tflops=1
+         COMMAND ${cuda_zero_resume} --set parallel.zero_stage=1
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cuda.train_emulated.reference cuda.train_emulated.vs_cpu cuda.train_emulated.tp2
                      cuda.train_emulated.llama_tied_tp2_sp cuda.train_emulated.recompute_full
